@@ -1,0 +1,85 @@
+namespace Redundancy.Block.Engine.Config;
+
+/// <summary>
+/// A resource fully resolved from the configuration: `common` inherited, `include`s expanded,
+/// DRBD 8.4 spellings normalised. This is what rbadm sends to the agent, as drbdadm hands the
+/// kernel a resolved resource. Section options are kept as ordered name → value pairs; typed
+/// accessors live in `ResourceOptions`.
+/// </summary>
+public sealed record ResourceDefinition
+{
+    public required string Name { get; init; }
+
+    /// <summary>The `on HOST { }` sections, in file order.</summary>
+    public required IReadOnlyList<NodeDefinition> Nodes { get; init; }
+
+    /// <summary>`options { }` (resource options, e.g. quorum, auto-promote).</summary>
+    public IReadOnlyDictionary<string, string> Options { get; init; } = Empty;
+
+    /// <summary>`net { }` (protocol, shared-secret, after-sb-*...). 8.4's resource-level `protocol` lands here.</summary>
+    public IReadOnlyDictionary<string, string> Net { get; init; } = Empty;
+
+    /// <summary>`disk { }` (on-io-error, resync-rate, c-*...). 8.4's `syncer { }` keywords land here.</summary>
+    public IReadOnlyDictionary<string, string> Disk { get; init; } = Empty;
+
+    /// <summary>`startup { }`.</summary>
+    public IReadOnlyDictionary<string, string> Startup { get; init; } = Empty;
+
+    /// <summary>`handlers { }`: handler name → command line.</summary>
+    public IReadOnlyDictionary<string, string> Handlers { get; init; } = Empty;
+
+    /// <summary>Keywords accepted for DRBD compatibility that have no effect here, with where they were.</summary>
+    public IReadOnlyList<IgnoredKeyword> Ignored { get; init; } = [];
+
+    /// <summary>The `on` section for <paramref name="nodeName"/>, or null when the node is not part of the resource.</summary>
+    public NodeDefinition? FindNode(string nodeName) =>
+        Nodes.FirstOrDefault(n => string.Equals(n.Name, nodeName, StringComparison.Ordinal));
+
+    public static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
+}
+
+/// <summary>An `on HOST { }` section.</summary>
+public sealed record NodeDefinition
+{
+    public required string Name { get; init; }
+
+    /// <summary>`node-id`; required by DRBD 9 syntax, defaulted to the section index for 8.4 configs.</summary>
+    public required int NodeId { get; init; }
+
+    /// <summary>Replication address `ip:port` (`address`), or null when absent.</summary>
+    public string? Address { get; init; }
+
+    /// <summary>Our extension `nbd-address`: `ip:port` or `unix:PATH`. Default `127.0.0.1:10809`.</summary>
+    public string NbdAddress { get; init; } = DefaultNbdAddress;
+
+    /// <summary>Volumes of this node (resource-level volumes merged with the node's own).</summary>
+    public required IReadOnlyList<VolumeDefinition> Volumes { get; init; }
+
+    public const string DefaultNbdAddress = "127.0.0.1:10809";
+}
+
+/// <summary>A `volume N { }` section (or 8.4's implicit volume 0 from `disk`/`device`/`meta-disk` in `on`).</summary>
+public sealed record VolumeDefinition
+{
+    public required int Number { get; init; }
+
+    /// <summary>`device` (e.g. /dev/nbd0 or `minor N`), or null.</summary>
+    public string? Device { get; init; }
+
+    /// <summary>`disk`: backing device or file path; null for `disk none` (diskless).</summary>
+    public string? Disk { get; init; }
+
+    /// <summary>`meta-disk`: "internal", or the path of an external metadata device.</summary>
+    public string MetaDisk { get; init; } = "internal";
+
+    /// <summary>Index for 8.4 indexed external metadata (`meta-disk /dev/x [N]`), or null (flexible).</summary>
+    public int? MetaIndex { get; init; }
+
+    /// <summary>Per-volume `disk { }` overrides.</summary>
+    public IReadOnlyDictionary<string, string> DiskOptions { get; init; } = ResourceDefinition.Empty;
+
+    public bool IsInternalMetadata => string.Equals(MetaDisk, "internal", StringComparison.Ordinal);
+}
+
+/// <summary>A keyword accepted but without effect, reported by `rbadm dump`.</summary>
+public sealed record IgnoredKeyword(string Keyword, string Location, string Reason);

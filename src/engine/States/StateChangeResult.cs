@@ -1,0 +1,49 @@
+namespace Redundancy.Block.Engine.States;
+
+/// <summary>
+/// Outcome of a requested state change, after DRBD's drbd_state_rv. Expected refusals are values,
+/// not exceptions; <see cref="StateChangeResults.Describe"/> gives the operator-facing reason.
+/// </summary>
+public enum StateChangeResult
+{
+    Success = 1,
+    NothingToDo = 2,
+    /// <summary>SS_NO_UP_TO_DATE_DISK: promotion needs UpToDate data.</summary>
+    NoUpToDateDisk = -2,
+    /// <summary>SS_TWO_PRIMARIES: a peer is Primary and two primaries are not allowed.</summary>
+    TwoPrimaries = -1,
+    /// <summary>SS_NO_LOCAL_DISK.</summary>
+    NoLocalDisk = -4,
+    /// <summary>SS_DEVICE_IN_USE: demotion while clients hold the device open.</summary>
+    DeviceInUse = -12,
+    /// <summary>Detach or down while Primary without a peer to serve I/O.</summary>
+    IsPrimary = -13,
+    /// <summary>Attach when a disk is already attached.</summary>
+    AlreadyAttached = -14,
+    /// <summary>The backing disk could not be read or its metadata is invalid.</summary>
+    DiskError = -15,
+    /// <summary>The resource is not configured on this agent.</summary>
+    UnknownResource = -16,
+}
+
+public static class StateChangeResults
+{
+    /// <summary>One-line reason in DRBD's terms, shown by rbadm on stderr.</summary>
+    public static string Describe(StateChangeResult result) => result switch
+    {
+        StateChangeResult.Success => "success",
+        StateChangeResult.NothingToDo => "nothing to do",
+        StateChangeResult.NoUpToDateDisk => "State change failed: (-2) Need access to UpToDate data (no UpToDate disk)",
+        StateChangeResult.TwoPrimaries => "State change failed: (-1) Multiple primaries not allowed by config (peer is Primary)",
+        StateChangeResult.NoLocalDisk => "State change failed: (-4) Need a local disk (no local disk)",
+        StateChangeResult.DeviceInUse => "State change failed: (-12) Device is held open by someone (device is held open)",
+        StateChangeResult.IsPrimary => "State change failed: (-13) Refusing while Primary (demote first)",
+        StateChangeResult.AlreadyAttached => "State change failed: (-14) A disk is already attached",
+        StateChangeResult.DiskError => "State change failed: (-15) Backing disk or metadata unusable",
+        StateChangeResult.UnknownResource => "unknown resource",
+        _ => result.ToString(),
+    };
+
+    public static bool IsSuccess(this StateChangeResult result) =>
+        result is StateChangeResult.Success or StateChangeResult.NothingToDo;
+}
