@@ -1,5 +1,3 @@
-using Redundancy.Block.Engine;
-
 namespace Redundancy.Block.Engine.Tests;
 
 public class InvariantTests
