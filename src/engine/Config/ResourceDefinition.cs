@@ -33,7 +33,8 @@ public sealed record ResourceDefinition
 
     /// <summary>The `on` section for <paramref name="nodeName"/>, or null when the node is not part of the resource.</summary>
     public NodeDefinition? FindNode(string nodeName) =>
-        Nodes.FirstOrDefault(n => string.Equals(n.Name, nodeName, StringComparison.Ordinal));
+        Nodes.FirstOrDefault(n => string.Equals(n.Name, nodeName, StringComparison.Ordinal))
+        ?? Nodes.FirstOrDefault(n => n.Aliases.Contains(nodeName, StringComparer.Ordinal));
 
     public static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 }
@@ -46,8 +47,17 @@ public sealed record NodeDefinition
     /// <summary>`node-id`; required by DRBD 9 syntax, defaulted to the section index for 8.4 configs.</summary>
     public required int NodeId { get; init; }
 
-    /// <summary>Replication address `ip:port` (`address`), or null when absent.</summary>
+    /// <summary>
+    /// Further names of the same `on NAME ALIAS... { }` section: as in drbdadm, the section is one node that
+    /// matches any of its names (e.g. a host known by two hostnames). Empty for the usual one-name section.
+    /// </summary>
+    public IReadOnlyList<string> Aliases { get; init; } = [];
+
+    /// <summary>Replication address `ip:port` (`address`), or null when absent. IPv6 is written `[ip]:port`.</summary>
     public string? Address { get; init; }
+
+    /// <summary>Address family of <see cref="Address"/>: "ipv4" or "ipv6".</summary>
+    public string AddressFamily { get; init; } = "ipv4";
 
     /// <summary>Our extension `nbd-address`: `ip:port` or `unix:PATH`. Default `127.0.0.1:10809`.</summary>
     public string NbdAddress { get; init; } = DefaultNbdAddress;
@@ -65,6 +75,22 @@ public sealed record VolumeDefinition
 
     /// <summary>`device` (e.g. /dev/nbd0 or `minor N`), or null.</summary>
     public string? Device { get; init; }
+
+    /// <summary>The path part of <see cref="Device"/> (`/dev/nbd0` of `/dev/nbd0` or `/dev/drbd0 minor 0`), or null.</summary>
+    public string? DevicePath => Device is null || Device.StartsWith("minor ", StringComparison.Ordinal)
+        ? null
+        : Device.Split(' ')[0];
+
+    /// <summary>The `minor N` part of <see cref="Device"/>, or null.</summary>
+    public int? DeviceMinor
+    {
+        get
+        {
+            var words = Device?.Split(' ') ?? [];
+            int at = Array.IndexOf(words, "minor");
+            return at >= 0 && at + 1 < words.Length ? int.Parse(words[at + 1], System.Globalization.CultureInfo.InvariantCulture) : null;
+        }
+    }
 
     /// <summary>`disk`: backing device or file path; null for `disk none` (diskless).</summary>
     public string? Disk { get; init; }

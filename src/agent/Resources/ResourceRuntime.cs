@@ -1,0 +1,212 @@
+using Redundancy.Block.Engine.Config;
+using Redundancy.Block.Engine.Resources;
+using Redundancy.Block.Engine.States;
+using Redundancy.Block.Engine.Status;
+
+namespace Redundancy.Block.Agent.Resources;
+
+/// <summary>
+/// One resource that is up on this agent: its definition, the engine's state machine, the attached
+/// volumes and the NBD clients holding it open. The manager serialises every change.
+/// </summary>
+internal sealed class ResourceRuntime
+{
+    private readonly Lock exportsGate = new();
+    private readonly List<ExportHandle> openExports = [];
+    private CancellationTokenSource revocation = new();
+    private TaskCompletionSource? allClosed;
+
+    public ResourceRuntime(ResourceDefinition definition, NodeDefinition node, ResourceStateMachine state)
+    {
+        Definition = definition;
+        Node = node;
+        State = state;
+        foreach (var volume in node.Volumes)
+        {
+            DataPaths[volume.Number] = null;
+        }
+    }
+
+    public ResourceDefinition Definition { get; }
+
+    public NodeDefinition Node { get; }
+
+    public ResourceStateMachine State { get; }
+
+    public string Name => Definition.Name;
+
+    /// <summary>Attached volumes by number (absent while Diskless).</summary>
+    public Dictionary<int, VolumeRuntime> Attached { get; } = [];
+
+    /// <summary>The data path of each volume while attached (null while Diskless).</summary>
+    public Dictionary<int, VolumeDataPath?> DataPaths { get; } = [];
+
+    /// <summary>The status as last published, to compute events2 `change` lines.</summary>
+    public ResourceStatus? LastPublished { get; set; }
+
+    public int OpenCount
+    {
+        get
+        {
+            lock (exportsGate)
+            {
+                return openExports.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs a state change atomically with respect to clients opening the device, so a client can
+    /// never open a resource that is being demoted or detached.
+    /// </summary>
+    public T UnderExportsLock<T>(Func<int, T> change)
+    {
+        lock (exportsGate)
+        {
+            return change(openExports.Count);
+        }
+    }
+
+    /// <summary>The NBD export name of a volume: the resource name for volume 0, `NAME/N` otherwise.</summary>
+    public string ExportName(int volume) => volume == 0 ? Name : $"{Name}/{volume}";
+
+    /// <summary>The volume an export name refers to, or null.</summary>
+    public int? VolumeOfExport(string exportName)
+    {
+        foreach (var volume in Node.Volumes)
+        {
+            if (ExportName(volume.Number) == exportName)
+            {
+                return volume.Number;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Gives an NBD client a hold on a volume; refused (with DRBD's reason) unless Primary with data.</summary>
+    public bool TryOpen(int volume, out ExportHandle? handle, out string refusal)
+    {
+        handle = null;
+        lock (exportsGate)
+        {
+            if (State.Role != Role.Primary)
+            {
+                refusal = $"{Name} is {State.Role}: only a Primary serves I/O (run `rbadm primary {Name}`)";
+                return false;
+            }
+            var dataPath = DataPaths.GetValueOrDefault(volume);
+            var disk = State.Volume(volume).Disk;
+            if (dataPath is null || disk != DiskState.UpToDate)
+            {
+                refusal = $"{ExportName(volume)} has no UpToDate data (disk:{disk})";
+                return false;
+            }
+            handle = new ExportHandle(ExportName(volume), dataPath, revocation.Token, Release);
+            openExports.Add(handle);
+            refusal = string.Empty;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Takes the device away from every client (`secondary --force`, `down`, shutdown): their
+    /// requests fail with ESHUTDOWN and they are disconnected. Completes when all have let go or
+    /// after <paramref name="timeout"/>.
+    /// </summary>
+    public async Task RevokeClientsAsync(TimeSpan timeout)
+    {
+        Task closed;
+        lock (exportsGate)
+        {
+            if (openExports.Count == 0)
+            {
+                return;
+            }
+            allClosed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            closed = allClosed.Task;
+        }
+        await revocation.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAny(closed, Task.Delay(timeout)).ConfigureAwait(false);
+        lock (exportsGate)
+        {
+            revocation.Dispose();
+            revocation = new CancellationTokenSource();
+        }
+    }
+
+    private void Release(ExportHandle handle)
+    {
+        TaskCompletionSource? done = null;
+        lock (exportsGate)
+        {
+            openExports.Remove(handle);
+            if (openExports.Count == 0)
+            {
+                done = allClosed;
+                allClosed = null;
+            }
+        }
+        done?.TrySetResult();
+    }
+
+    /// <summary>The drbdsetup-shaped status of this resource now.</summary>
+    public ResourceStatus Snapshot()
+    {
+        int open = OpenCount;
+        return new ResourceStatus
+        {
+            Name = Name,
+            NodeId = Node.NodeId,
+            Role = State.Role,
+            Devices = [.. State.Volumes.Select(v => DeviceSnapshot(v, open))],
+            Connections = [.. State.Peers.Select(p => new ConnectionStatus
+            {
+                PeerNodeId = p.NodeId,
+                Name = p.Name,
+                ConnectionState = p.Connection,
+                PeerRole = p.PeerRole,
+                PeerDevices = [.. State.Volumes.Select(v => new PeerDeviceStatus
+                {
+                    Volume = v.Number,
+                    ReplicationState = p.IsConnected ? ReplicationState.Established : ReplicationState.Off,
+                    PeerDiskState = p.PeerDisk,
+                })],
+            })],
+        };
+    }
+
+    private DeviceStatus DeviceSnapshot(VolumeState volume, int openCount)
+    {
+        var dataPath = DataPaths.GetValueOrDefault(volume.Number);
+        return new DeviceStatus
+        {
+            Volume = volume.Number,
+            Minor = MinorOf(volume.Number),
+            DiskState = volume.Disk,
+            Client = volume.Disk == DiskState.Diskless,
+            Open = openCount > 0,
+            SizeKib = (volume.Metadata?.UsableSizeBytes ?? 0) / 1024,
+            ReadKib = (dataPath?.ReadBytes ?? 0) / 1024,
+            WrittenKib = (dataPath?.WrittenBytes ?? 0) / 1024,
+            UpperPending = dataPath?.InFlight ?? 0,
+            NbdExport = ExportName(volume.Number),
+            NbdAddress = Node.NbdAddress,
+            NbdClients = openCount,
+        };
+    }
+
+    /// <summary>`device minor N` or /dev/nbdN gives the minor; otherwise the volume number.</summary>
+    private int MinorOf(int volume)
+    {
+        string? device = Node.Volumes.FirstOrDefault(v => v.Number == volume)?.Device;
+        if (device is not null)
+        {
+            string digits = new([.. device.Reverse().TakeWhile(char.IsAsciiDigit).Reverse()]);
+            if (digits.Length > 0 && int.TryParse(digits, out int minor))
+            {
+                return minor;
+            }
+        }
+        return volume;
+    }
+}

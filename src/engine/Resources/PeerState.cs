@@ -1,0 +1,21 @@
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Engine.Resources;
+
+/// <summary>A peer node of a resource as this node sees it: the connection and the peer's role.</summary>
+public sealed class PeerState(string name, int nodeId)
+{
+    public string Name { get; } = name;
+
+    public int NodeId { get; } = nodeId;
+
+    /// <summary>StandAlone until a connection is asked for (`connect`, part of `up` once peers replicate).</summary>
+    public ConnectionState Connection { get; internal set; } = ConnectionState.StandAlone;
+
+    public Role PeerRole { get; internal set; } = Role.Unknown;
+
+    /// <summary>The peer's disk state as last reported by the peer; DUnknown while not connected.</summary>
+    public DiskState PeerDisk { get; internal set; } = DiskState.DUnknown;
+
+    public bool IsConnected => Connection == ConnectionState.Connected;
+}

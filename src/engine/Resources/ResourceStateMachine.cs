@@ -1,0 +1,274 @@
+using Redundancy.Block.Engine.Io;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Engine.Resources;
+
+/// <summary>
+/// The state of one resource on this node — role, disk states, peers — and DRBD's rules for
+/// changing it. Pure: it does no I/O. A change either is refused (a <see cref="StateChangeResult"/>
+/// saying why, nothing changed) or is applied, leaving <see cref="StateTransition"/>s to log and
+/// volumes whose metadata the host must persist (<see cref="VolumeState.MetadataDirty"/>).
+/// Not thread-safe: the host serialises calls.
+/// </summary>
+public sealed class ResourceStateMachine
+{
+    private readonly IRandom random;
+    private readonly List<StateTransition> transitions = [];
+    private readonly VolumeState[] volumes;
+    private readonly PeerState[] peers;
+
+    public ResourceStateMachine(string name, int nodeId, IEnumerable<int> volumeNumbers, IEnumerable<PeerState> peerStates, IRandom random)
+    {
+        Name = name;
+        NodeId = nodeId;
+        this.random = random;
+        volumes = [.. volumeNumbers.Order().Select(n => new VolumeState(n))];
+        peers = [.. peerStates];
+        Invariant.Assert(volumes.Length > 0, $"{name}: a resource has at least one volume");
+        Invariant.Assert(volumes.Select(v => v.Number).Distinct().Count() == volumes.Length, $"{name}: volume numbers are unique");
+        Invariant.Assert(peers.All(p => p.NodeId != nodeId), $"{name}: a peer cannot have this node's node-id");
+    }
+
+    public string Name { get; }
+
+    public int NodeId { get; }
+
+    public Role Role { get; private set; } = Role.Secondary;
+
+    public IReadOnlyList<VolumeState> Volumes => volumes;
+
+    public IReadOnlyList<PeerState> Peers => peers;
+
+    public VolumeState Volume(int number) =>
+        volumes.FirstOrDefault(v => v.Number == number) ?? throw new ArgumentOutOfRangeException(nameof(number), number, $"{Name} has no volume {number}");
+
+    /// <summary>Returns and forgets the transitions applied since the last call.</summary>
+    public IReadOnlyList<StateTransition> TakeTransitions()
+    {
+        var taken = transitions.ToList();
+        transitions.Clear();
+        return taken;
+    }
+
+    /// <summary>
+    /// Attaches a disk whose metadata was read: the disk state follows DRBD's rules from the flags.
+    /// A disk that was left Primary without a clean demotion is marked crashed-primary.
+    /// </summary>
+    public StateChangeResult Attach(int volumeNumber, Superblock metadata)
+    {
+        var volume = Volume(volumeNumber);
+        if (volume.Disk != DiskState.Diskless)
+        {
+            return StateChangeResult.AlreadyAttached;
+        }
+        SetDisk(volume, DiskState.Attaching);
+        volume.Metadata = metadata;
+        volume.UpdateMetadata(md =>
+        {
+            var flags = md.Flags & ~MetadataFlags.AlClean;
+            if (Role == Role.Secondary && flags.HasFlag(MetadataFlags.PrimaryInd))
+            {
+                flags = (flags & ~MetadataFlags.PrimaryInd) | MetadataFlags.CrashedPrimary;
+            }
+            return md with { Flags = flags };
+        });
+        SetDisk(volume, DiskStateFromMetadata(volume.Metadata!));
+        return StateChangeResult.Success;
+    }
+
+    /// <summary>
+    /// Gives every configured peer a bitmap slot in the volume's metadata (the first free one), as
+    /// DRBD 9 does when it first meets a peer. The host checks beforehand that enough slots are free.
+    /// </summary>
+    public void AssignPeerSlots(int volumeNumber)
+    {
+        var volume = Volume(volumeNumber);
+        volume.UpdateMetadata(md =>
+        {
+            var slots = md.Peers.ToBuilder();
+            foreach (var peer in peers.Where(p => md.FindPeerSlot(p.NodeId) < 0))
+            {
+                int free = slots.ToList().FindIndex(s => s.IsFree);
+                Invariant.Assert(free >= 0, $"{Name}/{volumeNumber}: a free peer slot for node-id {peer.NodeId}");
+                slots[free] = new PeerSlot(peer.NodeId, 0, PeerSlotFlags.None, free);
+            }
+            return md with { Peers = slots.MoveToImmutable() };
+        });
+    }
+
+    /// <summary>
+    /// The disk state metadata implies at attach: not consistent → Inconsistent; consistent but not
+    /// known up-to-date → Outdated; otherwise Consistent, which is UpToDate when there is no peer to
+    /// ask (a resource with no peers configured is its own newest copy).
+    /// </summary>
+    public DiskState DiskStateFromMetadata(Superblock metadata)
+    {
+        if (!metadata.Flags.HasFlag(MetadataFlags.Consistent))
+        {
+            return DiskState.Inconsistent;
+        }
+        if (!metadata.Flags.HasFlag(MetadataFlags.WasUpToDate))
+        {
+            return DiskState.Outdated;
+        }
+        return peers.Length == 0 ? DiskState.UpToDate : DiskState.Consistent;
+    }
+
+    /// <summary>
+    /// Detaches a volume's disk. Refused while Primary with this as the only UpToDate data, unless
+    /// forced (DRBD 9 refuses the same). The final metadata marks the activity log clean.
+    /// </summary>
+    public StateChangeResult Detach(int volumeNumber, bool force)
+    {
+        var volume = Volume(volumeNumber);
+        if (volume.Disk == DiskState.Diskless)
+        {
+            return StateChangeResult.NothingToDo;
+        }
+        if (Role == Role.Primary && volume.Disk == DiskState.UpToDate && !force && !PeerHasUpToDateData())
+        {
+            return StateChangeResult.NoUpToDateDisk;
+        }
+        SetDisk(volume, DiskState.Detaching);
+        volume.UpdateMetadata(md => md with { Flags = md.Flags | MetadataFlags.AlClean });
+        return StateChangeResult.Success;
+    }
+
+    /// <summary>The host wrote the final metadata and closed the disk: the volume is Diskless.</summary>
+    public void CompleteDetach(int volumeNumber)
+    {
+        var volume = Volume(volumeNumber);
+        Invariant.Assert(volume.Disk is DiskState.Detaching or DiskState.Failed, $"{Name}/{volumeNumber}: detach completes from Detaching or Failed");
+        SetDisk(volume, DiskState.Diskless);
+        volume.Metadata = null;
+        volume.MarkMetadataPersisted();
+    }
+
+    /// <summary>
+    /// A local I/O error under `on-io-error detach`: the disk is Failed, and the host detaches it.
+    /// </summary>
+    public void DiskFailed(int volumeNumber)
+    {
+        var volume = Volume(volumeNumber);
+        if (volume.Disk is DiskState.Diskless or DiskState.Failed)
+        {
+            return;
+        }
+        SetDisk(volume, DiskState.Failed);
+    }
+
+    /// <summary>
+    /// Promotes to Primary (drbd_set_role). Needs UpToDate data on every volume; a Consistent disk
+    /// with no connected peer is taken as UpToDate (the peer cannot be newer without us knowing,
+    /// fencing aside). <paramref name="force"/> makes an Inconsistent or Outdated disk UpToDate and
+    /// starts a new data generation.
+    /// </summary>
+    public StateChangeResult Promote(bool force)
+    {
+        if (Role == Role.Primary)
+        {
+            return StateChangeResult.NothingToDo;
+        }
+        if (peers.Any(p => p.IsConnected && p.PeerRole == Role.Primary))
+        {
+            return StateChangeResult.TwoPrimaries;
+        }
+        foreach (var volume in volumes)
+        {
+            var refusal = PromotionRefusal(volume, force);
+            if (refusal is not null)
+            {
+                return refusal.Value;
+            }
+        }
+        foreach (var volume in volumes)
+        {
+            bool forced = volume.Disk is DiskState.Inconsistent or DiskState.Outdated;
+            if (volume.Disk is DiskState.Consistent or DiskState.Inconsistent or DiskState.Outdated)
+            {
+                SetDisk(volume, DiskState.UpToDate);
+            }
+            volume.UpdateMetadata(md =>
+            {
+                var promoted = md with { Flags = md.Flags | MetadataFlags.PrimaryInd | MetadataFlags.Consistent | MetadataFlags.WasUpToDate };
+                return forced || !AllPeersConnected() ? WithNewCurrentUuid(promoted) : WithPrimaryBit(promoted, primary: true);
+            });
+        }
+        SetRole(Role.Primary);
+        return StateChangeResult.Success;
+    }
+
+    /// <summary>
+    /// Demotes to Secondary. Refused while the device is held open (NBD clients connected) unless
+    /// forced; the host then fails their requests and disconnects them.
+    /// </summary>
+    public StateChangeResult Demote(bool force, bool deviceOpen)
+    {
+        if (Role == Role.Secondary)
+        {
+            return StateChangeResult.NothingToDo;
+        }
+        if (deviceOpen && !force)
+        {
+            return StateChangeResult.DeviceInUse;
+        }
+        foreach (var volume in volumes.Where(v => v.Metadata is not null))
+        {
+            volume.UpdateMetadata(md => WithPrimaryBit(md with { Flags = md.Flags & ~MetadataFlags.PrimaryInd }, primary: false));
+        }
+        SetRole(Role.Secondary);
+        return StateChangeResult.Success;
+    }
+
+    private StateChangeResult? PromotionRefusal(VolumeState volume, bool force) => volume.Disk switch
+    {
+        DiskState.UpToDate => null,
+        DiskState.Consistent when !peers.Any(p => p.IsConnected) => null,
+        DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force => null,
+        DiskState.Diskless or DiskState.Failed or DiskState.Detaching or DiskState.Attaching =>
+            PeerHasUpToDateData() ? null : StateChangeResult.NoUpToDateDisk,
+        _ => StateChangeResult.NoUpToDateDisk,
+    };
+
+    /// <summary>
+    /// Starts a new data generation (drbd_uuid_new_current): the old current UUID goes to history
+    /// and becomes the bitmap UUID of every peer not connected now, so a later resync knows what the
+    /// peer missed. The low bit marks a Primary's UUID.
+    /// </summary>
+    private Superblock WithNewCurrentUuid(Superblock md)
+    {
+        Span<bool> disconnected = stackalloc bool[md.Peers.Length];
+        for (int slot = 0; slot < md.Peers.Length; slot++)
+        {
+            var peerSlot = md.Peers[slot];
+            disconnected[slot] = !peerSlot.IsFree && !peers.Any(p => p.NodeId == peerSlot.NodeId && p.IsConnected);
+        }
+        return md.WithGenerationIds(md.GenerationIds.NewCurrentUuid(random.NextUInt64(), primary: true, disconnected));
+    }
+
+    private static Superblock WithPrimaryBit(Superblock md, bool primary) =>
+        md.WithGenerationIds(md.GenerationIds.WithPrimaryBit(primary));
+
+    private bool AllPeersConnected() => peers.All(p => p.IsConnected);
+
+    private bool PeerHasUpToDateData() => peers.Any(p => p.IsConnected && p.PeerDisk == DiskState.UpToDate);
+
+    private void SetRole(Role role)
+    {
+        if (Role != role)
+        {
+            transitions.Add(new StateTransition(Name, "role", Role.ToString(), role.ToString()));
+            Role = role;
+        }
+    }
+
+    private void SetDisk(VolumeState volume, DiskState disk)
+    {
+        if (volume.Disk != disk)
+        {
+            transitions.Add(new StateTransition($"{Name}/{volume.Number}", "disk", volume.Disk.ToString(), disk.ToString()));
+            volume.Disk = disk;
+        }
+    }
+}

@@ -1,0 +1,121 @@
+// FileBlockDevice with O_DIRECT on a file on a real disk filesystem (RB_TEST_DISK_DIR, /var/tmp by
+// default): unaligned requests through bounce buffers, read-modify-write of edge blocks, concurrent
+// writers inside one block, and size rounding. If the filesystem refuses O_DIRECT the open fails with
+// a message saying so, and these tests fail with it rather than pass without testing anything.
+using Redundancy.Block.Agent.Storage;
+
+namespace Redundancy.Block.Agent.Tests.Storage;
+
+public sealed class DirectIoTests : IDisposable
+{
+    private const long SizeBytes = 8 << 20;
+    private static readonly FileBlockDeviceOptions Direct = new() { DirectIo = true };
+    private readonly TempDiskFile file = new(SizeBytes);
+
+    public void Dispose() => file.Dispose();
+
+    [Fact]
+    public async Task UnalignedWrites_RoundTripAndLeaveNeighboursIntact()
+    {
+        byte[] model = TempDiskFile.Pattern((int)SizeBytes, seed: 10);
+        using var device = FileBlockDevice.Open(file.Path, Direct);
+        Assert.True(device.IsDirectIo);
+        await device.WriteAsync(0, model, fua: false); // aligned offset and length, unaligned managed memory
+
+        (long Offset, int Length)[] writes = [(12_289, 10_000), (4_096, 1), (8_191, 2), (511, (3 << 20) + 123), (SizeBytes - 17, 17)];
+        for (int i = 0; i < writes.Length; i++)
+        {
+            byte[] data = TempDiskFile.Pattern(writes[i].Length, seed: 100 + i);
+            await device.WriteAsync(writes[i].Offset, data, fua: i % 2 == 0);
+            data.CopyTo(model, writes[i].Offset);
+        }
+
+        var whole = new byte[SizeBytes];
+        await device.ReadAsync(0, whole);
+        Assert.True(model.AsSpan().SequenceEqual(whole), "direct I/O contents differ from the model");
+        var odd = new byte[5_555];
+        await device.ReadAsync(1_000_003, odd);
+        Assert.True(model.AsSpan(1_000_003, 5_555).SequenceEqual(odd));
+    }
+
+    [Fact]
+    public async Task DirectWrites_AreOnDiskForABufferedReader()
+    {
+        byte[] data = TempDiskFile.Pattern(6_000, seed: 11);
+        using (var device = FileBlockDevice.Open(file.Path, Direct))
+        {
+            await device.WriteAsync(70_001, data, fua: true);
+        }
+
+        byte[] onDisk = await File.ReadAllBytesAsync(file.Path);
+        Assert.True(data.AsSpan().SequenceEqual(onDisk.AsSpan(70_001, 6_000)));
+        Assert.True(onDisk.AsSpan(65_536, 70_001 - 65_536).IndexOfAnyExcept((byte)0) < 0, "head of the edge block must stay zero");
+    }
+
+    [Fact]
+    public void ConcurrentWritersOfDifferentBytesInOneBlock_DoNotLoseUpdates()
+    {
+        // Each thread owns 512 bytes of one 4096-byte block and checks its bytes after every write: an
+        // unlocked read-modify-write by a neighbour would write back a stale copy of them.
+        using var device = FileBlockDevice.Open(file.Path, Direct);
+        const int writers = 4;
+        const int pieceBytes = 512;
+        const int iterations = 1_500;
+        using var start = new Barrier(writers);
+        var lost = new int[writers];
+        var threads = new Thread[writers];
+        for (int w = 0; w < writers; w++)
+        {
+            int writer = w;
+            threads[w] = new Thread(() =>
+            {
+                var data = new byte[pieceBytes];
+                var back = new byte[pieceBytes];
+                long offsetBytes = 40_960 + (writer * pieceBytes);
+                start.SignalAndWait();
+                for (int i = 0; i < iterations; i++)
+                {
+                    Array.Fill(data, (byte)(i + 1));
+                    device.WriteAsync(offsetBytes, data, fua: false).AsTask().GetAwaiter().GetResult();
+                    device.ReadAsync(offsetBytes, back).AsTask().GetAwaiter().GetResult();
+                    lost[writer] += back.AsSpan().SequenceEqual(data) ? 0 : 1;
+                }
+            });
+            threads[w].Start();
+        }
+
+        foreach (Thread thread in threads)
+        {
+            thread.Join();
+        }
+
+        Assert.Equal(new int[writers], lost);
+    }
+
+    [Fact]
+    public async Task ZeroingAndAllocation_WorkUnderDirectIo()
+    {
+        using var device = FileBlockDevice.Open(file.Path, Direct);
+        await device.WriteAsync(0, TempDiskFile.Pattern(1 << 20, seed: 12), fua: false);
+
+        await device.WriteZeroesAsync(1_000, 100_000, mayUnmap: false);
+        await device.DiscardAsync(200_000, 300_001);
+
+        var contents = new byte[1 << 20];
+        await device.ReadAsync(0, contents);
+        byte[] expected = TempDiskFile.Pattern(1 << 20, seed: 12);
+        Array.Clear(expected, 1_000, 100_000);
+        Array.Clear(expected, 200_000, 300_001);
+        Assert.True(expected.AsSpan().SequenceEqual(contents));
+        var extents = await FileBlockDeviceTests.Allocation(device, 2 << 20, 1 << 20);
+        Assert.Equal(Engine.Io.AllocationFlags.Hole | Engine.Io.AllocationFlags.Zero, Assert.Single(extents).Flags);
+    }
+
+    [Fact]
+    public void Size_IsRoundedDownToWholeAlignedBlocks()
+    {
+        using var odd = new TempDiskFile((1 << 20) + 100);
+        using var device = FileBlockDevice.Open(odd.Path, Direct);
+        Assert.Equal(1 << 20, device.SizeBytes);
+    }
+}
