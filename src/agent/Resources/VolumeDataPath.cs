@@ -55,82 +55,57 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
         await wait.ConfigureAwait(false);
     }
 
-    public async ValueTask ReadAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        var target = Enter();
-        try
-        {
-            await target.ReadAsync(offsetBytes, buffer, cancellationToken).ConfigureAwait(false);
-            Interlocked.Add(ref readBytes, buffer.Length);
-        }
-        catch (IOException e)
-        {
-            onDiskError(e);
-            throw;
-        }
-        finally
-        {
-            Exit();
-        }
-    }
+    public ValueTask ReadAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        Enter() is { } disk ? Complete(disk.ReadAsync(offsetBytes, buffer, cancellationToken), Counter.Read, buffer.Length) : NoDisk();
 
-    public async ValueTask WriteAsync(long offsetBytes, ReadOnlyMemory<byte> data, bool fua, CancellationToken cancellationToken = default)
-    {
-        var target = Enter();
-        try
-        {
-            await target.WriteAsync(offsetBytes, data, fua, cancellationToken).ConfigureAwait(false);
-            Interlocked.Add(ref writtenBytes, data.Length);
-        }
-        catch (IOException e)
-        {
-            onDiskError(e);
-            throw;
-        }
-        finally
-        {
-            Exit();
-        }
-    }
+    public ValueTask WriteAsync(long offsetBytes, ReadOnlyMemory<byte> data, bool fua, CancellationToken cancellationToken = default) =>
+        Enter() is { } disk ? Complete(disk.WriteAsync(offsetBytes, data, fua, cancellationToken), Counter.Written, data.Length) : NoDisk();
 
     public ValueTask FlushAsync(CancellationToken cancellationToken = default) =>
-        Run(static (d, _, _, _, ct) => d.FlushAsync(ct), 0, 0, false, cancellationToken);
+        Enter() is { } disk ? Complete(disk.FlushAsync(cancellationToken)) : NoDisk();
 
     public ValueTask DiscardAsync(long offsetBytes, long lengthBytes, CancellationToken cancellationToken = default) =>
-        Run(static (d, o, l, _, ct) => d.DiscardAsync(o, l, ct), offsetBytes, lengthBytes, false, cancellationToken);
+        Enter() is { } disk ? Complete(disk.DiscardAsync(offsetBytes, lengthBytes, cancellationToken)) : NoDisk();
 
     public ValueTask WriteZeroesAsync(long offsetBytes, long lengthBytes, bool mayUnmap, CancellationToken cancellationToken = default) =>
-        Run(static (d, o, l, u, ct) => d.WriteZeroesAsync(o, l, u, ct), offsetBytes, lengthBytes, mayUnmap, cancellationToken);
+        Enter() is { } disk ? Complete(disk.WriteZeroesAsync(offsetBytes, lengthBytes, mayUnmap, cancellationToken)) : NoDisk();
 
-    public async ValueTask GetAllocationAsync(long offsetBytes, long lengthBytes, List<AllocationExtent> extents, CancellationToken cancellationToken = default)
-    {
-        var target = Enter();
-        try
-        {
-            await target.GetAllocationAsync(offsetBytes, lengthBytes, extents, cancellationToken).ConfigureAwait(false);
-        }
-        catch (IOException e)
-        {
-            onDiskError(e);
-            throw;
-        }
-        finally
-        {
-            Exit();
-        }
-    }
+    public ValueTask GetAllocationAsync(long offsetBytes, long lengthBytes, List<AllocationExtent> extents, CancellationToken cancellationToken = default) =>
+        Enter() is { } disk ? Complete(disk.GetAllocationAsync(offsetBytes, lengthBytes, extents, cancellationToken)) : NoDisk();
 
     /// <summary>The data path does not own the disk; the volume closes it after a drain.</summary>
     public void Dispose()
     {
     }
 
-    private async ValueTask Run(Func<IBlockDevice, long, long, bool, CancellationToken, ValueTask> operation, long offsetBytes, long lengthBytes, bool flag, CancellationToken cancellationToken)
+    private enum Counter
     {
-        var target = Enter();
+        None,
+        Read,
+        Written,
+    }
+
+    /// <summary>
+    /// Finishes an operation entered with <see cref="Enter"/>: counts its bytes, reports a disk error
+    /// to the resource, leaves. When the disk answered at once (the usual case) nothing is allocated.
+    /// </summary>
+    private ValueTask Complete(ValueTask pending, Counter counter = Counter.None, long bytes = 0)
+    {
+        if (pending.IsCompletedSuccessfully)
+        {
+            Count(counter, bytes);
+            Exit();
+            return default;
+        }
+        return AwaitAsync(pending, counter, bytes);
+    }
+
+    private async ValueTask AwaitAsync(ValueTask pending, Counter counter, long bytes)
+    {
         try
         {
-            await operation(target, offsetBytes, lengthBytes, flag, cancellationToken).ConfigureAwait(false);
+            await pending.ConfigureAwait(false);
+            Count(counter, bytes);
         }
         catch (IOException e)
         {
@@ -143,15 +118,29 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
         }
     }
 
-    private IBlockDevice Enter()
+    private void Count(Counter counter, long bytes)
+    {
+        if (counter == Counter.Read)
+        {
+            Interlocked.Add(ref readBytes, bytes);
+        }
+        else if (counter == Counter.Written)
+        {
+            Interlocked.Add(ref writtenBytes, bytes);
+        }
+    }
+
+    private ValueTask NoDisk() => ValueTask.FromException(new IOException($"{subject}: no disk attached (Diskless)"));
+
+    /// <summary>Counts a request in; null when no disk is attached (the request then fails with EIO).</summary>
+    private IBlockDevice? Enter()
     {
         lock (gate)
         {
-            if (disk is null)
+            if (disk is not null)
             {
-                throw new IOException($"{subject}: no disk attached (Diskless)");
+                inFlight++;
             }
-            inFlight++;
             return disk;
         }
     }
