@@ -31,7 +31,7 @@ internal sealed class ControlClient(string controlPath)
                 throw new CliException("rbagent closed the control connection without answering", ExitCodes.NoAgent);
             }
             var response = ControlJson.ParseResponse(text)
-                ?? throw new CliException("rbagent sent an empty answer", ExitCodes.NoAgent);
+                ?? throw new CliException("rbagent sent an answer rbadm does not understand (are rbadm and rbagent the same version?)", ExitCodes.NoAgent);
             if (response.Line is not null)
             {
                 onLine?.Invoke(response.Line);

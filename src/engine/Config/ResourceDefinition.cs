@@ -88,7 +88,9 @@ public sealed record VolumeDefinition
         {
             var words = Device?.Split(' ') ?? [];
             int at = Array.IndexOf(words, "minor");
-            return at >= 0 && at + 1 < words.Length ? int.Parse(words[at + 1], System.Globalization.CultureInfo.InvariantCulture) : null;
+            return at >= 0 && at + 1 < words.Length && int.TryParse(words[at + 1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int minor)
+                ? minor
+                : null;
         }
     }
 

@@ -53,8 +53,18 @@ public static class ControlJson
         }
     }
 
-    public static ControlResponse? ParseResponse(string line) =>
-        JsonSerializer.Deserialize(line, ControlJsonContext.Default.ControlResponse);
+    /// <summary>Parses a response line; null when it is not one (a version mismatch, or not an agent).</summary>
+    public static ControlResponse? ParseResponse(string line)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(line, ControlJsonContext.Default.ControlResponse);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>drbdsetup `status --json` output: an indented array of resources.</summary>
     public static string FormatStatus(IReadOnlyList<ResourceStatus> resources) =>

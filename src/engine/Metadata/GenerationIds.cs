@@ -82,9 +82,9 @@ public readonly struct GenerationIds : IEquatable<GenerationIds>
 
     private static ImmutableArray<ulong> PushHistory(ImmutableArray<ulong> history, ulong uuid)
     {
-        if (uuid == 0)
+        if (uuid is 0 or JustCreated)
         {
-            return history;
+            return history; // DRBD keeps neither "no UUID" nor "just created" in the history
         }
 
         var list = history.Insert(0, uuid);

@@ -184,11 +184,14 @@ public sealed class ResourceStateMachine
         }
         foreach (var volume in volumes)
         {
-            bool forced = volume.Disk is DiskState.Inconsistent or DiskState.Outdated;
-            if (volume.Disk is DiskState.Consistent or DiskState.Inconsistent or DiskState.Outdated)
+            // A volume without a usable local disk is served through its UpToDate peer; its
+            // metadata (if any, e.g. Detaching) must not be blessed as good data.
+            if (volume.Metadata is null || volume.Disk is not (DiskState.UpToDate or DiskState.Consistent or DiskState.Inconsistent or DiskState.Outdated))
             {
-                SetDisk(volume, DiskState.UpToDate);
+                continue;
             }
+            bool forced = volume.Disk is DiskState.Inconsistent or DiskState.Outdated;
+            SetDisk(volume, DiskState.UpToDate);
             volume.UpdateMetadata(md =>
             {
                 var promoted = md with { Flags = md.Flags | MetadataFlags.PrimaryInd | MetadataFlags.Consistent | MetadataFlags.WasUpToDate };

@@ -73,21 +73,57 @@ public static class Events2
     }
 
     /// <summary>
-    /// The `change` lines that turn <paramref name="before"/> into <paramref name="after"/> (null = created
-    /// or destroyed). Only objects whose printed line differs are reported.
+    /// The events2 lines that turn <paramref name="before"/> into <paramref name="after"/> (null = the
+    /// resource does not exist): objects are matched by key (connection by peer-node-id, device by
+    /// volume, peer-device by both); new ones are `create`d, changed ones `change`d, gone ones
+    /// `destroy`ed — peer-devices first, the resource last, as drbdsetup reports a `down`.
     /// </summary>
     public static IEnumerable<string> Diff(ResourceStatus? before, ResourceStatus? after)
     {
-        if (before is null && after is not null)
+        var old = before is null ? [] : Objects(before).ToDictionary(o => o.Key, o => o.Line, StringComparer.Ordinal);
+        var now = after is null ? [] : Objects(after).ToList();
+        var lines = new List<string>();
+        foreach (var (key, line) in now)
         {
-            return Describe("create", after);
+            if (!old.TryGetValue(key, out string? previous))
+            {
+                lines.Add("create " + line);
+            }
+            else if (previous != line)
+            {
+                lines.Add("change " + line);
+            }
         }
-        if (after is null)
+        var present = now.Select(o => o.Key).ToHashSet(StringComparer.Ordinal);
+        var gone = before is null ? [] : Objects(before).Where(o => !present.Contains(o.Key)).ToList();
+        foreach (string kind in new[] { "peer-device", "connection", "device", "resource" })
         {
-            return before is null ? [] : Describe("destroy", before).Reverse();
+            lines.AddRange(gone.Where(o => o.Key.StartsWith(kind + ":", StringComparison.Ordinal)).Select(o => "destroy " + o.Line));
         }
-        var old = Describe("change", before!).ToHashSet(StringComparer.Ordinal);
-        return Describe("change", after).Where(line => !old.Contains(line)).ToList();
+        return lines;
+    }
+
+    /// <summary>Every object of a resource with a stable key and its line without the verb.</summary>
+    private static IEnumerable<(string Key, string Line)> Objects(ResourceStatus r)
+    {
+        const string Verb = "x";
+        static string Strip(string line) => line[(Verb.Length + 1)..];
+        yield return ("resource:", Strip(Resource(Verb, r)));
+        foreach (var c in r.Connections)
+        {
+            yield return ($"connection:{N(c.PeerNodeId)}", Strip(Connection(Verb, r, c)));
+        }
+        foreach (var d in r.Devices)
+        {
+            yield return ($"device:{N(d.Volume)}", Strip(Device(Verb, r, d)));
+        }
+        foreach (var c in r.Connections)
+        {
+            foreach (var p in c.PeerDevices)
+            {
+                yield return ($"peer-device:{N(c.PeerNodeId)}:{N(p.Volume)}", Strip(PeerDevice(Verb, r, c, p)));
+            }
+        }
     }
 
     private static string YesNo(bool value) => value ? "yes" : "no";
