@@ -40,6 +40,12 @@ internal static class CommandRunner
                 await Console.Error.WriteLineAsync(e.Message).ConfigureAwait(false);
                 return ExitCodes.ConfigError;
             }
+            catch (IOException e)
+            {
+                // Disk or socket trouble during create-md/dump-md or talking to the agent: one line, no stack.
+                await Console.Error.WriteLineAsync(e.Message).ConfigureAwait(false);
+                return ExitCodes.DiskError;
+            }
             catch (OperationCanceledException)
             {
                 return ExitCodes.Usage;
