@@ -188,6 +188,99 @@ ag_events_now() {
     grep -Eq '^exists device name:r0( .*)? disk:UpToDate' <<< "$OUTPUT" || fail "no 'exists device name:r0 ... disk:UpToDate': $OUTPUT"
 }
 
+# events without --now: the dump, then every change as it happens, until the client goes away.
+ag_events_stream() {
+    ag_fresh
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm alpha up r0
+    rbadm alpha events r0 > "$TEST_DIR/events.log" 2>&1 &
+    local events=$!
+    track_pid "$events"
+    wait_for "grep -qx 'exists -' '$TEST_DIR/events.log'" 10 || fail "no initial dump: $(cat "$TEST_DIR/events.log")"
+    expect_ok rbadm alpha primary r0 --force
+    wait_for "grep -Eq '^change resource name:r0 role:Primary' '$TEST_DIR/events.log'" 10 \
+        || fail "no 'change resource ... role:Primary' line: $(cat "$TEST_DIR/events.log")"
+    grep -Eq '^change device name:r0 volume:0 .*disk:UpToDate' "$TEST_DIR/events.log" \
+        || fail "no 'change device ... disk:UpToDate' line: $(cat "$TEST_DIR/events.log")"
+    expect_ok rbadm alpha down r0
+    wait_for "grep -Eq '^destroy resource name:r0' '$TEST_DIR/events.log'" 10 \
+        || fail "no 'destroy resource' line after down: $(cat "$TEST_DIR/events.log")"
+}
+
+# Two volumes: each is its own export (r0 and r0/1), with its own data.
+ag_two_volumes() {
+    make_disk "$TEST_DIR/v0.img" 64M
+    make_disk "$TEST_DIR/v1.img" 64M
+    NBD_PORT=$(free_port)
+    cat > "$RB_CONFIG" <<CONF
+resource r0 {
+  on alpha {
+    node-id 0; address 127.0.0.1:$(free_port); nbd-address 127.0.0.1:$NBD_PORT;
+    volume 0 { disk $TEST_DIR/v0.img; meta-disk internal; }
+    volume 1 { disk $TEST_DIR/v1.img; meta-disk internal; }
+  }
+}
+CONF
+    start_agent alpha
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm alpha up r0
+    expect_ok rbadm alpha primary r0 --force
+    expect_ok rbadm alpha status r0
+    grep -qx '  volume:0 disk:UpToDate' <<< "$OUTPUT" || fail "status lacks volume 0: $OUTPUT"
+    grep -qx '  volume:1 disk:UpToDate' <<< "$OUTPUT" || fail "status lacks volume 1: $OUTPUT"
+    URI=$(nbd_uri "$NBD_PORT" r0)
+    local uri1
+    uri1=$(nbd_uri "$NBD_PORT" r0/1)
+    wait_nbd "$URI" 20 || fail "export r0 not reachable"
+    expect_ok "$PYTHON" "$NBDTOOL" write "$URI" 0 1M vol-0
+    expect_ok "$PYTHON" "$NBDTOOL" write "$uri1" 0 1M vol-1
+    expect_ok "$PYTHON" "$NBDTOOL" verify "$URI" 0 1M vol-0
+    expect_ok "$PYTHON" "$NBDTOOL" verify "$uri1" 0 1M vol-1
+    expect_ok nbdinfo --list "$URI"
+    grep -q 'export="r0/1"' <<< "$OUTPUT" || fail "nbdinfo --list lacks r0/1: $OUTPUT"
+}
+
+# nbd-address unix:PATH — the export over a Unix socket.
+ag_unix_socket() {
+    make_disk "$TEST_DIR/disk.img" 64M
+    local socket=$TEST_DIR/nbd.sock
+    cat > "$RB_CONFIG" <<CONF
+resource r0 {
+  on alpha {
+    node-id 0; address 127.0.0.1:$(free_port); nbd-address unix:$socket;
+    volume 0 { disk $TEST_DIR/disk.img; meta-disk internal; }
+  }
+}
+CONF
+    start_agent alpha
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm alpha up r0
+    expect_ok rbadm alpha primary r0 --force
+    URI="nbd+unix:///r0?socket=$socket"
+    wait_nbd "$URI" 20 || fail "export not reachable over $socket"
+    write_pattern 0 2M unix-1
+    verify_pattern 0 2M unix-1
+    expect_ok rbadm alpha down r0
+    [[ ! -e $socket ]] || fail "socket $socket left behind after down"
+}
+
+# dump: the resolved resource in drbd.conf syntax, keywords without effect listed as ignored.
+ag_dump() {
+    cat > "$RB_CONFIG" <<'CONF'
+common { net { protocol C; } disk { resync-rate 40M; } }
+resource r0 {
+  net { sndbuf-size 0; }
+  on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
+}
+CONF
+    expect_ok "$RB_OUT/rbadm" -c "$RB_CONFIG" --node alpha dump r0
+    assert_match "$OUTPUT" 'protocol +C;' "inherited net option"
+    assert_match "$OUTPUT" 'resync-rate +40M;' "inherited disk option"
+    assert_match "$OUTPUT" '# ignored: sndbuf-size' "ignored keyword reported"
+    printf '%s\n' "$OUTPUT" | sed '/^#/d' > "$TEST_DIR/dumped.conf"
+    expect_ok "$RB_OUT/rbadm" -c "$TEST_DIR/dumped.conf" --node alpha dump r0
+}
+
 ag_role_dstate_cstate() {
     ag_fresh
     expect_ok rbadm alpha create-md r0
@@ -360,6 +453,10 @@ AGENT_CASES=(
     down-up-keeps-data:ag_down_up_keeps_data
     detach-attach:ag_detach_attach
     io-error:ag_io_error
+    events-stream:ag_events_stream
+    two-volumes:ag_two_volumes
+    unix-socket:ag_unix_socket
+    dump:ag_dump
     loopdev-fs:ag_loopdev_fs:180
 )
 
