@@ -26,6 +26,11 @@ ag_config() { # ag_config DISK — single-node config for alpha; sets NBD_PORT a
 # ag_primary — ag_fresh, then create-md, up, primary --force; export reachable.
 ag_primary() {
     ag_fresh
+    ag_up_primary
+}
+
+# ag_up_primary — create-md, up, primary --force on the running agent; $URI reachable.
+ag_up_primary() {
     expect_ok rbadm alpha create-md r0
     expect_ok rbadm alpha up r0
     expect_ok rbadm alpha primary r0 --force
@@ -222,16 +227,13 @@ resource r0 {
 }
 CONF
     start_agent alpha
-    expect_ok rbadm alpha create-md r0
-    expect_ok rbadm alpha up r0
-    expect_ok rbadm alpha primary r0 --force
+    URI=$(nbd_uri "$NBD_PORT" r0)
+    ag_up_primary
     expect_ok rbadm alpha status r0
     grep -qx '  volume:0 disk:UpToDate' <<< "$OUTPUT" || fail "status lacks volume 0: $OUTPUT"
     grep -qx '  volume:1 disk:UpToDate' <<< "$OUTPUT" || fail "status lacks volume 1: $OUTPUT"
-    URI=$(nbd_uri "$NBD_PORT" r0)
     local uri1
     uri1=$(nbd_uri "$NBD_PORT" r0/1)
-    wait_nbd "$URI" 20 || fail "export r0 not reachable"
     expect_ok "$PYTHON" "$NBDTOOL" write "$URI" 0 1M vol-0
     expect_ok "$PYTHON" "$NBDTOOL" write "$uri1" 0 1M vol-1
     expect_ok "$PYTHON" "$NBDTOOL" verify "$URI" 0 1M vol-0
@@ -253,11 +255,8 @@ resource r0 {
 }
 CONF
     start_agent alpha
-    expect_ok rbadm alpha create-md r0
-    expect_ok rbadm alpha up r0
-    expect_ok rbadm alpha primary r0 --force
     URI="nbd+unix:///r0?socket=$socket"
-    wait_nbd "$URI" 20 || fail "export not reachable over $socket"
+    ag_up_primary
     write_pattern 0 2M unix-1
     verify_pattern 0 2M unix-1
     expect_ok rbadm alpha down r0
@@ -387,10 +386,7 @@ ag_io_error() {
     local backing=$LOOP_DEV
     ag_config "$backing"
     start_agent alpha
-    expect_ok rbadm alpha create-md r0
-    expect_ok rbadm alpha up r0
-    expect_ok rbadm alpha primary r0 --force
-    wait_nbd "$URI" 20 || fail "export not reachable after primary --force"
+    ag_up_primary
     write_pattern 0 1M ioerr-1
     blockdev --setro "$backing" || fail "blockdev --setro $backing failed"
     expect_ok "$PYTHON" - "$URI" <<'PY'
@@ -422,10 +418,7 @@ ag_loopdev_fs() {
     local backing=$LOOP_DEV
     ag_config "$backing"
     start_agent alpha
-    expect_ok rbadm alpha create-md r0
-    expect_ok rbadm alpha up r0
-    expect_ok rbadm alpha primary r0 --force
-    wait_nbd "$URI" 20 || fail "export not reachable after primary --force"
+    ag_up_primary
     fs_roundtrip "$URI"
     expect_ok rbadm alpha secondary r0
     expect_ok rbadm alpha down r0
