@@ -1,0 +1,203 @@
+// DRBD 8.4's drbd_sync_handshake on top of drbd_uuid_compare: disk states (an Inconsistent side
+// against a better one is always the target), split-brain detection and the after-sb policies by the
+// number of Primaries, `--discard-my-data`, and rr-conflict for a Primary that would be SyncTarget.
+// Both nodes run it with mirrored inputs and reach mirrored results: where the kernel refuses on one
+// side only (an Inconsistent SyncSource, a Primary SyncTarget by rr-conflict) the other side here
+// refuses too, so neither waits for a resync the peer will not start. Two refinements from DRBD 9:
+// rr-conflict retry-connect/auto-discard, and a split brain that only history relates (rule 100)
+// resolved by `--discard-my-data` is a full sync, since no bitmap covers both divergent generations.
+using Redundancy.Block.Engine.Generations;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Engine.SplitBrain;
+
+public static class SyncHandshake
+{
+    /// <summary>
+    /// The handshake from <paramref name="self"/>'s side. <paramref name="resolveConflicts"/>: this node
+    /// holds RESOLVE_CONFLICTS (exactly one of the two does). <paramref name="policies"/>: local net options.
+    /// </summary>
+    public static HandshakeOutcome Decide(HandshakeSide self, HandshakeSide peer, bool resolveConflicts, SplitBrainPolicies policies)
+    {
+        var run = new Run(self, peer, resolveConflicts, policies);
+        run.Comparison = UuidComparison.Compare(self.ForComparison, peer.ForComparison, resolveConflicts);
+        run.Hg = run.Comparison.Hg;
+        run.Log.Add(run.Comparison.Describe());
+        if (run.Comparison.Result == SyncResult.UnrelatedData)
+        {
+            run.Log.Add("Unrelated data, aborting!");
+            return run.Disconnect(DisconnectReason.UnrelatedData);
+        }
+
+        ApplyDiskStates(run);
+        bool historyOnlySplitBrain = run.Hg == -100; // DRBD 9's need_full_sync_after_split_brain
+        if (Math.Abs(run.Hg) == 100)
+        {
+            run.Handlers |= HandshakeHandlers.InitialSplitBrain;
+            run.SplitBrain = SplitBrainResolution.Unresolved;
+        }
+
+        if (run.Hg == 100 || (run.Hg == -100 && policies.AlwaysAsbp))
+        {
+            ApplyAfterSbPolicy(run, historyOnlySplitBrain);
+        }
+
+        if (run.Hg == -100)
+        {
+            ApplyDiscardMyData(run, historyOnlySplitBrain);
+        }
+
+        if (run.Hg == -100)
+        {
+            run.Log.Add("Split-Brain detected but unresolved, dropping connection!");
+            run.Handlers |= HandshakeHandlers.SplitBrain;
+            return run.Disconnect(DisconnectReason.SplitBrain);
+        }
+
+        return CheckSourceAndRoles(run);
+    }
+
+    /// <summary>An Inconsistent disk facing a better one is target, full sync if the UUIDs wanted one.</summary>
+    private static void ApplyDiskStates(Run run)
+    {
+        DiskState mine = run.Self.Disk;
+        DiskState theirs = run.Peer.Disk;
+        if ((mine == DiskState.Inconsistent && theirs > DiskState.Inconsistent) ||
+            (theirs == DiskState.Inconsistent && mine > DiskState.Inconsistent))
+        {
+            bool full = run.Hg == -100 || Math.Abs(run.Hg) == 2;
+            run.Hg = (mine > DiskState.Inconsistent ? 1 : -1) * (full ? 2 : 1);
+            run.Log.Add($"Becoming sync {(run.Hg > 0 ? "source" : "target")} due to disk states.");
+        }
+    }
+
+    private static void ApplyAfterSbPolicy(Run run, bool historyOnlySplitBrain)
+    {
+        int primaries = (run.Self.Role == Role.Primary ? 1 : 0) + (run.Peer.Role == Role.Primary ? 1 : 0);
+        var input = new RecoveryInput(
+            SelfBitmapPrimary: (run.Self.Uuids.Bitmap & 1) != 0,
+            PeerBitmapPrimary: (run.Peer.Uuids.Bitmap & 1) != 0,
+            run.Self.OutOfSyncBits, run.Peer.OutOfSyncBits, run.ResolveConflicts,
+            run.Self.NodeName, run.Peer.NodeName, run.Self.Role, run.Peer.Role, run.Self.CanDemote);
+        RecoveryResult result = primaries switch
+        {
+            0 => SplitBrainRecovery.Recover0Pri(run.Policies.AfterSb0Pri, input),
+            1 => SplitBrainRecovery.Recover1Pri(run.Policies, input),
+            _ => SplitBrainRecovery.Recover2Pri(run.Policies, input),
+        };
+        if (result.Message is not null)
+        {
+            run.Log.Add(result.Message);
+        }
+
+        run.Hg = result.Hg;
+        run.Demote = result.Demote;
+        run.PeerDemotes = result.PeerDemotes;
+        if (result.RunPriLostAfterSb)
+        {
+            run.Handlers |= HandshakeHandlers.PriLostAfterSb;
+        }
+
+        if (Math.Abs(run.Hg) < 100)
+        {
+            run.SplitBrain = SplitBrainResolution.AfterSbPolicy;
+            run.Log.Add($"Split-Brain detected, {primaries} primaries, automatically solved. Sync from {(run.Hg < 0 ? "peer" : "this")} node");
+            if (historyOnlySplitBrain)
+            {
+                run.Log.Add("Doing a full sync, since UUIDs where ambiguous.");
+                run.Hg *= 2;
+            }
+        }
+    }
+
+    /// <summary>`connect --discard-my-data` on exactly one side resolves the split brain towards the other.</summary>
+    private static void ApplyDiscardMyData(Run run, bool historyOnlySplitBrain)
+    {
+        if (run.Self.DiscardMyData == run.Peer.DiscardMyData)
+        {
+            return; // neither, or both (DRBD refuses that already in P_PROTOCOL: "incompatible discard-my-data settings")
+        }
+
+        run.Hg = (run.Self.DiscardMyData ? -1 : 1) * (historyOnlySplitBrain ? 2 : 1);
+        run.SplitBrain = SplitBrainResolution.DiscardMyData;
+        run.Log.Add($"Split-Brain detected, manually solved. {(historyOnlySplitBrain ? "Full sync" : "Sync")} from {(run.Hg < 0 ? "peer" : "this")} node");
+    }
+
+    /// <summary>The SyncSource must have consistent data; a Primary that would be SyncTarget obeys rr-conflict.</summary>
+    private static HandshakeOutcome CheckSourceAndRoles(Run run)
+    {
+        if (run.Hg > 0 && run.Self.Disk <= DiskState.Inconsistent)
+        {
+            run.Log.Add("I shall become SyncSource, but I am inconsistent!");
+            return run.Disconnect(DisconnectReason.InconsistentSyncSource);
+        }
+
+        if (run.Hg < 0 && run.Peer.Disk <= DiskState.Inconsistent)
+        {
+            run.Log.Add("Peer shall become SyncSource, but it is inconsistent!");
+            return run.Disconnect(DisconnectReason.PeerInconsistentSyncSource);
+        }
+
+        Role selfRole = run.Demote ? Role.Secondary : run.Self.Role;
+        Role peerRole = run.PeerDemotes ? Role.Secondary : run.Peer.Role;
+        if (run.Hg < 0 && selfRole == Role.Primary && run.Self.Disk >= DiskState.Consistent)
+        {
+            return ApplyRrConflict(run, self: true) ?? run.Finish();
+        }
+
+        if (run.Hg > 0 && peerRole == Role.Primary && run.Peer.Disk >= DiskState.Consistent)
+        {
+            return ApplyRrConflict(run, self: false) ?? run.Finish();
+        }
+
+        return run.Finish();
+    }
+
+    private static HandshakeOutcome? ApplyRrConflict(Run run, bool self)
+    {
+        RrConflictPolicy policy = run.Policies.RrConflict;
+        if (policy is RrConflictPolicy.Violently or RrConflictPolicy.AutoDiscard)
+        {
+            run.Log.Add(self
+                ? "Becoming SyncTarget, violating the stable-data assumption"
+                : "Peer becomes SyncTarget while Primary, violating the stable-data assumption");
+            return null;
+        }
+
+        if (policy == RrConflictPolicy.CallPriLost && self)
+        {
+            run.Handlers |= HandshakeHandlers.PriLost;
+        }
+
+        run.RetryConnect = policy == RrConflictPolicy.RetryConnect;
+        run.Log.Add(self ? "I shall become SyncTarget, but I am primary!" : "Peer shall become SyncTarget, but it is primary!");
+        return run.Disconnect(self ? DisconnectReason.PrimarySyncTarget : DisconnectReason.PeerPrimarySyncTarget);
+    }
+
+    /// <summary>The state of one handshake as it moves through the steps above.</summary>
+    private sealed class Run(HandshakeSide self, HandshakeSide peer, bool resolveConflicts, SplitBrainPolicies policies)
+    {
+        public HandshakeSide Self { get; } = self;
+        public HandshakeSide Peer { get; } = peer;
+        public bool ResolveConflicts { get; } = resolveConflicts;
+        public SplitBrainPolicies Policies { get; } = policies;
+        public SyncDecision Comparison { get; set; } = new(0, SyncResult.NoSync);
+        public int Hg { get; set; }
+        public HandshakeHandlers Handlers { get; set; }
+        public bool Demote { get; set; }
+        public bool PeerDemotes { get; set; }
+        public bool RetryConnect { get; set; }
+        public SplitBrainResolution SplitBrain { get; set; }
+        public List<string> Log { get; } = [];
+
+        public HandshakeOutcome Disconnect(DisconnectReason reason) =>
+            new(HandshakeAction.Disconnect, false, reason, RetryConnect, Handlers, false, SplitBrain, Comparison, Hg, [.. Log]);
+
+        public HandshakeOutcome Finish()
+        {
+            var action = Hg > 0 ? HandshakeAction.SyncSource : Hg < 0 ? HandshakeAction.SyncTarget : HandshakeAction.NoSync;
+            return new HandshakeOutcome(action, Math.Abs(Hg) >= 2, DisconnectReason.None, false, Handlers, Demote,
+                SplitBrain, Comparison, Hg, [.. Log]);
+        }
+    }
+}
