@@ -1,7 +1,6 @@
-// Measures one NBD request through a real NbdSession: header parse, validation, dispatch, device
-// call, reply encode and send, for a 4 KiB READ and WRITE (simple and structured replies), over an
-// in-memory duplex stream and an in-memory device. [MemoryDiagnoser] must show 0 B per operation.
-using System.Threading.Tasks.Sources;
+// Measures one NBD request through a real NbdSession: header parse, validation, device call on the
+// session's thread, reply encode and send, for a 4 KiB READ and WRITE (simple and structured
+// replies), over an in-memory duplex stream (blocking reads, like the socket) and an in-memory device. [MemoryDiagnoser] must show 0 B per operation.
 using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Redundancy.Block.Agent.Nbd;
@@ -78,16 +77,13 @@ public class NbdRequestPathBench
     }
 
     /// <summary>
-    /// A duplex stream in memory: Push feeds the session's reads (completing a pending ReadAsync through
-    /// a reusable IValueTaskSource), writes are counted until a round trip's reply is complete.
+    /// A duplex stream in memory: Push feeds the session's blocking reads (waking a reader waiting on
+    /// the monitor), writes are counted until a round trip's reply is complete.
     /// </summary>
-    private sealed class InMemoryDuplexStream : Stream, IValueTaskSource<int>
+    private sealed class InMemoryDuplexStream : Stream
     {
-        private readonly Lock _lock = new();
+        private readonly object _gate = new();
         private readonly SemaphoreSlim _replied = new(0);
-        private ManualResetValueTaskSourceCore<int> _pendingRead;
-        private Memory<byte> _pendingBuffer;
-        private bool _readPending;
         private readonly byte[] _inbound = new byte[1 << 20];
         private int _inboundStart;
         private int _inboundEnd;
@@ -114,38 +110,24 @@ public class NbdRequestPathBench
 
         public void Push(ReadOnlySpan<byte> bytes)
         {
-            int delivered = 0;
-            lock (_lock)
+            lock (_gate)
             {
                 bytes.CopyTo(_inbound.AsSpan(_inboundEnd));
                 _inboundEnd += bytes.Length;
-                if (_readPending)
-                {
-                    _readPending = false;
-                    delivered = TakeInbound(_pendingBuffer.Span);
-                    _pendingBuffer = default;
-                }
-            }
-
-            if (delivered > 0)
-            {
-                _pendingRead.SetResult(delivered);
+                Monitor.PulseAll(_gate);
             }
         }
 
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        public override int Read(Span<byte> buffer)
         {
-            lock (_lock)
+            lock (_gate)
             {
-                if (_inboundEnd > _inboundStart)
+                while (_inboundEnd == _inboundStart)
                 {
-                    return new ValueTask<int>(TakeInbound(buffer.Span));
+                    Monitor.Wait(_gate);
                 }
 
-                _pendingRead.Reset();
-                _pendingBuffer = buffer;
-                _readPending = true;
-                return new ValueTask<int>(this, _pendingRead.Version);
+                return TakeInbound(buffer);
             }
         }
 
@@ -173,7 +155,7 @@ public class NbdRequestPathBench
             return Task.CompletedTask;
         }
 
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override void Flush()
         {
@@ -182,13 +164,6 @@ public class NbdRequestPathBench
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
         public override void SetLength(long value) => throw new NotSupportedException();
-
-        int IValueTaskSource<int>.GetResult(short token) => _pendingRead.GetResult(token);
-
-        ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _pendingRead.GetStatus(token);
-
-        void IValueTaskSource<int>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-            _pendingRead.OnCompleted(continuation, state, token, flags);
 
         private int TakeInbound(Span<byte> destination)
         {

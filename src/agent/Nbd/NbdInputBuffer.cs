@@ -1,9 +1,10 @@
-// Buffered reader over the client's byte stream. Headers are parsed straight out of one pooled
-// buffer filled by large receives (many pipelined requests per syscall); big WRITE payloads are
-// read directly into the request's buffer. Slow paths use pooled async state machines, so the
-// steady state allocates nothing.
+// Buffered, blocking reader over the client's byte stream, used only by the session's own thread.
+// Headers are parsed straight out of one pooled buffer filled by large receives (many pipelined
+// requests per syscall); big WRITE payloads are received directly into the request's buffer. Reads
+// are plain blocking receives: no thread hop, no state machine, nothing allocated. A cancellation
+// cannot interrupt a blocking receive by itself, so the session shuts the socket's receive side down
+// when it cancels; a receive that then ends or fails surfaces as OperationCanceledException.
 using System.Buffers;
-using System.Runtime.CompilerServices;
 using Redundancy.Block.Engine;
 
 namespace Redundancy.Block.Agent.Nbd;
@@ -28,30 +29,30 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
     }
 
     /// <summary>
-    /// Makes at least <paramref name="count"/> bytes available. False on a clean end of stream (nothing
-    /// buffered); <see cref="EndOfStreamException"/> if the stream ends inside a message.
+    /// Makes at least <paramref name="count"/> bytes available, blocking. False on a clean end of stream
+    /// (nothing buffered); <see cref="EndOfStreamException"/> if the stream ends inside a message.
     /// </summary>
-    public ValueTask<bool> FillAsync(int count, CancellationToken cancellationToken) =>
-        Available >= count ? new ValueTask<bool>(true) : FillSlowAsync(count, cancellationToken);
+    public bool Fill(int count, CancellationToken cancellationToken) =>
+        Available >= count || FillSlow(count, cancellationToken);
 
     /// <summary>Reads exactly <paramref name="destination"/>.Length bytes: buffered ones first, then the stream.</summary>
-    public ValueTask ReadExactAsync(Memory<byte> destination, CancellationToken cancellationToken)
+    public void ReadExact(Span<byte> destination, CancellationToken cancellationToken)
     {
         int buffered = Math.Min(Available, destination.Length);
-        _buffer.AsSpan(_start, buffered).CopyTo(destination.Span);
+        _buffer.AsSpan(_start, buffered).CopyTo(destination);
         _start += buffered;
-        return buffered == destination.Length
-            ? ValueTask.CompletedTask
-            : ReadDirectAsync(destination[buffered..], cancellationToken);
+        if (buffered < destination.Length)
+        {
+            ReadDirect(destination[buffered..], cancellationToken);
+        }
     }
 
     /// <summary>Reads and discards <paramref name="count"/> bytes (payloads we reject).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SkipAsync(long count, CancellationToken cancellationToken)
+    public void Skip(long count, CancellationToken cancellationToken)
     {
         while (count > 0)
         {
-            if (Available == 0 && !await FillAsync(1, cancellationToken).ConfigureAwait(false))
+            if (Available == 0 && !Fill(1, cancellationToken))
             {
                 throw new EndOfStreamException("client closed the connection inside a payload");
             }
@@ -62,8 +63,7 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> FillSlowAsync(int count, CancellationToken cancellationToken)
+    private bool FillSlow(int count, CancellationToken cancellationToken)
     {
         Invariant.Assert(count <= _buffer.Length, "fill larger than the input buffer");
         if (_start > 0 && _buffer.Length - _start < count)
@@ -80,7 +80,7 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
                 _start = _end = 0;
             }
 
-            int read = await _stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);
+            int read = Receive(_buffer.AsSpan(_end), cancellationToken);
             if (read == 0)
             {
                 return Available == 0 ? false : throw new EndOfStreamException("client closed the connection inside a message");
@@ -92,27 +92,26 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
         return true;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ReadDirectAsync(Memory<byte> destination, CancellationToken cancellationToken)
+    private void ReadDirect(Span<byte> destination, CancellationToken cancellationToken)
     {
         Invariant.Assert(Available == 0, "direct read with bytes still buffered");
         _start = _end = 0;
         if (destination.Length < _buffer.Length / 4)
         {
             // Small remainder: refill the buffer so the next headers come with the same receive.
-            if (!await FillSlowAsync(destination.Length, cancellationToken).ConfigureAwait(false))
+            if (!FillSlow(destination.Length, cancellationToken))
             {
                 throw new EndOfStreamException("client closed the connection inside a payload");
             }
 
-            _buffer.AsSpan(0, destination.Length).CopyTo(destination.Span);
+            _buffer.AsSpan(0, destination.Length).CopyTo(destination);
             _start = destination.Length;
             return;
         }
 
         while (!destination.IsEmpty)
         {
-            int read = await _stream.ReadAsync(destination, cancellationToken).ConfigureAwait(false);
+            int read = Receive(destination, cancellationToken);
             if (read == 0)
             {
                 throw new EndOfStreamException("client closed the connection inside a payload");
@@ -120,6 +119,27 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
 
             destination = destination[read..];
         }
+    }
+
+    /// <summary>One blocking receive; a receive ended by the session's cancellation throws OperationCanceledException.</summary>
+    private int Receive(Span<byte> destination, CancellationToken cancellationToken)
+    {
+        int read;
+        try
+        {
+            read = _stream.Read(destination);
+        }
+        catch (Exception exception) when (exception is IOException or ObjectDisposedException && cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("reading was cancelled", exception, cancellationToken);
+        }
+
+        if (read == 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        return read;
     }
 
     public void Dispose()

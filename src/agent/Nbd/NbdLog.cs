@@ -16,6 +16,9 @@ internal static partial class NbdLog
     [LoggerMessage(EventId = 3, Level = LogLevel.Debug, Message = "NBD client {Client} connected")]
     public static partial void ClientConnected(this ILogger logger, string client);
 
+    [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "NBD client {Client} refused: {Limit} handshakes already in progress")]
+    public static partial void HandshakeLimitReached(this ILogger logger, string client, int limit);
+
     [LoggerMessage(EventId = 4, Level = LogLevel.Debug, Message = "NBD client {Client} left: {Reason}")]
     public static partial void ClientLeft(this ILogger logger, string client, string reason);
 

@@ -1,5 +1,5 @@
-// One transmission request in flight, pooled per session. The read loop fills it (header, WRITE
-// payload) and queues it to the thread pool; Execute runs the device operation and builds the reply
+// One transmission request in flight, pooled per session. The session thread fills it (header, WRITE
+// payload) and executes it itself or queues it to the thread pool; Execute runs the device operation and builds the reply
 // in place (a READ's data is read behind room for its reply header, so header and data go out
 // together); the session's reply sender writes it and hands it back to the pool. Continuations use a
 // cached delegate, so a request costs no allocation in the steady state.
@@ -64,7 +64,7 @@ internal sealed class NbdRequest : IThreadPoolWorkItem
         Reply = _small.AsMemory(0, length);
     }
 
-    /// <summary>Runs on the thread pool: starts the device operation and finishes now or when it completes.</summary>
+    /// <summary>Runs on the session thread or the thread pool: starts the device operation and finishes now or when it completes.</summary>
     public void Execute()
     {
         ValueTask operation;

@@ -180,6 +180,15 @@ public sealed class NbdServer : IAsyncDisposable
                 return;
             }
 
+            // Unauthenticated handshakes are bounded in number as well as in time (qemu's
+            // CVE-2024-7409 lesson): past the cap, a new connection is closed at once.
+            if (_sessions.Keys.Count(s => s.ExportName is null) >= _options.MaxConcurrentHandshakes)
+            {
+                _logger.HandshakeLimitReached(name, _options.MaxConcurrentHandshakes);
+                client.Dispose();
+                return;
+            }
+
             _logger.ClientConnected(name);
             _sessions[session] = RunSessionAsync(session);
         }

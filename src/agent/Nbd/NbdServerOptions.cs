@@ -19,6 +19,9 @@ public sealed record NbdServerOptions
     /// <summary>Requests one connection may have executing at once; further requests wait to be read.</summary>
     public int MaxInFlightRequestsPerConnection { get; init; } = 64;
 
+    /// <summary>Connections still negotiating at once; more are closed on accept.</summary>
+    public int MaxConcurrentHandshakes { get; init; } = 64;
+
     /// <summary>How long closing a session waits for executing requests before it closes anyway.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -30,5 +33,6 @@ public sealed record NbdServerOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxDiscardedPayloadBytes, MaxPayloadBytes, nameof(MaxDiscardedPayloadBytes));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxInFlightRequestsPerConnection, 1, nameof(MaxInFlightRequestsPerConnection));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(DrainTimeout, TimeSpan.Zero, nameof(DrainTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrentHandshakes, 1, nameof(MaxConcurrentHandshakes));
     }
 }

@@ -31,6 +31,8 @@ internal sealed partial class NbdSession
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_readCancellation.Token);
         timeout.CancelAfter(_options.HandshakeTimeout);
+        using CancellationTokenRegistration abortReceive =
+            timeout.Token.UnsafeRegister(static state => ((NbdSession)state!).AbortReceive(), this);
         try
         {
             return await NegotiateAsync(timeout.Token).ConfigureAwait(false);
@@ -46,7 +48,7 @@ internal sealed partial class NbdSession
     {
         await SendAsync(NbdHandshakeWriter.Greeting(NbdHandshakeFlags.FixedNewstyle | NbdHandshakeFlags.NoZeroes), cancellationToken)
             .ConfigureAwait(false);
-        if (!await _input.FillAsync(4, cancellationToken).ConfigureAwait(false))
+        if (!_input.Fill(4, cancellationToken))
         {
             return null;
         }
@@ -62,7 +64,7 @@ internal sealed partial class NbdSession
         _noZeroes = (clientFlags & NbdClientFlags.NoZeroes) != 0;
         while (true)
         {
-            if (!await _input.FillAsync(NbdOptionHeader.SizeBytes, cancellationToken).ConfigureAwait(false))
+            if (!_input.Fill(NbdOptionHeader.SizeBytes, cancellationToken))
             {
                 return null;
             }
@@ -93,7 +95,7 @@ internal sealed partial class NbdSession
                 return OptionOutcome.Drop;
             }
 
-            await _input.SkipAsync(header.DataLengthBytes, cancellationToken).ConfigureAwait(false);
+            _input.Skip(header.DataLengthBytes, cancellationToken);
             NbdOptionReplyType error = Enum.IsDefined((NbdOption)option) ? NbdOptionReplyType.ErrTooBig : NbdOptionReplyType.ErrUnsup;
             await SendAsync(NbdHandshakeWriter.Error(option, error, $"option data of {header.DataLengthBytes} bytes is too large"), cancellationToken)
                 .ConfigureAwait(false);
@@ -101,7 +103,7 @@ internal sealed partial class NbdSession
         }
 
         var data = new byte[header.DataLengthBytes];
-        await _input.ReadExactAsync(data, cancellationToken).ConfigureAwait(false);
+        _input.ReadExact(data, cancellationToken);
         return (NbdOption)option switch
         {
             NbdOption.ExportName => await HandleExportNameAsync(data, cancellationToken).ConfigureAwait(false),
@@ -171,6 +173,11 @@ internal sealed partial class NbdSession
         return OptionOutcome.Drop;
     }
 
-    private Task SendAsync(byte[] message, CancellationToken cancellationToken) =>
-        _stream.WriteAsync(message, cancellationToken).AsTask();
+    /// <summary>Writes one handshake message with a blocking send on the session's thread.</summary>
+    private Task SendAsync(byte[] message, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        _stream.Write(message);
+        return Task.CompletedTask;
+    }
 }

@@ -1,9 +1,11 @@
-// The reply path of a session. Completed requests are queued; one sender writes them in order of
-// completion. Small replies are coalesced into one buffer so a burst of completions costs one send;
-// large READ replies (header already in front of the data) are written straight from the request.
-// Nothing else writes to the stream during transmission, so replies never interleave.
+// The reply path of a session. Completed requests are queued; whichever thread finds no sender
+// active becomes the sender and writes the queue out with blocking sends, in order of completion,
+// until it is empty (flat combining: no sender thread to wake, no hop). Small replies are coalesced
+// into one buffer so a burst of completions costs one send; large READ replies (header already in
+// front of the data) are written straight from the request. The session's own thread holds back its
+// replies while more pipelined requests are already received, and flushes before it blocks. Only the
+// current sender writes to the stream during transmission, so replies never interleave.
 using System.Buffers;
-using System.Runtime.CompilerServices;
 
 namespace Redundancy.Block.Agent.Nbd;
 
@@ -14,20 +16,22 @@ internal sealed partial class NbdSession
     /// <summary>Replies up to this size are copied into the send buffer; larger ones are written directly.</summary>
     private const int CoalesceLimitBytes = 16 * 1024;
 
+    /// <summary>Most replies the session thread holds back while it executes a pipelined burst.</summary>
+    private const int MaxHeldReplies = 16;
+
     private readonly Queue<NbdRequest> _replyQueue = new();
-    private readonly Lock _replyLock = new();
-    private readonly NbdReplySignal _replySignal = new();
+    private readonly object _replyLock = new();
     private readonly List<NbdRequest> _sendBatch = [];
-    private bool _senderWaiting;
-    private bool _senderStopping;
+    private byte[] _sendBuffer = [];
+    private int _sessionThreadId;
+    private bool _sending;
     private bool _senderStopped;
     private bool _sendFailed;
-    private Task _sender = Task.CompletedTask;
 
-    /// <summary>Queues a request whose reply is encoded; the sender writes it and releases it.</summary>
+    /// <summary>Queues a request whose reply is encoded; it is written (by this thread or the current sender) and released.</summary>
     public void EnqueueReply(NbdRequest request)
     {
-        bool wake = false;
+        bool send = false;
         bool dropped = false;
         lock (_replyLock)
         {
@@ -38,8 +42,8 @@ internal sealed partial class NbdSession
             else
             {
                 _replyQueue.Enqueue(request);
-                wake = _senderWaiting;
-                _senderWaiting = false;
+                send = !_sending && !HoldsBackReplies();
+                _sending |= send;
             }
         }
 
@@ -47,71 +51,78 @@ internal sealed partial class NbdSession
         {
             request.Release();
         }
-        else if (wake)
+        else if (send)
         {
-            _replySignal.Set();
+            SendQueuedReplies();
         }
     }
 
-    private async Task SendRepliesAsync()
+    /// <summary>Writes every queued reply unless another thread is already doing so.</summary>
+    private void FlushReplies()
     {
-        byte[] sendBuffer = ArrayPool<byte>.Shared.Rent(SendBufferBytes);
-        try
+        lock (_replyLock)
         {
-            while (true)
+            if (_sending || _senderStopped || _replyQueue.Count == 0)
             {
-                bool wait;
-                lock (_replyLock)
-                {
-                    while (_replyQueue.TryDequeue(out NbdRequest? request))
-                    {
-                        _sendBatch.Add(request);
-                    }
-
-                    if (_sendBatch.Count == 0 && _senderStopping)
-                    {
-                        _senderStopped = true;
-                        return;
-                    }
-
-                    wait = _sendBatch.Count == 0;
-                    if (wait)
-                    {
-                        _senderWaiting = true;
-                        _replySignal.Reset();
-                    }
-                }
-
-                if (wait)
-                {
-                    await _replySignal.WaitAsync().ConfigureAwait(false);
-                    continue;
-                }
-
-                await WriteBatchAsync(sendBuffer).ConfigureAwait(false);
-                foreach (NbdRequest request in _sendBatch)
-                {
-                    request.Release();
-                }
-
-                _sendBatch.Clear();
+                return;
             }
+
+            _sending = true;
         }
-        finally
+
+        SendQueuedReplies();
+    }
+
+    /// <summary>The session thread defers sending while more requests are already received (it flushes before blocking).</summary>
+    private bool HoldsBackReplies() =>
+        Environment.CurrentManagedThreadId == _sessionThreadId
+        && _replyQueue.Count < MaxHeldReplies
+        && _input.Available >= Engine.Nbd.NbdRequestHeader.SizeBytes;
+
+    /// <summary>Runs as the sender (the caller set <see cref="_sending"/>) until the queue is empty.</summary>
+    private void SendQueuedReplies()
+    {
+        while (true)
         {
-            ArrayPool<byte>.Shared.Return(sendBuffer);
+            lock (_replyLock)
+            {
+                while (_replyQueue.TryDequeue(out NbdRequest? request))
+                {
+                    _sendBatch.Add(request);
+                }
+
+                if (_sendBatch.Count == 0)
+                {
+                    _sending = false;
+                    Monitor.PulseAll(_replyLock);
+                    return;
+                }
+            }
+
+            WriteBatch();
+            foreach (NbdRequest request in _sendBatch)
+            {
+                request.Release();
+            }
+
+            _sendBatch.Clear();
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask WriteBatchAsync(byte[] sendBuffer)
+    private void WriteBatch()
     {
+        if (_sendBuffer.Length == 0)
+        {
+            _sendBuffer = ArrayPool<byte>.Shared.Rent(SendBufferBytes);
+        }
+
+        byte[] sendBuffer = _sendBuffer;
         try
         {
             int used = 0;
             foreach (NbdRequest request in _sendBatch)
             {
-                ReadOnlyMemory<byte> reply = request.Reply;
+                ReadOnlySpan<byte> reply = request.Reply.Span;
                 if (_sendFailed)
                 {
                     return;
@@ -121,27 +132,27 @@ internal sealed partial class NbdSession
                 {
                     if (used + reply.Length > sendBuffer.Length)
                     {
-                        await _stream.WriteAsync(sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
+                        _stream.Write(sendBuffer, 0, used);
                         used = 0;
                     }
 
-                    reply.Span.CopyTo(sendBuffer.AsSpan(used));
+                    reply.CopyTo(sendBuffer.AsSpan(used));
                     used += reply.Length;
                     continue;
                 }
 
                 if (used > 0)
                 {
-                    await _stream.WriteAsync(sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
+                    _stream.Write(sendBuffer, 0, used);
                     used = 0;
                 }
 
-                await _stream.WriteAsync(reply).ConfigureAwait(false);
+                _stream.Write(reply);
             }
 
             if (used > 0)
             {
-                await _stream.WriteAsync(sendBuffer.AsMemory(0, used)).ConfigureAwait(false);
+                _stream.Write(sendBuffer, 0, used);
             }
         }
         catch (Exception exception) when (exception is IOException or ObjectDisposedException or NotSupportedException)
@@ -152,22 +163,33 @@ internal sealed partial class NbdSession
         }
     }
 
-    /// <summary>Lets the sender finish what is queued, then stop; later replies are dropped.</summary>
-    private async Task StopSenderAsync()
+    /// <summary>Waits for the current sender, then drops whatever is still queued; later replies are dropped too.</summary>
+    private void StopSender()
     {
-        bool wake;
         lock (_replyLock)
         {
-            _senderStopping = true;
-            wake = _senderWaiting;
-            _senderWaiting = false;
+            _senderStopped = true;
+            while (_sending)
+            {
+                Monitor.Wait(_replyLock);
+            }
+
+            while (_replyQueue.TryDequeue(out NbdRequest? request))
+            {
+                _sendBatch.Add(request);
+            }
         }
 
-        if (wake)
+        foreach (NbdRequest request in _sendBatch)
         {
-            _replySignal.Set();
+            request.Release();
         }
 
-        await _sender.ConfigureAwait(false);
+        _sendBatch.Clear();
+        byte[] sendBuffer = Interlocked.Exchange(ref _sendBuffer, []);
+        if (sendBuffer.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(sendBuffer);
+        }
     }
 }

@@ -1,8 +1,11 @@
-// The transmission phase's read loop: parse a request header, check it, read (or discard) a WRITE
-// payload, and hand the request to the thread pool. Requests run concurrently and reply out of
-// order; at most MaxInFlightRequestsPerConnection at a time. A rejected request is answered without
-// touching the device, and its payload is still consumed so the stream stays in sync.
-using System.Runtime.CompilerServices;
+// The transmission phase's read loop, on the session's own thread: parse a request header, check it,
+// receive (or discard) a WRITE payload, then execute it. A small READ/WRITE runs right here (the
+// device call is a synchronous pread/pwrite; a hop to another thread would cost more than it), and
+// its reply is sent at once, or held back while more pipelined requests are already received so a
+// burst is answered with one send. FLUSH, TRIM, zeroing and large transfers go to the thread pool so
+// they overlap with receiving. At most MaxInFlightRequestsPerConnection requests are in flight. A
+// rejected request is answered without touching the device, and its payload is still consumed so
+// the stream stays in sync.
 using Microsoft.Extensions.Logging;
 using Redundancy.Block.Engine.Nbd;
 
@@ -10,17 +13,36 @@ namespace Redundancy.Block.Agent.Nbd;
 
 internal sealed partial class NbdSession
 {
-    /// <summary>Largest READ/WRITE the read loop may execute itself.</summary>
+    /// <summary>Largest READ/WRITE the session thread executes itself.</summary>
     private const int InlineMaxBytes = 64 * 1024;
 
     /// <summary>Reads requests until DISC, end of stream or a protocol violation; returns why it stopped.</summary>
-    private async Task<string> TransmitAsync(CancellationToken cancellationToken)
+    private string Transmit(CancellationToken cancellationToken)
+    {
+        _sessionThreadId = Environment.CurrentManagedThreadId;
+        try
+        {
+            return ReadRequests(cancellationToken);
+        }
+        finally
+        {
+            // Replies held back for a burst must not wait for a request that will never come.
+            _sessionThreadId = 0;
+            FlushReplies();
+        }
+    }
+
+    private string ReadRequests(CancellationToken cancellationToken)
     {
         while (true)
         {
-            if (!await _input.FillAsync(NbdRequestHeader.SizeBytes, cancellationToken).ConfigureAwait(false))
+            if (_input.Available < NbdRequestHeader.SizeBytes)
             {
-                return "client closed the connection";
+                FlushReplies();
+                if (!_input.Fill(NbdRequestHeader.SizeBytes, cancellationToken))
+                {
+                    return "client closed the connection";
+                }
             }
 
             if (!NbdRequestHeader.TryRead(_input.Peek(NbdRequestHeader.SizeBytes), out NbdRequestHeader header))
@@ -44,16 +66,16 @@ internal sealed partial class NbdSession
 
             if (!_slots.Wait(0))
             {
-                await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                FlushReplies();
+                _slots.Wait(cancellationToken);
             }
 
-            await AdmitAsync(RentRequest(header), cancellationToken).ConfigureAwait(false);
+            Admit(RentRequest(header), cancellationToken);
         }
     }
 
-    /// <summary>Validates a request, reads its payload and dispatches it, or answers it with an error.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AdmitAsync(NbdRequest request, CancellationToken cancellationToken)
+    /// <summary>Validates a request, receives its payload and executes or dispatches it, or answers it with an error.</summary>
+    private void Admit(NbdRequest request, CancellationToken cancellationToken)
     {
         NbdRequestHeader header = request.Header;
         NbdError error = _refuseNew ? NbdError.Shutdown : NbdRequestValidator.Validate(header, _limits);
@@ -61,10 +83,19 @@ internal sealed partial class NbdSession
         {
             if (header.Command == NbdCommand.Write)
             {
-                ValueTask payload = error == NbdError.None
-                    ? _input.ReadExactAsync(request.PrepareWritePayload(), cancellationToken)
-                    : _input.SkipAsync(header.LengthBytes, cancellationToken);
-                await payload.ConfigureAwait(false);
+                if (_input.Available < header.LengthBytes)
+                {
+                    FlushReplies();
+                }
+
+                if (error == NbdError.None)
+                {
+                    _input.ReadExact(request.PrepareWritePayload().Span, cancellationToken);
+                }
+                else
+                {
+                    _input.Skip(header.LengthBytes, cancellationToken);
+                }
             }
         }
         catch
@@ -96,13 +127,6 @@ internal sealed partial class NbdSession
         EnqueueReply(request);
     }
 
-    /// <summary>
-    /// A small READ/WRITE with no further request already received runs on the read loop itself: the
-    /// thread hop would cost more than the copy, and nothing waits behind it. Anything else (a burst of
-    /// pipelined requests, FLUSH, TRIM, zeroing, large transfers) goes to the thread pool to overlap.
-    /// </summary>
-    private bool RunsInline(in NbdRequestHeader header) =>
-        header.Command is NbdCommand.Read or NbdCommand.Write
-        && header.LengthBytes <= InlineMaxBytes
-        && _input.Available < NbdRequestHeader.SizeBytes;
+    private static bool RunsInline(in NbdRequestHeader header) =>
+        header.Command is NbdCommand.Read or NbdCommand.Write && header.LengthBytes <= InlineMaxBytes;
 }

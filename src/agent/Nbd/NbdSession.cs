@@ -1,6 +1,11 @@
 // One NBD client connection: negotiation (NbdSession.Handshake.cs), then transmission
-// (NbdSession.Transmission.cs) with replies written by one sender (NbdSession.Replies.cs). This part
-// holds the shared state and the lifecycle: run, stop, revoke, drain, close.
+// (NbdSession.Transmission.cs) with replies written by one sender at a time (NbdSession.Replies.cs).
+// This part holds the shared state and the lifecycle: run, stop, revoke, drain, close.
+//
+// Like nbdkit, a connection has its own thread doing blocking receives and sends: a request is
+// received, executed and answered with no thread hop, which is what a queue-depth-1 client waits on.
+// Stopping or revoking shuts the socket's receive side down to end a blocked receive.
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Redundancy.Block.Engine;
 using Redundancy.Block.Engine.Io;
@@ -28,6 +33,7 @@ internal sealed partial class NbdSession
     private int _inFlight;
     private TaskCompletionSource? _idleWaiter;
     private volatile bool _refuseNew;
+    private bool _closed;
     private INbdExport? _export;
     private IBlockDevice? _device;
     private NbdExportLimits _limits;
@@ -57,20 +63,27 @@ internal sealed partial class NbdSession
     /// <summary>The export was revoked (read from the token, so it is true before any callback runs).</summary>
     public bool IsRevoked => RevokedToken.IsCancellationRequested;
 
-    /// <summary>Runs the whole connection; completes when it is closed. Never throws.</summary>
-    public async Task RunAsync()
+    /// <summary>Runs the whole connection on a thread of its own; completes when it is closed. Never throws.</summary>
+    public Task RunAsync() =>
+        Task.Factory.StartNew(
+            static state => ((NbdSession)state!).Run(), this, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private void Run()
     {
         string reason = "client disconnected";
+        using CancellationTokenRegistration abortReceive =
+            _readCancellation.Token.UnsafeRegister(static state => ((NbdSession)state!).AbortReceive(), this);
         try
         {
-            INbdExport? export = await NegotiateWithTimeoutAsync().ConfigureAwait(false);
+            // Everything below completes synchronously: the stream is read and written with blocking calls.
+            INbdExport? export = NegotiateWithTimeoutAsync().GetAwaiter().GetResult();
             if (export is null)
             {
                 return;
             }
 
             BeginTransmission(export);
-            reason = await TransmitAsync(_readCancellation.Token).ConfigureAwait(false);
+            reason = Transmit(_readCancellation.Token);
         }
         catch (OperationCanceledException) when (_readCancellation.IsCancellationRequested)
         {
@@ -86,7 +99,7 @@ internal sealed partial class NbdSession
         }
         finally
         {
-            await CloseAsync(reason).ConfigureAwait(false);
+            CloseAsync(reason).GetAwaiter().GetResult();
         }
     }
 
@@ -98,6 +111,36 @@ internal sealed partial class NbdSession
     {
         _refuseNew = true;
         CancelReading();
+        ScheduleHardClose();
+    }
+
+    /// <summary>
+    /// A client that stops reading its replies can leave the connection thread blocked in a send,
+    /// where neither cancellation nor a receive shutdown reaches it. If the session has not closed
+    /// within the drain timeout, the socket is closed under it, which fails that send.
+    /// </summary>
+    private void ScheduleHardClose()
+    {
+        _ = Task.Delay(_options.DrainTimeout).ContinueWith(
+            static (_, state) => ((NbdSession)state!).HardClose(), this, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private void HardClose()
+    {
+        if (Volatile.Read(ref _closed))
+        {
+            return;
+        }
+        _logger.DrainTimedOut(_client, Volatile.Read(ref _inFlight));
+        try
+        {
+            _stream.Dispose();
+        }
+        catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
     }
 
     /// <summary>Maps a device failure to an NBD error, logging it.</summary>
@@ -127,7 +170,6 @@ internal sealed partial class NbdSession
             (ulong)export.SizeBytes, export.IsReadOnly, StructuredReplies, export.Device.CanFastZero, baseAllocation,
             (uint)_options.MaxPayloadBytes);
         RevokedToken = export.Revoked;
-        _sender = SendRepliesAsync();
         _revokeRegistration = export.Revoked.UnsafeRegister(static state => ((NbdSession)state!).OnRevoked(), this);
     }
 
@@ -137,12 +179,36 @@ internal sealed partial class NbdSession
         _refuseNew = true;
         _logger.Revoked(ExportName ?? "", _client);
         _ = CancelReadingWhenIdleAsync();
+        ScheduleHardClose();
     }
 
     private async Task CancelReadingWhenIdleAsync()
     {
         await WaitIdleAsync().ConfigureAwait(false);
         CancelReading();
+    }
+
+    /// <summary>
+    /// Ends a blocked receive: the receive side of a socket is shut down (replies can still be sent); any
+    /// other stream is closed.
+    /// </summary>
+    private void AbortReceive()
+    {
+        try
+        {
+            if (_stream is NetworkStream network)
+            {
+                network.Socket.Shutdown(SocketShutdown.Receive);
+            }
+            else
+            {
+                _stream.Dispose();
+            }
+        }
+        catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
+        {
+            // Already closed: nothing is blocked on it.
+        }
     }
 
     private void CancelReading()
@@ -173,10 +239,12 @@ internal sealed partial class NbdSession
         }
 
         await _revokeRegistration.DisposeAsync().ConfigureAwait(false);
-        await StopSenderAsync().ConfigureAwait(false);
+        StopSender();
         await _stream.DisposeAsync().ConfigureAwait(false);
+        _input.Dispose();
         _export?.Dispose();
         ExportName = null;
+        Volatile.Write(ref _closed, true);
         _logger.ClientLeft(_client, reason);
     }
 

@@ -21,6 +21,24 @@ public class NbdLifecycleTests
     }
 
     [Fact]
+    public async Task Handshakes_beyond_the_limit_are_closed_at_once_and_the_server_keeps_serving()
+    {
+        var catalog = new TestCatalog();
+        catalog.Add("r0", 1L << 20);
+        await using NbdServerFixture fixture = await NbdServerFixture.StartAsync(catalog, new NbdServerOptions { MaxConcurrentHandshakes = 2 });
+        using NbdTestClient first = fixture.Connect();
+        using NbdTestClient second = fixture.Connect();
+        using var third = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        third.ReceiveTimeout = 5000;
+        third.Connect(fixture.EndPoint);
+        Assert.Equal(0, third.Receive(new byte[18]));
+        first.Go("r0");
+        using NbdTestClient fourth = fixture.Connect();
+        fourth.Go("r0");
+        Assert.Equal(1L << 20, (long)fourth.ExportSizeBytes);
+    }
+
+    [Fact]
     public async Task Disc_right_behind_unacknowledged_writes_lets_them_all_land()
     {
         var catalog = new TestCatalog();
