@@ -1,0 +1,295 @@
+using System.Buffers;
+using Redundancy.Block.Engine.Generations;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.SplitBrain;
+using Redundancy.Block.Engine.States;
+using WireDisconnectReason = Redundancy.Block.Engine.Peers.Protocol.DisconnectReason;
+
+namespace Redundancy.Block.Engine.Replication;
+
+// The receive side of the handshake: each frame is checked for its place (phase), decoded with
+// validation, and moves the handshake on. Anything out of order is a protocol error (reconnect);
+// a refused identity, secret or setting is final (StandAlone).
+public sealed partial class PeerLink
+{
+    /// <summary>A complete frame from the peer (the transport already checked framing and size).</summary>
+    public void Receive(in FrameHeader header, in ReadOnlySequence<byte> payload, long nowMs)
+    {
+        if (handshake is null)
+        {
+            return; // a frame still in flight after we closed
+        }
+        lastReceivedMs = nowMs;
+        var phase = handshake.SettingsAgreed ? PeerPhase.Established : PeerPhase.Handshake;
+        if (MessageTypes.CheckPlace(header, phase) is { } misplaced)
+        {
+            Drop($"protocol error: {misplaced}", ConnectionState.ProtocolError);
+            return;
+        }
+        ushort volume = header.Volume;
+        switch (header.Type)
+        {
+            case MessageType.Features: Decode<FeaturesMessage>(payload, OnFeatures); break;
+            case MessageType.Hello: Decode<HelloMessage>(payload, OnHello); break;
+            case MessageType.AuthChallenge: Decode<AuthChallengeMessage>(payload, OnAuthChallenge); break;
+            case MessageType.AuthResponse: Decode<AuthResponseMessage>(payload, OnAuthResponse); break;
+            case MessageType.ProtocolSettings: Decode<ProtocolSettingsMessage>(payload, OnProtocolSettings); break;
+            case MessageType.Sizes: Decode<SizesMessage>(payload, m => PeerVolumeOf(volume).Sizes = m); break;
+            case MessageType.Uuids: Decode<UuidsMessage>(payload, m => PeerVolumeOf(volume).Uuids = m); break;
+            case MessageType.State: Decode<StateMessage>(payload, m => OnState(volume, m)); break;
+            case MessageType.Ping: Send(0, default(PingAckMessage)); break;
+            case MessageType.PingAck: pingSentAtMs = -1; break;
+            case MessageType.Disconnect: Decode<DisconnectMessage>(payload, OnPeerDisconnect); break;
+            default:
+                Drop($"protocol error: {header.Type} is not handled on this connection yet", ConnectionState.ProtocolError);
+                return;
+        }
+        if (handshake is not null && handshake.SettingsAgreed && State != ConnectionState.Connected)
+        {
+            MaybeDecide();
+        }
+    }
+
+    private void Decode<T>(in ReadOnlySequence<byte> payload, Action<T> handle) where T : struct, IPeerMessage<T>
+    {
+        if (!FramePayload.TryRead(payload, out T message, out string? error))
+        {
+            Drop($"protocol error: {error}", ConnectionState.ProtocolError);
+            return;
+        }
+        handle(message);
+    }
+
+    private void OnFeatures(FeaturesMessage features)
+    {
+        var hs = handshake!;
+        if (hs.Negotiated is not null)
+        {
+            Drop("protocol error: Features sent twice", ConnectionState.ProtocolError);
+            return;
+        }
+        if (!FeaturesMessage.TryNegotiate(hs.OwnFeatures, features, out var negotiated, out string? error))
+        {
+            GiveUp(WireDisconnectReason.IncompatibleSettings, $"incompatible features: {error}");
+            return;
+        }
+        hs.Negotiated = negotiated;
+    }
+
+    private void OnHello(HelloMessage hello)
+    {
+        var hs = handshake!;
+        string? refusal = hs.Negotiated is null ? "Hello before Features"
+            : hs.HelloReceived ? "Hello sent twice"
+            : hello.ResourceName != settings.ResourceName ? $"peer speaks for resource '{hello.ResourceName}', not '{settings.ResourceName}'"
+            : hello.SenderNodeId != settings.PeerNodeId ? $"peer claims node-id {hello.SenderNodeId}, {settings.PeerNodeName} is node-id {settings.PeerNodeId}"
+            : hello.ReceiverNodeId != settings.LocalNodeId ? $"peer expects node-id {hello.ReceiverNodeId}, this node is node-id {settings.LocalNodeId}"
+            : null;
+        if (refusal is not null)
+        {
+            GiveUp(WireDisconnectReason.WrongPeer, refusal);
+            return;
+        }
+        hs.HelloReceived = true;
+        if (settings.AuthAlgorithm != DigestAlgorithm.None)
+        {
+            hs.OwnChallenge = AuthChallengeMessage.Create(random);
+            Send(0, hs.OwnChallenge.Value);
+        }
+        else
+        {
+            hs.PeerAuthenticated = true;
+            SendSettings();
+        }
+    }
+
+    private void OnAuthChallenge(AuthChallengeMessage challenge)
+    {
+        var hs = handshake!;
+        if (!hs.HelloReceived || hs.OwnChallenge is null)
+        {
+            GiveUp(WireDisconnectReason.AuthenticationFailed, "authentication failed: a challenge arrived before this node asked for one (no cram-hmac-alg here?)");
+            return;
+        }
+        if (PeerAuthentication.IsReflected(hs.OwnChallenge.Value, challenge))
+        {
+            GiveUp(WireDisconnectReason.AuthenticationFailed, "authentication failed: the peer reflected our challenge");
+            return;
+        }
+        Send(0, PeerAuthentication.ComputeResponse(settings.AuthAlgorithm, settings.SharedSecret!, challenge, settings.LocalNodeId));
+    }
+
+    private void OnAuthResponse(AuthResponseMessage response)
+    {
+        var hs = handshake!;
+        if (hs.OwnChallenge is null || hs.PeerAuthenticated)
+        {
+            GiveUp(WireDisconnectReason.AuthenticationFailed, "authentication failed: an unexpected response");
+            return;
+        }
+        if (!PeerAuthentication.Verify(settings.AuthAlgorithm, settings.SharedSecret!, hs.OwnChallenge.Value, settings.PeerNodeId, response, out string? error))
+        {
+            GiveUp(WireDisconnectReason.AuthenticationFailed, error!);
+            return;
+        }
+        hs.PeerAuthenticated = true;
+        output.Log.Add($"{Subject}: peer authenticated using {DigestAlgorithms.Name(settings.AuthAlgorithm)}");
+        SendSettings();
+    }
+
+    private void SendSettings()
+    {
+        var hs = handshake!;
+        if (!hs.SettingsSent)
+        {
+            hs.SettingsSent = true;
+            Send(0, settings.Protocol);
+        }
+    }
+
+    private void OnProtocolSettings(ProtocolSettingsMessage peerSettings)
+    {
+        var hs = handshake!;
+        if (!hs.PeerAuthenticated)
+        {
+            GiveUp(WireDisconnectReason.AuthenticationFailed, "authentication failed: the peer skipped the challenge (is its cram-hmac-alg set?)");
+            return;
+        }
+        if (SettingsMismatch.Find(settings.Protocol, peerSettings) is { } mismatch)
+        {
+            GiveUp(WireDisconnectReason.IncompatibleSettings, mismatch.ToString());
+            return;
+        }
+        hs.SettingsAgreed = true;
+        hs.Local = host.VolumesFor(settings.PeerNodeId);
+        foreach (var volume in hs.Local)
+        {
+            SendVolume(volume);
+        }
+    }
+
+    private void SendVolume(LocalVolumeView volume)
+    {
+        ushort number = (ushort)volume.Volume;
+        var size = (ulong)volume.UsableSizeBytes;
+        Send(number, new SizesMessage(size, size, 0, (uint)Math.Min(settings.MaxFramePayloadBytes, 1 << 20)));
+        var flags = (volume.Flags.HasFlag(MetadataFlags.CrashedPrimary) ? UuidFlags.CrashedPrimary : 0)
+            | (volume.Flags.HasFlag(MetadataFlags.Consistent) ? UuidFlags.Consistent : 0)
+            | (volume.Flags.HasFlag(MetadataFlags.WasUpToDate) ? UuidFlags.WasUpToDate : 0);
+        Send(number, new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits));
+        var stateFlags = (volume.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
+        Send(number, new StateMessage(host.Role, volume.Disk, DiskState.DUnknown, ReplicationState.Off, stateFlags));
+    }
+
+    private PeerVolume PeerVolumeOf(ushort volume)
+    {
+        var volumes = handshake!.Volumes;
+        if (!volumes.TryGetValue(volume, out var peer))
+        {
+            peer = new PeerVolume();
+            volumes[volume] = peer;
+        }
+        return peer;
+    }
+
+    private void OnState(ushort volume, StateMessage state)
+    {
+        PeerVolumeOf(volume).State = state;
+        if (State == ConnectionState.Connected)
+        {
+            SetPeerRole(state.Role);
+            peerDisks[volume] = state.Disk;
+        }
+    }
+
+    private void OnPeerDisconnect(DisconnectMessage message)
+    {
+        string text = $"peer disconnected: {message.Text}";
+        if (message.Reason is WireDisconnectReason.Requested or WireDisconnectReason.Shutdown or WireDisconnectReason.ProtocolError)
+        {
+            Drop(text, ConnectionState.BrokenPipe);
+            return;
+        }
+        // The peer refused us for a reason retrying cannot fix: both ends stand alone.
+        LastError = text;
+        output.Log.Add($"{Subject}: {text}");
+        CloseTransport(text);
+        nextDialAtMs = long.MaxValue;
+        SetState(ConnectionState.Disconnecting);
+        SetState(ConnectionState.StandAlone);
+    }
+
+    /// <summary>Once the peer described every volume: the sync handshake per volume, then Connected or not.</summary>
+    private void MaybeDecide()
+    {
+        var hs = handshake!;
+        var local = hs.Local!;
+        foreach (int peerVolume in hs.Volumes.Keys)
+        {
+            if (local.All(l => l.Volume != peerVolume))
+            {
+                GiveUp(WireDisconnectReason.IncompatibleSettings, $"the peer has volume {peerVolume}, which is not configured here");
+                return;
+            }
+        }
+        if (local.Any(l => !hs.Volumes.TryGetValue(l.Volume, out var p) || !p.Complete))
+        {
+            return;
+        }
+        var decisions = new List<VolumeDecision>();
+        foreach (var volume in local)
+        {
+            var peer = hs.Volumes[volume.Volume];
+            var outcome = Decide(volume, peer);
+            foreach (string line in outcome.Log)
+            {
+                output.Log.Add($"{Subject}/{volume.Volume}: {line}");
+            }
+            if (outcome.Action == HandshakeAction.Disconnect)
+            {
+                if (outcome.RetryConnect)
+                {
+                    Drop($"volume {volume.Volume}: {outcome.Reason}, retrying", ConnectionState.Unconnected);
+                }
+                else
+                {
+                    GiveUp(outcome.Reason == SplitBrain.DisconnectReason.UnrelatedData ? WireDisconnectReason.UnrelatedData : WireDisconnectReason.SplitBrain,
+                        $"volume {volume.Volume}: {Describe(outcome.Reason)}");
+                }
+                return;
+            }
+            long agreed = Math.Min(volume.UsableSizeBytes, (long)peer.Sizes!.Value.UsableSizeBytes);
+            decisions.Add(new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreed));
+        }
+        SetState(ConnectionState.Connected);
+        SetPeerRole(hs.Volumes[local[0].Volume].State!.Value.Role);
+        foreach (var decision in decisions)
+        {
+            peerDisks[decision.Volume] = decision.PeerDisk;
+        }
+        output.Decisions = decisions;
+    }
+
+    private HandshakeOutcome Decide(LocalVolumeView local, PeerVolume peer)
+    {
+        var uuids = peer.Uuids!.Value;
+        var state = peer.State!.Value;
+        var peerFlags = (uuids.Flags.HasFlag(UuidFlags.CrashedPrimary) ? MetadataFlags.CrashedPrimary : 0)
+            | (uuids.Flags.HasFlag(UuidFlags.Consistent) ? MetadataFlags.Consistent : 0)
+            | (uuids.Flags.HasFlag(UuidFlags.WasUpToDate) ? MetadataFlags.WasUpToDate : 0);
+        var self = new HandshakeSide(local.Uuids, local.Flags, host.Role, local.Disk, settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData);
+        var other = new HandshakeSide(new UuidSet(uuids.Current, uuids.Bitmap, uuids.History), peerFlags, state.Role, state.Disk,
+            settings.PeerNodeName, (long)uuids.DirtyBits, state.Flags.HasFlag(StateFlags.DiscardMyData));
+        return SyncHandshake.Decide(self, other, settings.ResolvesConflicts, settings.Policies);
+    }
+
+    private static string Describe(SplitBrain.DisconnectReason reason) => reason switch
+    {
+        SplitBrain.DisconnectReason.UnrelatedData => "Unrelated data, aborting!",
+        SplitBrain.DisconnectReason.SplitBrain => "Split-Brain detected, dropping connection!",
+        SplitBrain.DisconnectReason.InconsistentSyncSource or SplitBrain.DisconnectReason.PeerInconsistentSyncSource => "the sync source would be Inconsistent",
+        SplitBrain.DisconnectReason.PrimarySyncTarget or SplitBrain.DisconnectReason.PeerPrimarySyncTarget => "a Primary would become SyncTarget (rr-conflict)",
+        _ => reason.ToString(),
+    };
+}

@@ -1,0 +1,244 @@
+using Redundancy.Block.Engine.Io;
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.Resources;
+using Redundancy.Block.Engine.States;
+using WireDisconnectReason = Redundancy.Block.Engine.Peers.Protocol.DisconnectReason;
+
+namespace Redundancy.Block.Engine.Replication;
+
+/// <summary>
+/// One connection to one peer, as DRBD's connection state machine: connect, feature negotiation,
+/// mutual HMAC challenge-response, the protocol settings that must agree, per-volume sizes, UUIDs
+/// and states, then the sync handshake's verdict; ping/ping-timeout while connected; reconnect
+/// every connect-int after a network failure. Pure: the host feeds it transport events, frames and
+/// the time, and carries out what <see cref="TakeOutput"/> returns. Not thread-safe.
+/// Failures that retrying cannot fix (wrong secret, incompatible settings, unrelated data, an
+/// unresolved split brain) leave it StandAlone, as DRBD does; the rest reconnect.
+/// </summary>
+public sealed partial class PeerLink
+{
+    private readonly PeerLinkSettings settings;
+    private readonly IPeerLinkHost host;
+    private readonly IRandom random;
+    private PeerLinkOutput output = new();
+    private Handshake? handshake;
+    private long nextDialAtMs = long.MaxValue;
+    private long lastReceivedMs;
+    private long pingSentAtMs = -1;
+
+    public PeerLink(PeerLinkSettings settings, IPeerLinkHost host, IRandom random)
+    {
+        Invariant.Assert(settings.LocalNodeId != settings.PeerNodeId, "a peer link joins two different nodes");
+        this.settings = settings;
+        this.host = host;
+        this.random = random;
+    }
+
+    public PeerLinkSettings Settings => settings;
+
+    public ConnectionState State { get; private set; } = ConnectionState.StandAlone;
+
+    public Role PeerRole { get; private set; } = Role.Unknown;
+
+    /// <summary>The peer's disk state per volume, as of the handshake; DUnknown while not connected.</summary>
+    public IReadOnlyDictionary<int, DiskState> PeerDisks => peerDisks;
+
+    private readonly Dictionary<int, DiskState> peerDisks = [];
+
+    /// <summary>Why the link last went StandAlone or dropped, for status and logs.</summary>
+    public string? LastError { get; private set; }
+
+    /// <summary>The largest frame payload agreed with the peer (the transport enforces it).</summary>
+    public int MaxFramePayloadBytes => handshake?.Negotiated?.MaxFramePayloadBytes ?? FrameHeader.HandshakeMaxPayloadBytes;
+
+    public PeerLinkOutput TakeOutput()
+    {
+        var taken = output;
+        output = new PeerLinkOutput();
+        return taken;
+    }
+
+    /// <summary>`connect`: leave StandAlone and keep trying until connected.</summary>
+    public void Connect(long nowMs)
+    {
+        if (State != ConnectionState.StandAlone)
+        {
+            return;
+        }
+        LastError = null;
+        SetState(ConnectionState.Connecting);
+        nextDialAtMs = settings.Dials ? nowMs : long.MaxValue;
+        Tick(nowMs);
+    }
+
+    /// <summary>`disconnect`: tell the peer, drop the transport, stay StandAlone.</summary>
+    public void Disconnect()
+    {
+        if (handshake is not null)
+        {
+            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, "disconnect requested by the administrator"));
+            CloseTransport("disconnect requested");
+        }
+        nextDialAtMs = long.MaxValue;
+        SetState(ConnectionState.StandAlone);
+    }
+
+    /// <summary>A transport to the peer is up (dialled by us or accepted): start the handshake.</summary>
+    public void TransportConnected(long nowMs)
+    {
+        if (State == ConnectionState.StandAlone || handshake is not null)
+        {
+            // Not wanted (StandAlone) or one is already up: refuse the newcomer.
+            output.CloseReason ??= State == ConnectionState.StandAlone ? "StandAlone: not accepting connections" : "already connected";
+            return;
+        }
+        nextDialAtMs = long.MaxValue;
+        lastReceivedMs = nowMs;
+        handshake = new Handshake(nowMs + settings.TimeoutMs);
+        var flags = FeatureFlags.Trim | FeatureFlags.WriteZeroes | FeatureFlags.ResyncZeroes | FeatureFlags.ChecksummedResync | FeatureFlags.OnlineVerify
+            | (settings.AuthAlgorithm != DigestAlgorithm.None ? FeatureFlags.Authentication : 0);
+        handshake.OwnFeatures = new FeaturesMessage(FeaturesMessage.CurrentProtocolVersion, FeaturesMessage.CurrentProtocolVersion, flags, (uint)settings.MaxFramePayloadBytes);
+        Send(0, handshake.OwnFeatures);
+        Send(0, new HelloMessage((byte)settings.LocalNodeId, (byte)settings.PeerNodeId, settings.ResourceName, settings.LocalNodeName));
+    }
+
+    /// <summary>The transport went away (peer closed, reset, frame error...).</summary>
+    public void TransportClosed(string reason, long nowMs)
+    {
+        if (handshake is null)
+        {
+            return;
+        }
+        bool wasConnected = State == ConnectionState.Connected;
+        handshake = null;
+        pingSentAtMs = -1;
+        PeerRole = Role.Unknown;
+        peerDisks.Clear();
+        if (State == ConnectionState.StandAlone)
+        {
+            return;
+        }
+        LastError = reason;
+        output.Log.Add($"{Subject}: connection lost: {reason}");
+        SetState(wasConnected ? ConnectionState.NetworkFailure : ConnectionState.BrokenPipe);
+        SetState(ConnectionState.Unconnected);
+        SetState(ConnectionState.Connecting);
+        nextDialAtMs = settings.Dials ? nowMs + settings.ConnectIntervalMs : long.MaxValue;
+    }
+
+    /// <summary>Timers: dialling every connect-int, the handshake deadline, ping and ping-timeout.</summary>
+    public void Tick(long nowMs)
+    {
+        if (State == ConnectionState.Connecting && handshake is null && nowMs >= nextDialAtMs)
+        {
+            nextDialAtMs = nowMs + settings.ConnectIntervalMs;
+            output.Dial = true;
+        }
+        if (handshake is null)
+        {
+            return;
+        }
+        if (State != ConnectionState.Connected && nowMs >= handshake.DeadlineMs)
+        {
+            Drop("the handshake did not complete within timeout", ConnectionState.Timeout);
+            return;
+        }
+        if (State != ConnectionState.Connected)
+        {
+            return;
+        }
+        if (pingSentAtMs >= 0 && nowMs - pingSentAtMs > settings.PingTimeoutMs)
+        {
+            Drop("PingAck did not arrive in time", ConnectionState.NetworkFailure);
+        }
+        else if (pingSentAtMs < 0 && nowMs - lastReceivedMs >= settings.PingIntervalMs)
+        {
+            pingSentAtMs = nowMs;
+            Send(0, default(PingMessage));
+        }
+    }
+
+    private string Subject => $"{settings.ResourceName} {settings.PeerNodeName}";
+
+    private void Send<T>(ushort volume, in T message) where T : struct, IPeerMessage<T>
+    {
+        var frame = new byte[FrameWriter.FrameLength(message)];
+        FrameWriter.Write(frame, volume, message);
+        output.Frames.Add(frame);
+    }
+
+    private void CloseTransport(string reason)
+    {
+        output.CloseReason ??= reason;
+        handshake = null;
+        pingSentAtMs = -1;
+        PeerRole = Role.Unknown;
+        peerDisks.Clear();
+    }
+
+    /// <summary>A failure worth retrying: close, go through <paramref name="failure"/> and reconnect.</summary>
+    private void Drop(string reason, ConnectionState failure)
+    {
+        LastError = reason;
+        output.Log.Add($"{Subject}: {reason}");
+        CloseTransport(reason);
+        SetState(failure);
+        SetState(ConnectionState.Unconnected);
+        SetState(ConnectionState.Connecting);
+        nextDialAtMs = settings.Dials ? lastReceivedMs + settings.ConnectIntervalMs : long.MaxValue;
+    }
+
+    /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone.</summary>
+    private void GiveUp(WireDisconnectReason reason, string text)
+    {
+        LastError = text;
+        output.Log.Add($"{Subject}: {text}");
+        Send(0, new DisconnectMessage(reason, text.Length > DisconnectMessage.MaxTextBytes ? text[..DisconnectMessage.MaxTextBytes] : text));
+        CloseTransport(text);
+        nextDialAtMs = long.MaxValue;
+        SetState(ConnectionState.Disconnecting);
+        SetState(ConnectionState.StandAlone);
+    }
+
+    private void SetState(ConnectionState state)
+    {
+        if (State != state)
+        {
+            output.Transitions.Add(new StateTransition(Subject, "conn", State.ToString(), state.ToString()));
+            State = state;
+        }
+    }
+
+    private void SetPeerRole(Role role)
+    {
+        if (PeerRole != role)
+        {
+            output.Transitions.Add(new StateTransition(Subject, "peer", PeerRole.ToString(), role.ToString()));
+            PeerRole = role;
+        }
+    }
+
+    /// <summary>Per-connection handshake progress; gone when the transport is.</summary>
+    private sealed class Handshake(long deadlineMs)
+    {
+        public long DeadlineMs { get; } = deadlineMs;
+        public FeaturesMessage OwnFeatures { get; set; }
+        public NegotiatedFeatures? Negotiated { get; set; }
+        public bool HelloReceived { get; set; }
+        public AuthChallengeMessage? OwnChallenge { get; set; }
+        public bool PeerAuthenticated { get; set; }
+        public bool SettingsSent { get; set; }
+        public bool SettingsAgreed { get; set; }
+        public Dictionary<int, PeerVolume> Volumes { get; } = [];
+        public IReadOnlyList<LocalVolumeView>? Local { get; set; }
+    }
+
+    /// <summary>What the peer said about one volume.</summary>
+    private sealed class PeerVolume
+    {
+        public SizesMessage? Sizes { get; set; }
+        public UuidsMessage? Uuids { get; set; }
+        public StateMessage? State { get; set; }
+        public bool Complete => Sizes is not null && Uuids is not null && State is not null;
+    }
+}

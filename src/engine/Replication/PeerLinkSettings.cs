@@ -1,0 +1,102 @@
+using Redundancy.Block.Engine.Config;
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.SplitBrain;
+
+namespace Redundancy.Block.Engine.Replication;
+
+/// <summary>
+/// What one end of a connection needs to know, resolved from the configuration: who it is, who the
+/// peer is, the net settings both must agree on, the shared secret and the timers (milliseconds).
+/// The node with the lower node-id dials; the other accepts (one connection per pair, no race).
+/// </summary>
+public sealed record PeerLinkSettings
+{
+    public required string ResourceName { get; init; }
+    public required string LocalNodeName { get; init; }
+    public required int LocalNodeId { get; init; }
+    public required string PeerNodeName { get; init; }
+    public required int PeerNodeId { get; init; }
+    public required ProtocolSettingsMessage Protocol { get; init; }
+    public required SplitBrainPolicies Policies { get; init; }
+
+    /// <summary>HMAC algorithm for cram-hmac-alg, or None when no authentication is configured.</summary>
+    public DigestAlgorithm AuthAlgorithm { get; init; }
+    public string? SharedSecret { get; init; }
+
+    public long ConnectIntervalMs { get; init; } = 10_000;
+    public long PingIntervalMs { get; init; } = 10_000;
+    public long PingTimeoutMs { get; init; } = 500;
+    /// <summary>DRBD's `timeout`: also bounds the whole handshake.</summary>
+    public long TimeoutMs { get; init; } = 6_000;
+    public int MaxFramePayloadBytes { get; init; } = 1 << 20;
+
+    public bool Dials => LocalNodeId < PeerNodeId;
+
+    /// <summary>DRBD gives the RESOLVE_CONFLICTS tie-breaker to one side; here the higher node-id.</summary>
+    public bool ResolvesConflicts => LocalNodeId > PeerNodeId;
+
+    /// <summary>
+    /// Resolves the settings for the connection from <paramref name="localNode"/> to <paramref name="peerNode"/>.
+    /// Fails with an operator-facing reason when a setting cannot be put on the wire.
+    /// </summary>
+    public static bool TryCreate(ResourceDefinition resource, NodeDefinition localNode, NodeDefinition peerNode, out PeerLinkSettings settings, out string error)
+    {
+        settings = null!;
+        if (!TryProtocol(resource, localNode.Name, out var protocol, out error))
+        {
+            return false;
+        }
+        var auth = DigestAlgorithm.None;
+        if (resource.CramHmacAlg() is { } alg && !PeerAuthentication.TryParseAlgorithm(alg, out auth, out string? authError))
+        {
+            error = authError ?? $"cram-hmac-alg {alg} is not usable";
+            return false;
+        }
+        if (auth != DigestAlgorithm.None && PeerAuthentication.CheckSecret(resource.SharedSecret()) is { } secretError)
+        {
+            error = secretError;
+            return false;
+        }
+        settings = new PeerLinkSettings
+        {
+            ResourceName = resource.Name,
+            LocalNodeName = localNode.Name,
+            LocalNodeId = localNode.NodeId,
+            PeerNodeName = peerNode.Name,
+            PeerNodeId = peerNode.NodeId,
+            Protocol = protocol,
+            Policies = SplitBrainPolicies.FromResource(resource),
+            AuthAlgorithm = auth,
+            SharedSecret = auth == DigestAlgorithm.None ? null : resource.SharedSecret(),
+            ConnectIntervalMs = resource.ConnectIntMs(),
+            PingIntervalMs = resource.PingIntMs(),
+            PingTimeoutMs = resource.PingTimeoutMs(),
+            TimeoutMs = resource.TimeoutMs(),
+        };
+        error = string.Empty;
+        return true;
+    }
+
+    private static bool TryProtocol(ResourceDefinition resource, string localNodeName, out ProtocolSettingsMessage message, out string error)
+    {
+        message = default;
+        error = string.Empty;
+        DigestAlgorithm integrity = DigestAlgorithm.None, csums = DigestAlgorithm.None, verify = DigestAlgorithm.None;
+        if (!ProtocolSettingsValues.TryParseProtocol(resource.Protocol().ToString(), out var protocol)
+            || !ProtocolSettingsValues.TryParseAfterSb0Pri(resource.AfterSb0Pri(), localNodeName, out var sb0)
+            || !ProtocolSettingsValues.TryParseAfterSb1Pri(resource.AfterSb1Pri(), out var sb1)
+            || !ProtocolSettingsValues.TryParseAfterSb2Pri(resource.AfterSb2Pri(), out var sb2)
+            || !ProtocolSettingsValues.TryParseCompression(resource.Compression(), out var compression)
+            || (resource.DataIntegrityAlg() is { } i && !DigestAlgorithms.TryParse(i, out integrity))
+            || (resource.CsumsAlg() is { } c && !DigestAlgorithms.TryParse(c, out csums))
+            || (resource.VerifyAlg() is { } v && !DigestAlgorithms.TryParse(v, out verify)))
+        {
+            error = $"{resource.Name}: a net setting (protocol, after-sb-*, compression, *-alg) has a value this agent cannot use";
+            return false;
+        }
+        var flags = (resource.AllowTwoPrimaries() ? ProtocolSettingsFlags.AllowTwoPrimaries : 0)
+            | (resource.AlwaysAsbp() ? ProtocolSettingsFlags.AlwaysAsbp : 0);
+        message = new ProtocolSettingsMessage(protocol, sb0, sb1, sb2, flags, integrity, csums, verify, compression);
+        return true;
+    }
+}
