@@ -1,0 +1,261 @@
+using Redundancy.Block.Engine.Peers.Protocol;
+
+namespace Redundancy.Block.Engine.Replication;
+
+/// <summary>A replicated request as the Primary tracks it.</summary>
+public enum ReplicatedRequestKind
+{
+    Write,
+    Trim,
+    Zeroes,
+    /// <summary>FLUSH: durable locally and on every peer it is sent to (protocol C semantics).</summary>
+    Flush,
+}
+
+/// <summary>What the host must do to start a request: the id, the epoch and the peers to send it to.</summary>
+/// <param name="RequestId">Unique per tracker; acks and completions name it.</param>
+/// <param name="Epoch">The epoch the request belongs to (DRBD's transfer-log epoch).</param>
+/// <param name="SendTo">Peers (node-ids) that get the request, in this order.</param>
+/// <param name="BarrierBefore">When set, send Barrier(this epoch number) to every peer in <paramref name="SendTo"/> first.</param>
+public readonly record struct TrackedRequest(ulong RequestId, uint Epoch, IReadOnlyList<int> SendTo, uint? BarrierBefore);
+
+/// <summary>A range a peer may have missed: it goes into that peer's bitmap slot.</summary>
+public readonly record struct OutOfSyncRange(int PeerNodeId, int Volume, long OffsetBytes, long LengthBytes);
+
+/// <summary>A request whose protocol guarantee now holds (or that failed): reply to the client.</summary>
+public readonly record struct CompletedRequest(ulong RequestId, bool Succeeded);
+
+/// <summary>
+/// The Primary's bookkeeping of replicated requests, after DRBD's request states and transfer log:
+/// <list type="bullet">
+/// <item>a request completes when the local disk is done and every peer it went to acknowledged it
+/// the way the protocol says (A: handed to the send path, B: RecvAck, C: WriteAck);</item>
+/// <item>it stays in the peer's transfer log until that peer's BarrierAck for its epoch; a new epoch
+/// starts after any completion (so dependent writes land in a later epoch) or after max-epoch-size
+/// requests;</item>
+/// <item>when a connection is lost, every request still in its transfer log — acknowledged or not —
+/// is reported out of sync for that peer, so a later resync covers whatever the peer may lack;
+/// pending acks from it are no longer awaited.</item>
+/// </list>
+/// Pure and not thread-safe: the host serialises calls.
+/// </summary>
+public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize = 2048)
+{
+    /// <summary>Every request not yet completed, or still in some peer's transfer log.</summary>
+    private readonly Dictionary<ulong, Request> requests = [];
+    private readonly Dictionary<int, PeerLog> peers = [];
+    private readonly List<CompletedRequest> completed = [];
+    private readonly List<OutOfSyncRange> outOfSync = [];
+    private ulong nextRequestId = 1;
+    private uint epoch = 1;
+    private int epochSize;
+    private bool completionInEpoch;
+
+    public ReplicationProtocol Protocol { get; } = protocol;
+
+    public uint CurrentEpoch => epoch;
+
+    /// <summary>Requests not yet completed to the client.</summary>
+    public int PendingRequests => requests.Values.Count(r => !r.Completed);
+
+    /// <summary>Requests sent to <paramref name="peerNodeId"/> and not yet acknowledged (DRBD's ap-in-flight).</summary>
+    public int InFlight(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Unacked.Count : 0;
+
+    /// <summary>Requests in the peer's transfer log, not yet released by a BarrierAck.</summary>
+    public int InTransferLog(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Entries.Count : 0;
+
+    /// <summary>A peer now receives replicated requests (connected and replicating).</summary>
+    public void AddPeer(int peerNodeId)
+    {
+        Invariant.Assert(!peers.ContainsKey(peerNodeId), $"peer {peerNodeId} added twice");
+        peers[peerNodeId] = new PeerLog();
+    }
+
+    public bool HasPeer(int peerNodeId) => peers.ContainsKey(peerNodeId);
+
+    /// <summary>Starts a request; <paramref name="localDisk"/> false when this node is Diskless.</summary>
+    public TrackedRequest Begin(int volume, long offsetBytes, long lengthBytes, ReplicatedRequestKind kind, bool localDisk = true)
+    {
+        uint? barrier = null;
+        if (epochSize > 0 && (completionInEpoch || epochSize >= maxEpochSize))
+        {
+            barrier = epoch;
+            epoch++;
+            epochSize = 0;
+            completionInEpoch = false;
+        }
+        epochSize++;
+        var request = new Request(nextRequestId++, volume, offsetBytes, lengthBytes, kind, epoch, localDisk);
+        var sendTo = peers.Keys.Order().ToList();
+        foreach (int peer in sendTo)
+        {
+            peers[peer].Unacked.Add(request.Id);
+            peers[peer].Entries.Add(request.Id);
+            request.WaitingFor.Add(peer);
+        }
+        requests[request.Id] = request;
+        return new TrackedRequest(request.Id, epoch, sendTo, sendTo.Count > 0 ? barrier : null);
+    }
+
+    /// <summary>The local disk finished the request.</summary>
+    public void LocalDone(ulong requestId, bool succeeded)
+    {
+        var request = requests[requestId];
+        Invariant.Assert(request.LocalDisk && !request.LocalDone, $"request {requestId}: local completion reported once, for a request that has a local disk");
+        request.LocalDone = true;
+        request.LocalOk = succeeded;
+        TryComplete(request);
+    }
+
+    /// <summary>
+    /// The request was handed to the send path of <paramref name="peerNodeId"/>: under protocol A that is
+    /// its acknowledgement (a FLUSH still waits for the peer: durability is its whole point).
+    /// </summary>
+    public void Sent(int peerNodeId, ulong requestId)
+    {
+        if (Protocol == ReplicationProtocol.A && requests.TryGetValue(requestId, out var r) && r.Kind != ReplicatedRequestKind.Flush
+            && peers.TryGetValue(peerNodeId, out var log) && log.Unacked.Contains(requestId))
+        {
+            PeerAcknowledged(peerNodeId, log, requestId, ok: true);
+        }
+    }
+
+    /// <summary>An ack from the peer. Untrusted: an ack for a request the peer never had is ignored (returns false).</summary>
+    public bool Ack(int peerNodeId, ulong requestId, AckKind kind)
+    {
+        if (!peers.TryGetValue(peerNodeId, out var log) || !log.Entries.Contains(requestId))
+        {
+            return false;
+        }
+        var request = requests[requestId];
+        bool flush = request.Kind == ReplicatedRequestKind.Flush;
+        bool counts = kind switch
+        {
+            AckKind.NegAck => true,
+            AckKind.RecvAck => Protocol == ReplicationProtocol.B && !flush,
+            AckKind.WriteAck => Protocol == ReplicationProtocol.C || flush,
+            _ => false,
+        };
+        if (kind == AckKind.NegAck && request.LengthBytes > 0)
+        {
+            // The peer could not write it: it lacks these blocks.
+            outOfSync.Add(new OutOfSyncRange(peerNodeId, request.Volume, request.OffsetBytes, request.LengthBytes));
+        }
+        if (counts && log.Unacked.Contains(requestId))
+        {
+            PeerAcknowledged(peerNodeId, log, requestId, ok: kind != AckKind.NegAck);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The peer finished, flushed and acknowledged every request up to <paramref name="barrierEpoch"/>:
+    /// they leave its transfer log. Untrusted: an ack for an epoch not yet closed is refused (false).
+    /// </summary>
+    public bool BarrierAck(int peerNodeId, uint barrierEpoch)
+    {
+        if (!peers.TryGetValue(peerNodeId, out var log) || barrierEpoch >= epoch)
+        {
+            return false;
+        }
+        foreach (ulong id in log.Entries.Where(id => requests[id].Epoch <= barrierEpoch).ToList())
+        {
+            if (log.Unacked.Contains(id))
+            {
+                PeerAcknowledged(peerNodeId, log, id, ok: true); // the barrier ack covers what it completes
+            }
+            log.Entries.Remove(id);
+            Forget(requests[id]);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The connection to the peer is gone: every request in its transfer log is out of sync for it,
+    /// and requests waiting for its ack stop waiting.
+    /// </summary>
+    public void PeerLost(int peerNodeId)
+    {
+        if (!peers.Remove(peerNodeId, out var log))
+        {
+            return;
+        }
+        foreach (ulong id in log.Entries)
+        {
+            var request = requests[id];
+            if (request.LengthBytes > 0)
+            {
+                outOfSync.Add(new OutOfSyncRange(peerNodeId, request.Volume, request.OffsetBytes, request.LengthBytes));
+            }
+            request.WaitingFor.Remove(peerNodeId);
+            TryComplete(request);
+            Forget(request);
+        }
+    }
+
+    /// <summary>Requests completed since the last call (in completion order).</summary>
+    public IReadOnlyList<CompletedRequest> TakeCompleted() => Take(completed);
+
+    /// <summary>Ranges to mark out of sync in peers' bitmaps since the last call.</summary>
+    public IReadOnlyList<OutOfSyncRange> TakeOutOfSync() => Take(outOfSync);
+
+    private static List<T> Take<T>(List<T> list)
+    {
+        var taken = list.ToList();
+        list.Clear();
+        return taken;
+    }
+
+    private void PeerAcknowledged(int peerNodeId, PeerLog log, ulong requestId, bool ok)
+    {
+        log.Unacked.Remove(requestId);
+        var request = requests[requestId];
+        request.WaitingFor.Remove(peerNodeId);
+        request.PeerOk |= ok;
+        TryComplete(request);
+    }
+
+    private void TryComplete(Request request)
+    {
+        if (request.Completed || (request.LocalDisk && !request.LocalDone) || request.WaitingFor.Count > 0)
+        {
+            return;
+        }
+        request.Completed = true;
+        completionInEpoch = true;
+        completed.Add(new CompletedRequest(request.Id, request.LocalDisk ? request.LocalOk : request.PeerOk));
+        Forget(request);
+    }
+
+    /// <summary>Drops the record once it is completed and in no transfer log.</summary>
+    private void Forget(Request request)
+    {
+        if (request.Completed && peers.Values.All(log => !log.Entries.Contains(request.Id)))
+        {
+            requests.Remove(request.Id);
+        }
+    }
+
+    private sealed class Request(ulong id, int volume, long offsetBytes, long lengthBytes, ReplicatedRequestKind kind, uint epoch, bool localDisk)
+    {
+        public ulong Id { get; } = id;
+        public int Volume { get; } = volume;
+        public long OffsetBytes { get; } = offsetBytes;
+        public long LengthBytes { get; } = lengthBytes;
+        public ReplicatedRequestKind Kind { get; } = kind;
+        public uint Epoch { get; } = epoch;
+        public bool LocalDisk { get; } = localDisk;
+        public bool LocalDone { get; set; }
+        public bool LocalOk { get; set; }
+        public bool PeerOk { get; set; }
+        public bool Completed { get; set; }
+        public HashSet<int> WaitingFor { get; } = [];
+    }
+
+    /// <summary>One peer's transfer log: requests sent to it and not yet released by a BarrierAck.</summary>
+    private sealed class PeerLog
+    {
+        public HashSet<ulong> Entries { get; } = [];
+        public HashSet<ulong> Unacked { get; } = [];
+    }
+}

@@ -1,0 +1,177 @@
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.Replication;
+
+namespace Redundancy.Block.Engine.Tests.Replication;
+
+public class WriteTrackerTests
+{
+    private const int Beta = 1;
+    private const int Gamma = 2;
+
+    [Fact]
+    public void Protocol_C_completes_after_the_local_write_and_the_peers_WriteAck_not_before()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var request = tracker.Begin(0, 4096, 4096, ReplicatedRequestKind.Write);
+        Assert.Equal([Beta], request.SendTo);
+        tracker.LocalDone(request.RequestId, succeeded: true);
+        tracker.Sent(Beta, request.RequestId);
+        Assert.True(tracker.Ack(Beta, request.RequestId, AckKind.RecvAck));
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.Ack(Beta, request.RequestId, AckKind.WriteAck);
+        Assert.Equal([new CompletedRequest(request.RequestId, true)], tracker.TakeCompleted());
+    }
+
+    [Fact]
+    public void Protocol_C_waits_for_the_local_disk_even_when_the_peer_was_faster()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var request = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.Ack(Beta, request.RequestId, AckKind.WriteAck);
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.LocalDone(request.RequestId, succeeded: true);
+        Assert.Single(tracker.TakeCompleted());
+    }
+
+    [Fact]
+    public void Protocol_B_completes_on_RecvAck()
+    {
+        var tracker = Tracker(ReplicationProtocol.B, Beta);
+        var request = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(request.RequestId, true);
+        tracker.Sent(Beta, request.RequestId);
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.Ack(Beta, request.RequestId, AckKind.RecvAck);
+        Assert.Single(tracker.TakeCompleted());
+    }
+
+    [Fact]
+    public void Protocol_A_completes_once_handed_to_the_send_path_but_a_FLUSH_waits_for_the_peer()
+    {
+        var tracker = Tracker(ReplicationProtocol.A, Beta);
+        var write = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(write.RequestId, true);
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.Sent(Beta, write.RequestId);
+        Assert.Single(tracker.TakeCompleted());
+
+        var flush = tracker.Begin(0, 0, 0, ReplicatedRequestKind.Flush);
+        tracker.LocalDone(flush.RequestId, true);
+        tracker.Sent(Beta, flush.RequestId);
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.Ack(Beta, flush.RequestId, AckKind.WriteAck);
+        Assert.Single(tracker.TakeCompleted());
+    }
+
+    [Fact]
+    public void Every_peer_must_acknowledge()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta, Gamma);
+        var request = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        Assert.Equal([Beta, Gamma], request.SendTo);
+        tracker.LocalDone(request.RequestId, true);
+        tracker.Ack(Beta, request.RequestId, AckKind.WriteAck);
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.Ack(Gamma, request.RequestId, AckKind.WriteAck);
+        Assert.Single(tracker.TakeCompleted());
+    }
+
+    [Fact]
+    public void Without_peers_a_request_completes_with_the_local_disk()
+    {
+        var tracker = new WriteTracker(ReplicationProtocol.C);
+        var request = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        Assert.Empty(request.SendTo);
+        tracker.LocalDone(request.RequestId, false);
+        Assert.Equal([new CompletedRequest(request.RequestId, false)], tracker.TakeCompleted());
+    }
+
+    [Fact]
+    public void A_lost_peer_gets_every_range_of_its_transfer_log_marked_out_of_sync_acked_or_not()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var acked = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(acked.RequestId, true);
+        tracker.Ack(Beta, acked.RequestId, AckKind.WriteAck);
+        var pending = tracker.Begin(1, 8192, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(pending.RequestId, true);
+        Assert.Single(tracker.TakeCompleted());
+
+        tracker.PeerLost(Beta);
+
+        Assert.Equal([new CompletedRequest(pending.RequestId, true)], tracker.TakeCompleted());
+        Assert.Equal(
+            [new OutOfSyncRange(Beta, 0, 0, 4096), new OutOfSyncRange(Beta, 1, 8192, 4096)],
+            tracker.TakeOutOfSync().OrderBy(r => r.OffsetBytes));
+        Assert.Equal(0, tracker.PendingRequests);
+    }
+
+    [Fact]
+    public void A_BarrierAck_releases_its_epoch_so_a_later_loss_marks_only_newer_requests()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var first = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(first.RequestId, true);
+        tracker.Ack(Beta, first.RequestId, AckKind.WriteAck);
+        var second = tracker.Begin(0, 65536, 4096, ReplicatedRequestKind.Write);
+        Assert.Equal(first.Epoch, second.BarrierBefore);
+        Assert.Equal(first.Epoch + 1, second.Epoch);
+        Assert.Equal(2, tracker.InTransferLog(Beta));
+
+        Assert.True(tracker.BarrierAck(Beta, first.Epoch));
+        Assert.Equal(1, tracker.InTransferLog(Beta));
+        tracker.PeerLost(Beta);
+        Assert.Equal([new OutOfSyncRange(Beta, 0, 65536, 4096)], tracker.TakeOutOfSync());
+    }
+
+    [Fact]
+    public void Epochs_close_after_a_completion_or_after_max_epoch_size_requests()
+    {
+        var tracker = new WriteTracker(ReplicationProtocol.C, maxEpochSize: 3);
+        tracker.AddPeer(Beta);
+        var requests = Enumerable.Range(0, 4).Select(i => tracker.Begin(0, i * 4096L, 4096, ReplicatedRequestKind.Write)).ToList();
+        Assert.Equal([null, null, null, 1u], requests.Select(r => r.BarrierBefore));
+        Assert.Equal([1u, 1u, 1u, 2u], requests.Select(r => r.Epoch));
+    }
+
+    [Fact]
+    public void Acks_the_peer_could_not_have_are_refused()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var request = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        Assert.False(tracker.Ack(Beta, request.RequestId + 100, AckKind.WriteAck));
+        Assert.False(tracker.Ack(Gamma, request.RequestId, AckKind.WriteAck));
+        Assert.False(tracker.BarrierAck(Beta, request.Epoch));
+        Assert.Equal(1, tracker.InFlight(Beta));
+    }
+
+    [Fact]
+    public void A_NegAck_marks_the_range_out_of_sync_and_the_request_still_completes_from_the_local_disk()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var request = tracker.Begin(0, 4096, 8192, ReplicatedRequestKind.Write);
+        tracker.LocalDone(request.RequestId, true);
+        tracker.Ack(Beta, request.RequestId, AckKind.NegAck);
+        Assert.Equal([new CompletedRequest(request.RequestId, true)], tracker.TakeCompleted());
+        Assert.Equal([new OutOfSyncRange(Beta, 0, 4096, 8192)], tracker.TakeOutOfSync());
+    }
+
+    [Fact]
+    public void A_diskless_primary_succeeds_through_its_peer()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var request = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write, localDisk: false);
+        tracker.Ack(Beta, request.RequestId, AckKind.WriteAck);
+        Assert.Equal([new CompletedRequest(request.RequestId, true)], tracker.TakeCompleted());
+    }
+
+    private static WriteTracker Tracker(ReplicationProtocol protocol, params int[] peerNodeIds)
+    {
+        var tracker = new WriteTracker(protocol);
+        foreach (int peer in peerNodeIds)
+        {
+            tracker.AddPeer(peer);
+        }
+        return tracker;
+    }
+}
