@@ -1,0 +1,235 @@
+// The send side of a PeerConnection. Senders on any thread write whole frames into a Pipe under a
+// lock and flush it (a cheap commit unless the pipe is over its pause threshold); one send loop
+// drains the pipe into the socket, so frames queued together leave in one gathered send (Kestrel's
+// ProcessSends). When the pipe is paused only one flush is outstanding: later senders just append,
+// and the flush task flushes again when the first completes.
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Redundancy.Block.Engine.Peers.Protocol;
+
+namespace Redundancy.Block.Agent.Peers;
+
+public sealed partial class PeerConnection
+{
+    private readonly List<ArraySegment<byte>> _sendSegments = [];
+    private bool _flushing;
+    private bool _unflushed;
+    private bool _sendWriterCompleted;
+    private Task _flushTask = Task.CompletedTask;
+
+    /// <summary>
+    /// Queues one frame: header and <paramref name="message"/> encoded straight into the send pipe,
+    /// then <paramref name="trailingPayload"/> (a Data block) copied after it. Thread-safe, never
+    /// blocks on the network. False when the connection is closing or closed (the frame is dropped).
+    /// </summary>
+    public bool SendFrame<T>(ushort volume, in T message, ReadOnlySpan<byte> trailingPayload = default)
+        where T : struct, IPeerMessage<T>
+    {
+        lock (_lock)
+        {
+            if (_closeReason is not null || _sendWriterCompleted)
+            {
+                return false;
+            }
+
+            PipeWriter writer = _sendPipe.Writer;
+            int written = FrameWriter.Write(writer, volume, in message, trailingPayload.Length);
+            CopyLocked(writer, trailingPayload);
+            CountSentLocked(written + trailingPayload.Length);
+            FlushLocked();
+            return true;
+        }
+    }
+
+    /// <summary>Queues bytes that already form whole frames (relayed or prepared frames). Same rules as <see cref="SendFrame"/>.</summary>
+    public bool SendRaw(ReadOnlySpan<byte> frames)
+    {
+        lock (_lock)
+        {
+            if (_closeReason is not null || _sendWriterCompleted)
+            {
+                return false;
+            }
+
+            CopyLocked(_sendPipe.Writer, frames);
+            CountSentLocked(frames.Length);
+            FlushLocked();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Completes once fewer than <see cref="PeerConnectionOptions.SendResumeThresholdBytes"/> bytes are
+    /// queued (at once when the pipe is not paused), or the connection closed. Never faults.
+    /// </summary>
+    public Task WaitForSendCapacityAsync()
+    {
+        lock (_lock)
+        {
+            return _flushing ? _flushTask : Task.CompletedTask;
+        }
+    }
+
+    private static void CopyLocked(PipeWriter writer, ReadOnlySpan<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            Span<byte> span = writer.GetSpan();
+            int count = Math.Min(span.Length, bytes.Length);
+            bytes[..count].CopyTo(span);
+            writer.Advance(count);
+            bytes = bytes[count..];
+        }
+    }
+
+    private void CountSentLocked(long frameBytes)
+    {
+        _bytesSent += frameBytes;
+        _framesSent++;
+    }
+
+    private void FlushLocked()
+    {
+        if (_flushing)
+        {
+            _unflushed = true;
+            return;
+        }
+
+        ValueTask<FlushResult> flush = _sendPipe.Writer.FlushAsync();
+        if (flush.IsCompleted)
+        {
+            flush.GetAwaiter().GetResult(); // IsCompleted here means the send loop ended: a close is under way
+            return;
+        }
+
+        _flushing = true;
+        _flushTask = AwaitFlushAsync(flush);
+    }
+
+    /// <summary>Waits out a paused flush, flushing again for what was appended meanwhile. Never throws.</summary>
+    private async Task AwaitFlushAsync(ValueTask<FlushResult> flush)
+    {
+        while (true)
+        {
+            try
+            {
+                await flush.ConfigureAwait(false);
+            }
+            catch (Exception exception)
+            {
+                Abort(PeerSocketErrors.ToCloseReason(exception));
+            }
+
+            lock (_lock)
+            {
+                if (_closeReason is not null || !_unflushed)
+                {
+                    _flushing = false;
+                    if (_closeReason is not null)
+                    {
+                        CompleteSendWriterLocked(); // a local Close left this to us; Complete commits what is left
+                    }
+
+                    return;
+                }
+
+                _unflushed = false;
+                flush = _sendPipe.Writer.FlushAsync();
+                if (flush.IsCompleted)
+                {
+                    flush.GetAwaiter().GetResult();
+                    _flushing = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    private void CompleteSendWriterLocked()
+    {
+        if (!_sendWriterCompleted)
+        {
+            _sendWriterCompleted = true;
+            _sendPipe.Writer.Complete();
+        }
+    }
+
+    /// <summary>Drains the send pipe into the socket; on a completed pipe shuts the send side down. Never throws.</summary>
+    private async Task SendLoopAsync()
+    {
+        PipeReader reader = _sendPipe.Reader;
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await reader.ReadAsync().ConfigureAwait(false);
+                if (result.IsCanceled)
+                {
+                    break;
+                }
+
+                ReadOnlySequence<byte> buffer = result.Buffer;
+                if (!buffer.IsEmpty)
+                {
+                    await SendAsync(buffer).ConfigureAwait(false);
+                }
+
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    _socket.Shutdown(SocketShutdown.Send); // the peer reads what we sent, then end of stream
+                    break;
+                }
+            }
+        }
+        catch (Exception exception)
+        {
+            Abort(PeerSocketErrors.ToCloseReason(exception));
+        }
+        finally
+        {
+            await reader.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends the whole buffer: one gathered send for several segments.</summary>
+    private async ValueTask SendAsync(ReadOnlySequence<byte> buffer)
+    {
+        if (!buffer.IsSingleSegment && TryGatherSegments(buffer))
+        {
+            int sent = await _socket.SendAsync(_sendSegments, SocketFlags.None).ConfigureAwait(false);
+            _sendSegments.Clear();
+            buffer = buffer.Slice(sent);
+        }
+
+        foreach (ReadOnlyMemory<byte> segment in buffer)
+        {
+            ReadOnlyMemory<byte> rest = segment;
+            while (!rest.IsEmpty)
+            {
+                int sent = await _socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false);
+                rest = rest[sent..];
+            }
+        }
+    }
+
+    private bool TryGatherSegments(in ReadOnlySequence<byte> buffer)
+    {
+        _sendSegments.Clear();
+        foreach (ReadOnlyMemory<byte> segment in buffer)
+        {
+            if (!MemoryMarshal.TryGetArray(segment, out ArraySegment<byte> array))
+            {
+                _sendSegments.Clear();
+                return false;
+            }
+
+            _sendSegments.Add(array);
+        }
+
+        return true;
+    }
+}
