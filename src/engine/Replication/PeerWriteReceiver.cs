@@ -1,0 +1,202 @@
+using Redundancy.Block.Engine.Peers.Protocol;
+
+namespace Redundancy.Block.Engine.Replication;
+
+/// <summary>What the host must do for the writes a peer sends.</summary>
+public enum ReceiverActionKind
+{
+    /// <summary>Write (or trim/zero) <see cref="ReceiverAction.Data"/> to the local disk, then call <see cref="PeerWriteReceiver.WriteDone"/>.</summary>
+    SubmitWrite,
+    /// <summary>Send an ack for <see cref="ReceiverAction.Data"/> (<see cref="ReceiverAction.Ack"/> says which).</summary>
+    SendAck,
+    /// <summary>Flush the local disk (fdatasync), then call <see cref="PeerWriteReceiver.FlushDone"/>.</summary>
+    Flush,
+    /// <summary>Send BarrierAck(<see cref="ReceiverAction.Epoch"/>, <see cref="ReceiverAction.SetSize"/>).</summary>
+    SendBarrierAck,
+}
+
+/// <summary>One step for the host; <see cref="Payload"/> is the host's own handle on the write's bytes.</summary>
+public readonly record struct ReceiverAction(
+    ReceiverActionKind Kind,
+    int Volume,
+    DataMessage Data,
+    object? Payload,
+    AckKind Ack,
+    uint Epoch,
+    uint SetSize);
+
+/// <summary>
+/// The receiving side of replication on a Secondary, after DRBD's receiver with write-ordering
+/// `flush`: writes of one epoch are submitted as they arrive and may complete in any order; a
+/// Barrier waits until every write before it is on the disk, flushes, and only then acknowledges
+/// and lets later writes through — so writes the Primary issued after one completed never land
+/// before it. Acks follow the protocol flags the Primary set on each write (RecvAck on receipt
+/// for B, WriteAck after the local write for C, NegAck when it failed). A FLUSH from the Primary
+/// is acknowledged only after the local flush. Pure; the host carries out the actions in order.
+/// </summary>
+public sealed class PeerWriteReceiver
+{
+    private readonly List<ReceiverAction> actions = [];
+    private readonly Queue<Pending> held = new();
+    private readonly Dictionary<ulong, (int Volume, DataMessage Data)> active = [];
+    private List<FlushWaiter> flushCovers = [];
+    private List<FlushWaiter> flushNext = [];
+    private uint? barrierWaiting;
+    private bool barrierFlushRequested;
+    private uint epochSize;
+    private bool flushing;
+
+    /// <summary>Writes submitted and not yet done.</summary>
+    public int ActiveWrites => active.Count;
+
+    /// <summary>Frames held back behind an unfinished barrier.</summary>
+    public int HeldFrames => held.Count;
+
+    public IReadOnlyList<ReceiverAction> TakeActions()
+    {
+        var taken = actions.ToList();
+        actions.Clear();
+        return taken;
+    }
+
+    /// <summary>A Data frame; <paramref name="payload"/> is the host's buffer (null for trim/zeroes/flush).</summary>
+    public void Data(int volume, in DataMessage data, object? payload)
+    {
+        if (barrierWaiting is not null)
+        {
+            held.Enqueue(new Pending(volume, data, payload, null));
+            return;
+        }
+        Submit(volume, data, payload);
+    }
+
+    /// <summary>A Barrier closing <paramref name="epoch"/>.</summary>
+    public void Barrier(uint epoch)
+    {
+        if (barrierWaiting is not null)
+        {
+            held.Enqueue(new Pending(0, default, null, epoch));
+            return;
+        }
+        barrierWaiting = epoch;
+        barrierFlushRequested = false;
+        MaybeFlushForBarrier();
+    }
+
+    /// <summary>The local write of <paramref name="requestId"/> finished.</summary>
+    public void WriteDone(ulong requestId, bool succeeded)
+    {
+        Invariant.Assert(active.Remove(requestId, out var write), $"write {requestId} completed once, after it was submitted");
+        if (!succeeded)
+        {
+            actions.Add(Ack(write.Volume, write.Data, AckKind.NegAck));
+        }
+        else if (write.Data.Flags.HasFlag(DataFlags.SendWriteAck))
+        {
+            actions.Add(Ack(write.Volume, write.Data, AckKind.WriteAck));
+        }
+        MaybeFlushForBarrier();
+    }
+
+    /// <summary>
+    /// The local flush finished: what it covers is acknowledged (a barrier then lets held frames
+    /// through); what arrived while it ran needs the next flush.
+    /// </summary>
+    public void FlushDone(bool succeeded)
+    {
+        Invariant.Assert(flushing, "a flush completes only after it was asked for");
+        flushing = false;
+        var covered = flushCovers;
+        flushCovers = [];
+        if (flushNext.Count > 0)
+        {
+            (flushCovers, flushNext) = (flushNext, []);
+            StartFlush();
+        }
+        foreach (var waiter in covered)
+        {
+            if (waiter.BarrierEpoch is { } epoch)
+            {
+                // A failed flush still closes the epoch: the writes' own acks already told the truth,
+                // and the connection is about to be dropped by the host on the disk error anyway.
+                actions.Add(new ReceiverAction(ReceiverActionKind.SendBarrierAck, 0, default, null, default, epoch, epochSize));
+                barrierWaiting = null;
+                epochSize = 0;
+                Release();
+            }
+            else
+            {
+                actions.Add(Ack(waiter.Volume, waiter.Data, succeeded ? AckKind.WriteAck : AckKind.NegAck));
+            }
+        }
+    }
+
+    private void Submit(int volume, in DataMessage data, object? payload)
+    {
+        epochSize++;
+        if (data.Flags.HasFlag(DataFlags.SendReceiveAck))
+        {
+            actions.Add(Ack(volume, data, AckKind.RecvAck));
+        }
+        if (data.Flags.HasFlag(DataFlags.Flush) && data.LengthBytes == 0)
+        {
+            // A pure flush covers what the Primary saw completed, i.e. what was written here.
+            RequestFlush(new FlushWaiter(volume, data, null));
+            return;
+        }
+        Invariant.Assert(!active.ContainsKey(data.RequestId), $"request id {data.RequestId} reused while active");
+        active[data.RequestId] = (volume, data);
+        actions.Add(new ReceiverAction(ReceiverActionKind.SubmitWrite, volume, data, payload, default, 0, 0));
+    }
+
+    private void MaybeFlushForBarrier()
+    {
+        if (barrierWaiting is { } epoch && active.Count == 0 && !barrierFlushRequested)
+        {
+            barrierFlushRequested = true;
+            RequestFlush(new FlushWaiter(0, default, epoch));
+        }
+    }
+
+    /// <summary>Joins the next flush that starts after now (an already running one may not cover it).</summary>
+    private void RequestFlush(FlushWaiter waiter)
+    {
+        if (flushing)
+        {
+            flushNext.Add(waiter);
+            return;
+        }
+        flushCovers.Add(waiter);
+        StartFlush();
+    }
+
+    private void StartFlush()
+    {
+        flushing = true;
+        actions.Add(new ReceiverAction(ReceiverActionKind.Flush, 0, default, null, default, 0, 0));
+    }
+
+    /// <summary>Lets held frames through, up to the next barrier that must wait again.</summary>
+    private void Release()
+    {
+        while (held.Count > 0 && barrierWaiting is null)
+        {
+            var next = held.Dequeue();
+            if (next.Barrier is { } epoch)
+            {
+                Barrier(epoch);
+            }
+            else
+            {
+                Submit(next.Volume, next.Data, next.Payload);
+            }
+        }
+    }
+
+    private static ReceiverAction Ack(int volume, in DataMessage data, AckKind ack) =>
+        new(ReceiverActionKind.SendAck, volume, data, null, ack, 0, 0);
+
+    private readonly record struct Pending(int Volume, DataMessage Data, object? Payload, uint? Barrier);
+
+    private readonly record struct FlushWaiter(int Volume, DataMessage Data, uint? BarrierEpoch);
+}

@@ -1,0 +1,103 @@
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.Replication;
+
+namespace Redundancy.Block.Engine.Tests.Replication;
+
+public class PeerWriteReceiverTests
+{
+    [Fact]
+    public void Protocol_C_write_is_submitted_and_acknowledged_after_the_local_write()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Write(1, DataFlags.SendWriteAck), "payload-1");
+        var submitted = Assert.Single(receiver.TakeActions());
+        Assert.Equal((ReceiverActionKind.SubmitWrite, (object?)"payload-1"), (submitted.Kind, submitted.Payload));
+        receiver.WriteDone(1, succeeded: true);
+        var ack = Assert.Single(receiver.TakeActions());
+        Assert.Equal((ReceiverActionKind.SendAck, AckKind.WriteAck, 1UL), (ack.Kind, ack.Ack, ack.Data.RequestId));
+    }
+
+    [Fact]
+    public void Protocol_B_write_is_acknowledged_on_receipt_and_a_failed_write_gets_a_NegAck()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Write(7, DataFlags.SendReceiveAck), null);
+        var actions = receiver.TakeActions();
+        Assert.Equal([ReceiverActionKind.SendAck, ReceiverActionKind.SubmitWrite], actions.Select(a => a.Kind));
+        Assert.Equal(AckKind.RecvAck, actions[0].Ack);
+        receiver.WriteDone(7, succeeded: false);
+        Assert.Equal(AckKind.NegAck, Assert.Single(receiver.TakeActions()).Ack);
+    }
+
+    [Fact]
+    public void A_barrier_holds_later_writes_until_its_epoch_is_written_and_flushed()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Write(1, DataFlags.SendWriteAck), null);
+        receiver.Data(0, Write(2, DataFlags.SendWriteAck), null);
+        receiver.Barrier(1);
+        receiver.Data(0, Write(3, DataFlags.SendWriteAck), null);
+        Assert.Equal(2, receiver.TakeActions().Count(a => a.Kind == ReceiverActionKind.SubmitWrite));
+        Assert.Equal(1, receiver.HeldFrames);
+
+        receiver.WriteDone(2, true);
+        Assert.DoesNotContain(receiver.TakeActions(), a => a.Kind == ReceiverActionKind.Flush);
+        receiver.WriteDone(1, true);
+        var actions = receiver.TakeActions();
+        Assert.Contains(actions, a => a.Kind == ReceiverActionKind.Flush);
+        Assert.DoesNotContain(actions, a => a.Kind == ReceiverActionKind.SubmitWrite);
+
+        receiver.FlushDone(true);
+        actions = receiver.TakeActions();
+        var barrierAck = Assert.Single(actions, a => a.Kind == ReceiverActionKind.SendBarrierAck);
+        Assert.Equal((1u, 2u), (barrierAck.Epoch, barrierAck.SetSize));
+        Assert.Equal(3UL, Assert.Single(actions, a => a.Kind == ReceiverActionKind.SubmitWrite).Data.RequestId);
+        Assert.True(actions.ToList().FindIndex(a => a.Kind == ReceiverActionKind.SendBarrierAck)
+            < actions.ToList().FindIndex(a => a.Kind == ReceiverActionKind.SubmitWrite), "the epoch is acked before later writes start");
+        Assert.Equal(0, receiver.HeldFrames);
+    }
+
+    [Fact]
+    public void A_flush_request_is_acknowledged_only_after_a_flush_that_started_after_it()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Flush(10), null);
+        Assert.Equal(ReceiverActionKind.Flush, Assert.Single(receiver.TakeActions()).Kind);
+        receiver.Data(0, Flush(11), null);
+        Assert.Empty(receiver.TakeActions()); // the running flush may not cover request 11
+
+        receiver.FlushDone(true);
+        var actions = receiver.TakeActions();
+        Assert.Equal(10UL, Assert.Single(actions, a => a.Kind == ReceiverActionKind.SendAck).Data.RequestId);
+        Assert.Single(actions, a => a.Kind == ReceiverActionKind.Flush);
+
+        receiver.FlushDone(true);
+        var ack = Assert.Single(receiver.TakeActions());
+        Assert.Equal((AckKind.WriteAck, 11UL), (ack.Ack, ack.Data.RequestId));
+    }
+
+    [Fact]
+    public void Consecutive_barriers_are_each_acknowledged_in_order()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Write(1, DataFlags.SendWriteAck), null);
+        receiver.Barrier(1);
+        receiver.Data(0, Write(2, DataFlags.SendWriteAck), null);
+        receiver.Barrier(2);
+        receiver.Data(0, Write(3, DataFlags.SendWriteAck), null);
+        receiver.TakeActions();
+        receiver.WriteDone(1, true);
+        receiver.FlushDone(true);
+        var acks = new List<uint>();
+        acks.AddRange(receiver.TakeActions().Where(a => a.Kind == ReceiverActionKind.SendBarrierAck).Select(a => a.Epoch));
+        receiver.WriteDone(2, true);
+        receiver.FlushDone(true);
+        acks.AddRange(receiver.TakeActions().Where(a => a.Kind == ReceiverActionKind.SendBarrierAck).Select(a => a.Epoch));
+        Assert.Equal([1u, 2u], acks);
+        Assert.Equal(1, receiver.ActiveWrites);
+    }
+
+    private static DataMessage Write(ulong id, DataFlags flags) => new((id - 1) * 4096, 4096, id, id, flags);
+
+    private static DataMessage Flush(ulong id) => new(0, 0, id, id, DataFlags.Flush | DataFlags.SendWriteAck);
+}
