@@ -19,6 +19,17 @@ internal static class BlockRequestFields
         return Size;
     }
 
+    /// <summary>
+    /// Reads a message that is exactly these 24 bytes with no flags (the plain range messages:
+    /// RsDataRequest, RsWriteAck, RsIsInSync, NegRsDReply, RsCancel, OvRequest).
+    /// </summary>
+    public static bool TryReadExact(ReadOnlySpan<byte> source, MessageType type, out ulong offsetBytes, out uint lengthBytes, out ulong requestId, out string? error)
+    {
+        (offsetBytes, lengthBytes, requestId) = (0, 0, 0);
+        return WireFields.ExactLength(source, Size, type, out error) &&
+            TryRead(source, type, 0, out offsetBytes, out lengthBytes, out requestId, out _, out error);
+    }
+
     /// <summary>Reads and checks the 24 bytes at the start of <paramref name="source"/> (which must be at least that long).</summary>
     public static bool TryRead(
         ReadOnlySpan<byte> source, MessageType type, uint knownFlags,

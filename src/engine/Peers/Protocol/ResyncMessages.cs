@@ -18,15 +18,9 @@ public readonly record struct RsDataRequestMessage(ulong OffsetBytes, uint Lengt
 
     public static bool TryRead(ReadOnlySpan<byte> source, out RsDataRequestMessage message, out string? error)
     {
-        message = default;
-        if (!WireFields.ExactLength(source, Size, Type, out error) ||
-            !BlockRequestFields.TryRead(source, Type, 0, out ulong offset, out uint length, out ulong id, out _, out error))
-        {
-            return false;
-        }
-
-        message = new RsDataRequestMessage(offset, length, id);
-        return true;
+        bool ok = BlockRequestFields.TryReadExact(source, Type, out ulong offset, out uint length, out ulong id, out error);
+        message = ok ? new RsDataRequestMessage(offset, length, id) : default;
+        return ok;
     }
 }
 
@@ -42,15 +36,9 @@ public readonly record struct RsWriteAckMessage(ulong OffsetBytes, uint LengthBy
 
     public static bool TryRead(ReadOnlySpan<byte> source, out RsWriteAckMessage message, out string? error)
     {
-        message = default;
-        if (!WireFields.ExactLength(source, Size, Type, out error) ||
-            !BlockRequestFields.TryRead(source, Type, 0, out ulong offset, out uint length, out ulong id, out _, out error))
-        {
-            return false;
-        }
-
-        message = new RsWriteAckMessage(offset, length, id);
-        return true;
+        bool ok = BlockRequestFields.TryReadExact(source, Type, out ulong offset, out uint length, out ulong id, out error);
+        message = ok ? new RsWriteAckMessage(offset, length, id) : default;
+        return ok;
     }
 }
 
@@ -66,15 +54,9 @@ public readonly record struct RsIsInSyncMessage(ulong OffsetBytes, uint LengthBy
 
     public static bool TryRead(ReadOnlySpan<byte> source, out RsIsInSyncMessage message, out string? error)
     {
-        message = default;
-        if (!WireFields.ExactLength(source, Size, Type, out error) ||
-            !BlockRequestFields.TryRead(source, Type, 0, out ulong offset, out uint length, out ulong id, out _, out error))
-        {
-            return false;
-        }
-
-        message = new RsIsInSyncMessage(offset, length, id);
-        return true;
+        bool ok = BlockRequestFields.TryReadExact(source, Type, out ulong offset, out uint length, out ulong id, out error);
+        message = ok ? new RsIsInSyncMessage(offset, length, id) : default;
+        return ok;
     }
 }
 
@@ -90,15 +72,9 @@ public readonly record struct NegRsDReplyMessage(ulong OffsetBytes, uint LengthB
 
     public static bool TryRead(ReadOnlySpan<byte> source, out NegRsDReplyMessage message, out string? error)
     {
-        message = default;
-        if (!WireFields.ExactLength(source, Size, Type, out error) ||
-            !BlockRequestFields.TryRead(source, Type, 0, out ulong offset, out uint length, out ulong id, out _, out error))
-        {
-            return false;
-        }
-
-        message = new NegRsDReplyMessage(offset, length, id);
-        return true;
+        bool ok = BlockRequestFields.TryReadExact(source, Type, out ulong offset, out uint length, out ulong id, out error);
+        message = ok ? new NegRsDReplyMessage(offset, length, id) : default;
+        return ok;
     }
 }
 
@@ -114,15 +90,9 @@ public readonly record struct RsCancelMessage(ulong OffsetBytes, uint LengthByte
 
     public static bool TryRead(ReadOnlySpan<byte> source, out RsCancelMessage message, out string? error)
     {
-        message = default;
-        if (!WireFields.ExactLength(source, Size, Type, out error) ||
-            !BlockRequestFields.TryRead(source, Type, 0, out ulong offset, out uint length, out ulong id, out _, out error))
-        {
-            return false;
-        }
-
-        message = new RsCancelMessage(offset, length, id);
-        return true;
+        bool ok = BlockRequestFields.TryReadExact(source, Type, out ulong offset, out uint length, out ulong id, out error);
+        message = ok ? new RsCancelMessage(offset, length, id) : default;
+        return ok;
     }
 }
 

@@ -15,15 +15,9 @@ public readonly record struct OvRequestMessage(ulong OffsetBytes, uint LengthByt
 
     public static bool TryRead(ReadOnlySpan<byte> source, out OvRequestMessage message, out string? error)
     {
-        message = default;
-        if (!WireFields.ExactLength(source, Size, Type, out error) ||
-            !BlockRequestFields.TryRead(source, Type, 0, out ulong offset, out uint length, out ulong id, out _, out error))
-        {
-            return false;
-        }
-
-        message = new OvRequestMessage(offset, length, id);
-        return true;
+        bool ok = BlockRequestFields.TryReadExact(source, Type, out ulong offset, out uint length, out ulong id, out error);
+        message = ok ? new OvRequestMessage(offset, length, id) : default;
+        return ok;
     }
 }
 
