@@ -126,6 +126,12 @@ public sealed partial class PeerLink
         nextDialAtMs = settings.Dials ? nowMs + settings.ConnectIntervalMs : long.MaxValue;
     }
 
+    /// <summary>The data path found the peer misbehaving: drop the connection and reconnect.</summary>
+    public void Fail(string reason) => Drop(reason, ConnectionState.ProtocolError);
+
+    /// <summary>Traffic the data path handled itself still proves the peer alive (no ping needed).</summary>
+    public void Heard(long nowMs) => lastReceivedMs = Math.Max(lastReceivedMs, nowMs);
+
     /// <summary>Timers: dialling every connect-int, the handshake deadline, ping and ping-timeout.</summary>
     public void Tick(long nowMs)
     {

@@ -97,6 +97,7 @@ public sealed class SimConnection
     private long lastDeliveryMs;
     private readonly Queue<byte[]> inbox = new();
     private bool pumpScheduled;
+    private bool dropIncoming;
 
     private SimConnection(SimulatedNetwork network, string local, string remote)
     {
@@ -164,6 +165,23 @@ public sealed class SimConnection
         OnClosed?.Invoke();
     }
 
+    /// <summary>
+    /// The node behind this end vanished (power loss): nothing it sent that is still in flight
+    /// arrives, and the other end notices only later (when its own timeout fires, or after a delay).
+    /// </summary>
+    public void Abort()
+    {
+        if (!IsOpen)
+        {
+            return;
+        }
+        IsOpen = false;
+        var target = other;
+        target.inbox.Clear();
+        target.dropIncoming = true;
+        network.Scheduler.After(network.Options.DialTimeoutMs, target.PeerClosed);
+    }
+
     private void Reset()
     {
         IsOpen = false;
@@ -174,6 +192,10 @@ public sealed class SimConnection
 
     private void Deliver(byte[] message)
     {
+        if (dropIncoming)
+        {
+            return;
+        }
         inbox.Enqueue(message);
         Pump();
     }

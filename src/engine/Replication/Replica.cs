@@ -1,0 +1,230 @@
+using System.Buffers;
+using Redundancy.Block.Engine.Generations;
+using Redundancy.Block.Engine.Io;
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Engine.Replication;
+
+/// <summary>
+/// One resource's replication on this node: the peer links, the Primary's write tracking (protocol
+/// A/B/C, epochs, transfer log), each connection's receiver on a Secondary, and the quick-sync
+/// bitmaps that record what a disconnected peer misses. Pure: all I/O goes through
+/// <see cref="IReplicaIo"/> and comes back through <see cref="LocalDone"/>, <see cref="Receive"/>
+/// and the transport events. Not thread-safe: the host serialises every call.
+/// Resync of what the bitmaps record is the next layer (the handshake already decides it).
+/// </summary>
+public sealed partial class Replica : IPeerLinkHost
+{
+    private readonly IReplicaIo io;
+    private readonly IRandom random;
+    private readonly Dictionary<int, PeerLink> links = [];
+    private readonly Dictionary<int, PeerWriteReceiver> receivers = [];
+    private readonly HashSet<int> connected = [];
+    private readonly Dictionary<int, ReplicaVolume> volumes;
+    private readonly Dictionary<(int Peer, int Volume), ReplicationState> replication = [];
+    private readonly Dictionary<long, PendingIo> pendingIo = [];
+    private readonly Dictionary<ulong, long> clientOfRequest = [];
+    private readonly WriteTracker writes;
+    private long nextToken = 1;
+    private ulong nextSequence = 1;
+
+    public Replica(IEnumerable<PeerLinkSettings> peers, IEnumerable<ReplicaVolume> replicaVolumes, IReplicaIo io, IRandom random)
+    {
+        this.io = io;
+        this.random = random;
+        volumes = replicaVolumes.ToDictionary(v => v.Number);
+        foreach (var settings in peers)
+        {
+            links[settings.PeerNodeId] = new PeerLink(settings, this, random);
+            Protocol = settings.Protocol.Protocol;
+        }
+        writes = new WriteTracker(Protocol);
+        Invariant.Assert(volumes.Count > 0, "a replica has at least one volume");
+        Invariant.Assert(volumes.Values.All(v => links.Keys.All(v.SlotOfPeer.ContainsKey)), "every peer has a bitmap slot in every volume");
+    }
+
+    public ReplicationProtocol Protocol { get; } = ReplicationProtocol.C;
+
+    public Role Role { get; private set; } = Role.Secondary;
+
+    public IReadOnlyDictionary<int, PeerLink> Links => links;
+
+    public ReplicaVolume Volume(int number) => volumes[number];
+
+    public ReplicationState ReplicationOf(int peerNodeId, int volume) =>
+        replication.TryGetValue((peerNodeId, volume), out var state) ? state : ReplicationState.Off;
+
+    /// <summary>Client requests accepted and not yet completed.</summary>
+    public int PendingClientRequests => clientOfRequest.Count;
+
+    /// <summary>The role follows the resource's state machine (promotion rules live there).</summary>
+    public void SetRole(Role role) => Role = role;
+
+    public IReadOnlyList<LocalVolumeView> VolumesFor(int peerNodeId) => [.. volumes.Values.OrderBy(v => v.Number).Select(v =>
+    {
+        int slot = v.SlotOfPeer[peerNodeId];
+        return new LocalVolumeView(v.Number, UuidSet.FromGenerationIds(v.Ids, slot), v.Flags, v.Disk,
+            v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: false);
+    })];
+
+    public void Connect(long nowMs)
+    {
+        foreach (var (peer, link) in links)
+        {
+            link.Connect(nowMs);
+            Drain(peer);
+        }
+    }
+
+    public void Disconnect(int peerNodeId)
+    {
+        links[peerNodeId].Disconnect();
+        Drain(peerNodeId);
+    }
+
+    public void TransportConnected(int peerNodeId, long nowMs)
+    {
+        links[peerNodeId].TransportConnected(nowMs);
+        Drain(peerNodeId);
+    }
+
+    public void TransportClosed(int peerNodeId, string reason, long nowMs)
+    {
+        links[peerNodeId].TransportClosed(reason, nowMs);
+        Drain(peerNodeId);
+    }
+
+    public void Tick(long nowMs)
+    {
+        foreach (var (peer, link) in links)
+        {
+            link.Tick(nowMs);
+            Drain(peer);
+        }
+    }
+
+    /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>
+    public void Receive(int peerNodeId, in FrameHeader header, in ReadOnlySequence<byte> payload, long nowMs)
+    {
+        var link = links[peerNodeId];
+        if (connected.Contains(peerNodeId) && IsDataPath(header.Type))
+        {
+            link.Heard(nowMs);
+            ReceiveDataPath(peerNodeId, header, payload);
+        }
+        else
+        {
+            link.Receive(header, payload, nowMs);
+        }
+        Drain(peerNodeId);
+    }
+
+    private static bool IsDataPath(MessageType type) => type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck;
+
+    /// <summary>Carries out what a link asked for and notices when its connection came or went.</summary>
+    private void Drain(int peerNodeId)
+    {
+        var link = links[peerNodeId];
+        var output = link.TakeOutput();
+        foreach (var frame in output.Frames)
+        {
+            io.Send(peerNodeId, frame);
+        }
+        foreach (string line in output.Log)
+        {
+            io.Log(line);
+        }
+        foreach (var transition in output.Transitions)
+        {
+            io.Log(transition.ToString());
+        }
+        if (output.CloseReason is { } reason)
+        {
+            io.CloseTransport(peerNodeId, reason);
+        }
+        if (output.Dial)
+        {
+            io.Dial(peerNodeId);
+        }
+        if (output.Decisions is { } decisions)
+        {
+            OnConnected(peerNodeId, decisions);
+        }
+        if (connected.Contains(peerNodeId) && link.State != ConnectionState.Connected)
+        {
+            OnConnectionLost(peerNodeId);
+        }
+        CompleteRequests();
+    }
+
+    private void OnConnected(int peerNodeId, IReadOnlyList<VolumeDecision> decisions)
+    {
+        connected.Add(peerNodeId);
+        receivers[peerNodeId] = new PeerWriteReceiver();
+        foreach (var decision in decisions)
+        {
+            replication[(peerNodeId, decision.Volume)] = decision.Outcome.NextReplicationState;
+        }
+        // Application writes go to a connected peer whatever the resync direction, as DRBD's do.
+        writes.AddPeer(peerNodeId);
+    }
+
+    /// <summary>
+    /// The connection is gone: whatever the peer may lack goes into its bitmap, and a Primary starts
+    /// a new data generation so the next handshake knows who moved on.
+    /// </summary>
+    private void OnConnectionLost(int peerNodeId)
+    {
+        connected.Remove(peerNodeId);
+        receivers.Remove(peerNodeId);
+        foreach (var volume in volumes.Values)
+        {
+            replication[(peerNodeId, volume.Number)] = ReplicationState.Off;
+        }
+        writes.PeerLost(peerNodeId);
+        if (Role == Role.Primary)
+        {
+            foreach (var volume in volumes.Values.Where(v => v.HasLocalData))
+            {
+                StartNewGeneration(volume);
+            }
+        }
+    }
+
+    /// <summary>drbd_uuid_new_current: the old current UUID becomes the bitmap UUID of every disconnected peer's slot.</summary>
+    private void StartNewGeneration(ReplicaVolume volume)
+    {
+        Span<bool> disconnected = stackalloc bool[volume.Ids.Bitmap.Length];
+        foreach (var (peer, slot) in volume.SlotOfPeer)
+        {
+            disconnected[slot] = !connected.Contains(peer);
+        }
+        volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), primary: true, disconnected);
+        io.PersistGenerations(volume.Number, volume.Ids);
+    }
+
+    private long NewToken(PendingIo pending)
+    {
+        long token = nextToken++;
+        pendingIo[token] = pending;
+        return token;
+    }
+
+    private static byte[] Frame<T>(ushort volume, in T message, ReadOnlySpan<byte> trailing = default) where T : struct, IPeerMessage<T>
+    {
+        var frame = new byte[FrameWriter.FrameLength(message) + trailing.Length];
+        int written = FrameWriter.Write(frame, volume, message, trailing.Length);
+        trailing.CopyTo(frame.AsSpan(written));
+        return frame;
+    }
+
+    /// <summary>What a local I/O token stands for.</summary>
+    private abstract record PendingIo;
+
+    private sealed record ClientIo(ulong RequestId) : PendingIo;
+
+    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId) : PendingIo;
+
+    private sealed record PeerFlushIo(int Peer, PeerWriteReceiver Receiver) : PendingIo;
+}

@@ -1,0 +1,33 @@
+using Redundancy.Block.Engine.Bitmap;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Engine.Replication;
+
+/// <summary>
+/// One volume as the replica works with it: size, generation identifiers, metadata flags, disk
+/// state and the quick-sync bitmaps (one slot per peer). The replica changes the identifiers and
+/// the bitmaps; the host persists what <see cref="IReplicaIo"/> asks it to.
+/// </summary>
+public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyDictionary<int, int> slotOfPeer)
+{
+    public int Number { get; } = number;
+
+    public long UsableSizeBytes { get; } = usableSizeBytes;
+
+    public GenerationIds Ids { get; internal set; } = ids;
+
+    public MetadataFlags Flags { get; internal set; } = flags;
+
+    public DiskState Disk { get; internal set; } = disk;
+
+    /// <summary>Bitmap slot of each peer (node-id → slot).</summary>
+    public IReadOnlyDictionary<int, int> SlotOfPeer { get; } = slotOfPeer;
+
+    public BitmapTracker Bitmaps { get; } = new(usableSizeBytes, Math.Max(1, ids.Bitmap.Length));
+
+    public bool HasLocalData => Disk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated or DiskState.Inconsistent;
+
+    /// <summary>Out-of-sync bytes recorded for <paramref name="peerNodeId"/>.</summary>
+    public long OutOfSyncBytes(int peerNodeId) => Bitmaps.OutOfSyncBytes(SlotOfPeer[peerNodeId]);
+}

@@ -1,0 +1,177 @@
+using System.Buffers;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.Replication;
+using Redundancy.Block.Simulation.Infrastructure;
+
+namespace Redundancy.Block.Simulation.Replication;
+
+/// <summary>
+/// One simulated node running a <see cref="Replica"/>: its disks are <see cref="SimulatedDisk"/>s
+/// with seeded latency, its transport is the simulated network. Every completion comes back as a
+/// scheduled event, never from inside the replica's call.
+/// </summary>
+public sealed class SimReplicaNode : IReplicaIo
+{
+    private readonly EventScheduler scheduler;
+    private readonly SimulatedNetwork network;
+    private readonly SimRandom random;
+    private readonly Dictionary<int, SimConnection> connections = [];
+    private readonly Dictionary<int, string> peerNames;
+    private readonly Dictionary<long, Action<bool>> clientCallbacks = [];
+    private long nextClientToken = 1;
+
+    public SimReplicaNode(string name, int nodeId, EventScheduler scheduler, SimulatedNetwork network, SimRandom random,
+        IEnumerable<PeerLinkSettings> peers, IEnumerable<ReplicaVolume> volumes, long diskSizeBytes)
+    {
+        Name = name;
+        NodeId = nodeId;
+        this.scheduler = scheduler;
+        this.network = network;
+        this.random = random;
+        var peerList = peers.ToList();
+        peerNames = peerList.ToDictionary(p => p.PeerNodeId, p => p.PeerNodeName);
+        var volumeList = volumes.ToList();
+        Disks = volumeList.ToDictionary(v => v.Number, v => new SimulatedDisk($"{name}/{v.Number}", diskSizeBytes));
+        Replica = new Replica(peerList, volumeList, this, random);
+        network.Listen(name, accepted =>
+        {
+            int peer = peerNames.First(p => p.Value == accepted.Remote).Key;
+            Attach(peer, accepted);
+        });
+    }
+
+    public string Name { get; }
+
+    public int NodeId { get; }
+
+    public Replica Replica { get; }
+
+    public Dictionary<int, SimulatedDisk> Disks { get; }
+
+    public List<string> Log { get; } = [];
+
+    public bool Crashed { get; private set; }
+
+    public long DiskLatencyMaxMs { get; set; } = 3;
+
+    /// <summary>Issues a client write; <paramref name="done"/> runs with the outcome when the replica completes it.</summary>
+    public void Write(int volume, long offsetBytes, byte[] data, Action<bool> done, bool fua = false)
+    {
+        long token = nextClientToken++;
+        clientCallbacks[token] = done;
+        Replica.ClientWrite(token, volume, offsetBytes, data, fua);
+    }
+
+    public void Flush(Action<bool> done)
+    {
+        long token = nextClientToken++;
+        clientCallbacks[token] = done;
+        Replica.ClientFlush(token);
+    }
+
+    /// <summary>Power loss: the node stops, its unflushed writes are lost, its connections reset.</summary>
+    public void Crash(bool tear)
+    {
+        Crashed = true;
+        foreach (var disk in Disks.Values)
+        {
+            disk.Crash(random, tear);
+        }
+        foreach (var connection in connections.Values.ToList())
+        {
+            connection.Abort();
+        }
+        connections.Clear();
+        network.StopListening(Name);
+    }
+
+    public void Send(int peerNodeId, byte[] frame)
+    {
+        if (!Crashed && connections.TryGetValue(peerNodeId, out var connection))
+        {
+            connection.Send(frame);
+        }
+    }
+
+    public void CloseTransport(int peerNodeId, string reason)
+    {
+        if (connections.Remove(peerNodeId, out var connection))
+        {
+            connection.Close();
+        }
+    }
+
+    public void Dial(int peerNodeId)
+    {
+        if (Crashed)
+        {
+            return;
+        }
+        network.Dial(Name, peerNames[peerNodeId], dialled => Attach(peerNodeId, dialled), () => { });
+    }
+
+    public void WriteLocal(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua, long token)
+    {
+        byte[] copy = data.ToArray();
+        Later(() => Disks[volume].WriteAsync(offsetBytes, copy, fua).IsCompletedSuccessfully, token);
+    }
+
+    public void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token) =>
+        Later(() => Disks[volume].WriteZeroesAsync(offsetBytes, lengthBytes, !trim).IsCompletedSuccessfully, token);
+
+    public void FlushLocal(long token) =>
+        Later(() => Disks.Values.All(d => d.FlushAsync().IsCompletedSuccessfully), token);
+
+    public void CompleteClient(long clientToken, bool succeeded)
+    {
+        var callback = clientCallbacks[clientToken];
+        clientCallbacks.Remove(clientToken);
+        scheduler.After(0, () => callback(succeeded));
+    }
+
+    public void PersistGenerations(int volume, GenerationIds ids) => Log.Add($"{Name}/{volume}: generations now current {ids.Current:X16}");
+
+    void IReplicaIo.Log(string line) => Log.Add(line);
+
+    private void Later(Func<bool> operation, long token)
+    {
+        scheduler.After(random.NextInt64(0, DiskLatencyMaxMs + 1), () =>
+        {
+            if (!Crashed)
+            {
+                bool ok = operation();
+                Replica.LocalDone(token, ok);
+            }
+        });
+    }
+
+    private void Attach(int peer, SimConnection connection)
+    {
+        if (Crashed || connections.ContainsKey(peer))
+        {
+            connection.Close();
+            return;
+        }
+        connections[peer] = connection;
+        connection.OnReceive = bytes =>
+        {
+            if (Crashed || !connections.TryGetValue(peer, out var current) || current != connection)
+            {
+                return;
+            }
+            var buffer = new ReadOnlySequence<byte>(bytes);
+            Engine.Invariant.Assert(FrameReader.TryReadFrame(ref buffer, 64 << 20, out var header, out var payload, out string? error), $"whole frames only ({error})");
+            Replica.Receive(peer, header, payload, scheduler.NowMs);
+        };
+        connection.OnClosed = () =>
+        {
+            if (!Crashed && connections.TryGetValue(peer, out var current) && current == connection)
+            {
+                connections.Remove(peer);
+                Replica.TransportClosed(peer, "connection closed", scheduler.NowMs);
+            }
+        };
+        Replica.TransportConnected(peer, scheduler.NowMs);
+    }
+}
