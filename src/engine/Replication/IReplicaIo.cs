@@ -20,6 +20,9 @@ public interface IReplicaIo
     /// <summary>Writes to the local data area; completion: <see cref="Replica.LocalDone"/> with <paramref name="token"/>.</summary>
     void WriteLocal(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua, long token);
 
+    /// <summary>Reads from the local data area; completion: <see cref="Replica.LocalReadDone"/> with <paramref name="token"/>.</summary>
+    void ReadLocal(int volume, long offsetBytes, int lengthBytes, long token);
+
     /// <summary>Zeroes (or trims, reading back zeroes) a local range; completion as for writes.</summary>
     void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token);
 

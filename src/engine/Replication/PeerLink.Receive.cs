@@ -260,7 +260,9 @@ public sealed partial class PeerLink
                 return;
             }
             long agreed = Math.Min(volume.UsableSizeBytes, (long)peer.Sizes!.Value.UsableSizeBytes);
-            decisions.Add(new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreed));
+            var uuids = peer.Uuids!.Value;
+            var peerUuids = outcome.Comparison.PeerFixup ?? new UuidSet(uuids.Current, uuids.Bitmap, uuids.History);
+            decisions.Add(new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreed, peerUuids));
         }
         SetState(ConnectionState.Connected);
         SetPeerRole(hs.Volumes[local[0].Volume].State!.Value.Role);

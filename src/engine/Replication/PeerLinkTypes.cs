@@ -26,7 +26,12 @@ public interface IPeerLinkHost
 }
 
 /// <summary>The connect-time verdict for one volume, for the resource to act on (resync, demote, handlers).</summary>
-public sealed record VolumeDecision(int Volume, HandshakeOutcome Outcome, DiskState PeerDisk, long AgreedSizeBytes);
+/// <param name="Volume">The volume number.</param>
+/// <param name="Outcome">The sync handshake's verdict.</param>
+/// <param name="PeerDisk">The peer's disk state at the handshake.</param>
+/// <param name="AgreedSizeBytes">The smaller of the two usable sizes.</param>
+/// <param name="PeerUuids">The peer's UUIDs as the decision saw them (fix-ups applied): a SyncTarget adopts them when done.</param>
+public sealed record VolumeDecision(int Volume, HandshakeOutcome Outcome, DiskState PeerDisk, long AgreedSizeBytes, UuidSet PeerUuids);
 
 /// <summary>
 /// What a peer link wants done, collected since the last <see cref="PeerLink.TakeOutput"/>: frames

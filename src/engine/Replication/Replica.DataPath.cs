@@ -1,4 +1,5 @@
 using System.Buffers;
+using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 
@@ -31,10 +32,26 @@ public sealed partial class Replica
             case ClientIo client:
                 writes.LocalDone(client.RequestId, succeeded);
                 CompleteRequests();
+                RetryDeferredResyncReads();
                 break;
             case PeerWriteIo peerWrite:
+                if (peerWrite.Planner is { } planner)
+                {
+                    if (succeeded)
+                    {
+                        planner.ApplicationWriteCompleted(peerWrite.Admission);
+                    }
+                    else
+                    {
+                        planner.ApplicationWriteFailed(peerWrite.Admission);
+                    }
+                }
                 peerWrite.Receiver.WriteDone(peerWrite.RequestId, succeeded);
                 Carry(peerWrite.Peer, peerWrite.Receiver);
+                break;
+            case ResyncWriteIo resyncWrite:
+                ResyncWriteDone(resyncWrite, succeeded);
+                RetryDeferredPeerWrites();
                 break;
             case PeerFlushIo flush:
                 flush.Receiver.FlushDone(succeeded);
@@ -45,6 +62,47 @@ public sealed partial class Replica
 
     private void StartClientRequest(long clientToken, int volume, long offsetBytes, long lengthBytes, DataFlags flags, ReplicatedRequestKind kind, ReadOnlyMemory<byte> data)
     {
+        // Overlapping writes in flight together could land in different orders on the two disks:
+        // as DRBD does, a write that overlaps one still in flight waits for it to complete.
+        var queued = new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data);
+        if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued))))
+        {
+            waitingClientRequests.Add(queued);
+            return;
+        }
+        Start(queued);
+    }
+
+    private bool Overlaps(QueuedClientRequest request) => activeClientRanges.Values.Any(request.Overlaps);
+
+    /// <summary>Starts waiting requests whose overlapping predecessors have completed, in arrival order.</summary>
+    private void StartUnblockedRequests()
+    {
+        for (int i = 0; i < waitingClientRequests.Count; i++)
+        {
+            var request = waitingClientRequests[i];
+            if (!Overlaps(request) && !waitingClientRequests.Take(i).Any(earlier => earlier.Overlaps(request)))
+            {
+                waitingClientRequests.RemoveAt(i);
+                Start(request);
+                i = -1; // starting one may complete others synchronously; rescan from the start
+            }
+        }
+    }
+
+    private readonly List<QueuedClientRequest> waitingClientRequests = [];
+    private readonly Dictionary<ulong, QueuedClientRequest> activeClientRanges = [];
+
+    private sealed record QueuedClientRequest(long ClientToken, int Volume, long OffsetBytes, long LengthBytes, DataFlags Flags, ReplicatedRequestKind Kind, ReadOnlyMemory<byte> Data)
+    {
+        public bool Overlaps(QueuedClientRequest other) =>
+            other.Volume == Volume && other.LengthBytes > 0 && LengthBytes > 0
+            && other.OffsetBytes < OffsetBytes + LengthBytes && OffsetBytes < other.OffsetBytes + other.LengthBytes;
+    }
+
+    private void Start(QueuedClientRequest request)
+    {
+        var (clientToken, volume, offsetBytes, lengthBytes, flags, kind, data) = request;
         var local = volumes[volume];
         if (Role != Role.Primary || (!local.HasLocalData && connected.Count == 0))
         {
@@ -53,6 +111,7 @@ public sealed partial class Replica
         }
         var tracked = writes.Begin(volume, offsetBytes, lengthBytes, kind, local.HasLocalData);
         clientOfRequest[tracked.RequestId] = clientToken;
+        activeClientRanges[tracked.RequestId] = request;
         flags |= Protocol switch
         {
             ReplicationProtocol.C => DataFlags.SendWriteAck,
@@ -83,7 +142,7 @@ public sealed partial class Replica
         }
         if (local.HasLocalData)
         {
-            long token = NewToken(new ClientIo(tracked.RequestId));
+            long token = NewToken(new ClientIo(tracked.RequestId, volume, offsetBytes, kind == ReplicatedRequestKind.Flush ? 0 : lengthBytes));
             switch (kind)
             {
                 case ReplicatedRequestKind.Write: io.WriteLocal(volume, offsetBytes, data, (flags & DataFlags.Fua) != 0, token); break;
@@ -102,10 +161,16 @@ public sealed partial class Replica
             var volume = volumes[range.Volume];
             volume.Bitmaps.MarkOutOfSync(volume.SlotOfPeer[range.PeerNodeId], range.OffsetBytes, range.LengthBytes);
         }
-        foreach (var done in writes.TakeCompleted())
+        var completedNow = writes.TakeCompleted();
+        foreach (var done in completedNow)
         {
             Invariant.Assert(clientOfRequest.Remove(done.RequestId, out long clientToken), $"request {done.RequestId} belongs to a client");
+            activeClientRanges.Remove(done.RequestId);
             io.CompleteClient(clientToken, done.Succeeded);
+        }
+        if (completedNow.Count > 0 && waitingClientRequests.Count > 0)
+        {
+            StartUnblockedRequests();
         }
     }
 
@@ -129,9 +194,23 @@ public sealed partial class Replica
                 ProtocolError(peer, "the peer sent application writes to a Primary (two primaries are not allowed)");
                 break;
             case MessageType.Ack:
-                if (!FramePayload.TryRead(payload, out AckMessage ack, out error) || !writes.Ack(peer, ack.RequestId, ack.Kind))
+                if (!FramePayload.TryRead(payload, out AckMessage ack, out error))
                 {
-                    ProtocolError(peer, error ?? $"an ack for request {ack.RequestId}, which the peer never got");
+                    ProtocolError(peer, error!);
+                    return;
+                }
+                var range = writes.RangeOf(ack.RequestId);
+                if (!writes.Ack(peer, ack.RequestId, ack.Kind))
+                {
+                    ProtocolError(peer, $"an ack for request {ack.RequestId}, which the peer never got");
+                    return;
+                }
+                if (ack.Kind == AckKind.WriteAck && range is { } written && ReplicationOf(peer, written.Volume) == ReplicationState.SyncSource)
+                {
+                    // A SyncTarget that wrote an application write has those blocks (DRBD's RQ_NET_SIS).
+                    var syncVolume = volumes[written.Volume];
+                    syncVolume.Bitmaps.MarkInSync(syncVolume.SlotOfPeer[peer], written.OffsetBytes, written.LengthBytes);
+                    FinishSourceIfDone(peer, syncVolume, syncs[(peer, written.Volume)]);
                 }
                 break;
             case MessageType.Barrier:
@@ -161,15 +240,7 @@ public sealed partial class Replica
             switch (action.Kind)
             {
                 case ReceiverActionKind.SubmitWrite:
-                    long token = NewToken(new PeerWriteIo(peer, receiver, action.Data.RequestId));
-                    if ((action.Data.Flags & (DataFlags.Trim | DataFlags.Zeroes)) != 0)
-                    {
-                        io.ZeroLocal(action.Volume, (long)action.Data.OffsetBytes, action.Data.LengthBytes, (action.Data.Flags & DataFlags.Trim) != 0, token);
-                    }
-                    else
-                    {
-                        io.WriteLocal(action.Volume, (long)action.Data.OffsetBytes, (byte[])action.Payload!, (action.Data.Flags & DataFlags.Fua) != 0, token);
-                    }
+                    SubmitPeerWrite(new DeferredPeerWrite(peer, receiver, action));
                     break;
                 case ReceiverActionKind.Flush:
                     io.FlushLocal(NewToken(new PeerFlushIo(peer, receiver)));
@@ -184,6 +255,51 @@ public sealed partial class Replica
             }
         }
     }
+
+    /// <summary>
+    /// Writes a write from the peer. On a SyncTarget the resync planner admits it first: a resync
+    /// reply being written to the same blocks goes first, and replies still on the way for them are
+    /// dropped and asked for again (they may be older than this write).
+    /// </summary>
+    private void SubmitPeerWrite(DeferredPeerWrite write)
+    {
+        var data = write.Action.Data;
+        ResyncPlanner? planner = syncs.TryGetValue((write.Peer, write.Action.Volume), out var sync) ? sync.Planner : null;
+        long admission = 0;
+        if (planner is not null && data.LengthBytes > 0)
+        {
+            var admitted = planner.ApplicationWriteArrived((long)data.OffsetBytes, data.LengthBytes);
+            if (!admitted.Admitted)
+            {
+                deferredPeerWrites.Add(write);
+                return;
+            }
+            admission = admitted.Token;
+        }
+        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, data.LengthBytes > 0 ? planner : null, admission));
+        if ((data.Flags & (DataFlags.Trim | DataFlags.Zeroes)) != 0)
+        {
+            io.ZeroLocal(write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes, (data.Flags & DataFlags.Trim) != 0, token);
+        }
+        else
+        {
+            io.WriteLocal(write.Action.Volume, (long)data.OffsetBytes, (byte[])write.Action.Payload!, (data.Flags & DataFlags.Fua) != 0, token);
+        }
+    }
+
+    private void RetryDeferredPeerWrites()
+    {
+        var waiting = deferredPeerWrites.ToList();
+        deferredPeerWrites.Clear();
+        foreach (var write in waiting)
+        {
+            SubmitPeerWrite(write);
+        }
+    }
+
+    private readonly List<DeferredPeerWrite> deferredPeerWrites = [];
+
+    private sealed record DeferredPeerWrite(int Peer, PeerWriteReceiver Receiver, ReceiverAction Action);
 
     private void ProtocolError(int peer, string reason)
     {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Generations;
 using Redundancy.Block.Engine.Io;
 using Redundancy.Block.Engine.Peers.Protocol;
@@ -113,6 +114,11 @@ public sealed partial class Replica : IPeerLinkHost
             link.Heard(nowMs);
             ReceiveDataPath(peerNodeId, header, payload);
         }
+        else if (connected.Contains(peerNodeId) && IsResync(header.Type))
+        {
+            link.Heard(nowMs);
+            ReceiveResync(peerNodeId, header, payload);
+        }
         else
         {
             link.Receive(header, payload, nowMs);
@@ -162,12 +168,12 @@ public sealed partial class Replica : IPeerLinkHost
     {
         connected.Add(peerNodeId);
         receivers[peerNodeId] = new PeerWriteReceiver();
-        foreach (var decision in decisions)
-        {
-            replication[(peerNodeId, decision.Volume)] = decision.Outcome.NextReplicationState;
-        }
         // Application writes go to a connected peer whatever the resync direction, as DRBD's do.
         writes.AddPeer(peerNodeId);
+        foreach (var decision in decisions)
+        {
+            BeginSync(peerNodeId, decision);
+        }
     }
 
     /// <summary>
@@ -181,7 +187,14 @@ public sealed partial class Replica : IPeerLinkHost
         foreach (var volume in volumes.Values)
         {
             replication[(peerNodeId, volume.Number)] = ReplicationState.Off;
+            if (syncs.Remove((peerNodeId, volume.Number), out var sync))
+            {
+                // Cleared bits stay cleared: the next connection resumes the resync, it does not restart it.
+                sync.Planner?.Interrupt();
+            }
         }
+        deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
+        deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
         writes.PeerLost(peerNodeId);
         if (Role == Role.Primary)
         {
@@ -222,9 +235,10 @@ public sealed partial class Replica : IPeerLinkHost
     /// <summary>What a local I/O token stands for.</summary>
     private abstract record PendingIo;
 
-    private sealed record ClientIo(ulong RequestId) : PendingIo;
+    private sealed record ClientIo(ulong RequestId, int Volume, long OffsetBytes, long LengthBytes) : PendingIo;
 
-    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId) : PendingIo;
+    /// <summary>A write from the peer; <paramref name="Admission"/> is the resync planner's token on a SyncTarget.</summary>
+    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0) : PendingIo;
 
     private sealed record PeerFlushIo(int Peer, PeerWriteReceiver Receiver) : PendingIo;
 }

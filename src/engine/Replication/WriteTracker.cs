@@ -64,6 +64,10 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     /// <summary>Requests in the peer's transfer log, not yet released by a BarrierAck.</summary>
     public int InTransferLog(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Entries.Count : 0;
 
+    /// <summary>The range of a request still known (pending or in a transfer log), or null.</summary>
+    public (int Volume, long OffsetBytes, long LengthBytes)? RangeOf(ulong requestId) =>
+        requests.TryGetValue(requestId, out var r) ? (r.Volume, r.OffsetBytes, r.LengthBytes) : null;
+
     /// <summary>A peer now receives replicated requests (connected and replicating).</summary>
     public void AddPeer(int peerNodeId)
     {

@@ -117,6 +117,19 @@ public sealed class SimReplicaNode : IReplicaIo
         Later(() => Disks[volume].WriteAsync(offsetBytes, copy, fua).IsCompletedSuccessfully, token);
     }
 
+    public void ReadLocal(int volume, long offsetBytes, int lengthBytes, long token)
+    {
+        scheduler.After(random.NextInt64(0, DiskLatencyMaxMs + 1), () =>
+        {
+            if (!Crashed)
+            {
+                var buffer = new byte[lengthBytes];
+                bool ok = Disks[volume].ReadAsync(offsetBytes, buffer).IsCompletedSuccessfully;
+                Replica.LocalReadDone(token, ok, buffer);
+            }
+        });
+    }
+
     public void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token) =>
         Later(() => Disks[volume].WriteZeroesAsync(offsetBytes, lengthBytes, !trim).IsCompletedSuccessfully, token);
 

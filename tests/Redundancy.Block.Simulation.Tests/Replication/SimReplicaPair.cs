@@ -10,10 +10,14 @@ namespace Redundancy.Block.Simulation.Replication;
 /// <summary>Two replica nodes (alpha node-id 0, beta node-id 1) with one volume, over the simulated network.</summary>
 public sealed class SimReplicaPair
 {
-    public const long DiskBytes = 4 << 20;
+    /// <summary>Four times the resync window, so an interrupted resync has work left that is not yet on the wire.</summary>
+    public const long DiskBytes = 16 << 20;
 
-    public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000)
+    public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000,
+        Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null)
     {
+        this.initial = initial ?? (_ => (new GenerationIds(sharedCurrent, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty),
+            MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate));
         Random = new SimRandom(seed);
         Network = new SimulatedNetwork(Scheduler, Random.Fork(), options ?? new NetworkOptions());
         string text = $$"""
@@ -24,8 +28,8 @@ public sealed class SimReplicaPair
             }
             """;
         var resource = ConfigParser.ParseText(text, "sim.conf").Resources.Single();
-        Alpha = Node(resource, "alpha", "beta", sharedCurrent);
-        Beta = Node(resource, "beta", "alpha", sharedCurrent);
+        Alpha = Node(resource, "alpha", "beta");
+        Beta = Node(resource, "beta", "alpha");
         Scheduler.After(100, Tick);
     }
 
@@ -45,8 +49,15 @@ public sealed class SimReplicaPair
         Alpha.Replica.SetRole(Role.Primary);
         Alpha.Replica.Connect(Scheduler.NowMs);
         Beta.Replica.Connect(Scheduler.NowMs);
-        Engine.Invariant.Assert(Scheduler.RunUntil(BothConnected, 10_000), "the pair connects: " + string.Join(" | ", Alpha.Log.Concat(Beta.Log)));
+        Engine.Invariant.Assert(Scheduler.RunUntil(BothConnected, 10_000), "the pair connects: " + Logs);
     }
+
+    public string Logs => "alpha: " + string.Join(" | ", Alpha.Log) + "\nbeta: " + string.Join(" | ", Beta.Log);
+
+    /// <summary>Both connected, every volume Established, nothing out of sync either way.</summary>
+    public bool InSync() => BothConnected()
+        && Alpha.Replica.ReplicationOf(1, 0) == ReplicationState.Established && Beta.Replica.ReplicationOf(0, 0) == ReplicationState.Established
+        && Alpha.Replica.Volume(0).OutOfSyncBytes(1) == 0 && Beta.Replica.Volume(0).OutOfSyncBytes(0) == 0;
 
     public bool BothConnected() =>
         Alpha.Replica.Links[1].State == ConnectionState.Connected && Beta.Replica.Links[0].State == ConnectionState.Connected;
@@ -60,12 +71,13 @@ public sealed class SimReplicaPair
         Scheduler.After(100, Tick);
     }
 
-    private SimReplicaNode Node(ResourceDefinition resource, string local, string peer, ulong current)
+    private readonly Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)> initial;
+
+    private SimReplicaNode Node(ResourceDefinition resource, string local, string peer)
     {
         Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var settings, out string error), error);
-        var ids = new GenerationIds(current, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty);
-        var volume = new ReplicaVolume(0, DiskBytes, ids, MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate,
-            new Dictionary<int, int> { [settings.PeerNodeId] = 0 });
+        var (ids, flags, disk) = initial(local);
+        var volume = new ReplicaVolume(0, DiskBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 });
         return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], DiskBytes);
     }
 }

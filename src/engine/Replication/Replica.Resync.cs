@@ -1,0 +1,347 @@
+using System.Buffers;
+using Redundancy.Block.Engine.Bitmap.Resync;
+using Redundancy.Block.Engine.Generations;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Engine.Replication;
+
+// Resync, as DRBD does it after the handshake decided a direction: both sides exchange their
+// bitmaps for each other and merge them (WFBitMapS/T); the source makes a new sync UUID and sends
+// it (WFSyncUUID on the target); the target pulls the out-of-sync blocks in disk order
+// (RsDataRequest → RsDataReply → RsWriteAck), staying Inconsistent until the last one; then both
+// move their generation identifiers on and the target is UpToDate. An interrupted resync leaves
+// the cleared bits cleared, so the next connection resumes instead of restarting.
+public sealed partial class Replica
+{
+    /// <summary>Resync requests the target keeps in flight, in bytes.</summary>
+    public const long ResyncWindowBytes = 4L << 20;
+
+    private readonly Dictionary<(int Peer, int Volume), SyncState> syncs = [];
+
+    /// <summary>Resync progress towards or from a peer, or null when none runs.</summary>
+    public ResyncProgress? ResyncProgressOf(int peerNodeId, int volume, long nowMs) =>
+        syncs.TryGetValue((peerNodeId, volume), out var sync) && sync.Planner is { } planner ? planner.Progress(nowMs) : null;
+
+    /// <summary>A local read started for a resync finished.</summary>
+    public void LocalReadDone(long token, bool succeeded, ReadOnlyMemory<byte> data)
+    {
+        Invariant.Assert(pendingIo.Remove(token, out var pending) && pending is ResyncReadIo, $"read {token} completes once");
+        var read = (ResyncReadIo)pending;
+        if (!connected.Contains(read.Peer) || !ReferenceEquals(receivers[read.Peer], read.Connection))
+        {
+            return; // the connection it was for is gone
+        }
+        var request = read.Request;
+        io.Send(read.Peer, succeeded
+            ? Frame((ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span)
+            : Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
+    }
+
+    private static bool IsResync(MessageType type) => type is MessageType.BitmapChunk or MessageType.SyncUuid
+        or MessageType.RsDataRequest or MessageType.RsDataReply or MessageType.RsWriteAck or MessageType.NegRsDReply;
+
+    /// <summary>After the handshake: start the bitmap exchange for every volume that needs a resync.</summary>
+    private void BeginSync(int peer, VolumeDecision decision)
+    {
+        var volume = volumes[decision.Volume];
+        int slot = volume.SlotOfPeer[peer];
+        if (decision.Outcome.Comparison.SelfFixup is { } fixup)
+        {
+            SetIds(volume, fixup.ApplyTo(volume.Ids, slot));
+        }
+        var state = decision.Outcome.NextReplicationState;
+        replication[(peer, volume.Number)] = state;
+        if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
+        {
+            return;
+        }
+        if (decision.Outcome.FullSync)
+        {
+            volume.Bitmaps.SetAll(slot);
+        }
+        var incoming = new QuickSyncBitmap(volume.UsableSizeBytes);
+        syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, decision.PeerUuids, new BitmapReceiver(incoming), incoming);
+        var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot));
+        while (!sender.IsComplete)
+        {
+            var frame = new byte[sender.MaxFrameBytes];
+            int length = sender.WriteNextFrame(frame, (ushort)volume.Number);
+            io.Send(peer, frame[..length]);
+        }
+        io.Log($"{Subject(peer)}/{volume.Number}: {(decision.Outcome.FullSync ? "full" : "bitmap")} resync, {volume.OutOfSyncBytes(peer) / 1024} KiB to sync");
+    }
+
+    private void ReceiveResync(int peer, in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        if (!volumes.TryGetValue(header.Volume, out var volume) || !syncs.TryGetValue((peer, header.Volume), out var sync))
+        {
+            ProtocolError(peer, $"{header.Type} for volume {header.Volume}, which is not resyncing");
+            return;
+        }
+        string? error = header.Type switch
+        {
+            MessageType.BitmapChunk => OnBitmapChunk(peer, volume, sync, payload),
+            MessageType.SyncUuid => FramePayload.TryRead(payload, out SyncUuidMessage m, out var e) ? OnSyncUuid(peer, volume, sync, m.Uuid) : e,
+            MessageType.RsDataRequest => FramePayload.TryRead(payload, out RsDataRequestMessage m, out var e) ? OnResyncRequest(peer, volume, sync, m) : e,
+            MessageType.RsDataReply => OnResyncReply(peer, volume, sync, payload),
+            MessageType.NegRsDReply => FramePayload.TryRead(payload, out NegRsDReplyMessage m, out var e) ? OnResyncFailed(peer, volume, sync, m.RequestId) : e,
+            MessageType.RsWriteAck => FramePayload.TryRead(payload, out RsWriteAckMessage m, out var e) ? OnResyncWritten(peer, volume, sync, m) : e,
+            _ => $"{header.Type} is not a resync message",
+        };
+        if (error is not null)
+        {
+            ProtocolError(peer, error);
+        }
+    }
+
+    private string? OnBitmapChunk(int peer, ReplicaVolume volume, SyncState sync, in ReadOnlySequence<byte> payload)
+    {
+        if (sync.Receiving is null)
+        {
+            return "a bitmap chunk after the bitmap was complete";
+        }
+        if (!sync.Receiving.TryApply(payload, out string? error))
+        {
+            return error;
+        }
+        if (!sync.Receiving.IsComplete)
+        {
+            return null;
+        }
+        // Merge: every block either side changed while apart gets synced (DRBD ORs the bitmaps).
+        int slot = volume.SlotOfPeer[peer];
+        for (long bit = sync.Incoming!.FindNextSet(0); bit >= 0; )
+        {
+            long clear = sync.Incoming.FindNextClear(bit);
+            long end = clear < 0 ? sync.Incoming.BitCount : clear;
+            volume.Bitmaps.SetBits(slot, bit, end - bit);
+            bit = end >= sync.Incoming.BitCount ? -1 : sync.Incoming.FindNextSet(end);
+        }
+        sync.Receiving = null;
+        sync.Incoming = null;
+        if (sync.Source)
+        {
+            var (uuids, syncUuid) = ResyncUuids.GenAndSendSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), random.NextUInt64());
+            SetIds(volume, uuids.ApplyTo(volume.Ids, slot));
+            io.Send(peer, Frame((ushort)volume.Number, new SyncUuidMessage(syncUuid)));
+            SetReplication(peer, volume.Number, ReplicationState.SyncSource);
+            FinishSourceIfDone(peer, volume, sync);
+        }
+        else
+        {
+            SetReplication(peer, volume.Number, ReplicationState.WFSyncUUID);
+        }
+        return null;
+    }
+
+    private string? OnSyncUuid(int peer, ReplicaVolume volume, SyncState sync, ulong syncUuid)
+    {
+        if (sync.Source || ReplicationOf(peer, volume.Number) != ReplicationState.WFSyncUUID)
+        {
+            return "a SyncUuid out of place";
+        }
+        int slot = volume.SlotOfPeer[peer];
+        SetIds(volume, ResyncUuids.ReceiveSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), syncUuid, Role == Role.Primary).ApplyTo(volume.Ids, slot));
+        volume.Flags &= ~MetadataFlags.Consistent;
+        SetDisk(volume, DiskState.Inconsistent);
+        SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
+        sync.Planner = new ResyncPlanner(volume.Bitmaps, slot);
+        PumpResync(peer, volume, sync);
+        return null;
+    }
+
+    /// <summary>Source: serve a request, after any local client write to the same blocks has landed.</summary>
+    private string? OnResyncRequest(int peer, ReplicaVolume volume, SyncState sync, RsDataRequestMessage request)
+    {
+        if (!sync.Source || request.OffsetBytes + request.LengthBytes > (ulong)volume.UsableSizeBytes)
+        {
+            return $"RsDataRequest {request.OffsetBytes}+{request.LengthBytes} out of place or range";
+        }
+        var read = new ResyncReadIo(peer, receivers[peer], volume.Number, request);
+        if (ClientWriteInFlight(volume.Number, (long)request.OffsetBytes, request.LengthBytes))
+        {
+            deferredResyncReads.Add(read);
+            return null;
+        }
+        io.ReadLocal(volume.Number, (long)request.OffsetBytes, (int)request.LengthBytes, NewToken(read));
+        return null;
+    }
+
+    private string? OnResyncReply(int peer, ReplicaVolume volume, SyncState sync, in ReadOnlySequence<byte> payload)
+    {
+        if (!RsDataReplyMessage.TryRead(payload, out var reply, out var data, out string? error))
+        {
+            return error;
+        }
+        var planner = sync.Planner;
+        if (planner is null || !planner.TryGetRequest((long)reply.RequestId, out var request)
+            || request.OffsetBytes != (long)reply.OffsetBytes || request.LengthBytes != reply.LengthBytes)
+        {
+            return $"an RsDataReply for request {reply.RequestId}, which was not asked for";
+        }
+        if (planner.BeginReply(request.Id) == ReplyDisposition.Discard)
+        {
+            PumpResync(peer, volume, sync);
+            return null;
+        }
+        long token = NewToken(new ResyncWriteIo(peer, sync, volume.Number, reply));
+        if (reply.ExpectsData)
+        {
+            io.WriteLocal(volume.Number, (long)reply.OffsetBytes, data.ToArray(), fua: false, token);
+        }
+        else
+        {
+            io.ZeroLocal(volume.Number, (long)reply.OffsetBytes, reply.LengthBytes, trim: false, token);
+        }
+        return null;
+    }
+
+    private string? OnResyncFailed(int peer, ReplicaVolume volume, SyncState sync, ulong requestId)
+    {
+        if (sync.Planner is null || !sync.Planner.TryGetRequest((long)requestId, out _))
+        {
+            return $"a NegRsDReply for request {requestId}, which was not asked for";
+        }
+        io.Log($"{Subject(peer)}/{volume.Number}: the sync source could not read a block; it stays out of sync");
+        sync.Planner.FailRequest((long)requestId);
+        PumpResync(peer, volume, sync);
+        return null;
+    }
+
+    private string? OnResyncWritten(int peer, ReplicaVolume volume, SyncState sync, RsWriteAckMessage ack)
+    {
+        if (!sync.Source)
+        {
+            return "an RsWriteAck on the sync target";
+        }
+        volume.Bitmaps.MarkInSync(volume.SlotOfPeer[peer], (long)ack.OffsetBytes, ack.LengthBytes);
+        FinishSourceIfDone(peer, volume, sync);
+        return null;
+    }
+
+    /// <summary>Target: a resync write landed — clear it, tell the source, ask for more.</summary>
+    private void ResyncWriteDone(ResyncWriteIo write, bool succeeded)
+    {
+        var volume = volumes[write.Volume];
+        var planner = write.Sync.Planner!;
+        if (!succeeded)
+        {
+            planner.FailRequest((long)write.Reply.RequestId);
+        }
+        else
+        {
+            planner.CompleteReply((long)write.Reply.RequestId);
+            if (syncs.TryGetValue((write.Peer, write.Volume), out var live) && ReferenceEquals(live, write.Sync))
+            {
+                io.Send(write.Peer, Frame((ushort)write.Volume, new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId)));
+            }
+        }
+        if (syncs.TryGetValue((write.Peer, write.Volume), out var current) && ReferenceEquals(current, write.Sync))
+        {
+            PumpResync(write.Peer, volume, write.Sync);
+        }
+    }
+
+    private void PumpResync(int peer, ReplicaVolume volume, SyncState sync)
+    {
+        var planner = sync.Planner!;
+        foreach (var request in planner.NextRequests(Math.Max(0, ResyncWindowBytes - planner.InFlightBytes)))
+        {
+            io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
+        }
+        if (!planner.IsFinished)
+        {
+            return;
+        }
+        syncs.Remove((peer, volume.Number));
+        if (planner.Progress(0).FailedBits > 0)
+        {
+            io.Log($"{Subject(peer)}/{volume.Number}: resync done, but {planner.Progress(0).FailedBits} blocks could not be read: the disk stays Inconsistent");
+            SetReplication(peer, volume.Number, ReplicationState.Established);
+            return;
+        }
+        int slot = volume.SlotOfPeer[peer];
+        SetIds(volume, ResyncUuids.ResyncFinishedTarget(UuidSet.FromGenerationIds(volume.Ids, slot), sync.PeerUuids, Role == Role.Primary).ApplyTo(volume.Ids, slot));
+        volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        SetDisk(volume, DiskState.UpToDate);
+        SetReplication(peer, volume.Number, ReplicationState.Established);
+        io.Log($"{Subject(peer)}/{volume.Number}: Resync done; disk is UpToDate");
+    }
+
+    private void FinishSourceIfDone(int peer, ReplicaVolume volume, SyncState sync)
+    {
+        if (ReplicationOf(peer, volume.Number) != ReplicationState.SyncSource || volume.OutOfSyncBytes(peer) > 0)
+        {
+            return;
+        }
+        syncs.Remove((peer, volume.Number));
+        int slot = volume.SlotOfPeer[peer];
+        SetIds(volume, ResyncUuids.ResyncFinishedSource(UuidSet.FromGenerationIds(volume.Ids, slot)).ApplyTo(volume.Ids, slot));
+        SetReplication(peer, volume.Number, ReplicationState.Established);
+        io.Log($"{Subject(peer)}/{volume.Number}: Resync done (peer is UpToDate)");
+    }
+
+    /// <summary>Source: a client write landed; resync reads of those blocks that waited may go now.</summary>
+    private void RetryDeferredResyncReads()
+    {
+        foreach (var read in deferredResyncReads.ToList())
+        {
+            if (!ClientWriteInFlight(read.Volume, (long)read.Request.OffsetBytes, read.Request.LengthBytes))
+            {
+                deferredResyncReads.Remove(read);
+                if (connected.Contains(read.Peer) && ReferenceEquals(receivers[read.Peer], read.Connection))
+                {
+                    io.ReadLocal(read.Volume, (long)read.Request.OffsetBytes, (int)read.Request.LengthBytes, NewToken(read));
+                }
+            }
+        }
+    }
+
+    private bool ClientWriteInFlight(int volume, long offsetBytes, long lengthBytes) =>
+        pendingIo.Values.OfType<ClientIo>().Any(c => c.Volume == volume && c.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < c.OffsetBytes + c.LengthBytes);
+
+    private void SetIds(ReplicaVolume volume, GenerationIds ids)
+    {
+        volume.Ids = ids;
+        io.PersistGenerations(volume.Number, ids);
+    }
+
+    private void SetDisk(ReplicaVolume volume, DiskState disk)
+    {
+        if (volume.Disk != disk)
+        {
+            io.Log($"{volume.Number}: disk( {volume.Disk} -> {disk} )");
+            volume.Disk = disk;
+        }
+    }
+
+    private void SetReplication(int peer, int volume, ReplicationState state)
+    {
+        var before = ReplicationOf(peer, volume);
+        if (before != state)
+        {
+            io.Log($"{Subject(peer)}/{volume}: repl( {before} -> {state} )");
+            replication[(peer, volume)] = state;
+        }
+    }
+
+    private string Subject(int peer) => $"{links[peer].Settings.ResourceName} {links[peer].Settings.PeerNodeName}";
+
+    private readonly List<ResyncReadIo> deferredResyncReads = [];
+
+    /// <summary>One peer-volume resync in progress (either side).</summary>
+    private sealed class SyncState(bool source, UuidSet peerUuids, BitmapReceiver receiving, QuickSyncBitmap incoming)
+    {
+        public bool Source { get; } = source;
+        public UuidSet PeerUuids { get; } = peerUuids;
+        public BitmapReceiver? Receiving { get; set; } = receiving;
+        public QuickSyncBitmap? Incoming { get; set; } = incoming;
+        public ResyncPlanner? Planner { get; set; }
+    }
+
+    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request) : PendingIo;
+
+    private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply) : PendingIo;
+}
