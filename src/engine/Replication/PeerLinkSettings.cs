@@ -28,7 +28,8 @@ public sealed record PeerLinkSettings
     public long PingTimeoutMs { get; init; } = 500;
     /// <summary>DRBD's `timeout`: also bounds the whole handshake.</summary>
     public long TimeoutMs { get; init; } = 6_000;
-    public int MaxFramePayloadBytes { get; init; } = 1 << 20;
+    /// <summary>Large enough for the largest NBD request (32 MiB) as one Data frame.</summary>
+    public int MaxFramePayloadBytes { get; init; } = (32 << 20) + 4096;
 
     public bool Dials => LocalNodeId < PeerNodeId;
 

@@ -1,0 +1,218 @@
+using System.Buffers;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Redundancy.Block.Agent.Peers;
+using Redundancy.Block.Engine.Io;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.Replication;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Agent.Replication;
+
+/// <summary>
+/// Runs one resource's <see cref="Replica"/> for real: peer connections over TCP (dialled by the
+/// lower node-id, accepted through the shared listener), local disk I/O on the thread pool, a
+/// 100 ms tick for the link timers. Every call into the replica happens under one lock, and every
+/// completion comes back on another thread, so the replica is never re-entered.
+/// </summary>
+public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
+{
+    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+    private readonly Lock gate = new();
+    private readonly Stopwatch clock = Stopwatch.StartNew();
+    private readonly Dictionary<int, PeerConnection> connections = [];
+    private readonly Dictionary<int, PeerLinkSettings> peers;
+    private readonly Dictionary<int, string> peerAddresses;
+    private readonly IReadOnlyDictionary<int, IBlockDevice> disks;
+    private readonly Dictionary<long, TaskCompletionSource<bool>> clients = [];
+    private readonly PeerListener listener;
+    private readonly PeerDialer dialer;
+    private readonly ILogger logger;
+    private readonly Action<int, GenerationIds> persistGenerations;
+    private readonly CancellationTokenSource stopping = new();
+    private readonly Task ticker;
+    private long nextClientToken = 1;
+
+    /// <param name="peers">One settings record per peer, with the peer's replication address.</param>
+    /// <param name="volumes">The replica's volumes (their state as read from the metadata).</param>
+    /// <param name="disks">The data area of each volume.</param>
+    /// <param name="listener">The listener on this node's replication address (shared, already started).</param>
+    /// <param name="dialer">Opens connections to peers this node dials (the lower node-id dials).</param>
+    /// <param name="persistGenerations">Writes new generation identifiers to a volume's metadata (synchronously).</param>
+    /// <param name="random">Randomness for UUIDs and challenges.</param>
+    /// <param name="logger">Where the replica's DRBD-style log lines go.</param>
+    public ReplicaHost(IEnumerable<(PeerLinkSettings Settings, string Address)> peers, IEnumerable<ReplicaVolume> volumes,
+        IReadOnlyDictionary<int, IBlockDevice> disks, PeerListener listener, PeerDialer dialer, Action<int, GenerationIds> persistGenerations,
+        IRandom random, ILogger logger)
+    {
+        var peerList = peers.ToList();
+        this.peers = peerList.ToDictionary(p => p.Settings.PeerNodeId, p => p.Settings);
+        peerAddresses = peerList.ToDictionary(p => p.Settings.PeerNodeId, p => p.Address);
+        this.disks = disks;
+        this.listener = listener;
+        this.dialer = dialer;
+        this.logger = logger;
+        this.persistGenerations = persistGenerations;
+        Replica = new Replica(peerList.Select(p => p.Settings), volumes, this, random);
+        foreach (var settings in this.peers.Values)
+        {
+            listener.Register(settings.ResourceName, settings.PeerNodeId, (connection, frames) => Accepted(settings.PeerNodeId, connection, frames));
+        }
+        ticker = TickAsync(stopping.Token);
+    }
+
+    /// <summary>The replica; touch it only through <see cref="Locked{T}"/>.</summary>
+    private Replica Replica { get; }
+
+    private long NowMs => clock.ElapsedMilliseconds;
+
+    /// <summary>Runs <paramref name="read"/> on the replica under its lock (status, tests).</summary>
+    public T Locked<T>(Func<Replica, T> read)
+    {
+        lock (gate)
+        {
+            return read(Replica);
+        }
+    }
+
+    public void SetRole(Role role)
+    {
+        lock (gate)
+        {
+            Replica.SetRole(role);
+        }
+    }
+
+    public void Connect()
+    {
+        lock (gate)
+        {
+            Replica.Connect(NowMs);
+        }
+    }
+
+    public void Disconnect(int peerNodeId)
+    {
+        lock (gate)
+        {
+            Replica.Disconnect(peerNodeId);
+        }
+    }
+
+    /// <summary>A client write; true when the protocol's guarantee holds.</summary>
+    public Task<bool> WriteAsync(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua) =>
+        Client(token => Replica.ClientWrite(token, volume, offsetBytes, data, fua));
+
+    public Task<bool> ZeroAsync(int volume, long offsetBytes, long lengthBytes, bool trim) =>
+        Client(token => Replica.ClientZero(token, volume, offsetBytes, lengthBytes, trim));
+
+    public Task<bool> FlushAsync() => Client(Replica.ClientFlush);
+
+    private Task<bool> Client(Action<long> start)
+    {
+        var completion = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (gate)
+        {
+            long token = nextClientToken++;
+            clients[token] = completion;
+            start(token);
+        }
+        return completion.Task;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await stopping.CancelAsync().ConfigureAwait(false);
+        await ticker.ConfigureAwait(false);
+        List<PeerConnection> open;
+        lock (gate)
+        {
+            foreach (var settings in peers.Values)
+            {
+                listener.Unregister(settings.ResourceName, settings.PeerNodeId);
+            }
+            open = [.. connections.Values];
+            connections.Clear();
+        }
+        foreach (var connection in open)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        stopping.Dispose();
+    }
+
+    private async Task TickAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TickInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                lock (gate)
+                {
+                    Replica.Tick(NowMs);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private void Accepted(int peer, PeerConnection connection, IReadOnlyList<(FrameHeader Header, byte[] Payload)> frames)
+    {
+        lock (gate)
+        {
+            if (connections.ContainsKey(peer))
+            {
+                connection.Close("already connected");
+                return;
+            }
+            connections[peer] = connection;
+            Replica.TransportConnected(peer, NowMs);
+            foreach (var (header, payload) in frames)
+            {
+                Replica.Receive(peer, header, new ReadOnlySequence<byte>(payload), NowMs);
+            }
+            RaiseFrameLimit(peer, connection);
+        }
+        connection.Start((in FrameHeader h, in ReadOnlySequence<byte> p) => OnFrame(peer, connection, h, p), reason => OnClosed(peer, connection, reason));
+    }
+
+    private void OnFrame(int peer, PeerConnection connection, in FrameHeader header, in ReadOnlySequence<byte> payload)
+    {
+        lock (gate)
+        {
+            if (connections.TryGetValue(peer, out var current) && ReferenceEquals(current, connection))
+            {
+                Replica.Receive(peer, header, payload, NowMs);
+                RaiseFrameLimit(peer, connection);
+            }
+        }
+    }
+
+    private void OnClosed(int peer, PeerConnection connection, PeerCloseReason reason)
+    {
+        lock (gate)
+        {
+            if (connections.TryGetValue(peer, out var current) && ReferenceEquals(current, connection))
+            {
+                connections.Remove(peer);
+                Replica.TransportClosed(peer, reason.Message, NowMs);
+            }
+        }
+        _ = connection.DisposeAsync().AsTask();
+    }
+
+    /// <summary>After the features exchange the link allows bigger frames; the transport must too.</summary>
+    private void RaiseFrameLimit(int peer, PeerConnection connection)
+    {
+        int allowed = Replica.Links[peer].MaxFramePayloadBytes;
+        if (allowed > connection.MaxPayloadBytes)
+        {
+            connection.SetMaxPayloadBytes(allowed);
+        }
+    }
+}
