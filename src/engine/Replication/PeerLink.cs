@@ -126,6 +126,16 @@ public sealed partial class PeerLink
         nextDialAtMs = settings.Dials ? nowMs + settings.ConnectIntervalMs : long.MaxValue;
     }
 
+    /// <summary>What the resync learned about the peer's disk (Inconsistent while it is SyncTarget, UpToDate after).</summary>
+    public void SetPeerDisk(int volume, DiskState disk)
+    {
+        if (State == ConnectionState.Connected && peerDisks.TryGetValue(volume, out var before) && before != disk)
+        {
+            output.Transitions.Add(new StateTransition($"{Subject}/{volume}", "peer-disk", before.ToString(), disk.ToString()));
+            peerDisks[volume] = disk;
+        }
+    }
+
     /// <summary>The data path found the peer misbehaving: drop the connection and reconnect.</summary>
     public void Fail(string reason) => Drop(reason, ConnectionState.ProtocolError);
 

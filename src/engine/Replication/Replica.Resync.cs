@@ -127,6 +127,7 @@ public sealed partial class Replica
             SetIds(volume, uuids.ApplyTo(volume.Ids, slot));
             io.Send(peer, Frame((ushort)volume.Number, new SyncUuidMessage(syncUuid)));
             SetReplication(peer, volume.Number, ReplicationState.SyncSource);
+            links[peer].SetPeerDisk(volume.Number, DiskState.Inconsistent);
             FinishSourceIfDone(peer, volume, sync);
         }
         else
@@ -267,6 +268,7 @@ public sealed partial class Replica
         volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
         SetDisk(volume, DiskState.UpToDate);
         SetReplication(peer, volume.Number, ReplicationState.Established);
+        links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done; disk is UpToDate");
     }
 
@@ -280,6 +282,7 @@ public sealed partial class Replica
         int slot = volume.SlotOfPeer[peer];
         SetIds(volume, ResyncUuids.ResyncFinishedSource(UuidSet.FromGenerationIds(volume.Ids, slot)).ApplyTo(volume.Ids, slot));
         SetReplication(peer, volume.Number, ReplicationState.Established);
+        links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done (peer is UpToDate)");
     }
 

@@ -29,6 +29,7 @@ public class ReplicaResyncTests
             Assert.True(pair.Scheduler.RunUntil(pair.InSync, 60_000), $"seed {seed}: {pair.Logs}");
             AssertIdentical(pair, seed);
             Assert.Equal(DiskState.UpToDate, pair.Beta.Replica.Volume(0).Disk);
+            Assert.Equal(DiskState.UpToDate, pair.Alpha.Replica.Links[1].PeerDisks[0]);
             Assert.Equal(pair.Alpha.Replica.Volume(0).Ids.Current & ~1UL, pair.Beta.Replica.Volume(0).Ids.Current & ~1UL);
             Assert.Contains(pair.Alpha.Log, l => l.Contains("bitmap resync", StringComparison.Ordinal));
         }
