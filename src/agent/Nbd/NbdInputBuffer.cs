@@ -3,7 +3,9 @@
 // requests per syscall); big WRITE payloads are received directly into the request's buffer. Reads
 // are plain blocking receives: no thread hop, no state machine, nothing allocated. A cancellation
 // cannot interrupt a blocking receive by itself, so the session shuts the socket's receive side down
-// when it cancels; a receive that then ends or fails surfaces as OperationCanceledException.
+// when it cancels; a receive that then ends or fails surfaces as OperationCanceledException. Waiting
+// for the next request, a receive first busy-polls briefly (NbdReceivePoller) so a quick client
+// finds the thread awake.
 using System.Buffers;
 using Redundancy.Block.Engine;
 
@@ -12,6 +14,7 @@ namespace Redundancy.Block.Agent.Nbd;
 internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDisposable
 {
     private readonly Stream _stream = stream;
+    private readonly NbdReceivePoller? _poller = NbdReceivePoller.For(stream);
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(capacityBytes);
     private int _start;
     private int _end;
@@ -80,7 +83,7 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
                 _start = _end = 0;
             }
 
-            int read = Receive(_buffer.AsSpan(_end), cancellationToken);
+            int read = Receive(_buffer.AsSpan(_end), cancellationToken, mayPoll: true);
             if (read == 0)
             {
                 return Available == 0 ? false : throw new EndOfStreamException("client closed the connection inside a message");
@@ -111,7 +114,7 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
 
         while (!destination.IsEmpty)
         {
-            int read = Receive(destination, cancellationToken);
+            int read = Receive(destination, cancellationToken, mayPoll: false);
             if (read == 0)
             {
                 throw new EndOfStreamException("client closed the connection inside a payload");
@@ -121,13 +124,19 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
         }
     }
 
-    /// <summary>One blocking receive; a receive ended by the session's cancellation throws OperationCanceledException.</summary>
-    private int Receive(Span<byte> destination, CancellationToken cancellationToken)
+    /// <summary>
+    /// One receive, blocking unless <paramref name="mayPoll"/> and a brief poll got an answer; a receive
+    /// ended by the session's cancellation throws OperationCanceledException.
+    /// </summary>
+    private int Receive(Span<byte> destination, CancellationToken cancellationToken, bool mayPoll)
     {
         int read;
         try
         {
-            read = _stream.Read(destination);
+            if (!mayPoll || _poller is null || !_poller.TryReceive(destination, out read))
+            {
+                read = _stream.Read(destination);
+            }
         }
         catch (Exception exception) when (exception is IOException or ObjectDisposedException && cancellationToken.IsCancellationRequested)
         {

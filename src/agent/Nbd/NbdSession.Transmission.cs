@@ -1,11 +1,12 @@
 // The transmission phase's read loop, on the session's own thread: parse a request header, check it,
-// receive (or discard) a WRITE payload, then execute it. A small READ/WRITE runs right here (the
-// device call is a synchronous pread/pwrite; a hop to another thread would cost more than it), and
-// its reply is sent at once, or held back while more pipelined requests are already received so a
-// burst is answered with one send. FLUSH, TRIM, zeroing and large transfers go to the thread pool so
-// they overlap with receiving. At most MaxInFlightRequestsPerConnection requests are in flight. A
-// rejected request is answered without touching the device, and its payload is still consumed so
-// the stream stays in sync.
+// receive (or discard) a WRITE payload, then execute it. A WRITE of any size and a small READ run
+// right here (the device call is a synchronous pread/pwrite; a hop to another thread would cost more
+// than it: a large WRITE's payload was just received on this thread, and the client keeps streaming
+// the next one into the socket buffer meanwhile), and the reply is sent at once, or held back while
+// more pipelined requests are already received so a burst is answered with one send. FLUSH, TRIM,
+// zeroing and large READs go to the thread pool so they overlap with receiving. At most
+// MaxInFlightRequestsPerConnection requests are in flight. A rejected request is answered without
+// touching the device, and its payload is still consumed so the stream stays in sync.
 using Microsoft.Extensions.Logging;
 using Redundancy.Block.Engine.Nbd;
 
@@ -13,7 +14,7 @@ namespace Redundancy.Block.Agent.Nbd;
 
 internal sealed partial class NbdSession
 {
-    /// <summary>Largest READ/WRITE the session thread executes itself.</summary>
+    /// <summary>Largest READ the session thread executes itself (WRITEs always run inline).</summary>
     private const int InlineMaxBytes = 64 * 1024;
 
     /// <summary>Reads requests until DISC, end of stream or a protocol violation; returns why it stopped.</summary>
@@ -128,5 +129,5 @@ internal sealed partial class NbdSession
     }
 
     private static bool RunsInline(in NbdRequestHeader header) =>
-        header.Command is NbdCommand.Read or NbdCommand.Write && header.LengthBytes <= InlineMaxBytes;
+        header.Command == NbdCommand.Write || (header.Command == NbdCommand.Read && header.LengthBytes <= InlineMaxBytes);
 }

@@ -34,7 +34,7 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
         {
             Engine.Invariant.Assert(disk is null, $"{subject}: data path connected twice");
             Engine.Invariant.Assert(dataArea.SizeBytes >= SizeBytes, $"{subject}: data area smaller than the volume");
-            disk = dataArea;
+            Volatile.Write(ref disk, dataArea);
         }
     }
 
@@ -44,8 +44,10 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
         Task wait;
         lock (gate)
         {
-            disk = null;
-            if (inFlight == 0)
+            // The exchange is a full fence: a request entering after it sees no disk, and one that
+            // entered before it is counted in inFlight when that is read below.
+            Interlocked.Exchange(ref disk, null);
+            if (Volatile.Read(ref inFlight) == 0)
             {
                 return;
             }
@@ -132,30 +134,37 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
 
     private ValueTask NoDisk() => ValueTask.FromException(new IOException($"{subject}: no disk attached (Diskless)"));
 
-    /// <summary>Counts a request in; null when no disk is attached (the request then fails with EIO).</summary>
+    /// <summary>
+    /// Counts a request in; null when no disk is attached (the request then fails with EIO). Lock-free:
+    /// the count goes up first, then the disk is read, so <see cref="DisconnectAsync"/> either sees the
+    /// request in flight or the request sees no disk.
+    /// </summary>
     private IBlockDevice? Enter()
     {
-        lock (gate)
+        if (Volatile.Read(ref disk) is null)
         {
-            if (disk is not null)
-            {
-                inFlight++;
-            }
-            return disk;
+            return null;
         }
+        Interlocked.Increment(ref inFlight);
+        IBlockDevice? current = Volatile.Read(ref disk);
+        if (current is null)
+        {
+            Exit();
+        }
+        return current;
     }
 
     private void Exit()
     {
-        TaskCompletionSource? done = null;
+        if (Interlocked.Decrement(ref inFlight) != 0 || Volatile.Read(ref disk) is not null)
+        {
+            return;
+        }
+        TaskCompletionSource? done;
         lock (gate)
         {
-            inFlight--;
-            if (inFlight == 0 && disk is null)
-            {
-                done = drained;
-                drained = null;
-            }
+            done = drained;
+            drained = null;
         }
         done?.TrySetResult();
     }
