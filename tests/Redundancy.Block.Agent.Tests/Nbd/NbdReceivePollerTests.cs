@@ -72,26 +72,30 @@ public sealed class NbdReceivePollerTests : IDisposable
     }
 
     [Fact]
-    public void A_reset_connection_raises_an_IOException()
+    public void A_reset_connection_ends_the_stream_with_an_error_or_end_of_stream()
     {
         RequirePolling();
         client.LingerState = new LingerOption(true, 0);
         client.Close(); // RST
         var poller = new NbdReceivePoller(server);
         Thread.Sleep(50); // let the RST arrive
+        // The kernel reports a reset once (ECONNRESET → IOException) and end of stream after that; the
+        // session treats both as the end of the connection. What must not happen: data, or no answer.
         IOException? error = null;
-        for (int i = 0; i < 5000 && error is null; i++)
+        bool answered = false;
+        int read = -1;
+        for (int i = 0; i < 5000 && error is null && !answered; i++)
         {
             try
             {
-                poller.TryReceive(new byte[8], out _); // false while another connection holds the polling slot
+                answered = poller.TryReceive(new byte[8], out read); // false while another connection holds the polling slot
             }
             catch (IOException e)
             {
                 error = e;
             }
         }
-        Assert.NotNull(error);
+        Assert.True(error is not null || (answered && read == 0), $"answered {answered} with {read} bytes");
     }
 
     private static void RequirePolling() => Assert.True(Environment.ProcessorCount >= 2, "the poller only runs with two or more CPUs");
