@@ -149,6 +149,8 @@ public sealed partial class Replica
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
         sync.Planner = new ResyncPlanner(volume.Bitmaps, slot);
+        sync.Controller = new ResyncRateController(volume.ResyncRate);
+        sync.LastTurnMs = -1; // the first turn comes with the next tick
         PumpResync(peer, volume, sync);
         return null;
     }
@@ -234,6 +236,7 @@ public sealed partial class Replica
         else
         {
             planner.CompleteReply((long)write.Reply.RequestId);
+            write.Sync.CompletedBytes += write.Reply.LengthBytes;
             if (syncs.TryGetValue((write.Peer, write.Volume), out var live) && ReferenceEquals(live, write.Sync))
             {
                 io.Send(write.Peer, Frame((ushort)write.Volume, new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId)));
@@ -245,10 +248,37 @@ public sealed partial class Replica
         }
     }
 
-    private void PumpResync(int peer, ReplicaVolume volume, SyncState sync)
+    /// <summary>
+    /// Every tick, each resync this node pulls asks its rate controller (resync-rate, or the dynamic
+    /// c-plan-ahead controller) how much it may request now, within the window.
+    /// </summary>
+    private void ResyncTurns(long nowMs)
+    {
+        foreach (var ((peer, number), sync) in syncs.Where(s => s.Value.Planner is not null).ToList())
+        {
+            var planner = sync.Planner!;
+            if (sync.LastTurnMs < 0)
+            {
+                sync.LastTurnMs = nowMs - ResyncRateController.StepMs;
+            }
+            long elapsedMs = nowMs - sync.LastTurnMs;
+            if (elapsedMs < ResyncRateController.StepMs)
+            {
+                continue;
+            }
+            sync.LastTurnMs = nowMs;
+            bool applicationIo = activeClientRanges.Count > 0 || (receivers.TryGetValue(peer, out var receiver) && receiver.ActiveWrites > 0);
+            long budget = sync.Controller!.NextTurn(elapsedMs, sync.CompletedBytes, planner.InFlightBytes, applicationIo);
+            sync.CompletedBytes = 0;
+            PumpResync(peer, volumes[number], sync, Math.Min(budget, Math.Max(0, ResyncWindowBytes - planner.InFlightBytes)));
+        }
+    }
+
+    /// <summary>Requests up to <paramref name="budgetBytes"/> more, and finishes the resync when nothing is left.</summary>
+    private void PumpResync(int peer, ReplicaVolume volume, SyncState sync, long budgetBytes = 0)
     {
         var planner = sync.Planner!;
-        foreach (var request in planner.NextRequests(Math.Max(0, ResyncWindowBytes - planner.InFlightBytes)))
+        foreach (var request in planner.NextRequests(budgetBytes))
         {
             io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
         }
@@ -342,6 +372,10 @@ public sealed partial class Replica
         public BitmapReceiver? Receiving { get; set; } = receiving;
         public QuickSyncBitmap? Incoming { get; set; } = incoming;
         public ResyncPlanner? Planner { get; set; }
+        public ResyncRateController? Controller { get; set; }
+        public long LastTurnMs { get; set; }
+        /// <summary>Resync bytes written since the controller's last turn.</summary>
+        public long CompletedBytes { get; set; }
     }
 
     private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request) : PendingIo;

@@ -103,6 +103,7 @@ public sealed partial class Replica : IPeerLinkHost
             link.Tick(nowMs);
             Drain(peer);
         }
+        ResyncTurns(nowMs);
     }
 
     /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>

@@ -1,4 +1,5 @@
 using Redundancy.Block.Engine.Bitmap;
+using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.States;
 
@@ -25,6 +26,9 @@ public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationId
     public IReadOnlyDictionary<int, int> SlotOfPeer { get; } = slotOfPeer;
 
     public BitmapTracker Bitmaps { get; } = new(usableSizeBytes, Math.Max(1, ids.Bitmap.Length));
+
+    /// <summary>resync-rate and the c-* controller settings for resyncs this volume pulls (DRBD's defaults unless set).</summary>
+    public ResyncRateSettings ResyncRate { get; init; } = new();
 
     public bool HasLocalData => Disk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated or DiskState.Inconsistent;
 

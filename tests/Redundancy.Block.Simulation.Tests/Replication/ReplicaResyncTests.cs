@@ -81,6 +81,32 @@ public class ReplicaResyncTests
         AssertIdentical(pair, 41);
     }
 
+    [Theory]
+    [InlineData(0, 4096, 0, 0.85)]      // c-plan-ahead 0: the fixed resync-rate, 4 MiB/s
+    [InlineData(2000, 250, 8192, 0.6)]  // the dynamic controller ramps up from resync-rate, capped by c-max-rate 8 MiB/s
+    public void The_resync_rate_is_what_the_configuration_says(long planAheadMs, long rateKibPerSec, long maxRateKibPerSec, double minFraction)
+    {
+        var rate = new Engine.Bitmap.Resync.ResyncRateSettings
+        {
+            CPlanAheadMs = planAheadMs,
+            ResyncRateKibPerSec = rateKibPerSec,
+            CMaxRateKibPerSec = maxRateKibPerSec == 0 ? 102400 : maxRateKibPerSec,
+            CFillTargetBytes = 1 << 20,
+        };
+        var pair = new SimReplicaPair(51, resyncRate: rate, initial: node => node == "alpha"
+            ? (new GenerationIds(0x7200_0000_0000_0001, ImmutableArray.Create(GenerationIds.JustCreated), ImmutableArray<ulong>.Empty), MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate)
+            : (new GenerationIds(GenerationIds.JustCreated, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty), MetadataFlags.None, DiskState.Inconsistent));
+        FillAlpha(pair);
+        pair.ConnectWithAlphaPrimary();
+        long started = pair.Scheduler.NowMs;
+        Assert.True(pair.Scheduler.RunUntil(pair.InSync, 120_000), pair.Logs);
+        double seconds = (pair.Scheduler.NowMs - started) / 1000.0;
+        double mibPerSecond = SimReplicaPair.DiskBytes / (1024.0 * 1024.0) / seconds;
+        double limit = (maxRateKibPerSec == 0 ? rateKibPerSec : maxRateKibPerSec) / 1024.0;
+        Assert.InRange(mibPerSecond, limit * minFraction, limit * 1.1);
+        AssertIdentical(pair, 51);
+    }
+
     private static void FillAlpha(SimReplicaPair pair)
     {
         var bytes = new byte[SimReplicaPair.DiskBytes];

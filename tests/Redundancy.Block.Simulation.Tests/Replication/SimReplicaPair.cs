@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Replication;
@@ -14,8 +15,9 @@ public sealed class SimReplicaPair
     public const long DiskBytes = 16 << 20;
 
     public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000,
-        Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null)
+        Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null)
     {
+        this.resyncRate = resyncRate ?? new ResyncRateSettings();
         this.initial = initial ?? (_ => (new GenerationIds(sharedCurrent, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty),
             MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate));
         Random = new SimRandom(seed);
@@ -72,12 +74,13 @@ public sealed class SimReplicaPair
     }
 
     private readonly Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)> initial;
+    private readonly ResyncRateSettings resyncRate;
 
     private SimReplicaNode Node(ResourceDefinition resource, string local, string peer)
     {
         Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var settings, out string error), error);
         var (ids, flags, disk) = initial(local);
-        var volume = new ReplicaVolume(0, DiskBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 });
+        var volume = new ReplicaVolume(0, DiskBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 }) { ResyncRate = resyncRate };
         return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], DiskBytes);
     }
 }
