@@ -168,6 +168,9 @@ public sealed class NbdServer : IAsyncDisposable
         if (client.AddressFamily != AddressFamily.Unix)
         {
             client.NoDelay = true;
+            // A 4 MiB receive buffer keeps a client's pipelined 1 MiB writes flowing while the
+            // connection thread writes the previous one (1M sequential write: about +10%).
+            client.ReceiveBufferSize = 4 << 20;
         }
 
         string name = NbdLog.Describe(client.RemoteEndPoint);
