@@ -212,12 +212,7 @@ public sealed partial class PeerLink
             return;
         }
         // The peer refused us for a reason retrying cannot fix: both ends stand alone.
-        LastError = text;
-        output.Log.Add($"{Subject}: {text}");
-        CloseTransport(text);
-        nextDialAtMs = long.MaxValue;
-        SetState(ConnectionState.Disconnecting);
-        SetState(ConnectionState.StandAlone);
+        StandAlone(text);
     }
 
     /// <summary>Once the peer described every volume: the sync handshake per volume, then Connected or not.</summary>

@@ -110,20 +110,14 @@ public sealed partial class PeerLink
             return;
         }
         bool wasConnected = State == ConnectionState.Connected;
-        handshake = null;
-        pingSentAtMs = -1;
-        PeerRole = Role.Unknown;
-        peerDisks.Clear();
+        ForgetConnection();
         if (State == ConnectionState.StandAlone)
         {
             return;
         }
         LastError = reason;
         output.Log.Add($"{Subject}: connection lost: {reason}");
-        SetState(wasConnected ? ConnectionState.NetworkFailure : ConnectionState.BrokenPipe);
-        SetState(ConnectionState.Unconnected);
-        SetState(ConnectionState.Connecting);
-        nextDialAtMs = settings.Dials ? nowMs + settings.ConnectIntervalMs : long.MaxValue;
+        Reconnect(wasConnected ? ConnectionState.NetworkFailure : ConnectionState.BrokenPipe, nowMs);
     }
 
     /// <summary>What the resync learned about the peer's disk (Inconsistent while it is SyncTarget, UpToDate after).</summary>
@@ -186,10 +180,36 @@ public sealed partial class PeerLink
     private void CloseTransport(string reason)
     {
         output.CloseReason ??= reason;
+        ForgetConnection();
+    }
+
+    /// <summary>Drops everything learned over the connection that just ended.</summary>
+    private void ForgetConnection()
+    {
         handshake = null;
         pingSentAtMs = -1;
         PeerRole = Role.Unknown;
         peerDisks.Clear();
+    }
+
+    /// <summary>Goes through <paramref name="failure"/> back to Connecting; the dialling side dials again connect-int after <paramref name="fromMs"/>.</summary>
+    private void Reconnect(ConnectionState failure, long fromMs)
+    {
+        SetState(failure);
+        SetState(ConnectionState.Unconnected);
+        SetState(ConnectionState.Connecting);
+        nextDialAtMs = settings.Dials ? fromMs + settings.ConnectIntervalMs : long.MaxValue;
+    }
+
+    /// <summary>A refusal retrying cannot fix (ours or the peer's): close and stay StandAlone.</summary>
+    private void StandAlone(string text)
+    {
+        LastError = text;
+        output.Log.Add($"{Subject}: {text}");
+        CloseTransport(text);
+        nextDialAtMs = long.MaxValue;
+        SetState(ConnectionState.Disconnecting);
+        SetState(ConnectionState.StandAlone);
     }
 
     /// <summary>A failure worth retrying: close, go through <paramref name="failure"/> and reconnect.</summary>
@@ -198,22 +218,14 @@ public sealed partial class PeerLink
         LastError = reason;
         output.Log.Add($"{Subject}: {reason}");
         CloseTransport(reason);
-        SetState(failure);
-        SetState(ConnectionState.Unconnected);
-        SetState(ConnectionState.Connecting);
-        nextDialAtMs = settings.Dials ? lastReceivedMs + settings.ConnectIntervalMs : long.MaxValue;
+        Reconnect(failure, lastReceivedMs);
     }
 
     /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone.</summary>
     private void GiveUp(WireDisconnectReason reason, string text)
     {
-        LastError = text;
-        output.Log.Add($"{Subject}: {text}");
         Send(0, new DisconnectMessage(reason, text.Length > DisconnectMessage.MaxTextBytes ? text[..DisconnectMessage.MaxTextBytes] : text));
-        CloseTransport(text);
-        nextDialAtMs = long.MaxValue;
-        SetState(ConnectionState.Disconnecting);
-        SetState(ConnectionState.StandAlone);
+        StandAlone(text);
     }
 
     private void SetState(ConnectionState state)
