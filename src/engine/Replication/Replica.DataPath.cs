@@ -234,7 +234,7 @@ public sealed partial class Replica
     /// <summary>Carries out a receiver's actions; acks for a connection that is gone are dropped.</summary>
     private void Carry(int peer, PeerWriteReceiver receiver)
     {
-        bool current = receivers.TryGetValue(peer, out var live) && ReferenceEquals(live, receiver);
+        bool current = IsCurrent(peer, receiver);
         foreach (var action in receiver.TakeActions())
         {
             switch (action.Kind)
@@ -300,6 +300,10 @@ public sealed partial class Replica
     private readonly List<DeferredPeerWrite> deferredPeerWrites = [];
 
     private sealed record DeferredPeerWrite(int Peer, PeerWriteReceiver Receiver, ReceiverAction Action);
+
+    /// <summary>True while <paramref name="connection"/> (its receiver) is still the peer's live connection.</summary>
+    private bool IsCurrent(int peer, PeerWriteReceiver connection) =>
+        receivers.TryGetValue(peer, out var live) && ReferenceEquals(live, connection);
 
     private void ProtocolError(int peer, string reason)
     {

@@ -29,7 +29,7 @@ public sealed partial class Replica
     {
         Invariant.Assert(pendingIo.Remove(token, out var pending) && pending is ResyncReadIo, $"read {token} completes once");
         var read = (ResyncReadIo)pending;
-        if (!connected.Contains(read.Peer) || !ReferenceEquals(receivers[read.Peer], read.Connection))
+        if (!IsCurrent(read.Peer, read.Connection))
         {
             return; // the connection it was for is gone
         }
@@ -229,6 +229,7 @@ public sealed partial class Replica
     {
         var volume = volumes[write.Volume];
         var planner = write.Sync.Planner!;
+        bool live = syncs.TryGetValue((write.Peer, write.Volume), out var current) && ReferenceEquals(current, write.Sync);
         if (!succeeded)
         {
             planner.FailRequest((long)write.Reply.RequestId);
@@ -237,12 +238,12 @@ public sealed partial class Replica
         {
             planner.CompleteReply((long)write.Reply.RequestId);
             write.Sync.CompletedBytes += write.Reply.LengthBytes;
-            if (syncs.TryGetValue((write.Peer, write.Volume), out var live) && ReferenceEquals(live, write.Sync))
+            if (live)
             {
                 io.Send(write.Peer, Frame((ushort)write.Volume, new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId)));
             }
         }
-        if (syncs.TryGetValue((write.Peer, write.Volume), out var current) && ReferenceEquals(current, write.Sync))
+        if (live)
         {
             PumpResync(write.Peer, volume, write.Sync);
         }
@@ -324,7 +325,7 @@ public sealed partial class Replica
             if (!ClientWriteInFlight(read.Volume, (long)read.Request.OffsetBytes, read.Request.LengthBytes))
             {
                 deferredResyncReads.Remove(read);
-                if (connected.Contains(read.Peer) && ReferenceEquals(receivers[read.Peer], read.Connection))
+                if (IsCurrent(read.Peer, read.Connection))
                 {
                     io.ReadLocal(read.Volume, (long)read.Request.OffsetBytes, (int)read.Request.LengthBytes, NewToken(read));
                 }
