@@ -52,28 +52,18 @@ internal sealed class VolumeRuntime : IAsyncDisposable
             backing = FileBlockDevice.Open(definition.Disk, new FileBlockDeviceOptions { Exclusive = true, DirectIo = directIo });
             metaDisk = definition.IsInternalMetadata ? null : FileBlockDevice.Open(definition.MetaDisk, new FileBlockDeviceOptions { Exclusive = true });
             var metaDevice = metaDisk ?? backing;
-            var probe = await MetadataStore.ProbeAsync(metaDevice, definition.IsInternalMetadata, cancellationToken).ConfigureAwait(false);
-            if (!probe.Success)
+            var opened = await MetadataStore.OpenAsync(metaDevice, definition.IsInternalMetadata, backing.SizeBytes, cancellationToken).ConfigureAwait(false);
+            if (opened.Error is not null)
             {
-                return Fail($"no valid metadata on {metaDevice.Path}: {probe.Error} (run `rbadm create-md`)");
+                return Fail($"metadata on {metaDevice.Path}: {opened.Error}" + (opened.NoMetadata ? " (run `rbadm create-md`)" : string.Empty));
             }
-            var superblock = probe.Superblock!;
-            if (!MetadataLayout.TryFromSuperblock(superblock, definition.IsInternalMetadata, backing.SizeBytes, metaDevice.SizeBytes, out var layout, out string layoutError))
-            {
-                return Fail($"metadata on {metaDevice.Path} does not fit the disk: {layoutError}");
-            }
+            var superblock = opened.Superblock!;
             if (superblock.NodeId != nodeId)
             {
                 return Fail($"metadata on {metaDevice.Path} belongs to node-id {superblock.NodeId}, the config says node-id {nodeId}");
             }
-            var store = new MetadataStore(metaDevice, layout);
-            var read = await store.ReadAsync(cancellationToken).ConfigureAwait(false);
-            if (!read.Success)
-            {
-                return Fail($"metadata on {metaDevice.Path}: {read.Error}");
-            }
-            var dataArea = new SubrangeBlockDevice(backing, 0, read.Superblock!.UsableSizeBytes);
-            return (new VolumeRuntime(definition, backing, metaDisk, store, read.Superblock, dataArea), string.Empty);
+            var dataArea = new SubrangeBlockDevice(backing, 0, superblock.UsableSizeBytes);
+            return (new VolumeRuntime(definition, backing, metaDisk, opened.Store!, superblock, dataArea), string.Empty);
         }
         catch (IOException e)
         {

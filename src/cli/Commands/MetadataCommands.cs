@@ -116,28 +116,21 @@ internal static class MetadataCommands
         using var backing = OpenDisk(subject, volume.Disk, readOnly: true);
         using var metaDisk = volume.IsInternalMetadata ? null : OpenDisk(subject, volume.MetaDisk, readOnly: true);
         var metaDevice = metaDisk ?? backing;
-        var probe = await MetadataStore.ProbeAsync(metaDevice, volume.IsInternalMetadata, cancellationToken).ConfigureAwait(false);
-        if (!probe.Success)
+        var opened = await MetadataStore.OpenAsync(metaDevice, volume.IsInternalMetadata, backing.SizeBytes, cancellationToken).ConfigureAwait(false);
+        if (opened.Error is not null)
         {
-            throw new CliException($"{subject}: no valid metadata on {metaDevice.Path}: {probe.Error}", ExitCodes.DiskError);
+            throw new CliException($"{subject}: metadata on {metaDevice.Path}: {opened.Error}", ExitCodes.DiskError);
         }
-        if (!MetadataLayout.TryFromSuperblock(probe.Superblock!, volume.IsInternalMetadata, backing.SizeBytes, metaDevice.SizeBytes, out var layout, out string error))
-        {
-            throw new CliException($"{subject}: {error}", ExitCodes.DiskError);
-        }
-        var store = new MetadataStore(metaDevice, layout);
-        var read = await store.ReadAsync(cancellationToken).ConfigureAwait(false);
-        if (!read.Success)
-        {
-            throw new CliException($"{subject}: {read.Error}", ExitCodes.DiskError);
-        }
+        var store = opened.Store!;
+        var superblock = opened.Superblock!;
+        var layout = store.Layout;
         var bitmaps = new List<QuickSyncBitmap>();
         for (int slot = 0; slot < layout.PeerSlots; slot++)
         {
             bitmaps.Add(await store.ReadBitmapAsync(slot, cancellationToken).ConfigureAwait(false));
         }
-        var activityLog = await store.ReadActivityLogAsync(read.Superblock!, cancellationToken).ConfigureAwait(false);
-        return $"# {subject} on {metaDevice.Path}\n" + MetadataDump.Format(read.Superblock!, layout, bitmaps, activityLog);
+        var activityLog = await store.ReadActivityLogAsync(superblock, cancellationToken).ConfigureAwait(false);
+        return $"# {subject} on {metaDevice.Path}\n" + MetadataDump.Format(superblock, layout, bitmaps, activityLog);
     }
 
     private static FileBlockDevice OpenDisk(string subject, string? path, bool readOnly)

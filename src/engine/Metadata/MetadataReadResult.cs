@@ -19,3 +19,6 @@ public sealed record MetadataReadResult
     [MemberNotNullWhen(false, nameof(Error))]
     public bool Success => Superblock is not null && Error is null;
 }
+
+/// <summary>The outcome of <see cref="MetadataStore.OpenAsync"/>: a store and its superblock, or why not.</summary>
+public sealed record MetadataOpenResult(MetadataStore? Store, Superblock? Superblock, string? Error, bool NoMetadata);

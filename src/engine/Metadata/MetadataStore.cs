@@ -70,6 +70,30 @@ public sealed class MetadataStore
     }
 
     /// <summary>
+    /// Opens the metadata of a volume whose layout is not known yet (attach, dump-md): finds the
+    /// superblock, rebuilds the layout it describes for this disk and reads the best valid copy.
+    /// On failure <see cref="MetadataOpenResult.Error"/> says why and <see cref="MetadataOpenResult.NoMetadata"/>
+    /// tells "nothing there" (run create-md) apart from "there but unusable".
+    /// </summary>
+    public static async ValueTask<MetadataOpenResult> OpenAsync(IBlockDevice metaDevice, bool isInternal, long diskSizeBytes, CancellationToken cancellationToken = default)
+    {
+        var probe = await ProbeAsync(metaDevice, isInternal, cancellationToken).ConfigureAwait(false);
+        if (!probe.Success)
+        {
+            return new MetadataOpenResult(null, null, $"no valid metadata: {probe.Error}", NoMetadata: true);
+        }
+        if (!MetadataLayout.TryFromSuperblock(probe.Superblock!, isInternal, diskSizeBytes, metaDevice.SizeBytes, out var layout, out string layoutError))
+        {
+            return new MetadataOpenResult(null, null, $"the metadata does not fit the disk: {layoutError}", NoMetadata: false);
+        }
+        var store = new MetadataStore(metaDevice, layout);
+        var read = await store.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return read.Success
+            ? new MetadataOpenResult(store, read.Superblock, null, NoMetadata: false)
+            : new MetadataOpenResult(null, null, read.Error, NoMetadata: false);
+    }
+
+    /// <summary>
     /// Reads the superblock copies of a device without knowing its layout (they sit at a place that
     /// depends only on placement and device size): for create-md's "existing metadata?" check and for
     /// attach, which then builds the layout with <see cref="MetadataLayout.TryFromSuperblock"/>.
