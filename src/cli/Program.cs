@@ -19,6 +19,14 @@ internal static class Program
         root.Subcommands.Add(AgentCommands.Detach());
         root.Subcommands.Add(AgentCommands.Primary());
         root.Subcommands.Add(AgentCommands.Secondary());
+        root.Subcommands.Add(AgentCommands.Connect());
+        root.Subcommands.Add(AgentCommands.Disconnect());
+        root.Subcommands.Add(AgentCommands.Invalidate());
+        root.Subcommands.Add(AgentCommands.InvalidateRemote());
+        root.Subcommands.Add(AgentCommands.PauseSync());
+        root.Subcommands.Add(AgentCommands.ResumeSync());
+        root.Subcommands.Add(WaitCommands.WaitConnect());
+        root.Subcommands.Add(WaitCommands.WaitSync());
         root.Subcommands.Add(StatusCommands.Status());
         root.Subcommands.Add(StatusCommands.Role());
         root.Subcommands.Add(StatusCommands.DState());

@@ -201,13 +201,15 @@ make_disk() {
     fallocate -l "$2" "$1" 2>/dev/null || truncate -s "$2" "$1"
 }
 
-# write_config RESOURCE "NODE NODE_ID PORT NBD_PORT DISK [META_DISK]"... — writes $RB_CONFIG.
+# write_config RESOURCE "NODE NODE_ID PORT NBD_PORT DISK [META_DISK]"... — writes $RB_CONFIG;
+# $RB_RESOURCE_EXTRA (if set) goes into the resource section first (net/disk options).
 write_config() {
     local res=$1 spec node id port nbd disk meta
     shift
     {
         echo "# written by tests/integration/lib.sh"
         echo "resource $res {"
+        [[ -n ${RB_RESOURCE_EXTRA:-} ]] && printf '  %s\n' "$RB_RESOURCE_EXTRA"
         for spec in "$@"; do
             read -r node id port nbd disk meta <<< "$spec"
             echo "  on $node {"

@@ -26,7 +26,10 @@ CHUNK_BYTES = 4 * 1024 * 1024
 def pattern(seed, offset, length):
     """Deterministic bytes for [offset, offset+length) of a pattern named by seed.
 
-    Generated per 4 MiB chunk index so any sub-range can be regenerated independently."""
+    Generated per 4 MiB chunk index so any sub-range can be regenerated independently.
+    The seed "zero" stands for zeroes (a range never written)."""
+    if seed == "zero":
+        return bytes(length)
     out = bytearray()
     pos = offset
     end = offset + length

@@ -38,6 +38,12 @@ internal sealed class ControlDispatcher(ResourceManager manager, EventHub events
             "down" => await manager.DownAsync(request.Resource, cancellationToken).ConfigureAwait(false),
             "primary" => await manager.PrimaryAsync(request.Resource, request.Force, cancellationToken).ConfigureAwait(false),
             "secondary" => await manager.SecondaryAsync(request.Resource, request.Force, cancellationToken).ConfigureAwait(false),
+            "connect" => await manager.ConnectAsync(request.Resource, connect: true, request.DiscardMyData, cancellationToken).ConfigureAwait(false),
+            "disconnect" => await manager.ConnectAsync(request.Resource, connect: false, discardMyData: false, cancellationToken).ConfigureAwait(false),
+            "invalidate" => await manager.InvalidateAsync(request.Resource, request.Volume, remote: false, cancellationToken).ConfigureAwait(false),
+            "invalidate-remote" => await manager.InvalidateAsync(request.Resource, request.Volume, remote: true, cancellationToken).ConfigureAwait(false),
+            "pause-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: true, cancellationToken).ConfigureAwait(false),
+            "resume-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: false, cancellationToken).ConfigureAwait(false),
             "up" => ControlResponse.Failure("up: the resource definition is missing", ExitCodes.Usage),
             _ => ControlResponse.Failure($"unknown command '{request.Command}'", ExitCodes.Usage),
         };

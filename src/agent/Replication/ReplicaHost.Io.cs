@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Redundancy.Block.Engine.Metadata;
 
 namespace Redundancy.Block.Agent.Replication;
 
@@ -72,7 +71,7 @@ public sealed partial class ReplicaHost
         }
     }
 
-    public void PersistGenerations(int volume, GenerationIds ids) => persistGenerations(volume, ids);
+    public void PersistVolume(int volume) => persistVolume(Replica.Volume(volume));
 
     void Engine.Replication.IReplicaIo.Log(string line) => LogLine(logger, line);
 

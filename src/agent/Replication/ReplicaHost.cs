@@ -3,7 +3,6 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Engine.Io;
-using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.Replication;
 using Redundancy.Block.Engine.States;
@@ -29,7 +28,8 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     private readonly PeerListener listener;
     private readonly PeerDialer dialer;
     private readonly ILogger logger;
-    private readonly Action<int, GenerationIds> persistGenerations;
+    private readonly Action<ReplicaVolume> persistVolume;
+    private readonly Action? onTick;
     private readonly CancellationTokenSource stopping = new();
     private readonly Task ticker;
     private long nextClientToken = 1;
@@ -39,12 +39,13 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     /// <param name="disks">The data area of each volume.</param>
     /// <param name="listener">The listener on this node's replication address (shared, already started).</param>
     /// <param name="dialer">Opens connections to peers this node dials (the lower node-id dials).</param>
-    /// <param name="persistGenerations">Writes new generation identifiers to a volume's metadata (synchronously).</param>
+    /// <param name="persistVolume">Writes a volume's generation identifiers, flags and disk state to its metadata (synchronously, under the lock).</param>
     /// <param name="random">Randomness for UUIDs and challenges.</param>
     /// <param name="logger">Where the replica's DRBD-style log lines go.</param>
+    /// <param name="onTick">Runs after every tick, outside the lock (status publishing, bitmap write-out).</param>
     public ReplicaHost(IEnumerable<(PeerLinkSettings Settings, string Address)> peers, IEnumerable<ReplicaVolume> volumes,
-        IReadOnlyDictionary<int, IBlockDevice> disks, PeerListener listener, PeerDialer dialer, Action<int, GenerationIds> persistGenerations,
-        IRandom random, ILogger logger)
+        IReadOnlyDictionary<int, IBlockDevice> disks, PeerListener listener, PeerDialer dialer, Action<ReplicaVolume> persistVolume,
+        IRandom random, ILogger logger, Action? onTick = null)
     {
         var peerList = peers.ToList();
         this.peers = peerList.ToDictionary(p => p.Settings.PeerNodeId, p => p.Settings);
@@ -53,7 +54,8 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         this.listener = listener;
         this.dialer = dialer;
         this.logger = logger;
-        this.persistGenerations = persistGenerations;
+        this.persistVolume = persistVolume;
+        this.onTick = onTick;
         Replica = new Replica(peerList.Select(p => p.Settings), volumes, this, random);
         foreach (var settings in this.peers.Values)
         {
@@ -65,7 +67,8 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     /// <summary>The replica; touch it only through <see cref="Locked{T}"/>.</summary>
     private Replica Replica { get; }
 
-    private long NowMs => clock.ElapsedMilliseconds;
+    /// <summary>The replica's clock (milliseconds since the host started).</summary>
+    public long NowMs => clock.ElapsedMilliseconds;
 
     /// <summary>Runs <paramref name="read"/> on the replica under its lock (status, tests).</summary>
     public T Locked<T>(Func<Replica, T> read)
@@ -73,6 +76,15 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         lock (gate)
         {
             return read(Replica);
+        }
+    }
+
+    /// <summary>Runs <paramref name="change"/> on the replica under its lock (the resource's state changes).</summary>
+    public void Locked(Action<Replica> change)
+    {
+        lock (gate)
+        {
+            change(Replica);
         }
     }
 
@@ -153,6 +165,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
                 {
                     Replica.Tick(NowMs);
                 }
+                onTick?.Invoke();
             }
         }
         catch (OperationCanceledException)

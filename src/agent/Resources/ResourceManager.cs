@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Redundancy.Block.Agent.Nbd;
+using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Control;
 using Redundancy.Block.Engine.Resources;
@@ -23,6 +24,8 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     private readonly EventHub events;
     private readonly ILogger<ResourceManager> logger;
     private readonly NbdEndpoints endpoints;
+    private readonly PeerListenerPool listeners;
+    private readonly PeerDialer dialer;
 
     public ResourceManager(AgentOptions options, EventHub events, ILoggerFactory loggerFactory)
     {
@@ -30,6 +33,9 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         this.events = events;
         logger = loggerFactory.CreateLogger<ResourceManager>();
         endpoints = new NbdEndpoints(this, loggerFactory);
+        var peerOptions = new PeerConnectionOptions();
+        listeners = new PeerListenerPool(peerOptions, loggerFactory);
+        dialer = new PeerDialer(peerOptions, loggerFactory);
     }
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -49,6 +55,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
                 await runtime.RevokeClientsAsync(RevokeTimeout).ConfigureAwait(false);
                 await TakeDownAsync(runtime, CancellationToken.None).ConfigureAwait(false);
             }
+            await listeners.DisposeAsync().ConfigureAwait(false);
             events.CompleteAll();
         }
         finally
@@ -86,7 +93,19 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             }
             LogUp(logger, definition.Name, node.NodeId, node.NbdAddress);
             Publish(runtime);
-            return await AttachVolumesAsync(runtime, null, cancellationToken).ConfigureAwait(false);
+            var attached = await AttachVolumesAsync(runtime, null, cancellationToken).ConfigureAwait(false);
+            if (!attached.Ok || definition.Nodes.Count < 2)
+            {
+                return attached;
+            }
+            // DRBD's `up` is attach + connect.
+            if (await StartReplicationAsync(runtime, cancellationToken).ConfigureAwait(false) is { } error)
+            {
+                LogReplicationNotStarted(logger, definition.Name, error);
+                return ControlResponse.Failure($"{definition.Name}: cannot connect to peers: {error}", ExitCodes.StateChangeFailed);
+            }
+            Publish(runtime);
+            return attached;
         }, cancellationToken).ConfigureAwait(false);
 
     public Task<ControlResponse> AttachAsync(string name, int? volume, CancellationToken cancellationToken) =>
@@ -109,8 +128,12 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     public Task<ControlResponse> PrimaryAsync(string name, bool force, CancellationToken cancellationToken) =>
         WithResource(name, async runtime =>
         {
-            var result = runtime.UnderExportsLock(_ => runtime.State.Promote(force));
+            var result = ChangeState(runtime, _ => runtime.State.Promote(force));
             await PersistAsync(runtime, cancellationToken).ConfigureAwait(false);
+            if (result.IsSuccess() && force)
+            {
+                StartInitialSync(runtime);
+            }
             Publish(runtime);
             return result.IsSuccess() ? ControlResponse.Success() : Refused(runtime, runtime.Name, result);
         }, cancellationToken);
@@ -225,7 +248,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
 
     private async Task<StateChangeResult> DetachVolumeAsync(ResourceRuntime runtime, int number, bool force, CancellationToken cancellationToken)
     {
-        var result = runtime.UnderExportsLock(_ => runtime.State.Detach(number, force));
+        var result = ChangeState(runtime, _ => runtime.State.Detach(number, force));
         if (result != StateChangeResult.Success)
         {
             return result;
@@ -257,6 +280,11 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             await volume.DisposeAsync().ConfigureAwait(false);
         }
         runtime.State.CompleteDetach(number);
+        runtime.Replication?.Locked(replica =>
+        {
+            var current = replica.Volume(number);
+            replica.AdoptLocal(number, current.Ids, current.Flags, DiskState.Diskless);
+        });
         Publish(runtime);
     }
 
@@ -271,7 +299,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         {
             await volume.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
-        var result = runtime.UnderExportsLock(open => runtime.State.Demote(force, open > 0));
+        var result = ChangeState(runtime, open => runtime.State.Demote(force, open > 0));
         if (result == StateChangeResult.Success)
         {
             await runtime.RevokeClientsAsync(RevokeTimeout).ConfigureAwait(false);
@@ -289,6 +317,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     private async Task TakeDownAsync(ResourceRuntime runtime, CancellationToken cancellationToken)
     {
         await DemoteAsync(runtime, force: true, cancellationToken).ConfigureAwait(false);
+        await StopReplicationAsync(runtime).ConfigureAwait(false);
         foreach (var number in runtime.State.Volumes.Select(v => v.Number))
         {
             if (runtime.UnderExportsLock(_ => runtime.State.Detach(number, force: true)) == StateChangeResult.Success)
@@ -384,6 +413,22 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     /// <summary>Logs the engine's transitions DRBD-style and sends the events2 `change` lines.</summary>
     private void Publish(ResourceRuntime runtime)
     {
+        if (runtime.Replication is { } host)
+        {
+            // The replica changes the state from its own threads, always under its lock.
+            host.Locked(_ => PublishLocked(runtime));
+        }
+        else
+        {
+            lock (runtime)
+            {
+                PublishLocked(runtime);
+            }
+        }
+    }
+
+    private void PublishLocked(ResourceRuntime runtime)
+    {
         foreach (var transition in runtime.State.TakeTransitions())
         {
             LogTransition(logger, transition.ToString());
@@ -422,6 +467,9 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: up (node-id {NodeId}), NBD on {NbdAddress}")]
     private static partial void LogUp(ILogger logger, string resource, int nodeId, string nbdAddress);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Resource}: not connecting to peers: {Reason}")]
+    private static partial void LogReplicationNotStarted(ILogger logger, string resource, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: down")]
     private static partial void LogDown(ILogger logger, string resource);

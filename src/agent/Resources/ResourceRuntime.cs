@@ -1,4 +1,7 @@
+using Redundancy.Block.Agent.Replication;
 using Redundancy.Block.Engine.Config;
+using Redundancy.Block.Engine.Io;
+using Redundancy.Block.Engine.Replication;
 using Redundancy.Block.Engine.Resources;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Engine.Status;
@@ -40,6 +43,12 @@ internal sealed class ResourceRuntime
 
     /// <summary>The data path of each volume while attached (null while Diskless).</summary>
     public Dictionary<int, VolumeDataPath?> DataPaths { get; } = [];
+
+    /// <summary>The replication of a resource with peers, from `up` to `down` (null for a resource of one node).</summary>
+    public ReplicaHost? Replication { get; set; }
+
+    /// <summary>1 while a bitmap write-out runs (ticks skip rather than queue).</summary>
+    public int BitmapWriterBusy;
 
     /// <summary>The status as last published, to compute events2 `change` lines.</summary>
     public ResourceStatus? LastPublished { get; set; }
@@ -101,7 +110,8 @@ internal sealed class ResourceRuntime
                 refusal = $"{ExportName(volume)} has no UpToDate data (disk:{disk})";
                 return false;
             }
-            handle = new ExportHandle(ExportName(volume), dataPath, revocation.Token, Release);
+            IBlockDevice device = Replication is { } host ? new ReplicatedVolumeDevice(host, volume, dataPath) : dataPath;
+            handle = new ExportHandle(ExportName(volume), device, revocation.Token, Release);
             openExports.Add(handle);
             refusal = string.Empty;
             return true;
@@ -150,7 +160,9 @@ internal sealed class ResourceRuntime
     }
 
     /// <summary>The drbdsetup-shaped status of this resource now.</summary>
-    public ResourceStatus Snapshot()
+    public ResourceStatus Snapshot() => Replication is { } host ? host.Locked(r => Snapshot(r, host.NowMs)) : Snapshot(null, 0);
+
+    private ResourceStatus Snapshot(Replica? replica, long nowMs)
     {
         int open = OpenCount;
         return new ResourceStatus
@@ -159,7 +171,7 @@ internal sealed class ResourceRuntime
             NodeId = Node.NodeId,
             Role = State.Role,
             Devices = [.. State.Volumes.Select(v => DeviceSnapshot(v, open))],
-            Connections = [.. State.Peers.Select(p => new ConnectionStatus
+            Connections = [.. State.Peers.Select(p => replica is null ? new ConnectionStatus
             {
                 PeerNodeId = p.NodeId,
                 Name = p.Name,
@@ -171,6 +183,37 @@ internal sealed class ResourceRuntime
                     ReplicationState = p.IsConnected ? ReplicationState.Established : ReplicationState.Off,
                     PeerDiskState = p.PeerDisk,
                 })],
+            } : ReplicatedConnection(replica, p, nowMs))],
+        };
+    }
+
+    /// <summary>A connection as the replica has it: link state, the peer's role and disks, resync progress.</summary>
+    private ConnectionStatus ReplicatedConnection(Replica replica, PeerState peer, long nowMs)
+    {
+        var link = replica.Links[peer.NodeId];
+        return new ConnectionStatus
+        {
+            PeerNodeId = peer.NodeId,
+            Name = peer.Name,
+            ConnectionState = link.State,
+            PeerRole = link.PeerRole,
+            PeerDevices = [.. State.Volumes.Select(v =>
+            {
+                var volume = replica.Volume(v.Number);
+                var replication = replica.ReplicationOf(peer.NodeId, v.Number);
+                long outOfSyncBytes = volume.OutOfSyncBytes(peer.NodeId);
+                double inSync = volume.UsableSizeBytes == 0 ? 100.0 : 100.0 * (volume.UsableSizeBytes - outOfSyncBytes) / volume.UsableSizeBytes;
+                var progress = replica.ResyncProgressOf(peer.NodeId, v.Number, nowMs);
+                return new PeerDeviceStatus
+                {
+                    Volume = v.Number,
+                    ReplicationState = replication,
+                    PeerDiskState = link.PeerDisks.GetValueOrDefault(v.Number, DiskState.DUnknown),
+                    ResyncSuspended = replication is ReplicationState.PausedSyncS or ReplicationState.PausedSyncT ? "user" : "no",
+                    OutOfSyncKib = outOfSyncBytes / 1024,
+                    HasSyncDetails = replication is ReplicationState.SyncSource or ReplicationState.SyncTarget or ReplicationState.PausedSyncS or ReplicationState.PausedSyncT,
+                    PercentInSync = Math.Round(progress?.DonePercent ?? inSync, 2),
+                };
             })],
         };
     }

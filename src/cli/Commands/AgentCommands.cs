@@ -4,7 +4,8 @@ using Redundancy.Block.Engine.Control;
 namespace Redundancy.Block.Cli.Commands;
 
 /// <summary>
-/// Verbs that change state in the agent: up, down, attach, detach, primary, secondary. Each resolves
+/// Verbs that change state in the agent: up, down, attach, detach, primary, secondary, connect,
+/// disconnect, invalidate, invalidate-remote, pause-sync, resume-sync. Each resolves
 /// the resource from the config and sends it with the command, as drbdadm drives drbdsetup.
 /// </summary>
 internal static class AgentCommands
@@ -34,10 +35,31 @@ internal static class AgentCommands
         return Simple("secondary", "Demote the resource to Secondary; NBD clients are refused", withDefinition: false, force);
     }
 
-    private static Command Simple(string name, string description, bool withDefinition, params Option<bool>[] forceOptions)
+    public static Command Connect()
+    {
+        var discard = new Option<bool>("--discard-my-data") { Description = "If the handshake finds a split brain, this node's changes are discarded (it becomes SyncTarget)" };
+        return Simple("connect", "Connect to the resource's peers (after disconnect, or from StandAlone)", withDefinition: false, [],
+            (parse, request) => request with { DiscardMyData = parse.GetValue(discard) }, discard);
+    }
+
+    public static Command Disconnect() => Simple("disconnect", "Disconnect from the peers; the resource stays StandAlone", withDefinition: false);
+
+    public static Command Invalidate() => Simple("invalidate", "Discard this node's copy: a full resync from the peer follows", withDefinition: false);
+
+    public static Command InvalidateRemote() => Simple("invalidate-remote", "Discard the peer's copy: a full resync from this node follows", withDefinition: false);
+
+    public static Command PauseSync() => Simple("pause-sync", "Pause a running resync", withDefinition: false);
+
+    public static Command ResumeSync() => Simple("resume-sync", "Resume a paused resync", withDefinition: false);
+
+    private static Command Simple(string name, string description, bool withDefinition, params Option<bool>[] forceOptions) =>
+        Simple(name, description, withDefinition, forceOptions, null);
+
+    private static Command Simple(string name, string description, bool withDefinition, Option<bool>[] forceOptions,
+        Func<ParseResult, ControlRequest, ControlRequest>? customize, params Option[] otherOptions)
     {
         var command = new Command(name, description) { CommandRunner.ResourceArgument };
-        foreach (var option in forceOptions)
+        foreach (var option in forceOptions.Concat(otherOptions))
         {
             command.Options.Add(option);
         }
@@ -55,6 +77,7 @@ internal static class AgentCommands
                     Definition = withDefinition ? definition : null,
                     Force = force,
                 };
+                request = customize?.Invoke(parse, request) ?? request;
                 await CommandRunner.CallAgentAsync(context, request, cancellationToken).ConfigureAwait(false);
             }
             return ExitCodes.Success;

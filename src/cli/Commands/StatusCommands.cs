@@ -84,7 +84,7 @@ internal static class StatusCommands
         return command;
     }
 
-    private static async Task<IReadOnlyList<ResourceStatus>> QueryAsync(CliContext context, string? argument, CancellationToken cancellationToken)
+    internal static async Task<IReadOnlyList<ResourceStatus>> QueryAsync(CliContext context, string? argument, CancellationToken cancellationToken)
     {
         string? name = ResourceFilter(argument);
         var response = await CommandRunner.CallAgentAsync(context, new ControlRequest { Command = "status", Resource = name }, cancellationToken).ConfigureAwait(false);

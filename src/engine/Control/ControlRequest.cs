@@ -26,6 +26,9 @@ public sealed record ControlRequest
 
     /// <summary>`--now` for events.</summary>
     public bool Now { get; init; }
+
+    /// <summary>`connect --discard-my-data`: this node gives up its changes if the handshake finds a split brain.</summary>
+    public bool DiscardMyData { get; init; }
 }
 
 /// <summary>

@@ -176,6 +176,19 @@ public sealed class MetadataStore
         await _device.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Writes bitmap page images taken with <see cref="QuickSyncBitmap.WriteSlotBytes"/> at
+    /// <paramref name="slotOffsetBytes"/> within slot <paramref name="slot"/>; the caller flushes.
+    /// </summary>
+    public ValueTask WriteBitmapBytesAsync(int slot, long slotOffsetBytes, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken = default)
+    {
+        Invariant.Assert(slotOffsetBytes >= 0 && slotOffsetBytes + bytes.Length <= Layout.BitmapSlotSizeBytes, "bitmap bytes inside the slot");
+        return _device.WriteAsync(Layout.BitmapSlotOffsetBytes(slot) + slotOffsetBytes, bytes, fua: false, cancellationToken);
+    }
+
+    /// <summary>Makes the metadata writes so far durable.</summary>
+    public ValueTask FlushAsync(CancellationToken cancellationToken = default) => _device.FlushAsync(cancellationToken);
+
     /// <summary>Writes one AL transaction at its ring position, durably (FUA), as DRBD does before the data write.</summary>
     public async ValueTask WriteActivityLogTransactionAsync(ActivityLogTransaction transaction, CancellationToken cancellationToken = default)
     {

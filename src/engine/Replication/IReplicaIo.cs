@@ -32,8 +32,11 @@ public interface IReplicaIo
     /// <summary>The client request <paramref name="clientToken"/> is done (its protocol guarantee holds, or it failed).</summary>
     void CompleteClient(long clientToken, bool succeeded);
 
-    /// <summary>New generation identifiers for a volume: persist them before acting on them.</summary>
-    void PersistGenerations(int volume, Metadata.GenerationIds ids);
+    /// <summary>
+    /// A volume's generation identifiers, metadata flags or disk state changed (read them from
+    /// <see cref="Replica.Volume"/>): persist them before the replica acts on them.
+    /// </summary>
+    void PersistVolume(int volume);
 
     /// <summary>A line for the log, in DRBD's words.</summary>
     void Log(string line);

@@ -174,12 +174,17 @@ public sealed partial class PeerLink
         ushort number = (ushort)volume.Volume;
         var size = (ulong)volume.UsableSizeBytes;
         Send(number, new SizesMessage(size, size, 0, (uint)Math.Min(settings.MaxFramePayloadBytes, 1 << 20)));
+        Send(number, UuidsOf(volume));
+        var stateFlags = (volume.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
+        Send(number, new StateMessage(host.Role, volume.Disk, DiskState.DUnknown, ReplicationState.Off, stateFlags));
+    }
+
+    private static UuidsMessage UuidsOf(LocalVolumeView volume)
+    {
         var flags = (volume.Flags.HasFlag(MetadataFlags.CrashedPrimary) ? UuidFlags.CrashedPrimary : 0)
             | (volume.Flags.HasFlag(MetadataFlags.Consistent) ? UuidFlags.Consistent : 0)
             | (volume.Flags.HasFlag(MetadataFlags.WasUpToDate) ? UuidFlags.WasUpToDate : 0);
-        Send(number, new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits));
-        var stateFlags = (volume.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
-        Send(number, new StateMessage(host.Role, volume.Disk, DiskState.DUnknown, ReplicationState.Off, stateFlags));
+        return new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits);
     }
 
     private PeerVolume PeerVolumeOf(ushort volume)
@@ -199,6 +204,10 @@ public sealed partial class PeerLink
         if (State == ConnectionState.Connected)
         {
             SetPeerRole(state.Role);
+            if (peerDisks.TryGetValue(volume, out var before) && before != state.Disk)
+            {
+                output.Transitions.Add(new Resources.StateTransition($"{Subject}/{volume}", "peer-disk", before.ToString(), state.Disk.ToString()));
+            }
             peerDisks[volume] = state.Disk;
         }
     }

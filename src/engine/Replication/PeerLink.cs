@@ -130,6 +130,50 @@ public sealed partial class PeerLink
         }
     }
 
+    /// <summary>
+    /// While connected: tells the peer this node's role and disk states again (after a promotion,
+    /// demotion, detach or a finished resync), as DRBD sends P_STATE on every state change.
+    /// </summary>
+    public void AnnounceState()
+    {
+        if (State != ConnectionState.Connected)
+        {
+            return;
+        }
+        foreach (var volume in host.VolumesFor(settings.PeerNodeId))
+        {
+            Send((ushort)volume.Volume, new StateMessage(host.Role, volume.Disk, peerDisks.GetValueOrDefault(volume.Volume, DiskState.DUnknown), ReplicationState.Established, StateFlags.None));
+        }
+    }
+
+    /// <summary>While connected: sends one volume's UUIDs (a sync source does before it starts a resync the peer did not decide).</summary>
+    public void AnnounceUuids(int volume)
+    {
+        if (State != ConnectionState.Connected)
+        {
+            return;
+        }
+        foreach (var view in host.VolumesFor(settings.PeerNodeId).Where(v => v.Volume == volume))
+        {
+            Send((ushort)volume, UuidsOf(view));
+        }
+    }
+
+    /// <summary>The peer's UUIDs for a volume as it last sent them on this connection.</summary>
+    public Generations.UuidSet? PeerUuids(int volume) =>
+        handshake is not null && handshake.Volumes.TryGetValue(volume, out var peer) && peer.Uuids is { } u
+            ? new Generations.UuidSet(u.Current, u.Bitmap, u.History)
+            : null;
+
+    /// <summary>Queues a frame on the connection (state-change requests and replies of the resource).</summary>
+    public void SendMessage<T>(int volume, in T message) where T : struct, IPeerMessage<T>
+    {
+        if (State == ConnectionState.Connected)
+        {
+            Send((ushort)volume, message);
+        }
+    }
+
     /// <summary>The data path found the peer misbehaving: drop the connection and reconnect.</summary>
     public void Fail(string reason) => Drop(reason, ConnectionState.ProtocolError);
 

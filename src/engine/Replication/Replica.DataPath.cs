@@ -205,7 +205,7 @@ public sealed partial class Replica
                     ProtocolError(peer, $"an ack for request {ack.RequestId}, which the peer never got");
                     return;
                 }
-                if (ack.Kind == AckKind.WriteAck && range is { } written && ReplicationOf(peer, written.Volume) == ReplicationState.SyncSource)
+                if (ack.Kind == AckKind.WriteAck && range is { } written && ReplicationOf(peer, written.Volume) is ReplicationState.SyncSource or ReplicationState.PausedSyncS)
                 {
                     // A SyncTarget that wrote an application write has those blocks (DRBD's RQ_NET_SIS).
                     var syncVolume = volumes[written.Volume];

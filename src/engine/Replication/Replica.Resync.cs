@@ -55,14 +55,29 @@ public sealed partial class Replica
         replication[(peer, volume.Number)] = state;
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
         {
+            // Same data generation on both sides: a Consistent or Outdated copy is as good as the peer's.
+            if (volume.Disk is DiskState.Consistent or DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
+            {
+                volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+                SetDisk(volume, DiskState.UpToDate);
+                links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
+            }
             return;
         }
-        if (decision.Outcome.FullSync)
+        StartSync(peer, volume, state, decision.Outcome.FullSync, decision.PeerUuids);
+    }
+
+    /// <summary>The bitmap exchange that starts every resync (WFBitMapS/T); a full sync first sets every bit.</summary>
+    private void StartSync(int peer, ReplicaVolume volume, ReplicationState state, bool fullSync, UuidSet peerUuids)
+    {
+        int slot = volume.SlotOfPeer[peer];
+        SetReplication(peer, volume.Number, state);
+        if (fullSync)
         {
             volume.Bitmaps.SetAll(slot);
         }
         var incoming = new QuickSyncBitmap(volume.UsableSizeBytes);
-        syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, decision.PeerUuids, new BitmapReceiver(incoming), incoming);
+        syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, peerUuids, new BitmapReceiver(incoming), incoming);
         var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot));
         while (!sender.IsComplete)
         {
@@ -70,7 +85,7 @@ public sealed partial class Replica
             int length = sender.WriteNextFrame(frame, (ushort)volume.Number);
             io.Send(peer, frame[..length]);
         }
-        io.Log($"{Subject(peer)}/{volume.Number}: {(decision.Outcome.FullSync ? "full" : "bitmap")} resync, {volume.OutOfSyncBytes(peer) / 1024} KiB to sync");
+        io.Log($"{Subject(peer)}/{volume.Number}: {(fullSync ? "full" : "bitmap")} resync, {volume.OutOfSyncBytes(peer) / 1024} KiB to sync");
     }
 
     private void ReceiveResync(int peer, in FrameHeader header, in ReadOnlySequence<byte> payload)
@@ -144,8 +159,9 @@ public sealed partial class Replica
             return "a SyncUuid out of place";
         }
         int slot = volume.SlotOfPeer[peer];
-        SetIds(volume, ResyncUuids.ReceiveSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), syncUuid, Role == Role.Primary).ApplyTo(volume.Ids, slot));
+        // Not Consistent from the first resync write on, and durably so before it lands.
         volume.Flags &= ~MetadataFlags.Consistent;
+        SetIds(volume, ResyncUuids.ReceiveSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), syncUuid, Role == Role.Primary).ApplyTo(volume.Ids, slot));
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
         sync.Planner = new ResyncPlanner(volume.Bitmaps, slot);
@@ -255,7 +271,7 @@ public sealed partial class Replica
     /// </summary>
     private void ResyncTurns(long nowMs)
     {
-        foreach (var ((peer, number), sync) in syncs.Where(s => s.Value.Planner is not null).ToList())
+        foreach (var ((peer, number), sync) in syncs.Where(s => s.Value.Planner is not null && !s.Value.PausedHere && !s.Value.PausedByPeer).ToList())
         {
             var planner = sync.Planner!;
             if (sync.LastTurnMs < 0)
@@ -295,8 +311,8 @@ public sealed partial class Replica
             return;
         }
         int slot = volume.SlotOfPeer[peer];
-        SetIds(volume, ResyncUuids.ResyncFinishedTarget(UuidSet.FromGenerationIds(volume.Ids, slot), sync.PeerUuids, Role == Role.Primary).ApplyTo(volume.Ids, slot));
         volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        SetIds(volume, ResyncUuids.ResyncFinishedTarget(UuidSet.FromGenerationIds(volume.Ids, slot), sync.PeerUuids, Role == Role.Primary).ApplyTo(volume.Ids, slot));
         SetDisk(volume, DiskState.UpToDate);
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
@@ -305,7 +321,7 @@ public sealed partial class Replica
 
     private void FinishSourceIfDone(int peer, ReplicaVolume volume, SyncState sync)
     {
-        if (ReplicationOf(peer, volume.Number) != ReplicationState.SyncSource || volume.OutOfSyncBytes(peer) > 0)
+        if (ReplicationOf(peer, volume.Number) is not (ReplicationState.SyncSource or ReplicationState.PausedSyncS) || volume.OutOfSyncBytes(peer) > 0)
         {
             return;
         }
@@ -339,15 +355,17 @@ public sealed partial class Replica
     private void SetIds(ReplicaVolume volume, GenerationIds ids)
     {
         volume.Ids = ids;
-        io.PersistGenerations(volume.Number, ids);
+        io.PersistVolume(volume.Number);
     }
 
+    /// <summary>A disk state the replica decided (resync start and end): persisted, then told to the peers.</summary>
     private void SetDisk(ReplicaVolume volume, DiskState disk)
     {
         if (volume.Disk != disk)
         {
-            io.Log($"{volume.Number}: disk( {volume.Disk} -> {disk} )");
-            volume.Disk = disk;
+            volume.Disk = disk; // the host logs the transition when it persists it
+            io.PersistVolume(volume.Number);
+            AnnounceState();
         }
     }
 
@@ -375,6 +393,9 @@ public sealed partial class Replica
         public ResyncPlanner? Planner { get; set; }
         public ResyncRateController? Controller { get; set; }
         public long LastTurnMs { get; set; }
+        /// <summary>pause-sync here, or by the peer: no requests go out until both resume.</summary>
+        public bool PausedHere { get; set; }
+        public bool PausedByPeer { get; set; }
         /// <summary>Resync bytes written since the controller's last turn.</summary>
         public long CompletedBytes { get; set; }
     }

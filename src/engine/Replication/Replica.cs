@@ -22,6 +22,7 @@ public sealed partial class Replica : IPeerLinkHost
     private readonly Dictionary<int, PeerLink> links = [];
     private readonly Dictionary<int, PeerWriteReceiver> receivers = [];
     private readonly HashSet<int> connected = [];
+    private readonly HashSet<int> discardMyData = [];
     private readonly Dictionary<int, ReplicaVolume> volumes;
     private readonly Dictionary<(int Peer, int Volume), ReplicationState> replication = [];
     private readonly Dictionary<long, PendingIo> pendingIo = [];
@@ -59,15 +60,25 @@ public sealed partial class Replica : IPeerLinkHost
     /// <summary>Client requests accepted and not yet completed.</summary>
     public int PendingClientRequests => clientOfRequest.Count;
 
-    /// <summary>The role follows the resource's state machine (promotion rules live there).</summary>
-    public void SetRole(Role role) => Role = role;
-
     public IReadOnlyList<LocalVolumeView> VolumesFor(int peerNodeId) => [.. volumes.Values.OrderBy(v => v.Number).Select(v =>
     {
         int slot = v.SlotOfPeer[peerNodeId];
         return new LocalVolumeView(v.Number, UuidSet.FromGenerationIds(v.Ids, slot), v.Flags, v.Disk,
-            v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: false);
+            v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: discardMyData.Contains(peerNodeId));
     })];
+
+    /// <summary>`connect --discard-my-data`: the next handshake with the peer resolves a split brain against this node.</summary>
+    public void SetDiscardMyData(int peerNodeId, bool discard)
+    {
+        if (discard)
+        {
+            discardMyData.Add(peerNodeId);
+        }
+        else
+        {
+            discardMyData.Remove(peerNodeId);
+        }
+    }
 
     public void Connect(long nowMs)
     {
@@ -120,6 +131,11 @@ public sealed partial class Replica : IPeerLinkHost
             link.Heard(nowMs);
             ReceiveResync(peerNodeId, header, payload);
         }
+        else if (connected.Contains(peerNodeId) && IsStateChange(header.Type))
+        {
+            link.Heard(nowMs);
+            ReceiveStateChange(peerNodeId, header, payload);
+        }
         else
         {
             link.Receive(header, payload, nowMs);
@@ -168,6 +184,7 @@ public sealed partial class Replica : IPeerLinkHost
     private void OnConnected(int peerNodeId, IReadOnlyList<VolumeDecision> decisions)
     {
         connected.Add(peerNodeId);
+        discardMyData.Remove(peerNodeId); // DRBD's flag is for one handshake
         receivers[peerNodeId] = new PeerWriteReceiver();
         // Application writes go to a connected peer whatever the resync direction, as DRBD's do.
         writes.AddPeer(peerNodeId);
@@ -215,7 +232,7 @@ public sealed partial class Replica : IPeerLinkHost
             disconnected[slot] = !connected.Contains(peer);
         }
         volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), primary: true, disconnected);
-        io.PersistGenerations(volume.Number, volume.Ids);
+        io.PersistVolume(volume.Number);
     }
 
     private long NewToken(PendingIo pending)

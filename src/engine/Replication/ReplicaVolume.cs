@@ -8,9 +8,11 @@ namespace Redundancy.Block.Engine.Replication;
 /// <summary>
 /// One volume as the replica works with it: size, generation identifiers, metadata flags, disk
 /// state and the quick-sync bitmaps (one slot per peer). The replica changes the identifiers and
-/// the bitmaps; the host persists what <see cref="IReplicaIo"/> asks it to.
+/// the bitmaps; the host persists what <see cref="IReplicaIo"/> asks it to. The quick-sync bitmaps
+/// are those read from the metadata, or fresh (all clear) when none are given.
 /// </summary>
-public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyDictionary<int, int> slotOfPeer)
+public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyDictionary<int, int> slotOfPeer,
+    BitmapTracker? bitmaps = null)
 {
     public int Number { get; } = number;
 
@@ -25,7 +27,7 @@ public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationId
     /// <summary>Bitmap slot of each peer (node-id → slot).</summary>
     public IReadOnlyDictionary<int, int> SlotOfPeer { get; } = slotOfPeer;
 
-    public BitmapTracker Bitmaps { get; } = new(usableSizeBytes, Math.Max(1, ids.Bitmap.Length));
+    public BitmapTracker Bitmaps { get; } = bitmaps ?? new(usableSizeBytes, Math.Max(1, ids.Bitmap.Length));
 
     /// <summary>resync-rate and the c-* controller settings for resyncs this volume pulls (DRBD's defaults unless set).</summary>
     public ResyncRateSettings ResyncRate { get; init; } = new();

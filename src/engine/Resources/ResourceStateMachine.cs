@@ -158,6 +158,31 @@ public sealed class ResourceStateMachine
         SetDisk(volume, DiskState.Failed);
     }
 
+    /// <summary>What the connection to a peer knows now (the replication layer owns connections).</summary>
+    public void UpdatePeer(int nodeId, ConnectionState connection, Role peerRole, DiskState peerDisk)
+    {
+        var peer = peers.First(p => p.NodeId == nodeId);
+        peer.Connection = connection;
+        peer.PeerRole = peerRole;
+        peer.PeerDisk = peerDisk;
+    }
+
+    /// <summary>
+    /// The replication layer moved a volume on (resync start or end, a new data generation after
+    /// losing a peer, a handshake that found both copies equal): adopt its identifiers, flags and disk
+    /// state. The host persists the metadata.
+    /// </summary>
+    public void AdoptReplicaState(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk)
+    {
+        var volume = Volume(volumeNumber);
+        if (volume.Metadata is null || volume.Disk is DiskState.Diskless or DiskState.Detaching or DiskState.Failed)
+        {
+            return;
+        }
+        volume.UpdateMetadata(md => md.WithGenerationIds(ids) with { Flags = flags });
+        SetDisk(volume, disk);
+    }
+
     /// <summary>
     /// Promotes to Primary (drbd_set_role). Needs UpToDate data on every volume; a Consistent disk
     /// with no connected peer is taken as UpToDate (the peer cannot be newer without us knowing,

@@ -24,6 +24,10 @@ public enum StateChangeResult
     DiskError = -15,
     /// <summary>The resource is not configured on this agent.</summary>
     UnknownResource = -16,
+    /// <summary>SS_RESYNC_RUNNING: a resync with that peer is already under way.</summary>
+    ResyncRunning = -8,
+    /// <summary>SS_NEED_CONNECTION: the request needs a connected peer.</summary>
+    NoConnection = -17,
 }
 
 public static class StateChangeResults
@@ -41,6 +45,8 @@ public static class StateChangeResults
         StateChangeResult.AlreadyAttached => "State change failed: (-14) A disk is already attached",
         StateChangeResult.DiskError => "State change failed: (-15) Backing disk or metadata unusable",
         StateChangeResult.UnknownResource => "unknown resource",
+        StateChangeResult.ResyncRunning => "State change failed: (-8) Resync already running",
+        StateChangeResult.NoConnection => "State change failed: (-15) Need a connection to start verify or resync",
         _ => result.ToString(),
     };
 

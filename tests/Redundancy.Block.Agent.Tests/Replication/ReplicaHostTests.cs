@@ -136,7 +136,7 @@ public sealed class ReplicaHostTests : IAsyncLifetime
         var volume = new ReplicaVolume(0, DiskBytes, ids, MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate,
             new Dictionary<int, int> { [peerNode.NodeId] = 0 });
         var host = new ReplicaHost([(settings, peerNode.Address!)], [volume], new Dictionary<int, IBlockDevice> { [0] = disk },
-            listener, new PeerDialer(options, NullLoggerFactory.Instance), (_, _) => { }, CryptoRandom.Instance, NullLogger.Instance);
+            listener, new PeerDialer(options, NullLoggerFactory.Instance), _ => { }, CryptoRandom.Instance, NullLogger.Instance);
         var node = new Node(host, listener, disk);
         owned.Add(node);
         return node;

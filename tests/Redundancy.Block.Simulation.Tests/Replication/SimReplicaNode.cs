@@ -1,5 +1,4 @@
 using System.Buffers;
-using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.Replication;
 using Redundancy.Block.Simulation.Infrastructure;
@@ -143,7 +142,7 @@ public sealed class SimReplicaNode : IReplicaIo
         scheduler.After(0, () => callback(succeeded));
     }
 
-    public void PersistGenerations(int volume, GenerationIds ids) => Log.Add($"{Name}/{volume}: generations now current {ids.Current:X16}");
+    public void PersistVolume(int volume) => Log.Add($"{Name}/{volume}: generations now current {Replica.Volume(volume).Ids.Current:X16}, disk {Replica.Volume(volume).Disk}");
 
     void IReplicaIo.Log(string line) => Log.Add(line);
 

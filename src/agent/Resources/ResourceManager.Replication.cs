@@ -1,0 +1,306 @@
+using Redundancy.Block.Agent.Peers;
+using Redundancy.Block.Agent.Replication;
+using Redundancy.Block.Engine.Bitmap;
+using Redundancy.Block.Engine.Bitmap.Resync;
+using Redundancy.Block.Engine.Control;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Replication;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Agent.Resources;
+
+// Resources with peers: `up` starts the replica (peer links over the shared listener, the
+// quick-sync bitmaps read from the metadata) and connects; every state change then happens under
+// the replica's lock, so the resource's state machine (promotion rules, metadata) and the replica
+// (connections, resync, generation identifiers) never see each other half-changed.
+internal sealed partial class ResourceManager
+{
+    /// <summary>
+    /// Starts replication for a resource with peers: every volume must be attached (its size and
+    /// bitmaps come from the metadata). Leaves the peers StandAlone with the reason logged when the
+    /// settings cannot be used.
+    /// </summary>
+    private async Task<string?> StartReplicationAsync(ResourceRuntime runtime, CancellationToken cancellationToken)
+    {
+        var definition = runtime.Definition;
+        var node = runtime.Node;
+        if (node.Address is null)
+        {
+            return $"{runtime.Name}: `on {node.Name}` has no address: peers cannot connect";
+        }
+        var peers = new List<(PeerLinkSettings, string)>();
+        foreach (var peerNode in definition.Nodes.Where(n => n.NodeId != node.NodeId))
+        {
+            if (peerNode.Address is null)
+            {
+                return $"{runtime.Name}: `on {peerNode.Name}` has no address";
+            }
+            if (!PeerLinkSettings.TryCreate(definition, node, peerNode, out var settings, out string error))
+            {
+                return error;
+            }
+            peers.Add((settings, peerNode.Address));
+        }
+        var volumes = new List<ReplicaVolume>();
+        var disks = new Dictionary<int, Engine.Io.IBlockDevice>();
+        foreach (var volumeState in runtime.State.Volumes)
+        {
+            if (!runtime.Attached.TryGetValue(volumeState.Number, out var attached) || volumeState.Metadata is not { } md
+                || runtime.DataPaths.GetValueOrDefault(volumeState.Number) is not { } dataPath)
+            {
+                return $"{runtime.ExportName(volumeState.Number)} is Diskless: replication needs every volume attached";
+            }
+            var bitmaps = new List<QuickSyncBitmap>();
+            for (int slot = 0; slot < md.Peers.Length; slot++)
+            {
+                bitmaps.Add(await attached.Store.ReadBitmapAsync(slot, cancellationToken).ConfigureAwait(false));
+            }
+            var slotOfPeer = runtime.State.Peers.ToDictionary(p => p.NodeId, p => md.FindPeerSlot(p.NodeId));
+            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, new BitmapTracker(bitmaps))
+            {
+                ResyncRate = ResyncRateSettings.From(definition, node.Volumes.First(v => v.Number == volumeState.Number)),
+            });
+            disks[volumeState.Number] = dataPath;
+        }
+        PeerListener listener;
+        try
+        {
+            listener = listeners.Acquire(node.Address);
+        }
+        catch (Exception e) when (e is IOException or FormatException)
+        {
+            return $"{runtime.Name}: cannot listen on {node.Address}: {e.Message}";
+        }
+        runtime.Replication = new ReplicaHost(peers, volumes, disks, listener, dialer, volume => PersistReplicaVolume(runtime, volume),
+            CryptoRandom.Instance, logger, () => OnReplicaTick(runtime));
+        runtime.Replication.Locked(replica =>
+        {
+            replica.SetRole(runtime.State.Role);
+            replica.Connect(runtime.Replication.NowMs);
+        });
+        return null;
+    }
+
+    /// <summary>Stops a resource's replication (down, shutdown): connections close, the bitmaps are written out.</summary>
+    private async Task StopReplicationAsync(ResourceRuntime runtime)
+    {
+        if (runtime.Replication is not { } host)
+        {
+            return;
+        }
+        await host.DisposeAsync().ConfigureAwait(false);
+        await WriteBitmapsAsync(runtime).ConfigureAwait(false);
+        runtime.Replication = null;
+        await listeners.ReleaseAsync(runtime.Node.Address!).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A state change of the resource. With peers it runs under the replica's lock with the peers'
+    /// states as the replica knows them, is persisted at once, and the replica adopts the result.
+    /// </summary>
+    private StateChangeResult ChangeState(ResourceRuntime runtime, Func<int, StateChangeResult> change)
+    {
+        if (runtime.Replication is not { } host)
+        {
+            return runtime.UnderExportsLock(change);
+        }
+        var result = StateChangeResult.NothingToDo;
+        host.Locked(replica =>
+        {
+            foreach (var peer in runtime.State.Peers)
+            {
+                var link = replica.Links[peer.NodeId];
+                var firstVolume = runtime.State.Volumes[0].Number;
+                runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, link.PeerDisks.GetValueOrDefault(firstVolume, DiskState.DUnknown));
+            }
+            result = runtime.UnderExportsLock(change);
+            if (result != StateChangeResult.Success)
+            {
+                return;
+            }
+            PersistNow(runtime);
+            foreach (var volume in runtime.State.Volumes)
+            {
+                var current = replica.Volume(volume.Number);
+                replica.AdoptLocal(volume.Number, volume.Metadata?.GenerationIds ?? current.Ids, volume.Metadata?.Flags ?? current.Flags, volume.Disk);
+            }
+            replica.SetRole(runtime.State.Role);
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// After `primary --force`: every connected peer whose copy is not UpToDate gets a full sync from
+    /// here (DRBD's initial sync).
+    /// </summary>
+    private static void StartInitialSync(ResourceRuntime runtime)
+    {
+        runtime.Replication?.Locked(replica =>
+        {
+            foreach (var (peer, link) in replica.Links)
+            {
+                foreach (var volume in runtime.State.Volumes)
+                {
+                    if (link.State == ConnectionState.Connected && link.PeerDisks.GetValueOrDefault(volume.Number) is DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent
+                        && replica.ReplicationOf(peer, volume.Number) == ReplicationState.Established)
+                    {
+                        replica.StartFullSyncAsSource(peer, volume.Number);
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>connect / disconnect: the peer links of a resource (all peers, as drbdadm without a peer name).</summary>
+    public Task<ControlResponse> ConnectAsync(string name, bool connect, bool discardMyData, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            if (runtime.Replication is not { } host)
+            {
+                return Task.FromResult(ControlResponse.Failure($"{name}: no peers are configured, or replication could not start (see the log)", ExitCodes.StateChangeFailed));
+            }
+            host.Locked(replica =>
+            {
+                foreach (int peer in replica.Links.Keys)
+                {
+                    if (connect)
+                    {
+                        replica.SetDiscardMyData(peer, discardMyData);
+                    }
+                    else
+                    {
+                        replica.Disconnect(peer);
+                    }
+                }
+                if (connect)
+                {
+                    replica.Connect(host.NowMs);
+                }
+            });
+            Publish(runtime);
+            return Task.FromResult(ControlResponse.Success());
+        }, cancellationToken);
+
+    /// <summary>invalidate (this node is resynced from its peer) or invalidate-remote (the peer from this node).</summary>
+    public Task<ControlResponse> InvalidateAsync(string name, int? volume, bool remote, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            if (runtime.Replication is not { } host)
+            {
+                return Task.FromResult(ControlResponse.Failure($"{name}: no peer to resync with", ExitCodes.StateChangeFailed));
+            }
+            var result = StateChangeResult.NoConnection;
+            host.Locked(replica =>
+            {
+                foreach (int number in SelectVolumes(runtime, volume))
+                {
+                    foreach (var (peer, link) in replica.Links.Where(l => l.Value.State == ConnectionState.Connected))
+                    {
+                        result = remote ? replica.StartFullSyncAsSource(peer, number) : replica.Invalidate(peer, number);
+                    }
+                }
+            });
+            Publish(runtime);
+            return Task.FromResult(result.IsSuccess() ? ControlResponse.Success() : Refused(runtime, name, result));
+        }, cancellationToken);
+
+    /// <summary>pause-sync / resume-sync on every resync of the resource.</summary>
+    public Task<ControlResponse> PauseSyncAsync(string name, int? volume, bool pause, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            var result = StateChangeResult.NothingToDo;
+            runtime.Replication?.Locked(replica =>
+            {
+                foreach (int number in SelectVolumes(runtime, volume))
+                {
+                    foreach (int peer in replica.Links.Keys)
+                    {
+                        if (replica.PauseSync(peer, number, pause) == StateChangeResult.Success)
+                        {
+                            result = StateChangeResult.Success;
+                        }
+                    }
+                }
+            });
+            Publish(runtime);
+            return Task.FromResult(result.IsSuccess() ? ControlResponse.Success()
+                : ControlResponse.Failure($"{name}: no resync to {(pause ? "pause" : "resume")}", ExitCodes.StateChangeFailed));
+        }, cancellationToken);
+
+    /// <summary>The replica moved a volume on: the resource adopts it and the superblock is written before the replica goes on.</summary>
+    private void PersistReplicaVolume(ResourceRuntime runtime, ReplicaVolume volume)
+    {
+        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk);
+        PersistNow(runtime);
+    }
+
+    /// <summary>Writes the changed superblocks synchronously (under the replica's lock, so nothing acts on unpersisted state).</summary>
+    private void PersistNow(ResourceRuntime runtime)
+    {
+        if (!PersistAsync(runtime, CancellationToken.None).GetAwaiter().GetResult())
+        {
+            LogDiskError(logger, runtime.Name, "the metadata could not be written");
+        }
+    }
+
+    /// <summary>Every replica tick: publish what changed, write dirty bitmap pages out.</summary>
+    private void OnReplicaTick(ResourceRuntime runtime)
+    {
+        Publish(runtime);
+        if (Interlocked.CompareExchange(ref runtime.BitmapWriterBusy, 1, 0) == 0)
+        {
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await WriteBitmapsAsync(runtime).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Volatile.Write(ref runtime.BitmapWriterBusy, 0);
+                }
+            });
+        }
+    }
+
+    /// <summary>Writes the dirty pages of every quick-sync bitmap: images taken under the lock, written outside it.</summary>
+    private async Task WriteBitmapsAsync(ResourceRuntime runtime)
+    {
+        var host = runtime.Replication;
+        if (host is null)
+        {
+            return;
+        }
+        var pending = new List<(VolumeRuntime Volume, int Slot, long OffsetBytes, byte[] Bytes)>();
+        host.Locked(replica =>
+        {
+            foreach (var (number, attached) in runtime.Attached.ToList())
+            {
+                var bitmaps = replica.Volume(number).Bitmaps;
+                foreach (var write in bitmaps.TakeAllDirtyPages())
+                {
+                    long first = write.FirstBit / BitmapTracker.BitsPerPage * MetadataLayout.BlockSizeBytes;
+                    long end = ((write.FirstBit + write.BitCount - 1) / BitmapTracker.BitsPerPage + 1) * MetadataLayout.BlockSizeBytes;
+                    var bytes = new byte[end - first];
+                    bitmaps.Bitmap(write.Slot).WriteSlotBytes(first, bytes);
+                    pending.Add((attached, write.Slot, first, bytes));
+                }
+            }
+        });
+        try
+        {
+            foreach (var (volume, slot, offsetBytes, bytes) in pending)
+            {
+                await volume.Store.WriteBitmapBytesAsync(slot, offsetBytes, bytes).ConfigureAwait(false);
+            }
+            foreach (var volume in pending.Select(p => p.Volume).Distinct())
+            {
+                await volume.Store.FlushAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            LogDiskError(logger, runtime.Name, $"bitmap write-out: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using System.CommandLine;
+using System.Globalization;
+using Redundancy.Block.Engine.Control;
+using Redundancy.Block.Engine.States;
+using Redundancy.Block.Engine.Status;
+
+namespace Redundancy.Block.Cli.Commands;
+
+/// <summary>
+/// wait-connect and wait-sync: poll the agent's status until every peer is connected (and, for
+/// wait-sync, no resync is left), or the timeout passes. On a terminal wait-sync draws a progress bar.
+/// </summary>
+internal static class WaitCommands
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+
+    public static Command WaitConnect() => Wait("wait-connect", "Wait until every peer of the resource is Connected", sync: false);
+
+    public static Command WaitSync() => Wait("wait-sync", "Wait until every peer is Connected and no resync is left (progress bar on a terminal)", sync: true);
+
+    private static Command Wait(string name, string description, bool sync)
+    {
+        var timeout = new Option<int>("--timeout", "-t") { Description = "Give up after this many seconds (0 waits forever)", DefaultValueFactory = _ => 0 };
+        var command = new Command(name, description) { CommandRunner.ResourceArgument, timeout };
+        CommandRunner.SetHandler(command, async (parse, context, cancellationToken) =>
+        {
+            string resource = parse.GetValue(CommandRunner.ResourceArgument)!;
+            int seconds = parse.GetValue(timeout);
+            var deadline = seconds > 0 ? DateTime.UtcNow.AddSeconds(seconds) : DateTime.MaxValue;
+            bool bar = sync && !Console.IsOutputRedirected;
+            while (true)
+            {
+                var status = await StatusCommands.QueryAsync(context, resource, cancellationToken).ConfigureAwait(false);
+                if (status.Count == 0)
+                {
+                    throw new CliException($"{resource}: No such resource", ExitCodes.Usage);
+                }
+                var peers = status.SelectMany(r => r.Connections).ToList();
+                bool connected = peers.Count > 0 && peers.All(c => c.ConnectionState == ConnectionState.Connected);
+                bool synced = connected && peers.SelectMany(c => c.PeerDevices).All(p => p.ReplicationState == ReplicationState.Established);
+                if (bar)
+                {
+                    DrawProgress(peers);
+                }
+                if (sync ? synced : connected)
+                {
+                    if (bar)
+                    {
+                        Console.Out.WriteLine();
+                    }
+                    return ExitCodes.Success;
+                }
+                if (DateTime.UtcNow >= deadline)
+                {
+                    if (bar)
+                    {
+                        Console.Out.WriteLine();
+                    }
+                    string state = string.Join(", ", peers.Select(c => $"{c.Name}: {c.ConnectionState}" +
+                        string.Concat(c.PeerDevices.Select(p => $" {p.Volume}:{p.ReplicationState}"))));
+                    throw new CliException($"{resource}: {name} timed out after {seconds} s ({state})", ExitCodes.StateChangeFailed);
+                }
+                await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
+            }
+        });
+        return command;
+    }
+
+    /// <summary>One line, redrawn: the least complete resync's bar and `done:` as drbdadm status shows it.</summary>
+    private static void DrawProgress(IReadOnlyList<ConnectionStatus> peers)
+    {
+        var syncing = peers.SelectMany(c => c.PeerDevices).Where(p => p.HasSyncDetails).ToList();
+        if (syncing.Count == 0)
+        {
+            return;
+        }
+        double done = syncing.Min(p => p.PercentInSync);
+        const int width = 40;
+        int filled = (int)Math.Clamp(Math.Round(done / 100 * width), 0, width);
+        string line = $"\r[{new string('=', filled)}{(filled < width ? ">" : "")}{new string('.', Math.Max(0, width - filled - 1))}] done: {done.ToString("F2", CultureInfo.InvariantCulture)}%  out-of-sync: {syncing.Sum(p => p.OutOfSyncKib)} KiB ";
+        Console.Out.Write(line);
+        Console.Out.Flush();
+    }
+}
