@@ -23,6 +23,7 @@ internal static class Program
         root.Subcommands.Add(AgentCommands.Disconnect());
         root.Subcommands.Add(AgentCommands.Invalidate());
         root.Subcommands.Add(AgentCommands.InvalidateRemote());
+        root.Subcommands.Add(AgentCommands.NewCurrentUuid());
         root.Subcommands.Add(AgentCommands.PauseSync());
         root.Subcommands.Add(AgentCommands.ResumeSync());
         root.Subcommands.Add(WaitCommands.WaitConnect());

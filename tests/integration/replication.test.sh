@@ -179,3 +179,76 @@ REPLICATION_CASES=(
 )
 
 it_suite replication/two-node setup_replication_suite 900 "${REPLICATION_CASES[@]}"
+
+# --- handlers and skipping the initial sync ------------------------------------------------------
+
+# rp_handlers_options — the fast two-node options plus handlers that dump their environment into
+# $TEST_DIR/NAME.env (one file per handler; the last call wins).
+rp_handlers_options() {
+    local h section=""
+    for h in before-resync-target after-resync-target split-brain fence-peer; do
+        section+="$h \"env > $TEST_DIR/$h.env\"; "
+    done
+    RB_RESOURCE_EXTRA="$RB_TWO_NODE_OPTIONS net { fencing resource-only; } handlers { $section}"
+}
+
+rp_resync_handlers() {
+    rp_handlers_options
+    rp_synced
+    [[ -s $TEST_DIR/before-resync-target.env ]] || fail "before-resync-target did not run on the SyncTarget"
+    [[ -s $TEST_DIR/after-resync-target.env ]] || fail "after-resync-target did not run on the SyncTarget"
+    grep -qx "DRBD_RESOURCE=r0" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target: DRBD_RESOURCE missing"
+    grep -qx "DRBD_PEER_NODE_ID=0" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target on beta: DRBD_PEER_NODE_ID is not alpha's"
+    grep -qx "DRBD_MY_NODE_ID=1" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target ran on the wrong node"
+    grep -qx "DRBD_VOLUME=0" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target: DRBD_VOLUME missing"
+    grep -q "^DRBD_BACKING_DEV=$TEST_DIR/beta.img" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target: DRBD_BACKING_DEV is not beta's disk"
+    # A Primary that loses its peer calls fence-peer (fencing resource-only).
+    write_on "$URI_A" 0 1M fence-1
+    kill -KILL "${AGENT_PID[beta]}"
+    wait_for "[[ -s '$TEST_DIR/fence-peer.env' ]]" 20 || fail "fence-peer did not run on the Primary"
+    grep -qx "DRBD_PEER_NODE_ID=1" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_PEER_NODE_ID is not beta's"
+    verify_on "$URI_A" 0 1M fence-1
+}
+
+rp_split_brain_handler() {
+    rp_handlers_options
+    rp_synced
+    expect_ok rbadm alpha disconnect r0
+    expect_ok rbadm beta disconnect r0
+    write_on "$URI_A" 0 1M sb-alpha
+    expect_ok rbadm beta primary r0
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    write_on "$URI_B" 2M 1M sb-beta
+    expect_ok rbadm alpha connect r0
+    expect_ok rbadm beta connect r0
+    wait_for "[[ -s '$TEST_DIR/split-brain.env' ]]" 20 || fail "the split-brain handler did not run"
+    grep -qx "DRBD_RESOURCE=r0" "$TEST_DIR/split-brain.env" || fail "split-brain: DRBD_RESOURCE missing"
+    # Both keep their own data: nothing was resynced.
+    verify_on "$URI_A" 0 1M sb-alpha
+    verify_on "$URI_B" 2M 1M sb-beta
+}
+
+rp_skip_initial_sync() {
+    rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha up r0
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm alpha new-current-uuid --clear-bitmap r0
+    wait_for "[[ \$(rbadm beta dstate r0) == UpToDate/UpToDate ]]" 10 || fail "beta is $(rbadm beta dstate r0) after new-current-uuid --clear-bitmap"
+    assert_eq "$(rbadm alpha dstate r0)" "UpToDate/UpToDate" "alpha after new-current-uuid --clear-bitmap"
+    grep -q "resync" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log" && fail "a resync ran: $(grep -h resync "$TEST_DIR"/agent-*.log | head -n 2 | tr '\n' ' ')"
+    # Both are a valid copy: write on alpha, read on beta.
+    expect_ok rbadm alpha primary r0
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable"
+    write_on "$URI_A" 4M 2M skip-1
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    verify_on "$URI_B" 4M 2M skip-1
+}
+
+it_suite replication/runbook setup_replication_suite 600 \
+    resync-handlers:rp_resync_handlers \
+    split-brain-handler:rp_split_brain_handler \
+    skip-initial-sync:rp_skip_initial_sync

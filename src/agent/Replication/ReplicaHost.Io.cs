@@ -71,7 +71,29 @@ public sealed partial class ReplicaHost
         }
     }
 
-    public void PersistVolume(int volume) => persistVolume(Replica.Volume(volume));
+    public void PersistVolume(int volume) => resource.PersistVolume(Replica.Volume(volume));
+
+    public bool RunHandler(string handler, int peerNodeId, int volume, long token)
+    {
+        var running = resource.StartHandler(handler, peerNodeId, volume);
+        if (running is null)
+        {
+            return false;
+        }
+        if (token != 0)
+        {
+            _ = running.ContinueWith(done =>
+            {
+                lock (gate)
+                {
+                    Replica.HandlerDone(token, done.IsCompletedSuccessfully ? done.Result : -1);
+                }
+            }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+        return true;
+    }
+
+    public bool TryBecomeSecondary() => resource.TryBecomeSecondary();
 
     void Engine.Replication.IReplicaIo.Log(string line) => LogLine(logger, line);
 

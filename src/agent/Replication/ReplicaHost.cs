@@ -28,8 +28,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     private readonly PeerListener listener;
     private readonly PeerDialer dialer;
     private readonly ILogger logger;
-    private readonly Action<ReplicaVolume> persistVolume;
-    private readonly Action? onTick;
+    private readonly IReplicaResource resource;
     private readonly CancellationTokenSource stopping = new();
     private readonly Task ticker;
     private long nextClientToken = 1;
@@ -39,13 +38,12 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     /// <param name="disks">The data area of each volume.</param>
     /// <param name="listener">The listener on this node's replication address (shared, already started).</param>
     /// <param name="dialer">Opens connections to peers this node dials (the lower node-id dials).</param>
-    /// <param name="persistVolume">Writes a volume's generation identifiers, flags and disk state to its metadata (synchronously, under the lock).</param>
     /// <param name="random">Randomness for UUIDs and challenges.</param>
     /// <param name="logger">Where the replica's DRBD-style log lines go.</param>
-    /// <param name="onTick">Runs after every tick, outside the lock (status publishing, bitmap write-out).</param>
+    /// <param name="resource">The resource replicated: persistence, handlers, demotion, tick.</param>
     public ReplicaHost(IEnumerable<(PeerLinkSettings Settings, string Address)> peers, IEnumerable<ReplicaVolume> volumes,
-        IReadOnlyDictionary<int, IBlockDevice> disks, PeerListener listener, PeerDialer dialer, Action<ReplicaVolume> persistVolume,
-        IRandom random, ILogger logger, Action? onTick = null)
+        IReadOnlyDictionary<int, IBlockDevice> disks, PeerListener listener, PeerDialer dialer, IReplicaResource resource,
+        IRandom random, ILogger logger)
     {
         var peerList = peers.ToList();
         this.peers = peerList.ToDictionary(p => p.Settings.PeerNodeId, p => p.Settings);
@@ -54,8 +52,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         this.listener = listener;
         this.dialer = dialer;
         this.logger = logger;
-        this.persistVolume = persistVolume;
-        this.onTick = onTick;
+        this.resource = resource;
         Replica = new Replica(peerList.Select(p => p.Settings), volumes, this, random);
         foreach (var settings in this.peers.Values)
         {
@@ -165,7 +162,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
                 {
                     Replica.Tick(NowMs);
                 }
-                onTick?.Invoke();
+                resource.Tick();
             }
         }
         catch (OperationCanceledException)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Agent.Replication;
 using Redundancy.Block.Engine.Bitmap;
@@ -71,8 +72,7 @@ internal sealed partial class ResourceManager
         {
             return $"{runtime.Name}: cannot listen on {node.Address}: {e.Message}";
         }
-        runtime.Replication = new ReplicaHost(peers, volumes, disks, listener, dialer, volume => PersistReplicaVolume(runtime, volume),
-            CryptoRandom.Instance, logger, () => OnReplicaTick(runtime));
+        runtime.Replication = new ReplicaHost(peers, volumes, disks, listener, dialer, new ReplicaCallbacks(this, runtime), CryptoRandom.Instance, logger);
         runtime.Replication.Locked(replica =>
         {
             replica.SetRole(runtime.State.Role);
@@ -204,6 +204,30 @@ internal sealed partial class ResourceManager
             return Task.FromResult(result.IsSuccess() ? ControlResponse.Success() : Refused(runtime, name, result));
         }, cancellationToken);
 
+    /// <summary>new-current-uuid [--clear-bitmap] on the resource's volumes.</summary>
+    public Task<ControlResponse> NewCurrentUuidAsync(string name, int? volume, bool clearBitmap, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            if (runtime.Replication is not { } host)
+            {
+                return Task.FromResult(ControlResponse.Failure($"{name}: new-current-uuid needs a resource with peers", ExitCodes.StateChangeFailed));
+            }
+            var result = StateChangeResult.NothingToDo;
+            host.Locked(replica =>
+            {
+                foreach (int number in SelectVolumes(runtime, volume))
+                {
+                    result = replica.NewCurrentUuid(number, clearBitmap);
+                    if (!result.IsSuccess())
+                    {
+                        return;
+                    }
+                }
+            });
+            Publish(runtime);
+            return Task.FromResult(result.IsSuccess() ? ControlResponse.Success() : Refused(runtime, name, result));
+        }, cancellationToken);
+
     /// <summary>pause-sync / resume-sync on every resync of the resource.</summary>
     public Task<ControlResponse> PauseSyncAsync(string name, int? volume, bool pause, CancellationToken cancellationToken) =>
         WithResource(name, runtime =>
@@ -241,6 +265,64 @@ internal sealed partial class ResourceManager
         {
             LogDiskError(logger, runtime.Name, "the metadata could not be written");
         }
+    }
+
+    /// <summary>
+    /// call-pri-lost-after-sb: demote if no NBD client holds the device (already under the replica
+    /// lock, called from the handshake), persisting the metadata as a `secondary` would.
+    /// </summary>
+    private bool TryDemoteAfterSplitBrain(ResourceRuntime runtime)
+    {
+        var result = runtime.UnderExportsLock(open => runtime.State.Demote(force: false, deviceOpen: open > 0));
+        if (result == StateChangeResult.Success)
+        {
+            PersistNow(runtime);
+        }
+        return result is StateChangeResult.Success or StateChangeResult.NothingToDo;
+    }
+
+    /// <summary>A configured handler, run with DRBD's environment for the peer and volume (-1: the resource).</summary>
+    private Task<int>? StartHandler(ResourceRuntime runtime, string handler, int peerNodeId, int volume)
+    {
+        if (!runtime.Definition.Handlers.TryGetValue(handler, out string? command))
+        {
+            return null;
+        }
+        var environment = volume >= 0 ? HandlerEnvironment(runtime, volume) : new Dictionary<string, string>
+        {
+            ["DRBD_RESOURCE"] = runtime.Name,
+            ["DRBD_MY_NODE_ID"] = runtime.Node.NodeId.ToString(CultureInfo.InvariantCulture),
+        };
+        if (runtime.Definition.Nodes.FirstOrDefault(n => n.NodeId == peerNodeId) is { } peer)
+        {
+            environment["DRBD_PEER_NODE_ID"] = peer.NodeId.ToString(CultureInfo.InvariantCulture);
+            environment["DRBD_PEER_ADDRESS"] = HostOf(peer.Address);
+            environment["DRBD_PEER_AF"] = peer.AddressFamily;
+            environment["DRBD_PEERS"] = peer.Name;
+        }
+        environment["DRBD_MY_ADDRESS"] = HostOf(runtime.Node.Address);
+        environment["DRBD_MY_AF"] = runtime.Node.AddressFamily;
+        foreach (var node in runtime.Definition.Nodes)
+        {
+            environment[$"DRBD_NODE_ID_{node.NodeId}"] = node.Name;
+        }
+        return HandlerRunner.RunAsync(handler, command, environment, logger, CancellationToken.None);
+    }
+
+    /// <summary>"127.0.0.1:7789" → "127.0.0.1" (DRBD passes the address without the port).</summary>
+    private static string HostOf(string? address) =>
+        address is null ? string.Empty : address.LastIndexOf(':') is int colon and > 0 ? address[..colon].Trim('[', ']') : address;
+
+    /// <summary>The resource side of a <see cref="ReplicaHost"/>: it calls back into the manager for one resource.</summary>
+    private sealed class ReplicaCallbacks(ResourceManager manager, ResourceRuntime runtime) : IReplicaResource
+    {
+        public void PersistVolume(ReplicaVolume volume) => manager.PersistReplicaVolume(runtime, volume);
+
+        public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => manager.StartHandler(runtime, handler, peerNodeId, volume);
+
+        public bool TryBecomeSecondary() => manager.TryDemoteAfterSplitBrain(runtime);
+
+        public void Tick() => manager.OnReplicaTick(runtime);
     }
 
     /// <summary>Every replica tick: publish what changed, write dirty bitmap pages out.</summary>

@@ -48,6 +48,13 @@ internal static class AgentCommands
 
     public static Command InvalidateRemote() => Simple("invalidate-remote", "Discard the peer's copy: a full resync from this node follows", withDefinition: false);
 
+    public static Command NewCurrentUuid()
+    {
+        var clear = new Option<bool>("--clear-bitmap") { Description = "On a freshly created, connected pair: skip the initial sync (both become UpToDate)" };
+        return Simple("new-current-uuid", "Start a new data generation (new current UUID)", withDefinition: false, [],
+            (parse, request) => request with { ClearBitmap = parse.GetValue(clear) }, clear);
+    }
+
     public static Command PauseSync() => Simple("pause-sync", "Pause a running resync", withDefinition: false);
 
     public static Command ResumeSync() => Simple("resume-sync", "Resume a paused resync", withDefinition: false);

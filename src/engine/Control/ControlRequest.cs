@@ -29,6 +29,9 @@ public sealed record ControlRequest
 
     /// <summary>`connect --discard-my-data`: this node gives up its changes if the handshake finds a split brain.</summary>
     public bool DiscardMyData { get; init; }
+
+    /// <summary>`new-current-uuid --clear-bitmap`: skip the initial sync of a freshly created pair.</summary>
+    public bool ClearBitmap { get; init; }
 }
 
 /// <summary>

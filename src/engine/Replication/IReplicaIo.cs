@@ -38,6 +38,20 @@ public interface IReplicaIo
     /// </summary>
     void PersistVolume(int volume);
 
+    /// <summary>
+    /// Runs the `handlers { }` entry <paramref name="handler"/> (e.g. "split-brain",
+    /// "before-resync-target") with DRBD's environment for the peer and volume (volume -1: the
+    /// whole resource). False when none is configured. When true and <paramref name="token"/> is not
+    /// 0, the host reports the exit code through <see cref="Replica.HandlerDone"/>.
+    /// </summary>
+    bool RunHandler(string handler, int peerNodeId, int volume, long token);
+
+    /// <summary>
+    /// The handshake decided this Primary lost a split brain (call-pri-lost-after-sb): demote now if
+    /// the resource allows it (no clients holding it open). True when it is Secondary now.
+    /// </summary>
+    bool TryBecomeSecondary();
+
     /// <summary>A line for the log, in DRBD's words.</summary>
     void Log(string line);
 }

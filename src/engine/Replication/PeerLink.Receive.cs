@@ -250,6 +250,10 @@ public sealed partial class PeerLink
             {
                 output.Log.Add($"{Subject}/{volume.Volume}: {line}");
             }
+            if (outcome.Handlers != HandshakeHandlers.None)
+            {
+                output.HandlerCalls.Add((volume.Volume, outcome.Handlers));
+            }
             if (outcome.Action == HandshakeAction.Disconnect)
             {
                 if (outcome.RetryConnect)

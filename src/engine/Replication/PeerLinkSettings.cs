@@ -31,6 +31,9 @@ public sealed record PeerLinkSettings
     /// <summary>Large enough for the largest NBD request (32 MiB) as one Data frame.</summary>
     public int MaxFramePayloadBytes { get; init; } = (32 << 20) + 4096;
 
+    /// <summary>DRBD's `fencing`: dont-care, resource-only or resource-and-stonith (a Primary that loses the peer calls fence-peer unless dont-care).</summary>
+    public string Fencing { get; init; } = "dont-care";
+
     public bool Dials => LocalNodeId < PeerNodeId;
 
     /// <summary>DRBD gives the RESOLVE_CONFLICTS tie-breaker to one side; here the higher node-id.</summary>
@@ -73,6 +76,7 @@ public sealed record PeerLinkSettings
             PingIntervalMs = resource.PingIntMs(),
             PingTimeoutMs = resource.PingTimeoutMs(),
             TimeoutMs = resource.TimeoutMs(),
+            Fencing = resource.Fencing(),
         };
         error = string.Empty;
         return true;

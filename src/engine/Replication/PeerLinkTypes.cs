@@ -51,8 +51,11 @@ public sealed class PeerLinkOutput
 
     public List<StateTransition> Transitions { get; } = [];
 
+    /// <summary>Handlers the handshake asks for (split brain detected, unresolved, lost), per volume, even when it disconnects.</summary>
+    public List<(int Volume, HandshakeHandlers Handlers)> HandlerCalls { get; } = [];
+
     /// <summary>Set once per successful handshake: one decision per volume.</summary>
     public IReadOnlyList<VolumeDecision>? Decisions { get; set; }
 
-    public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && Decisions is null;
+    public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && HandlerCalls.Count == 0 && Decisions is null;
 }

@@ -167,7 +167,10 @@ public sealed partial class Replica
         sync.Planner = new ResyncPlanner(volume.Bitmaps, slot);
         sync.Controller = new ResyncRateController(volume.ResyncRate);
         sync.LastTurnMs = -1; // the first turn comes with the next tick
-        PumpResync(peer, volume, sync);
+        if (!HoldForBeforeResyncTarget(peer, volume.Number, sync))
+        {
+            PumpResync(peer, volume, sync);
+        }
         return null;
     }
 
@@ -271,7 +274,7 @@ public sealed partial class Replica
     /// </summary>
     private void ResyncTurns(long nowMs)
     {
-        foreach (var ((peer, number), sync) in syncs.Where(s => s.Value.Planner is not null && !s.Value.PausedHere && !s.Value.PausedByPeer).ToList())
+        foreach (var ((peer, number), sync) in syncs.Where(s => s.Value.Planner is not null && !s.Value.PausedHere && !s.Value.PausedByPeer && s.Value.HandlerToken == 0).ToList())
         {
             var planner = sync.Planner!;
             if (sync.LastTurnMs < 0)
@@ -317,6 +320,7 @@ public sealed partial class Replica
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done; disk is UpToDate");
+        io.RunHandler("after-resync-target", peer, volume.Number, 0);
     }
 
     private void FinishSourceIfDone(int peer, ReplicaVolume volume, SyncState sync)
@@ -396,6 +400,8 @@ public sealed partial class Replica
         /// <summary>pause-sync here, or by the peer: no requests go out until both resume.</summary>
         public bool PausedHere { get; set; }
         public bool PausedByPeer { get; set; }
+        /// <summary>Non-zero while before-resync-target runs: the target requests nothing until it returns.</summary>
+        public long HandlerToken { get; set; }
         /// <summary>Resync bytes written since the controller's last turn.</summary>
         public long CompletedBytes { get; set; }
     }

@@ -110,6 +110,81 @@ public sealed partial class Replica
         return StateChangeResult.Success;
     }
 
+    /// <summary>
+    /// new-current-uuid: start a new data generation here. With <paramref name="clearBitmap"/> on a
+    /// freshly created pair (current UUID just created, connected), DRBD's skip-initial-sync: the
+    /// bitmaps are cleared, the peer adopts the UUID and both sides are UpToDate without a resync.
+    /// </summary>
+    public StateChangeResult NewCurrentUuid(int volumeNumber, bool clearBitmap)
+    {
+        var volume = volumes[volumeNumber];
+        if (!volume.HasLocalData)
+        {
+            return StateChangeResult.NoLocalDisk;
+        }
+        if (!clearBitmap)
+        {
+            StartNewGeneration(volume);
+            foreach (int peer in connected)
+            {
+                links[peer].AnnounceUuids(volumeNumber);
+                Drain(peer);
+            }
+            return StateChangeResult.Success;
+        }
+        if (connected.Count == 0 || !GenerationIds.SameGeneration(volume.Ids.Current, GenerationIds.JustCreated)
+            || connected.Any(p => syncs.ContainsKey((p, volumeNumber))))
+        {
+            return StateChangeResult.NoConnection; // DRBD skips the initial sync only on a connected, just-created pair
+        }
+        var fresh = new GenerationIds(GenerationIds.JustCreated, volume.Ids.Bitmap, volume.Ids.History)
+            .NewCurrentUuid(random.NextUInt64(), Role == Role.Primary, new bool[volume.Ids.Bitmap.Length]);
+        volume.Ids = new GenerationIds(fresh.Current, [.. fresh.Bitmap.Select(_ => 0UL)], fresh.History);
+        foreach (int slot in volume.SlotOfPeer.Values)
+        {
+            volume.Bitmaps.ClearAll(slot);
+        }
+        volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        SetDisk(volume, DiskState.UpToDate);
+        io.PersistVolume(volume.Number);
+        foreach (int peer in connected)
+        {
+            var view = VolumesFor(peer).First(v => v.Volume == volumeNumber);
+            links[peer].SendMessage(volumeNumber, new UuidsMessage(view.Uuids.Current, 0, view.Uuids.History,
+                UuidFlags.Consistent | UuidFlags.WasUpToDate | UuidFlags.SkipInitialSync, 0));
+            links[peer].SetPeerDisk(volumeNumber, DiskState.UpToDate);
+            Drain(peer);
+        }
+        io.Log($"{volumeNumber}: new current UUID {volume.Ids.Current:X16}, skipping the initial sync");
+        return StateChangeResult.Success;
+    }
+
+    /// <summary>The peer ran new-current-uuid --clear-bitmap on our fresh pair: adopt its UUID, both are UpToDate.</summary>
+    private void AcceptSkipInitialSync(int peer, int volumeNumber, in ReadOnlySequence<byte> payload)
+    {
+        if (!FramePayload.TryRead(payload, out UuidsMessage uuids, out _) || !uuids.Flags.HasFlag(UuidFlags.SkipInitialSync)
+            || !volumes.TryGetValue(volumeNumber, out var volume) || !volume.HasLocalData)
+        {
+            return;
+        }
+        if (!GenerationIds.SameGeneration(volume.Ids.Current, GenerationIds.JustCreated))
+        {
+            io.Log($"{Subject(peer)}/{volumeNumber}: the peer asks to skip the initial sync, but this disk is not just created; ignored");
+            return;
+        }
+        io.Log($"{Subject(peer)}/{volumeNumber}: Accepted new current UUID, preparing to skip initial sync");
+        ulong current = Role == Role.Primary ? uuids.Current | GenerationIds.PrimaryBit : uuids.Current & ~GenerationIds.PrimaryBit;
+        volume.Ids = new GenerationIds(current, [.. volume.Ids.Bitmap.Select(_ => 0UL)], volume.Ids.History);
+        foreach (int slot in volume.SlotOfPeer.Values)
+        {
+            volume.Bitmaps.ClearAll(slot);
+        }
+        volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        SetDisk(volume, DiskState.UpToDate);
+        io.PersistVolume(volume.Number);
+        links[peer].SetPeerDisk(volumeNumber, DiskState.UpToDate);
+    }
+
     private static bool IsStateChange(MessageType type) => type is MessageType.StateChangeRequest or MessageType.StateChangeReply;
 
     /// <summary>A peer's request on an established connection. Untrusted: a malformed one drops the connection.</summary>

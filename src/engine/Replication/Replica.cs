@@ -139,6 +139,10 @@ public sealed partial class Replica : IPeerLinkHost
         else
         {
             link.Receive(header, payload, nowMs);
+            if (header.Type == MessageType.Uuids && connected.Contains(peerNodeId) && link.State == ConnectionState.Connected)
+            {
+                AcceptSkipInitialSync(peerNodeId, header.Volume, payload);
+            }
         }
         Drain(peerNodeId);
     }
@@ -170,6 +174,10 @@ public sealed partial class Replica : IPeerLinkHost
         {
             io.Dial(peerNodeId);
         }
+        if (output.HandlerCalls.Count > 0)
+        {
+            RunHandshakeHandlers(peerNodeId, output.HandlerCalls);
+        }
         if (output.Decisions is { } decisions)
         {
             OnConnected(peerNodeId, decisions);
@@ -190,6 +198,10 @@ public sealed partial class Replica : IPeerLinkHost
         writes.AddPeer(peerNodeId);
         foreach (var decision in decisions)
         {
+            if (decision.Outcome.Demote)
+            {
+                DemoteAfterSplitBrain(peerNodeId, decision.Volume);
+            }
             BeginSync(peerNodeId, decision);
         }
     }
@@ -214,6 +226,7 @@ public sealed partial class Replica : IPeerLinkHost
         deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
         writes.PeerLost(peerNodeId);
+        FencePeer(peerNodeId);
         if (Role == Role.Primary)
         {
             foreach (var volume in volumes.Values.Where(v => v.HasLocalData))
@@ -231,7 +244,7 @@ public sealed partial class Replica : IPeerLinkHost
         {
             disconnected[slot] = !connected.Contains(peer);
         }
-        volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), primary: true, disconnected);
+        volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), Role == Role.Primary, disconnected);
         io.PersistVolume(volume.Number);
     }
 

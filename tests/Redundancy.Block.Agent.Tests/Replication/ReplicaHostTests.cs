@@ -136,7 +136,7 @@ public sealed class ReplicaHostTests : IAsyncLifetime
         var volume = new ReplicaVolume(0, DiskBytes, ids, MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate,
             new Dictionary<int, int> { [peerNode.NodeId] = 0 });
         var host = new ReplicaHost([(settings, peerNode.Address!)], [volume], new Dictionary<int, IBlockDevice> { [0] = disk },
-            listener, new PeerDialer(options, NullLoggerFactory.Instance), _ => { }, CryptoRandom.Instance, NullLogger.Instance);
+            listener, new PeerDialer(options, NullLoggerFactory.Instance), new NoResource(), CryptoRandom.Instance, NullLogger.Instance);
         var node = new Node(host, listener, disk);
         owned.Add(node);
         return node;
@@ -156,6 +156,22 @@ public sealed class ReplicaHostTests : IAsyncLifetime
             await Host.DisposeAsync();
             await Listener.DisposeAsync();
             Disk.Dispose();
+        }
+    }
+
+    /// <summary>A resource with nothing to persist, no handlers and no clients.</summary>
+    private sealed class NoResource : IReplicaResource
+    {
+        public void PersistVolume(ReplicaVolume volume)
+        {
+        }
+
+        public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => null;
+
+        public bool TryBecomeSecondary() => true;
+
+        public void Tick()
+        {
         }
     }
 }

@@ -144,6 +144,18 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public void PersistVolume(int volume) => Log.Add($"{Name}/{volume}: generations now current {Replica.Volume(volume).Ids.Current:X16}, disk {Replica.Volume(volume).Disk}");
 
+    /// <summary>Handlers the replica asked for, as "name peer/volume".</summary>
+    public List<string> HandlerCalls { get; } = [];
+
+    /// <summary>Nothing holds a simulated device open: demotion always succeeds.</summary>
+    public bool TryBecomeSecondary() => true;
+
+    public bool RunHandler(string handler, int peerNodeId, int volume, long token)
+    {
+        HandlerCalls.Add($"{handler} {peerNodeId}/{volume}");
+        return false;
+    }
+
     void IReplicaIo.Log(string line) => Log.Add(line);
 
     private void Later(Func<bool> operation, long token)
