@@ -1,3 +1,5 @@
+using Redundancy.Block.Engine.Bitmap;
+using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Replication;
 
 namespace Redundancy.Block.Agent.Replication;
@@ -16,6 +18,12 @@ public interface IReplicaResource
 
     /// <summary>Demotes if nothing holds the device open (called under the replica lock). True when Secondary now.</summary>
     bool TryBecomeSecondary();
+
+    /// <summary>
+    /// Writes bitmap page images, then (if given) an activity-log transaction, durably, to the
+    /// volume's metadata. Fails with <see cref="IOException"/> when the metadata cannot be written.
+    /// </summary>
+    Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction);
 
     /// <summary>After every replica tick, outside the lock: publish status changes, write bitmaps out.</summary>
     void Tick();

@@ -95,6 +95,13 @@ public sealed partial class ReplicaHost
 
     public bool TryBecomeSecondary() => resource.TryBecomeSecondary();
 
+    public void WriteActivityLog(int volume, Engine.Metadata.ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token)
+    {
+        var bitmaps = Replica.Volume(volume).Bitmaps;
+        var pages = evictedExtents.Count == 0 ? [] : bitmaps.Images(bitmaps.TakeDirtyPagesForExtents(evictedExtents));
+        Background(token, () => new ValueTask(resource.WriteMetadataAsync(volume, pages, transaction)));
+    }
+
     void Engine.Replication.IReplicaIo.Log(string line) => LogLine(logger, line);
 
     private void Dialled(int peer, Peers.PeerConnection connection)

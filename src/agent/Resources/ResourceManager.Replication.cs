@@ -1,8 +1,10 @@
 using System.Globalization;
 using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Agent.Replication;
+using Redundancy.Block.Engine.ActivityLog;
 using Redundancy.Block.Engine.Bitmap;
 using Redundancy.Block.Engine.Bitmap.Resync;
+using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Control;
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Replication;
@@ -57,9 +59,19 @@ internal sealed partial class ResourceManager
                 bitmaps.Add(await attached.Store.ReadBitmapAsync(slot, cancellationToken).ConfigureAwait(false));
             }
             var slotOfPeer = runtime.State.Peers.ToDictionary(p => p.NodeId, p => md.FindPeerSlot(p.NodeId));
-            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, new BitmapTracker(bitmaps))
+            var volumeDefinition = node.Volumes.First(v => v.Number == volumeState.Number);
+            var tracker = new BitmapTracker(bitmaps);
+            var recovered = await attached.Store.ReadActivityLogAsync(md, cancellationToken).ConfigureAwait(false);
+            if (md.Flags.HasFlag(MetadataFlags.CrashedPrimary))
             {
-                ResyncRate = ResyncRateSettings.From(definition, node.Volumes.First(v => v.Number == volumeState.Number)),
+                // DRBD's apply-al: writes may have been in flight in the extents the AL names; resync them.
+                long marked = tracker.MarkExtentsOutOfSync(ActivityLogTracker.ActiveExtentsFrom(recovered));
+                LogCrashedPrimary(logger, runtime.ExportName(volumeState.Number), ActivityLogTracker.ActiveExtentsFrom(recovered).Length, marked * 4);
+            }
+            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker)
+            {
+                ResyncRate = ResyncRateSettings.From(definition, volumeDefinition),
+                ActivityLog = ActivityLogTracker.FromRecovered(recovered, md.UsableSizeBytes, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
             });
             disks[volumeState.Number] = dataPath;
         }
@@ -323,6 +335,9 @@ internal sealed partial class ResourceManager
         public bool TryBecomeSecondary() => manager.TryDemoteAfterSplitBrain(runtime);
 
         public void Tick() => manager.OnReplicaTick(runtime);
+
+        public Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction) =>
+            ResourceManager.WriteMetadataAsync(runtime, volume, bitmapPages, transaction);
     }
 
     /// <summary>Every replica tick: publish what changed, write dirty bitmap pages out.</summary>
@@ -353,36 +368,50 @@ internal sealed partial class ResourceManager
         {
             return;
         }
-        var pending = new List<(VolumeRuntime Volume, int Slot, long OffsetBytes, byte[] Bytes)>();
+        var pending = new List<(int Volume, IReadOnlyList<BitmapPageImage> Pages)>();
         host.Locked(replica =>
         {
-            foreach (var (number, attached) in runtime.Attached.ToList())
+            foreach (int number in runtime.Attached.Keys)
             {
                 var bitmaps = replica.Volume(number).Bitmaps;
-                foreach (var write in bitmaps.TakeAllDirtyPages())
+                var pages = bitmaps.Images(bitmaps.TakeAllDirtyPages());
+                if (pages.Count > 0)
                 {
-                    long first = write.FirstBit / BitmapTracker.BitsPerPage * MetadataLayout.BlockSizeBytes;
-                    long end = ((write.FirstBit + write.BitCount - 1) / BitmapTracker.BitsPerPage + 1) * MetadataLayout.BlockSizeBytes;
-                    var bytes = new byte[end - first];
-                    bitmaps.Bitmap(write.Slot).WriteSlotBytes(first, bytes);
-                    pending.Add((attached, write.Slot, first, bytes));
+                    pending.Add((number, pages));
                 }
             }
         });
         try
         {
-            foreach (var (volume, slot, offsetBytes, bytes) in pending)
+            foreach (var (volume, pages) in pending)
             {
-                await volume.Store.WriteBitmapBytesAsync(slot, offsetBytes, bytes).ConfigureAwait(false);
-            }
-            foreach (var volume in pending.Select(p => p.Volume).Distinct())
-            {
-                await volume.Store.FlushAsync().ConfigureAwait(false);
+                await WriteMetadataAsync(runtime, volume, pages, null).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
             LogDiskError(logger, runtime.Name, $"bitmap write-out: {e.Message}");
+        }
+    }
+
+    /// <summary>Bitmap pages (then flush), then an AL transaction (FUA): the order DRBD needs before an extent leaves the AL.</summary>
+    private static async Task WriteMetadataAsync(ResourceRuntime runtime, int volume, IReadOnlyList<BitmapPageImage> pages, ActivityLogTransaction? transaction)
+    {
+        if (!runtime.Attached.TryGetValue(volume, out var attached))
+        {
+            throw new IOException($"{runtime.ExportName(volume)}: no disk attached for its metadata");
+        }
+        foreach (var page in pages)
+        {
+            await attached.Store.WriteBitmapBytesAsync(page.Slot, page.SlotOffsetBytes, page.Bytes).ConfigureAwait(false);
+        }
+        if (pages.Count > 0)
+        {
+            await attached.Store.FlushAsync().ConfigureAwait(false);
+        }
+        if (transaction is not null)
+        {
+            await attached.Store.WriteActivityLogTransactionAsync(transaction).ConfigureAwait(false);
         }
     }
 }

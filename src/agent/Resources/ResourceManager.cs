@@ -468,6 +468,9 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: up (node-id {NodeId}), NBD on {NbdAddress}")]
     private static partial void LogUp(ILogger logger, string resource, int nodeId, string nbdAddress);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Subject}: the disk was Primary when it went down: {Extents} activity-log extents marked out of sync ({Kib} KiB) for resync")]
+    private static partial void LogCrashedPrimary(ILogger logger, string subject, int extents, long kib);
+
     [LoggerMessage(Level = LogLevel.Error, Message = "{Resource}: not connecting to peers: {Reason}")]
     private static partial void LogReplicationNotStarted(ILogger logger, string resource, string reason);
 

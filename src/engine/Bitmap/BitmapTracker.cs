@@ -144,6 +144,21 @@ public sealed class BitmapTracker
         return Coalesce(writes);
     }
 
+    /// <summary>Copies of the pages named by <paramref name="writes"/> (from the Take… methods), for writing outside a lock.</summary>
+    public IReadOnlyList<BitmapPageImage> Images(IEnumerable<BitmapWrite> writes)
+    {
+        var images = new List<BitmapPageImage>();
+        foreach (var write in writes)
+        {
+            long firstByte = write.FirstBit / BitsPerPage * MetadataLayout.BlockSizeBytes;
+            long endByte = ((write.FirstBit + write.BitCount - 1) / BitsPerPage + 1) * MetadataLayout.BlockSizeBytes;
+            var bytes = new byte[endByte - firstByte];
+            Bitmap(write.Slot).WriteSlotBytes(firstByte, bytes);
+            images.Add(new BitmapPageImage(write.Slot, firstByte, bytes));
+        }
+        return images;
+    }
+
     /// <summary>Puts the pages of a write that failed back to dirty, so they are written again.</summary>
     public void ReturnDirtyPages(BitmapWrite write)
     {

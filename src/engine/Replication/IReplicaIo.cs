@@ -26,6 +26,13 @@ public interface IReplicaIo
     /// <summary>Zeroes (or trims, reading back zeroes) a local range; completion as for writes.</summary>
     void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token);
 
+    /// <summary>
+    /// Writes an activity-log transaction durably, after the bitmap pages of
+    /// <paramref name="evictedExtents"/> (they leave the AL, so their bits must be on disk first);
+    /// completion: <see cref="Replica.LocalDone"/> with <paramref name="token"/>.
+    /// </summary>
+    void WriteActivityLog(int volume, Metadata.ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token);
+
     /// <summary>Makes every completed local write durable; completion as for writes.</summary>
     void FlushLocal(long token);
 

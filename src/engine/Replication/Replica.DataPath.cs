@@ -53,6 +53,9 @@ public sealed partial class Replica
                 ResyncWriteDone(resyncWrite, succeeded);
                 RetryDeferredPeerWrites();
                 break;
+            case ActivityLogIo activityLog:
+                ActivityLogWritten(activityLog, succeeded);
+                break;
             case PeerFlushIo flush:
                 flush.Receiver.FlushDone(succeeded);
                 Carry(flush.Peer, flush.Receiver);
@@ -65,7 +68,7 @@ public sealed partial class Replica
         // Overlapping writes in flight together could land in different orders on the two disks:
         // as DRBD does, a write that overlaps one still in flight waits for it to complete.
         var queued = new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data);
-        if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued))))
+        if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued)))
         {
             waitingClientRequests.Add(queued);
             return;
@@ -81,7 +84,9 @@ public sealed partial class Replica
         for (int i = 0; i < waitingClientRequests.Count; i++)
         {
             var request = waitingClientRequests[i];
-            if (!Overlaps(request) && !waitingClientRequests.Take(i).Any(earlier => earlier.Overlaps(request)))
+            // A request parked by the activity log was admitted earlier: it goes first, or the two
+            // would be in flight together and could land in different orders on the two disks.
+            if (!Overlaps(request) && !OverlapsParked(request) && !waitingClientRequests.Take(i).Any(earlier => earlier.Overlaps(request)))
             {
                 waitingClientRequests.RemoveAt(i);
                 Start(request);
@@ -106,7 +111,12 @@ public sealed partial class Replica
         var local = volumes[volume];
         if (Role != Role.Primary || (!local.HasLocalData && connected.Count == 0))
         {
+            LeaveActivityLog(request);
             io.CompleteClient(clientToken, false);
+            return;
+        }
+        if (kind != ReplicatedRequestKind.Flush && !EnterActivityLog(request))
+        {
             return;
         }
         var tracked = writes.Begin(volume, offsetBytes, lengthBytes, kind, local.HasLocalData);
@@ -165,7 +175,10 @@ public sealed partial class Replica
         foreach (var done in completedNow)
         {
             Invariant.Assert(clientOfRequest.Remove(done.RequestId, out long clientToken), $"request {done.RequestId} belongs to a client");
-            activeClientRanges.Remove(done.RequestId);
+            if (activeClientRanges.Remove(done.RequestId, out var finished))
+            {
+                LeaveActivityLog(finished);
+            }
             io.CompleteClient(clientToken, done.Succeeded);
         }
         if (completedNow.Count > 0 && waitingClientRequests.Count > 0)

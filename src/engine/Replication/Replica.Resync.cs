@@ -62,6 +62,7 @@ public sealed partial class Replica
                 SetDisk(volume, DiskState.UpToDate);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
             }
+            ClearCrashedPrimary(volume);
             return;
         }
         StartSync(peer, volume, state, decision.Outcome.FullSync, decision.PeerUuids);
@@ -319,6 +320,7 @@ public sealed partial class Replica
         SetDisk(volume, DiskState.UpToDate);
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
+        ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done; disk is UpToDate");
         io.RunHandler("after-resync-target", peer, volume.Number, 0);
     }
@@ -334,6 +336,7 @@ public sealed partial class Replica
         SetIds(volume, ResyncUuids.ResyncFinishedSource(UuidSet.FromGenerationIds(volume.Ids, slot)).ApplyTo(volume.Ids, slot));
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
+        ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done (peer is UpToDate)");
     }
 
@@ -355,6 +358,16 @@ public sealed partial class Replica
 
     private bool ClientWriteInFlight(int volume, long offsetBytes, long lengthBytes) =>
         pendingIo.Values.OfType<ClientIo>().Any(c => c.Volume == volume && c.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < c.OffsetBytes + c.LengthBytes);
+
+    /// <summary>The writes a crashed Primary may have had in flight are resynced (or needed none): the flag has served.</summary>
+    private void ClearCrashedPrimary(ReplicaVolume volume)
+    {
+        if (volume.Flags.HasFlag(MetadataFlags.CrashedPrimary))
+        {
+            volume.Flags &= ~MetadataFlags.CrashedPrimary;
+            io.PersistVolume(volume.Number);
+        }
+    }
 
     private void SetIds(ReplicaVolume volume, GenerationIds ids)
     {

@@ -32,6 +32,9 @@ public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationId
     /// <summary>resync-rate and the c-* controller settings for resyncs this volume pulls (DRBD's defaults unless set).</summary>
     public ResyncRateSettings ResyncRate { get; init; } = new();
 
+    /// <summary>The activity log of this disk (as recovered from the metadata); null: no AL kept (tests).</summary>
+    public ActivityLog.ActivityLogTracker? ActivityLog { get; init; }
+
     public bool HasLocalData => Disk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated or DiskState.Inconsistent;
 
     /// <summary>Out-of-sync bytes recorded for <paramref name="peerNodeId"/>.</summary>

@@ -7,6 +7,7 @@ using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Agent.Replication;
 using Redundancy.Block.Agent.Resources;
 using Redundancy.Block.Agent.Storage;
+using Redundancy.Block.Engine.Bitmap;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Io;
 using Redundancy.Block.Engine.Metadata;
@@ -169,6 +170,8 @@ public sealed class ReplicaHostTests : IAsyncLifetime
         public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => null;
 
         public bool TryBecomeSecondary() => true;
+
+        public Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction) => Task.CompletedTask;
 
         public void Tick()
         {

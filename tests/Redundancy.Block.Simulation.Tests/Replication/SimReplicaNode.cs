@@ -1,4 +1,5 @@
 using System.Buffers;
+using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.Replication;
 using Redundancy.Block.Simulation.Infrastructure;
@@ -134,6 +135,15 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public void FlushLocal(long token) =>
         Later(() => Disks.Values.All(d => d.FlushAsync().IsCompletedSuccessfully), token);
+
+    /// <summary>AL transactions written, in order (the simulated metadata always takes them).</summary>
+    public List<ulong> ActivityLogTransactions { get; } = [];
+
+    public void WriteActivityLog(int volume, ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token)
+    {
+        ActivityLogTransactions.Add(transaction.TransactionNumber);
+        Later(() => true, token);
+    }
 
     public void CompleteClient(long clientToken, bool succeeded)
     {

@@ -1,3 +1,4 @@
+using Redundancy.Block.Engine.ActivityLog;
 using System.Collections.Immutable;
 using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Config;
@@ -80,7 +81,13 @@ public sealed class SimReplicaPair
     {
         Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var settings, out string error), error);
         var (ids, flags, disk) = initial(local);
-        var volume = new ReplicaVolume(0, DiskBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 }) { ResyncRate = resyncRate };
+        // Two AL slots over four 4 MiB extents: writes keep evicting extents, so the AL's wait and
+        // transaction paths run in every simulated workload.
+        var volume = new ReplicaVolume(0, DiskBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 })
+        {
+            ResyncRate = resyncRate,
+            ActivityLog = new ActivityLogTracker(2, DiskBytes, activityLogSize4k: 8),
+        };
         return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], DiskBytes);
     }
 }
