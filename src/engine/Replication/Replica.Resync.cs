@@ -291,16 +291,23 @@ public sealed partial class Replica
             bool applicationIo = activeClientRanges.Count > 0 || (receivers.TryGetValue(peer, out var receiver) && receiver.ActiveWrites > 0);
             long budget = sync.Controller!.NextTurn(elapsedMs, sync.CompletedBytes, planner.InFlightBytes, applicationIo);
             sync.CompletedBytes = 0;
-            PumpResync(peer, volumes[number], sync, Math.Min(budget, Math.Max(0, ResyncWindowBytes - planner.InFlightBytes)));
+            sync.BudgetLeftBytes = budget;
+            PumpResync(peer, volumes[number], sync);
         }
     }
 
-    /// <summary>Requests up to <paramref name="budgetBytes"/> more, and finishes the resync when nothing is left.</summary>
-    private void PumpResync(int peer, ReplicaVolume volume, SyncState sync, long budgetBytes = 0)
+    /// <summary>
+    /// Requests what this turn's budget still allows within the window (so completions keep the
+    /// pipeline full between turns), and finishes the resync when nothing is left.
+    /// </summary>
+    private void PumpResync(int peer, ReplicaVolume volume, SyncState sync)
     {
         var planner = sync.Planner!;
+        bool held = sync.PausedHere || sync.PausedByPeer || sync.HandlerToken != 0;
+        long budgetBytes = held ? 0 : Math.Min(sync.BudgetLeftBytes, Math.Max(0, ResyncWindowBytes - planner.InFlightBytes));
         foreach (var request in planner.NextRequests(budgetBytes))
         {
+            sync.BudgetLeftBytes -= request.LengthBytes;
             io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
         }
         if (!planner.IsFinished)
@@ -415,6 +422,8 @@ public sealed partial class Replica
         public bool PausedByPeer { get; set; }
         /// <summary>Non-zero while before-resync-target runs: the target requests nothing until it returns.</summary>
         public long HandlerToken { get; set; }
+        /// <summary>What the rate controller's last turn still allows to be requested.</summary>
+        public long BudgetLeftBytes { get; set; }
         /// <summary>Resync bytes written since the controller's last turn.</summary>
         public long CompletedBytes { get; set; }
     }
