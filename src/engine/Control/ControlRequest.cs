@@ -29,6 +29,9 @@ public sealed record ControlRequest
 
     /// <summary>`connect --discard-my-data`: this node gives up its changes if the handshake finds a split brain.</summary>
     public bool DiscardMyData { get; init; }
+
+    /// <summary>`verify --start`: where online verify starts, in bytes; null resumes where an interrupted verify stopped (else 0).</summary>
+    public long? VerifyStartOffsetBytes { get; init; }
 }
 
 /// <summary>

@@ -7,7 +7,8 @@ namespace Redundancy.Block.Engine.Replication;
 
 // State changes while connected, as DRBD makes them without a new handshake: the role and disk
 // states a peer must learn (P_STATE), a full resync one side asks for (invalidate,
-// invalidate-remote, a forced promotion over an Inconsistent peer) and pausing a resync.
+// invalidate-remote, a forced promotion over an Inconsistent peer), pausing a resync and starting
+// online verify (Replica.Verify.cs).
 public sealed partial class Replica
 {
     /// <summary>The role follows the resource's state machine (promotion rules live there); peers learn it at once.</summary>
@@ -50,7 +51,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.NoUpToDateDisk;
         }
-        if (syncs.ContainsKey((peerNodeId, volumeNumber)))
+        if (SyncOrVerifyRunning(peerNodeId, volumeNumber))
         {
             return StateChangeResult.ResyncRunning;
         }
@@ -85,7 +86,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.NoUpToDateDisk;
         }
-        if (syncs.ContainsKey((peerNodeId, volumeNumber)))
+        if (SyncOrVerifyRunning(peerNodeId, volumeNumber))
         {
             return StateChangeResult.ResyncRunning;
         }
@@ -121,7 +122,7 @@ public sealed partial class Replica
             {
                 ProtocolError(peer, replyError!);
             }
-            else if (!reply.Result.IsSuccess())
+            else if (!VerifyStartAnswered(peer, header.Volume, reply) && !reply.Result.IsSuccess())
             {
                 io.Log($"{Subject(peer)}/{header.Volume}: the peer refused: {StateChangeResults.Describe(reply.Result)}");
             }
@@ -137,11 +138,16 @@ public sealed partial class Replica
             StateChangeKind.InvalidatePeer => BecomeFullSyncTarget(peer, volume),
             StateChangeKind.InvalidateSelf => StartFullSyncAsSource(peer, volume.Number),
             StateChangeKind.PauseSync or StateChangeKind.ResumeSync => PausedByPeer(peer, volume, request.Kind == StateChangeKind.PauseSync),
+            StateChangeKind.StartVerify => BecomeVerifyTarget(peer, volume, request.Argument),
             _ => StateChangeResult.NothingToDo,
         };
         if (!result.IsSuccess())
         {
             io.Log($"{Subject(peer)}/{volume.Number}: refused the peer's {request.Kind}: {StateChangeResults.Describe(result)}");
+        }
+        if (!result.IsSuccess() || request.Kind == StateChangeKind.StartVerify)
+        {
+            // VerifyS sends no OvRequest before it heard that this node is VerifyT.
             links[peer].SendMessage(volume.Number, new StateChangeReplyMessage(request.RequestId, result));
         }
     }
@@ -153,7 +159,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.IsPrimary; // a Primary cannot have its data replaced under its clients
         }
-        if (syncs.ContainsKey((peer, volume.Number)))
+        if (SyncOrVerifyRunning(peer, volume.Number))
         {
             return StateChangeResult.ResyncRunning;
         }
@@ -187,6 +193,9 @@ public sealed partial class Replica
             SetReplication(peer, volume.Number, paused ? ReplicationState.PausedSyncT : ReplicationState.SyncTarget);
         }
     }
+
+    /// <summary>A resync or an online verify with the peer is under way (DRBD's SS_RESYNC_RUNNING).</summary>
+    private bool SyncOrVerifyRunning(int peer, int volume) => syncs.ContainsKey((peer, volume)) || verifies.ContainsKey((peer, volume));
 
     private Generations.UuidSet ConnectedPeerUuids(int peer, int volume)
     {
