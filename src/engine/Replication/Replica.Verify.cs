@@ -277,6 +277,10 @@ public sealed partial class Replica
     /// <summary>Every tick: each VerifyS asks its rate controller how much it may request now, within the resync window.</summary>
     private void VerifyTurns(long nowMs)
     {
+        if (verifies.Count == 0)
+        {
+            return;
+        }
         foreach (var ((peer, number), verify) in verifies.ToList())
         {
             verify.StartedMs = verify.StartedMs < 0 ? nowMs : verify.StartedMs;
