@@ -187,7 +187,7 @@ internal sealed class ResourceRuntime
         };
     }
 
-    /// <summary>A connection as the replica has it: link state, the peer's role and disks, resync progress.</summary>
+    /// <summary>A connection as the replica has it: link state, the peer's role and disks, resync or verify progress.</summary>
     private ConnectionStatus ReplicatedConnection(Replica replica, PeerState peer, long nowMs)
     {
         var link = replica.Links[peer.NodeId];
@@ -204,6 +204,7 @@ internal sealed class ResourceRuntime
                 long outOfSyncBytes = volume.OutOfSyncBytes(peer.NodeId);
                 double inSync = volume.UsableSizeBytes == 0 ? 100.0 : 100.0 * (volume.UsableSizeBytes - outOfSyncBytes) / volume.UsableSizeBytes;
                 var progress = replica.ResyncProgressOf(peer.NodeId, v.Number, nowMs);
+                var verify = replica.VerifyProgressOf(peer.NodeId, v.Number);
                 return new PeerDeviceStatus
                 {
                     Volume = v.Number,
@@ -212,7 +213,9 @@ internal sealed class ResourceRuntime
                     ResyncSuspended = replication is ReplicationState.PausedSyncS or ReplicationState.PausedSyncT ? "user" : "no",
                     OutOfSyncKib = outOfSyncBytes / 1024,
                     HasSyncDetails = replication is ReplicationState.SyncSource or ReplicationState.SyncTarget or ReplicationState.PausedSyncS or ReplicationState.PausedSyncT,
-                    PercentInSync = Math.Round(progress?.DonePercent ?? inSync, 2),
+                    HasOnlineVerifyDetails = verify is not null,
+                    // While verifying, `done:` is how far the verify got (as drbdsetup shows it).
+                    PercentInSync = Math.Round(verify?.DonePercent ?? progress?.DonePercent ?? inSync, 2),
                 };
             })],
         };

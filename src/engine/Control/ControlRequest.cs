@@ -32,6 +32,9 @@ public sealed record ControlRequest
 
     /// <summary>`new-current-uuid --clear-bitmap`: skip the initial sync of a freshly created pair.</summary>
     public bool ClearBitmap { get; init; }
+
+    /// <summary>`verify --start`: where online verify starts, in bytes; null resumes where an interrupted verify stopped (else 0).</summary>
+    public long? VerifyStartOffsetBytes { get; init; }
 }
 
 /// <summary>

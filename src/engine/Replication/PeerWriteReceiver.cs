@@ -52,6 +52,14 @@ public sealed class PeerWriteReceiver
     /// <summary>Frames held back behind an unfinished barrier.</summary>
     public int HeldFrames => held.Count;
 
+    /// <summary>True while a write overlapping the range is held back or not yet on the local disk.</summary>
+    public bool WriteInFlight(int volume, long offsetBytes, long lengthBytes)
+    {
+        bool Overlaps(int v, in DataMessage d) =>
+            v == volume && d.LengthBytes > 0 && (long)d.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < (long)d.OffsetBytes + d.LengthBytes;
+        return active.Values.Any(w => Overlaps(w.Volume, w.Data)) || held.Any(p => p.Barrier is null && Overlaps(p.Volume, p.Data));
+    }
+
     public IReadOnlyList<ReceiverAction> TakeActions()
     {
         var taken = actions.ToList();

@@ -61,6 +61,10 @@ public sealed partial class Replica
                 Carry(flush.Peer, flush.Receiver);
                 break;
         }
+        if (deferredVerifyReads.Count > 0)
+        {
+            RetryDeferredVerifyReads();
+        }
     }
 
     private void StartClientRequest(long clientToken, int volume, long offsetBytes, long lengthBytes, DataFlags flags, ReplicatedRequestKind kind, ReadOnlyMemory<byte> data)
@@ -145,6 +149,7 @@ public sealed partial class Replica
         }
         if (lengthBytes > 0)
         {
+            VerifyWriteArrived(volume, offsetBytes, lengthBytes);
             foreach (int peer in links.Keys.Where(p => !tracked.SendTo.Contains(p)))
             {
                 local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
@@ -200,6 +205,7 @@ public sealed partial class Replica
                     return;
                 }
                 var receiver = receivers[peer];
+                VerifyWriteArrived(header.Volume, (long)data.OffsetBytes, data.LengthBytes);
                 receiver.Data(header.Volume, data, data.ExpectsData ? block.ToArray() : null);
                 Carry(peer, receiver);
                 break;

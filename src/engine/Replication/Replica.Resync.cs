@@ -24,23 +24,43 @@ public sealed partial class Replica
     public ResyncProgress? ResyncProgressOf(int peerNodeId, int volume, long nowMs) =>
         syncs.TryGetValue((peerNodeId, volume), out var sync) && sync.Planner is { } planner ? planner.Progress(nowMs) : null;
 
-    /// <summary>A local read started for a resync finished.</summary>
+    /// <summary>A local read started for a resync (either side, csums-alg included) or an online verify finished.</summary>
     public void LocalReadDone(long token, bool succeeded, ReadOnlyMemory<byte> data)
     {
-        Invariant.Assert(pendingIo.Remove(token, out var pending) && pending is ResyncReadIo, $"read {token} completes once");
+        Invariant.Assert(pendingIo.Remove(token, out var pending) && pending is ResyncReadIo or CsumReadIo or VerifyReadIo, $"read {token} completes once");
+        switch (pending)
+        {
+            case VerifyReadIo verifyRead:
+                VerifyReadDone(verifyRead, succeeded, data.Span);
+                return;
+            case CsumReadIo csumRead:
+                CsumReadDone(csumRead, succeeded, data.Span);
+                return;
+        }
         var read = (ResyncReadIo)pending;
         if (!IsCurrent(read.Peer, read.Connection))
         {
             return; // the connection it was for is gone
         }
         var request = read.Request;
+        if (succeeded && read.TargetDigest is { } theirs && Digest.Compute(links[read.Peer].Settings.Protocol.CsumsAlg, data.Span) == theirs)
+        {
+            // csums-alg: the target already holds these bytes. It clears the bits and acks as after a write.
+            if (syncs.TryGetValue((read.Peer, read.Volume), out var sync))
+            {
+                sync.SameCsumBits += request.LengthBytes / MetadataLayout.BytesPerBit;
+            }
+            io.Send(read.Peer, Frame((ushort)read.Volume, new RsIsInSyncMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
+            return;
+        }
         io.Send(read.Peer, succeeded
             ? Frame((ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span)
             : Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
     }
 
     private static bool IsResync(MessageType type) => type is MessageType.BitmapChunk or MessageType.SyncUuid
-        or MessageType.RsDataRequest or MessageType.RsDataReply or MessageType.RsWriteAck or MessageType.NegRsDReply;
+        or MessageType.RsDataRequest or MessageType.RsDataReply or MessageType.RsWriteAck or MessageType.NegRsDReply
+        or MessageType.CsumRsRequest or MessageType.RsIsInSync;
 
     /// <summary>After the handshake: start the bitmap exchange for every volume that needs a resync.</summary>
     private void BeginSync(int peer, VolumeDecision decision)
@@ -61,6 +81,11 @@ public sealed partial class Replica
                 volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
                 SetDisk(volume, DiskState.UpToDate);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
+            }
+            if (volume.OutOfSyncBytes(peer) > 0)
+            {
+                // E.g. blocks an online verify found: only a resync that starts for another reason copies them.
+                io.Log($"{Subject(peer)}/{volume.Number}: No resync, but {volume.OutOfSyncBytes(peer) / MetadataLayout.BytesPerBit} bits in bitmap!");
             }
             ClearCrashedPrimary(volume);
             return;
@@ -100,7 +125,9 @@ public sealed partial class Replica
         {
             MessageType.BitmapChunk => OnBitmapChunk(peer, volume, sync, payload),
             MessageType.SyncUuid => FramePayload.TryRead(payload, out SyncUuidMessage m, out var e) ? OnSyncUuid(peer, volume, sync, m.Uuid) : e,
-            MessageType.RsDataRequest => FramePayload.TryRead(payload, out RsDataRequestMessage m, out var e) ? OnResyncRequest(peer, volume, sync, m) : e,
+            MessageType.RsDataRequest => FramePayload.TryRead(payload, out RsDataRequestMessage m, out var e) ? OnResyncRequest(peer, volume, sync, m, null) : e,
+            MessageType.CsumRsRequest => FramePayload.TryRead(payload, out CsumRsRequestMessage m, out var e) ? OnCsumResyncRequest(peer, volume, sync, m) : e,
+            MessageType.RsIsInSync => FramePayload.TryRead(payload, out RsIsInSyncMessage m, out var e) ? OnResyncInSync(peer, volume, sync, m) : e,
             MessageType.RsDataReply => OnResyncReply(peer, volume, sync, payload),
             MessageType.NegRsDReply => FramePayload.TryRead(payload, out NegRsDReplyMessage m, out var e) ? OnResyncFailed(peer, volume, sync, m.RequestId) : e,
             MessageType.RsWriteAck => FramePayload.TryRead(payload, out RsWriteAckMessage m, out var e) ? OnResyncWritten(peer, volume, sync, m) : e,
@@ -143,6 +170,7 @@ public sealed partial class Replica
             SetIds(volume, uuids.ApplyTo(volume.Ids, slot));
             io.Send(peer, Frame((ushort)volume.Number, new SyncUuidMessage(syncUuid)));
             SetReplication(peer, volume.Number, ReplicationState.SyncSource);
+            sync.TotalBits = volume.OutOfSyncBytes(peer) / MetadataLayout.BytesPerBit;
             links[peer].SetPeerDisk(volume.Number, DiskState.Inconsistent);
             FinishSourceIfDone(peer, volume, sync);
         }
@@ -165,7 +193,8 @@ public sealed partial class Replica
         SetIds(volume, ResyncUuids.ReceiveSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), syncUuid, Role == Role.Primary).ApplyTo(volume.Ids, slot));
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
-        sync.Planner = new ResyncPlanner(volume.Bitmaps, slot);
+        // With csums-alg each request is one block, so only blocks whose digests differ are transferred.
+        sync.Planner = UsesCsums(peer) ? new ResyncPlanner(volume.Bitmaps, slot, CsumsRequestBytes) : new ResyncPlanner(volume.Bitmaps, slot);
         sync.Controller = new ResyncRateController(volume.ResyncRate);
         sync.LastTurnMs = -1; // the first turn comes with the next tick
         if (!HoldForBeforeResyncTarget(peer, volume.Number, sync))
@@ -175,14 +204,17 @@ public sealed partial class Replica
         return null;
     }
 
-    /// <summary>Source: serve a request, after any local client write to the same blocks has landed.</summary>
-    private string? OnResyncRequest(int peer, ReplicaVolume volume, SyncState sync, RsDataRequestMessage request)
+    /// <summary>
+    /// Source: serve a request, after any local client write to the same blocks has landed. With
+    /// <paramref name="targetDigest"/> (csums-alg) the reply is RsIsInSync when our digest matches.
+    /// </summary>
+    private string? OnResyncRequest(int peer, ReplicaVolume volume, SyncState sync, RsDataRequestMessage request, Digest? targetDigest)
     {
         if (!sync.Source || request.OffsetBytes + request.LengthBytes > (ulong)volume.UsableSizeBytes)
         {
-            return $"RsDataRequest {request.OffsetBytes}+{request.LengthBytes} out of place or range";
+            return $"{(targetDigest is null ? "RsDataRequest" : "CsumRsRequest")} {request.OffsetBytes}+{request.LengthBytes} out of place or range";
         }
-        var read = new ResyncReadIo(peer, receivers[peer], volume.Number, request);
+        var read = new ResyncReadIo(peer, receivers[peer], volume.Number, request, targetDigest);
         if (ClientWriteInFlight(volume.Number, (long)request.OffsetBytes, request.LengthBytes))
         {
             deferredResyncReads.Add(read);
@@ -190,6 +222,16 @@ public sealed partial class Replica
         }
         io.ReadLocal(volume.Number, (long)request.OffsetBytes, (int)request.LengthBytes, NewToken(read));
         return null;
+    }
+
+    private string? OnCsumResyncRequest(int peer, ReplicaVolume volume, SyncState sync, CsumRsRequestMessage request)
+    {
+        var algorithm = links[peer].Settings.Protocol.CsumsAlg;
+        if (algorithm == DigestAlgorithm.None || request.Digest.LengthBytes != DigestAlgorithms.LengthBytes(algorithm))
+        {
+            return $"a CsumRsRequest with a {request.Digest.LengthBytes}-byte digest for csums-alg {DigestAlgorithms.Name(algorithm)}";
+        }
+        return OnResyncRequest(peer, volume, sync, new RsDataRequestMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), request.Digest);
     }
 
     private string? OnResyncReply(int peer, ReplicaVolume volume, SyncState sync, in ReadOnlySequence<byte> payload)
@@ -218,6 +260,27 @@ public sealed partial class Replica
         {
             io.ZeroLocal(volume.Number, (long)reply.OffsetBytes, reply.LengthBytes, trim: false, token);
         }
+        return null;
+    }
+
+    /// <summary>Target (csums-alg): the source holds the same bytes — the bits clear without a write; the source learns it by RsWriteAck.</summary>
+    private string? OnResyncInSync(int peer, ReplicaVolume volume, SyncState sync, RsIsInSyncMessage inSync)
+    {
+        var planner = sync.Planner;
+        if (planner is null || !UsesCsums(peer) || !planner.TryGetRequest((long)inSync.RequestId, out var request)
+            || request.OffsetBytes != (long)inSync.OffsetBytes || request.LengthBytes != inSync.LengthBytes)
+        {
+            return $"an RsIsInSync for request {inSync.RequestId}, which was not asked for";
+        }
+        if (planner.BeginReply(request.Id) == ReplyDisposition.Write)
+        {
+            // Not overtaken by an application write: our copy was what the digest said when we read it.
+            planner.CompleteReply(request.Id);
+            sync.CompletedBytes += inSync.LengthBytes;
+            sync.SameCsumBits += inSync.LengthBytes / MetadataLayout.BytesPerBit;
+            io.Send(peer, Frame((ushort)volume.Number, new RsWriteAckMessage(inSync.OffsetBytes, inSync.LengthBytes, inSync.RequestId)));
+        }
+        PumpResync(peer, volume, sync);
         return null;
     }
 
@@ -305,10 +368,18 @@ public sealed partial class Replica
         var planner = sync.Planner!;
         bool held = sync.PausedHere || sync.PausedByPeer || sync.HandlerToken != 0;
         long budgetBytes = held ? 0 : Math.Min(sync.BudgetLeftBytes, Math.Max(0, ResyncWindowBytes - planner.InFlightBytes));
+        bool csums = UsesCsums(peer);
         foreach (var request in planner.NextRequests(budgetBytes))
         {
             sync.BudgetLeftBytes -= request.LengthBytes;
-            io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
+            if (csums)
+            {
+                io.ReadLocal(volume.Number, request.OffsetBytes, (int)request.LengthBytes, NewToken(new CsumReadIo(peer, sync, volume.Number, request)));
+            }
+            else
+            {
+                io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
+            }
         }
         if (!planner.IsFinished)
         {
@@ -329,6 +400,7 @@ public sealed partial class Replica
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
         ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done; disk is UpToDate");
+        LogCsumsSummary(peer, volume, sync.SameCsumBits, planner.Progress(0).TotalBits);
         io.RunHandler("after-resync-target", peer, volume.Number, 0);
     }
 
@@ -345,6 +417,7 @@ public sealed partial class Replica
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
         ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done (peer is UpToDate)");
+        LogCsumsSummary(peer, volume, sync.SameCsumBits, sync.TotalBits);
     }
 
     /// <summary>Source: a client write landed; resync reads of those blocks that waited may go now.</summary>
@@ -426,9 +499,14 @@ public sealed partial class Replica
         public long BudgetLeftBytes { get; set; }
         /// <summary>Resync bytes written since the controller's last turn.</summary>
         public long CompletedBytes { get; set; }
+        /// <summary>csums-alg: blocks found equal (not transferred), DRBD's rs_same_csum.</summary>
+        public long SameCsumBits { get; set; }
+        /// <summary>Source: blocks to sync when it became SyncSource (DRBD's rs_total).</summary>
+        public long TotalBits { get; set; }
     }
 
-    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request) : PendingIo;
+    /// <summary>Source: a read to answer a request; <paramref name="TargetDigest"/> is the target's digest under csums-alg.</summary>
+    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request, Digest? TargetDigest = null) : PendingIo;
 
     private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply) : PendingIo;
 }

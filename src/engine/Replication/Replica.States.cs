@@ -7,7 +7,8 @@ namespace Redundancy.Block.Engine.Replication;
 
 // State changes while connected, as DRBD makes them without a new handshake: the role and disk
 // states a peer must learn (P_STATE), a full resync one side asks for (invalidate,
-// invalidate-remote, a forced promotion over an Inconsistent peer) and pausing a resync.
+// invalidate-remote, a forced promotion over an Inconsistent peer), pausing a resync and starting
+// online verify (Replica.Verify.cs).
 public sealed partial class Replica
 {
     /// <summary>The role follows the resource's state machine (promotion rules live there); peers learn it at once.</summary>
@@ -50,13 +51,14 @@ public sealed partial class Replica
         {
             return StateChangeResult.NoUpToDateDisk;
         }
-        if (syncs.ContainsKey((peerNodeId, volumeNumber)))
+        if (SyncOrVerifyRunning(peerNodeId, volumeNumber))
         {
             return StateChangeResult.ResyncRunning;
         }
         // The target ends the resync with the source's UUIDs as they are now: send them first.
         links[peerNodeId].AnnounceUuids(volumeNumber);
         links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidatePeer, StateChangeRequestFlags.None, 0));
+        Drain(peerNodeId); // the link's queued UUIDs and request go out before the bitmap StartSync sends directly
         StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: true, ConnectedPeerUuids(peerNodeId, volumeNumber));
         Drain(peerNodeId);
         return StateChangeResult.Success;
@@ -85,7 +87,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.NoUpToDateDisk;
         }
-        if (syncs.ContainsKey((peerNodeId, volumeNumber)))
+        if (SyncOrVerifyRunning(peerNodeId, volumeNumber))
         {
             return StateChangeResult.ResyncRunning;
         }
@@ -196,7 +198,7 @@ public sealed partial class Replica
             {
                 ProtocolError(peer, replyError!);
             }
-            else if (!reply.Result.IsSuccess())
+            else if (!VerifyStartAnswered(peer, header.Volume, reply) && !reply.Result.IsSuccess())
             {
                 io.Log($"{Subject(peer)}/{header.Volume}: the peer refused: {StateChangeResults.Describe(reply.Result)}");
             }
@@ -212,11 +214,16 @@ public sealed partial class Replica
             StateChangeKind.InvalidatePeer => BecomeFullSyncTarget(peer, volume),
             StateChangeKind.InvalidateSelf => StartFullSyncAsSource(peer, volume.Number),
             StateChangeKind.PauseSync or StateChangeKind.ResumeSync => PausedByPeer(peer, volume, request.Kind == StateChangeKind.PauseSync),
+            StateChangeKind.StartVerify => BecomeVerifyTarget(peer, volume, request.Argument),
             _ => StateChangeResult.NothingToDo,
         };
         if (!result.IsSuccess())
         {
             io.Log($"{Subject(peer)}/{volume.Number}: refused the peer's {request.Kind}: {StateChangeResults.Describe(result)}");
+        }
+        if (!result.IsSuccess() || request.Kind == StateChangeKind.StartVerify)
+        {
+            // VerifyS sends no OvRequest before it heard that this node is VerifyT.
             links[peer].SendMessage(volume.Number, new StateChangeReplyMessage(request.RequestId, result));
         }
     }
@@ -228,7 +235,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.IsPrimary; // a Primary cannot have its data replaced under its clients
         }
-        if (syncs.ContainsKey((peer, volume.Number)))
+        if (SyncOrVerifyRunning(peer, volume.Number))
         {
             return StateChangeResult.ResyncRunning;
         }
@@ -262,6 +269,9 @@ public sealed partial class Replica
             SetReplication(peer, volume.Number, paused ? ReplicationState.PausedSyncT : ReplicationState.SyncTarget);
         }
     }
+
+    /// <summary>A resync or an online verify with the peer is under way (DRBD's SS_RESYNC_RUNNING).</summary>
+    private bool SyncOrVerifyRunning(int peer, int volume) => syncs.ContainsKey((peer, volume)) || verifies.ContainsKey((peer, volume));
 
     private Generations.UuidSet ConnectedPeerUuids(int peer, int volume)
     {

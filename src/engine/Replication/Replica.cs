@@ -13,7 +13,6 @@ namespace Redundancy.Block.Engine.Replication;
 /// bitmaps that record what a disconnected peer misses. Pure: all I/O goes through
 /// <see cref="IReplicaIo"/> and comes back through <see cref="LocalDone"/>, <see cref="Receive"/>
 /// and the transport events. Not thread-safe: the host serialises every call.
-/// Resync of what the bitmaps record is the next layer (the handshake already decides it).
 /// </summary>
 public sealed partial class Replica : IPeerLinkHost
 {
@@ -115,6 +114,7 @@ public sealed partial class Replica : IPeerLinkHost
             Drain(peer);
         }
         ResyncTurns(nowMs);
+        VerifyTurns(nowMs);
     }
 
     /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>
@@ -130,6 +130,11 @@ public sealed partial class Replica : IPeerLinkHost
         {
             link.Heard(nowMs);
             ReceiveResync(peerNodeId, header, payload);
+        }
+        else if (connected.Contains(peerNodeId) && IsVerify(header.Type))
+        {
+            link.Heard(nowMs);
+            ReceiveVerify(peerNodeId, header, payload);
         }
         else if (connected.Contains(peerNodeId) && IsStateChange(header.Type))
         {
@@ -212,6 +217,7 @@ public sealed partial class Replica : IPeerLinkHost
     /// </summary>
     private void OnConnectionLost(int peerNodeId)
     {
+        StopVerifies(peerNodeId);
         connected.Remove(peerNodeId);
         receivers.Remove(peerNodeId);
         foreach (var volume in volumes.Values)

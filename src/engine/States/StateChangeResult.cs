@@ -28,6 +28,10 @@ public enum StateChangeResult
     ResyncRunning = -8,
     /// <summary>SS_NEED_CONNECTION: the request needs a connected peer.</summary>
     NoConnection = -17,
+    /// <summary>SS_NO_VERIFY_ALG: online verify needs a verify-alg agreed with the peer.</summary>
+    NoVerifyAlg = -18,
+    /// <summary>SS_NO_REMOTE_DISK: verify or resync needs data on the peer.</summary>
+    NoRemoteDisk = -19,
 }
 
 public static class StateChangeResults
@@ -47,6 +51,8 @@ public static class StateChangeResults
         StateChangeResult.UnknownResource => "unknown resource",
         StateChangeResult.ResyncRunning => "State change failed: (-8) Resync already running",
         StateChangeResult.NoConnection => "State change failed: (-15) Need a connection to start verify or resync",
+        StateChangeResult.NoVerifyAlg => "State change failed: (-14) Need a verify algorithm to start online verify",
+        StateChangeResult.NoRemoteDisk => "State change failed: (-5) Can not resync without remote disk",
         _ => result.ToString(),
     };
 

@@ -107,6 +107,20 @@ public class ReplicaResyncTests
         AssertIdentical(pair, 51);
     }
 
+    [Fact]
+    public void Invalidate_remote_on_a_connected_pair_resyncs_without_dropping_the_connection()
+    {
+        var pair = new SimReplicaPair(91, options: new NetworkOptions { MaxDelayMs = 3 });
+        FillAlpha(pair);
+        pair.ConnectWithAlphaPrimary();
+        Assert.Equal(StateChangeResult.Success, pair.Alpha.Replica.StartFullSyncAsSource(1, 0));
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Beta.Log.Any(l => l.Contains("Resync done", StringComparison.Ordinal)) && pair.InSync(), 60_000), pair.Logs);
+        // The peer must hear the InvalidatePeer request before the bitmap that follows it.
+        Assert.DoesNotContain(pair.Beta.Log, l => l.Contains("protocol error", StringComparison.Ordinal));
+        Assert.DoesNotContain(pair.Alpha.Log, l => l.Contains("connection lost", StringComparison.Ordinal) || l.Contains("protocol error", StringComparison.Ordinal));
+        AssertIdentical(pair, 91);
+    }
+
     private static void FillAlpha(SimReplicaPair pair)
     {
         var bytes = new byte[SimReplicaPair.DiskBytes];

@@ -55,6 +55,9 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public long DiskLatencyMaxMs { get; set; } = 3;
 
+    /// <summary>Frames this node sent to its peers, by message type (payload bytes and count).</summary>
+    public Dictionary<MessageType, (long Frames, long PayloadBytes)> Sent { get; } = [];
+
     /// <summary>Issues a client write; <paramref name="done"/> runs with the outcome when the replica completes it.</summary>
     public void Write(int volume, long offsetBytes, byte[] data, Action<bool> done, bool fua = false)
     {
@@ -90,6 +93,9 @@ public sealed class SimReplicaNode : IReplicaIo
     {
         if (!Crashed && connections.TryGetValue(peerNodeId, out var connection))
         {
+            Engine.Invariant.Assert(FrameHeader.TryRead(frame, out var header, out string? error), $"a valid frame header ({error})");
+            var (frames, bytes) = Sent.GetValueOrDefault(header.Type);
+            Sent[header.Type] = (frames + 1, bytes + header.PayloadLengthBytes);
             connection.Send(frame);
         }
     }

@@ -16,7 +16,8 @@ public sealed class SimReplicaPair
     public const long DiskBytes = 16 << 20;
 
     public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000,
-        Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null)
+        Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null,
+        string netOptions = "")
     {
         this.resyncRate = resyncRate ?? new ResyncRateSettings();
         this.initial = initial ?? (_ => (new GenerationIds(sharedCurrent, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty),
@@ -25,7 +26,7 @@ public sealed class SimReplicaPair
         Network = new SimulatedNetwork(Scheduler, Random.Fork(), options ?? new NetworkOptions());
         string text = $$"""
             resource r0 {
-              net { protocol {{protocol}}; cram-hmac-alg sha256; shared-secret "sim"; }
+              net { protocol {{protocol}}; cram-hmac-alg sha256; shared-secret "sim"; {{netOptions}} }
               on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
               on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
             }
