@@ -57,8 +57,10 @@ public sealed partial class Replica
         // The target ends the resync with the source's UUIDs as they are now: send them first.
         links[peerNodeId].AnnounceUuids(volumeNumber);
         links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidatePeer, StateChangeRequestFlags.None, 0));
-        StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: true, ConnectedPeerUuids(peerNodeId, volumeNumber));
+        // The link queues those; StartSync sends the bitmap straight away. Drain first, or the peer
+        // gets the bitmap before the request that makes it a target (a protocol error, a reconnect).
         Drain(peerNodeId);
+        StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: true, ConnectedPeerUuids(peerNodeId, volumeNumber));
         return StateChangeResult.Success;
     }
 
