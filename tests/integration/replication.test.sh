@@ -10,10 +10,11 @@ setup_replication_suite() { require_built; }
 # Fast reconnects and a resync that does not crawl (the defaults are DRBD's: 10 s, 250 KiB/s start).
 RB_TWO_NODE_OPTIONS='net { protocol C; connect-int 1; ping-int 1; } disk { c-plan-ahead 0; resync-rate 400M; }'
 
-# rp_pair — disks, config and both agents; sets URI_A and URI_B.
+# rp_pair — disks, config and both agents; sets URI_A and URI_B. RP_BETA_SIZE (default 64M)
+# sizes beta's disk differently.
 rp_pair() {
     make_disk "$TEST_DIR/alpha.img" 64M
-    make_disk "$TEST_DIR/beta.img" 64M
+    make_disk "$TEST_DIR/beta.img" "${RP_BETA_SIZE:-64M}"
     local nbd_a nbd_b
     nbd_a=$(free_port)
     nbd_b=$(free_port)

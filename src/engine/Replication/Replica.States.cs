@@ -60,7 +60,6 @@ public sealed partial class Replica
         links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidatePeer, StateChangeRequestFlags.None, 0));
         Drain(peerNodeId); // the link's queued UUIDs and request go out before the bitmap StartSync sends directly
         StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: true, ConnectedPeerUuids(peerNodeId, volumeNumber));
-        Drain(peerNodeId);
         return StateChangeResult.Success;
     }
 
