@@ -68,46 +68,16 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     public long NowMs => clock.ElapsedMilliseconds;
 
     /// <summary>Runs <paramref name="read"/> on the replica under its lock (status, tests).</summary>
-    public T Locked<T>(Func<Replica, T> read)
-    {
-        lock (gate)
-        {
-            return read(Replica);
-        }
-    }
+    public T Locked<T>(Func<Replica, T> read) => Enter(() => read(Replica));
 
     /// <summary>Runs <paramref name="change"/> on the replica under its lock (the resource's state changes).</summary>
-    public void Locked(Action<Replica> change)
-    {
-        lock (gate)
-        {
-            change(Replica);
-        }
-    }
+    public void Locked(Action<Replica> change) => Enter(() => change(Replica));
 
-    public void SetRole(Role role)
-    {
-        lock (gate)
-        {
-            Replica.SetRole(role);
-        }
-    }
+    public void SetRole(Role role) => Enter(() => Replica.SetRole(role));
 
-    public void Connect()
-    {
-        lock (gate)
-        {
-            Replica.Connect(NowMs);
-        }
-    }
+    public void Connect() => Enter(() => Replica.Connect(NowMs));
 
-    public void Disconnect(int peerNodeId)
-    {
-        lock (gate)
-        {
-            Replica.Disconnect(peerNodeId);
-        }
-    }
+    public void Disconnect(int peerNodeId) => Enter(() => Replica.Disconnect(peerNodeId));
 
     /// <summary>A client write; true when the protocol's guarantee holds.</summary>
     public Task<bool> WriteAsync(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua) =>
@@ -120,13 +90,15 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
 
     private Task<bool> Client(Action<long> start)
     {
-        var completion = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (gate)
+        // Completed by an effect, outside the lock: the client's continuation (the NBD reply) runs
+        // inline on the thread that drains, without another hop.
+        var completion = new TaskCompletionSource<bool>();
+        Enter(() =>
         {
             long token = nextClientToken++;
             clients[token] = completion;
             start(token);
-        }
+        });
         return completion.Task;
     }
 
@@ -158,10 +130,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
-                lock (gate)
-                {
-                    Replica.Tick(NowMs);
-                }
+                Enter(() => Replica.Tick(NowMs));
                 resource.Tick();
             }
         }
@@ -188,6 +157,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
             }
             RaiseFrameLimit(peer, connection);
         }
+        RunEffects();
         connection.Start((in FrameHeader h, in ReadOnlySequence<byte> p) => OnFrame(peer, connection, h, p), reason => OnClosed(peer, connection, reason));
     }
 
@@ -201,6 +171,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
                 RaiseFrameLimit(peer, connection);
             }
         }
+        RunEffects();
     }
 
     private void OnClosed(int peer, PeerConnection connection, PeerCloseReason reason)
@@ -213,6 +184,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
                 Replica.TransportClosed(peer, reason.Message, NowMs);
             }
         }
+        RunEffects();
         _ = connection.DisposeAsync().AsTask();
     }
 

@@ -8,8 +8,8 @@ namespace Redundancy.Block.Engine.Replication;
 /// </summary>
 public interface IReplicaIo
 {
-    /// <summary>Queues a whole frame for the peer (dropped if it has no transport).</summary>
-    void Send(int peerNodeId, byte[] frame);
+    /// <summary>Queues a whole frame for the peer (dropped if it has no transport). The bytes are copied during the call.</summary>
+    void Send(int peerNodeId, ReadOnlySpan<byte> frame);
 
     /// <summary>Closes the transport to the peer (after sending what is queued).</summary>
     void CloseTransport(int peerNodeId, string reason);
@@ -20,7 +20,7 @@ public interface IReplicaIo
     /// <summary>Writes to the local data area; completion: <see cref="Replica.LocalDone"/> with <paramref name="token"/>.</summary>
     void WriteLocal(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua, long token);
 
-    /// <summary>Reads from the local data area; completion: <see cref="Replica.LocalReadDone"/> with <paramref name="token"/>.</summary>
+    /// <summary>Reads from the local data area; completion: <see cref="Replica.LocalReadDone"/> with <paramref name="token"/> (the data is read during that call only).</summary>
     void ReadLocal(int volume, long offsetBytes, int lengthBytes, long token);
 
     /// <summary>Zeroes (or trims, reading back zeroes) a local range; completion as for writes.</summary>

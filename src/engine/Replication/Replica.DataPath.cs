@@ -35,6 +35,7 @@ public sealed partial class Replica
                 RetryDeferredResyncReads();
                 break;
             case PeerWriteIo peerWrite:
+                peerWrite.Block?.Dispose();
                 if (peerWrite.Planner is { } planner)
                 {
                     if (succeeded)
@@ -50,6 +51,7 @@ public sealed partial class Replica
                 Carry(peerWrite.Peer, peerWrite.Receiver);
                 break;
             case ResyncWriteIo resyncWrite:
+                resyncWrite.Block?.Dispose();
                 ResyncWriteDone(resyncWrite, succeeded);
                 RetryDeferredPeerWrites();
                 break;
@@ -137,15 +139,17 @@ public sealed partial class Replica
             flags |= DataFlags.SendWriteAck; // a flush is acknowledged after the peer's flush, whatever the protocol
         }
         var message = new DataMessage((ulong)offsetBytes, (uint)lengthBytes, tracked.RequestId, nextSequence++, flags);
-        byte[] frame = Frame((ushort)volume, message, data.Span);
-        foreach (int peer in tracked.SendTo)
+        using (var frame = PooledFrame.Create((ushort)volume, message, data.Span))
         {
-            if (tracked.BarrierBefore is { } closed)
+            foreach (int peer in tracked.SendTo)
             {
-                io.Send(peer, Frame(0, new BarrierMessage(closed)));
+                if (tracked.BarrierBefore is { } closed)
+                {
+                    io.Send(peer, Frame(0, new BarrierMessage(closed)));
+                }
+                io.Send(peer, frame.Span);
+                writes.Sent(peer, tracked.RequestId);
             }
-            io.Send(peer, frame);
-            writes.Sent(peer, tracked.RequestId);
         }
         if (lengthBytes > 0)
         {
@@ -206,7 +210,7 @@ public sealed partial class Replica
                 }
                 var receiver = receivers[peer];
                 VerifyWriteArrived(header.Volume, (long)data.OffsetBytes, data.LengthBytes);
-                receiver.Data(header.Volume, data, data.ExpectsData ? block.ToArray() : null);
+                receiver.Data(header.Volume, data, data.ExpectsData ? PooledBlock.CopyOf(block) : null);
                 Carry(peer, receiver);
                 break;
             case MessageType.Data:
@@ -295,14 +299,15 @@ public sealed partial class Replica
             }
             admission = admitted.Token;
         }
-        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, data.LengthBytes > 0 ? planner : null, admission));
+        var block = write.Action.Payload as PooledBlock;
+        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, data.LengthBytes > 0 ? planner : null, admission, block));
         if ((data.Flags & (DataFlags.Trim | DataFlags.Zeroes)) != 0)
         {
             io.ZeroLocal(write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes, (data.Flags & DataFlags.Trim) != 0, token);
         }
         else
         {
-            io.WriteLocal(write.Action.Volume, (long)data.OffsetBytes, (byte[])write.Action.Payload!, (data.Flags & DataFlags.Fua) != 0, token);
+            io.WriteLocal(write.Action.Volume, (long)data.OffsetBytes, block!.Memory, (data.Flags & DataFlags.Fua) != 0, token);
         }
     }
 

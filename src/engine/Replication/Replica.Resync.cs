@@ -53,9 +53,13 @@ public sealed partial class Replica
             io.Send(read.Peer, Frame((ushort)read.Volume, new RsIsInSyncMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
             return;
         }
-        io.Send(read.Peer, succeeded
-            ? Frame((ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span)
-            : Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
+        if (!succeeded)
+        {
+            io.Send(read.Peer, Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
+            return;
+        }
+        using var reply = PooledFrame.Create((ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span);
+        io.Send(read.Peer, reply.Span);
     }
 
     private static bool IsResync(MessageType type) => type is MessageType.BitmapChunk or MessageType.SyncUuid
@@ -251,10 +255,11 @@ public sealed partial class Replica
             PumpResync(peer, volume, sync);
             return null;
         }
-        long token = NewToken(new ResyncWriteIo(peer, sync, volume.Number, reply));
-        if (reply.ExpectsData)
+        var block = reply.ExpectsData ? PooledBlock.CopyOf(data) : null;
+        long token = NewToken(new ResyncWriteIo(peer, sync, volume.Number, reply, block));
+        if (block is not null)
         {
-            io.WriteLocal(volume.Number, (long)reply.OffsetBytes, data.ToArray(), fua: false, token);
+            io.WriteLocal(volume.Number, (long)reply.OffsetBytes, block.Memory, fua: false, token);
         }
         else
         {
@@ -508,5 +513,5 @@ public sealed partial class Replica
     /// <summary>Source: a read to answer a request; <paramref name="TargetDigest"/> is the target's digest under csums-alg.</summary>
     private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request, Digest? TargetDigest = null) : PendingIo;
 
-    private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply) : PendingIo;
+    private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply, PooledBlock? Block = null) : PendingIo;
 }

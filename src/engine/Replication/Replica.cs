@@ -275,7 +275,7 @@ public sealed partial class Replica : IPeerLinkHost
     private sealed record ClientIo(ulong RequestId, int Volume, long OffsetBytes, long LengthBytes) : PendingIo;
 
     /// <summary>A write from the peer; <paramref name="Admission"/> is the resync planner's token on a SyncTarget.</summary>
-    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0) : PendingIo;
+    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0, PooledBlock? Block = null) : PendingIo;
 
     private sealed record PeerFlushIo(int Peer, PeerWriteReceiver Receiver) : PendingIo;
 }

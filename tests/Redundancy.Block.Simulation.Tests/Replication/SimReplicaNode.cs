@@ -89,14 +89,14 @@ public sealed class SimReplicaNode : IReplicaIo
         network.StopListening(Name);
     }
 
-    public void Send(int peerNodeId, byte[] frame)
+    public void Send(int peerNodeId, ReadOnlySpan<byte> frame)
     {
         if (!Crashed && connections.TryGetValue(peerNodeId, out var connection))
         {
             Engine.Invariant.Assert(FrameHeader.TryRead(frame, out var header, out string? error), $"a valid frame header ({error})");
             var (frames, bytes) = Sent.GetValueOrDefault(header.Type);
             Sent[header.Type] = (frames + 1, bytes + header.PayloadLengthBytes);
-            connection.Send(frame);
+            connection.Send(frame.ToArray());
         }
     }
 
