@@ -34,6 +34,9 @@ public sealed record PeerLinkSettings
     /// <summary>DRBD's `fencing`: dont-care, resource-only or resource-and-stonith (a Primary that loses the peer calls fence-peer unless dont-care).</summary>
     public string Fencing { get; init; } = "dont-care";
 
+    /// <summary>DRBD's `ko-count`: a peer that leaves a write unanswered for ko-count × timeout is dropped (0: never).</summary>
+    public int KoCount { get; init; } = 7;
+
     public bool Dials => LocalNodeId < PeerNodeId;
 
     /// <summary>DRBD gives the RESOLVE_CONFLICTS tie-breaker to one side; here the higher node-id.</summary>
@@ -77,6 +80,7 @@ public sealed record PeerLinkSettings
             PingTimeoutMs = resource.PingTimeoutMs(),
             TimeoutMs = resource.TimeoutMs(),
             Fencing = resource.Fencing(),
+            KoCount = resource.KoCount(),
         };
         error = string.Empty;
         return true;

@@ -127,6 +127,7 @@ public sealed partial class Replica
         }
         var tracked = writes.Begin(volume, offsetBytes, lengthBytes, kind, local.HasLocalData);
         clientOfRequest[tracked.RequestId] = clientToken;
+        RecordSent(tracked.RequestId);
         activeClientRanges[tracked.RequestId] = request;
         flags |= Protocol switch
         {
@@ -184,6 +185,7 @@ public sealed partial class Replica
         foreach (var done in completedNow)
         {
             Invariant.Assert(clientOfRequest.Remove(done.RequestId, out long clientToken), $"request {done.RequestId} belongs to a client");
+            ForgetSent(done.RequestId);
             if (activeClientRanges.Remove(done.RequestId, out var finished))
             {
                 LeaveActivityLog(finished);

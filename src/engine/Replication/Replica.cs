@@ -115,6 +115,7 @@ public sealed partial class Replica : IPeerLinkHost
         }
         ResyncTurns(nowMs);
         VerifyTurns(nowMs);
+        KoCountCheck(nowMs);
     }
 
     /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>

@@ -61,6 +61,10 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     /// <summary>Requests sent to <paramref name="peerNodeId"/> and not yet acknowledged (DRBD's ap-in-flight).</summary>
     public int InFlight(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Unacked.Count : 0;
 
+    /// <summary>The oldest request sent to <paramref name="peerNodeId"/> that it has not acknowledged (ids grow), if any.</summary>
+    public ulong? OldestUnacked(int peerNodeId) =>
+        peers.TryGetValue(peerNodeId, out var log) && log.Unacked.Count > 0 ? log.Unacked.Min() : null;
+
     /// <summary>Requests in the peer's transfer log, not yet released by a BarrierAck.</summary>
     public int InTransferLog(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Entries.Count : 0;
 

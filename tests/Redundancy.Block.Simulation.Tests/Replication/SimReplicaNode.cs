@@ -55,6 +55,9 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public long DiskLatencyMaxMs { get; set; } = 3;
 
+    /// <summary>A hung disk: writes, zeroing and flushes submitted from now on never complete.</summary>
+    public bool DiskStalled { get; set; }
+
     /// <summary>Frames this node sent to its peers, by message type (payload bytes and count).</summary>
     public Dictionary<MessageType, (long Frames, long PayloadBytes)> Sent { get; } = [];
 
@@ -178,7 +181,7 @@ public sealed class SimReplicaNode : IReplicaIo
     {
         scheduler.After(random.NextInt64(0, DiskLatencyMaxMs + 1), () =>
         {
-            if (!Crashed)
+            if (!Crashed && !DiskStalled)
             {
                 bool ok = operation();
                 Replica.LocalDone(token, ok);
