@@ -102,6 +102,12 @@ public sealed partial class Replica
     {
         int slot = volume.SlotOfPeer[peer];
         SetReplication(peer, volume.Number, state);
+        if (state == ReplicationState.WFBitMapS && volume.Disk == DiskState.Consistent)
+        {
+            // The handshake found this copy the newest: it is the UpToDate one (DRBD does the same).
+            volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+            SetDisk(volume, DiskState.UpToDate);
+        }
         if (fullSync)
         {
             volume.Bitmaps.SetAll(slot);
