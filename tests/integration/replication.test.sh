@@ -249,7 +249,31 @@ rp_skip_initial_sync() {
     verify_on "$URI_B" 4M 2M skip-1
 }
 
+rp_events_stream() {
+    rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha up r0
+    rbadm beta events r0 > "$TEST_DIR/events-beta.txt" 2>&1 &
+    local events=$!
+    track_pid "$events"
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm alpha primary r0 --force
+    expect_ok rbadm beta wait-sync r0 --timeout 60
+    sleep 0.5   # the last change is published with the next tick
+    kill_pid "$events" "" 5
+    local text
+    text=$(cat "$TEST_DIR/events-beta.txt")
+    assert_match "$text" "change connection name:r0 peer-node-id:0 conn-name:alpha connection:Connected" "events: beta connected"
+    assert_match "$text" "change connection name:r0 peer-node-id:0 conn-name:alpha connection:Connected role:Primary" "events: the peer became Primary"
+    assert_match "$text" "change peer-device name:r0 peer-node-id:0 conn-name:alpha volume:0 replication:SyncTarget" "events: beta became SyncTarget"
+    assert_match "$text" "change device name:r0 volume:0 minor:0 disk:UpToDate" "events: beta's disk became UpToDate"
+    assert_match "$text" "replication:Established peer-disk:UpToDate" "events: back to Established with an UpToDate peer"
+}
+
 it_suite replication/runbook setup_replication_suite 600 \
+    events-stream:rp_events_stream \
     resync-handlers:rp_resync_handlers \
     split-brain-handler:rp_split_brain_handler \
     skip-initial-sync:rp_skip_initial_sync
