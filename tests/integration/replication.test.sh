@@ -47,7 +47,8 @@ verify_on() { expect_ok "$PYTHON" "$NBDTOOL" verify "$@"; } # URI OFFSET LENGTH 
 
 # switch_to NODE OTHER — planned switch-over: OTHER secondary, NODE primary (no --force).
 switch_to() {
-    expect_ok rbadm "$2" secondary r0
+    # An NBD client that just exited may still be let go by the server for a moment ("held open").
+    wait_for "rbadm $2 secondary r0" 10 || expect_ok rbadm "$2" secondary r0
     expect_ok rbadm "$1" primary r0
 }
 
@@ -303,4 +304,32 @@ rp_crashed_primary_al_resync() {
         || fail "the replicas differ after the crashed Primary's resync: $(head -c 200 "$TEST_DIR/cmp.out")"
 }
 
-it_suite replication/crash setup_replication_suite 300 crashed-primary-al-resync:rp_crashed_primary_al_resync
+# drbd.md §8 item 14 (protocol-a-io): busy writes with protocol A, role switches between them,
+# and in the end both backing disks are byte-identical over the data area.
+rp_protocol_a_io() {
+    RB_RESOURCE_EXTRA='net { protocol A; connect-int 1; ping-int 1; } disk { c-plan-ahead 0; resync-rate 400M; }'
+    rp_synced
+    local round node=alpha other=beta uri
+    for round in 1 2 3 4; do
+        uri=$URI_A
+        [[ $node == beta ]] && uri=$URI_B
+        wait_nbd "$uri" 20 || fail "round $round: $node's export not reachable"
+        fio --name=busy --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth=16 --size=48m \
+            --time_based=1 --runtime=3 --randseed=$round --output="$TEST_DIR/fio-$round.out" > "$TEST_DIR/fio-$round.log" 2>&1 \
+            || fail "round $round: fio on $node failed: $(tail -n 3 "$TEST_DIR/fio-$round.log" | tr '\n' ' ')"
+        switch_to "$other" "$node"
+        local t=$node; node=$other; other=$t
+    done
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    expect_ok rbadm beta wait-sync r0 --timeout 60
+    local size_kib
+    size_kib=$(json_field alpha '.[0].devices[0].size')
+    expect_ok rbadm "$node" secondary r0
+    expect_ok rbadm alpha down r0
+    expect_ok rbadm beta down r0
+    cmp -n $((size_kib * 1024)) "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" > "$TEST_DIR/cmp.out" 2>&1 \
+        || fail "the replicas differ after busy protocol A writes and role switches: $(head -c 200 "$TEST_DIR/cmp.out")"
+}
+
+it_suite replication/crash setup_replication_suite 300 crashed-primary-al-resync:rp_crashed_primary_al_resync \
+    protocol-a-io:rp_protocol_a_io

@@ -203,7 +203,16 @@ public sealed partial class PeerLink
         }
         if (pingSentAtMs >= 0 && nowMs - pingSentAtMs > settings.PingTimeoutMs)
         {
-            Drop("PingAck did not arrive in time", ConnectionState.NetworkFailure);
+            // One connection carries data and pings (DRBD has a separate meta socket): a PingAck can
+            // be queued behind megabytes of data. Frames arriving since the ping prove the peer alive.
+            if (lastReceivedMs > pingSentAtMs)
+            {
+                pingSentAtMs = -1;
+            }
+            else
+            {
+                Drop("PingAck did not arrive in time", ConnectionState.NetworkFailure);
+            }
         }
         else if (pingSentAtMs < 0 && nowMs - lastReceivedMs >= settings.PingIntervalMs)
         {

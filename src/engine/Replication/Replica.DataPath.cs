@@ -49,6 +49,10 @@ public sealed partial class Replica
                 }
                 peerWrite.Receiver.WriteDone(peerWrite.RequestId, succeeded);
                 Carry(peerWrite.Peer, peerWrite.Receiver);
+                if (waitingClientRequests.Count > 0)
+                {
+                    StartUnblockedRequests(); // a client write may have waited for this one
+                }
                 break;
             case ResyncWriteIo resyncWrite:
                 resyncWrite.Block?.Dispose();
@@ -74,7 +78,7 @@ public sealed partial class Replica
         // Overlapping writes in flight together could land in different orders on the two disks:
         // as DRBD does, a write that overlaps one still in flight waits for it to complete.
         var queued = new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data);
-        if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued)))
+        if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued) || OverlapsPeerWrite(queued)))
         {
             waitingClientRequests.Add(queued);
             return;
@@ -84,6 +88,18 @@ public sealed partial class Replica
 
     private bool Overlaps(QueuedClientRequest request) => activeClientRanges.Values.Any(request.Overlaps);
 
+    /// <summary>
+    /// A write from the peer to the same blocks is not on the local disk yet (the old Primary's last
+    /// writes, when this node was just promoted): the client's write must land after it, or the two
+    /// disks could end with different data (DRBD waits for such conflicts too).
+    /// </summary>
+    private bool OverlapsPeerWrite(QueuedClientRequest request) =>
+        pendingIo.Values.OfType<PeerWriteIo>().Any(w => w.Volume == request.Volume && w.LengthBytes > 0
+            && w.OffsetBytes < request.OffsetBytes + request.LengthBytes && request.OffsetBytes < w.OffsetBytes + w.LengthBytes)
+        || deferredPeerWrites.Any(w => w.Action.Volume == request.Volume && w.Action.Data.LengthBytes > 0
+            && (long)w.Action.Data.OffsetBytes < request.OffsetBytes + request.LengthBytes && request.OffsetBytes < (long)w.Action.Data.OffsetBytes + w.Action.Data.LengthBytes)
+        || receivers.Values.Any(r => r.WriteInFlight(request.Volume, request.OffsetBytes, request.LengthBytes));
+
     /// <summary>Starts waiting requests whose overlapping predecessors have completed, in arrival order.</summary>
     private void StartUnblockedRequests()
     {
@@ -92,7 +108,7 @@ public sealed partial class Replica
             var request = waitingClientRequests[i];
             // A request parked by the activity log was admitted earlier: it goes first, or the two
             // would be in flight together and could land in different orders on the two disks.
-            if (!Overlaps(request) && !OverlapsParked(request) && !waitingClientRequests.Take(i).Any(earlier => earlier.Overlaps(request)))
+            if (!Overlaps(request) && !OverlapsParked(request) && !OverlapsPeerWrite(request) && !waitingClientRequests.Take(i).Any(earlier => earlier.Overlaps(request)))
             {
                 waitingClientRequests.RemoveAt(i);
                 Start(request);
@@ -195,6 +211,23 @@ public sealed partial class Replica
         if (completedNow.Count > 0 && waitingClientRequests.Count > 0)
         {
             StartUnblockedRequests();
+        }
+        if (completedNow.Count > 0 && clientOfRequest.Count == 0)
+        {
+            CloseEpoch(); // the writer went idle
+        }
+    }
+
+    /// <summary>Sends a Barrier for the current epoch if it holds writes, so the peers confirm them now.</summary>
+    private void CloseEpoch()
+    {
+        if (writes.CloseEpoch() is not { } closed)
+        {
+            return;
+        }
+        foreach (int peer in writes.PeerIds)
+        {
+            io.Send(peer, Frame(0, new BarrierMessage(closed)));
         }
     }
 
@@ -302,7 +335,8 @@ public sealed partial class Replica
             admission = admitted.Token;
         }
         var block = write.Action.Payload as PooledBlock;
-        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, data.LengthBytes > 0 ? planner : null, admission, block));
+        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, data.LengthBytes > 0 ? planner : null, admission, block,
+            write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes));
         if ((data.Flags & (DataFlags.Trim | DataFlags.Zeroes)) != 0)
         {
             io.ZeroLocal(write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes, (data.Flags & DataFlags.Trim) != 0, token);

@@ -113,7 +113,10 @@ public sealed partial class Replica
             volume.Bitmaps.SetAll(slot);
         }
         var incoming = new QuickSyncBitmap(volume.UsableSizeBytes);
-        syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, peerUuids, new BitmapReceiver(incoming), incoming);
+        syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, peerUuids, new BitmapReceiver(incoming), incoming)
+        {
+            TargetWentInconsistent = links[peer].PeerDisks.GetValueOrDefault(volume.Number) == DiskState.Inconsistent,
+        };
         var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot));
         while (!sender.IsComplete)
         {
@@ -450,6 +453,30 @@ public sealed partial class Replica
     private bool ClientWriteInFlight(int volume, long offsetBytes, long lengthBytes) =>
         pendingIo.Values.OfType<ClientIo>().Any(c => c.Volume == volume && c.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < c.OffsetBytes + c.LengthBytes);
 
+    /// <summary>
+    /// A State from the SyncTarget. Once it went Inconsistent for this resync, UpToDate means every
+    /// block it requested was written. Bits still set here are then blocks the application rewrote
+    /// during the resync under protocol A or B, which the target received as Data but never
+    /// acknowledged (only protocol C acks writes): it has them. Clear them and finish.
+    /// </summary>
+    private void PeerDiskReported(int peer, int volumeNumber)
+    {
+        if (!volumes.TryGetValue(volumeNumber, out var volume) || !syncs.TryGetValue((peer, volumeNumber), out var sync) || !sync.Source)
+        {
+            return;
+        }
+        var peerDisk = links[peer].PeerDisks.GetValueOrDefault(volumeNumber);
+        if (peerDisk == DiskState.Inconsistent)
+        {
+            sync.TargetWentInconsistent = true;
+        }
+        else if (peerDisk == DiskState.UpToDate && sync.TargetWentInconsistent && sync.Receiving is null)
+        {
+            volume.Bitmaps.ClearAll(volume.SlotOfPeer[peer]);
+            FinishSourceIfDone(peer, volume, sync);
+        }
+    }
+
     /// <summary>The writes a crashed Primary may have had in flight are resynced (or needed none): the flag has served.</summary>
     private void ClearCrashedPrimary(ReplicaVolume volume)
     {
@@ -506,6 +533,8 @@ public sealed partial class Replica
         public bool PausedByPeer { get; set; }
         /// <summary>Non-zero while before-resync-target runs: the target requests nothing until it returns.</summary>
         public long HandlerToken { get; set; }
+        /// <summary>Source: the target reported Inconsistent for this resync (so a later UpToDate means it finished).</summary>
+        public bool TargetWentInconsistent { get; set; }
         /// <summary>What the rate controller's last turn still allows to be requested.</summary>
         public long BudgetLeftBytes { get; set; }
         /// <summary>Resync bytes written since the controller's last turn.</summary>

@@ -18,6 +18,10 @@ public sealed partial class Replica
         {
             return;
         }
+        if (Role == Role.Primary)
+        {
+            CloseEpoch(); // the peers confirm the last writes before they learn of the demotion
+        }
         Role = role;
         AnnounceState();
     }

@@ -149,6 +149,10 @@ public sealed partial class Replica : IPeerLinkHost
             {
                 AcceptSkipInitialSync(peerNodeId, header.Volume, payload);
             }
+            if (header.Type == MessageType.State && connected.Contains(peerNodeId) && link.State == ConnectionState.Connected)
+            {
+                PeerDiskReported(peerNodeId, header.Volume);
+            }
         }
         Drain(peerNodeId);
     }
@@ -276,7 +280,8 @@ public sealed partial class Replica : IPeerLinkHost
     private sealed record ClientIo(ulong RequestId, int Volume, long OffsetBytes, long LengthBytes) : PendingIo;
 
     /// <summary>A write from the peer; <paramref name="Admission"/> is the resync planner's token on a SyncTarget.</summary>
-    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0, PooledBlock? Block = null) : PendingIo;
+    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0, PooledBlock? Block = null,
+        int Volume = 0, long OffsetBytes = 0, long LengthBytes = 0) : PendingIo;
 
     private sealed record PeerFlushIo(int Peer, PeerWriteReceiver Receiver) : PendingIo;
 }

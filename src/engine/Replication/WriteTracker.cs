@@ -105,6 +105,27 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         return new TrackedRequest(request.Id, epoch, sendTo, sendTo.Count > 0 ? barrier : null);
     }
 
+    /// <summary>
+    /// Closes the current epoch if it holds requests (DRBD sends a barrier when the writer goes idle
+    /// or the role changes): returns the epoch to send a Barrier for, or null. Without it the last
+    /// writes before a pause would stay in the peers' transfer logs, unconfirmed.
+    /// </summary>
+    public uint? CloseEpoch()
+    {
+        if (epochSize == 0 || peers.Count == 0)
+        {
+            return null;
+        }
+        uint closed = epoch;
+        epoch++;
+        epochSize = 0;
+        completionInEpoch = false;
+        return closed;
+    }
+
+    /// <summary>Peers requests are sent to (connected).</summary>
+    public IReadOnlyCollection<int> PeerIds => peers.Keys;
+
     /// <summary>The local disk finished the request.</summary>
     public void LocalDone(ulong requestId, bool succeeded)
     {
