@@ -82,15 +82,27 @@ public sealed partial class ReplicaHost
         }
         if (token != 0)
         {
-            _ = running.ContinueWith(done =>
+            // Under the lock (the replica asks from inside it), so the continuation, which takes the
+            // lock, cannot remove the entry before it is made.
+            handlersRunning[token] = running.ContinueWith(done =>
             {
                 lock (gate)
                 {
+                    handlersRunning.Remove(token);
                     Replica.HandlerDone(token, done.IsCompletedSuccessfully ? done.Result : -1);
                 }
             }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
         return true;
+    }
+
+    /// <summary>Completes once the replica has taken the exit code of the handler started with <paramref name="token"/>.</summary>
+    public Task HandlerSettledAsync(long token)
+    {
+        lock (gate)
+        {
+            return handlersRunning.GetValueOrDefault(token) ?? Task.CompletedTask;
+        }
     }
 
     public bool TryBecomeSecondary() => resource.TryBecomeSecondary();

@@ -19,6 +19,10 @@ public sealed partial class Replica
             return;
         }
         Role = role;
+        if (role != Role.Primary)
+        {
+            EndSuspensionOnDemotion();
+        }
         AnnounceState();
     }
 

@@ -189,7 +189,7 @@ public sealed partial class Replica : IPeerLinkHost
         }
         if (connected.Contains(peerNodeId) && link.State != ConnectionState.Connected)
         {
-            OnConnectionLost(peerNodeId);
+            OnConnectionLost(peerNodeId, output.GracefulDisconnectPeerRole);
         }
         CompleteRequests();
     }
@@ -209,13 +209,17 @@ public sealed partial class Replica : IPeerLinkHost
             }
             BeginSync(peerNodeId, decision);
         }
+        // Last: requests fencing held back go out now, to this peer too.
+        FencingOnConnected(peerNodeId);
     }
 
     /// <summary>
     /// The connection is gone: whatever the peer may lack goes into its bitmap, and a Primary starts
-    /// a new data generation so the next handshake knows who moved on.
+    /// a new data generation so the next handshake knows who moved on — unless fencing holds that
+    /// back (Replica.Fencing.cs). <paramref name="gracefulPeerRole"/>: the peer's role when a
+    /// `disconnect` ended it, null for a failure.
     /// </summary>
-    private void OnConnectionLost(int peerNodeId)
+    private void OnConnectionLost(int peerNodeId, Role? gracefulPeerRole)
     {
         StopVerifies(peerNodeId);
         connected.Remove(peerNodeId);
@@ -231,9 +235,10 @@ public sealed partial class Replica : IPeerLinkHost
         }
         deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
+        bool lostUnacked = writes.InFlight(peerNodeId) > 0;
         writes.PeerLost(peerNodeId);
-        FencePeer(peerNodeId);
-        if (Role == Role.Primary)
+        bool deferGeneration = FencingOnConnectionLost(peerNodeId, gracefulPeerRole, lostUnacked);
+        if (Role == Role.Primary && !deferGeneration)
         {
             foreach (var volume in volumes.Values.Where(v => v.HasLocalData))
             {
