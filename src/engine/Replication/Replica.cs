@@ -235,7 +235,9 @@ public sealed partial class Replica : IPeerLinkHost
         }
         deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
-        bool lostUnacked = writes.InFlight(peerNodeId) > 0;
+        // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
+        // only received) everything its transfer log still holds.
+        bool lostUnacked = writes.InFlight(peerNodeId) > 0 || (Protocol != ReplicationProtocol.C && writes.InTransferLog(peerNodeId) > 0);
         writes.PeerLost(peerNodeId);
         bool deferGeneration = FencingOnConnectionLost(peerNodeId, gracefulPeerRole, lostUnacked);
         if (Role == Role.Primary && !deferGeneration)

@@ -225,6 +225,26 @@ public class ReplicaFencingTests
     }
 
     [Fact]
+    public void Stonith_under_protocol_A_counts_the_transfer_log_as_lost_and_a_reconnect_resyncs_it()
+    {
+        var pair = Pair(144, "resource-and-stonith", 1, protocol: "A");
+        pair.ConnectWithAlphaPrimary();
+        ulong before = pair.Alpha.Replica.Volume(0).Ids.Current;
+        // Acknowledged when sent (protocol A); the barrier that would confirm it never comes back.
+        Assert.True(Write(pair, 20 * BlockBytes, 9) == true);
+        LoseBeta(pair);
+        Assert.True(pair.Alpha.Replica.SuspendedFencing);
+        Assert.NotEqual(before, pair.Alpha.Replica.Volume(0).Ids.Current);
+        Assert.False(pair.Alpha.Replica.NewCurrentUuidPending);
+
+        pair.Network.HealAll();
+        Assert.True(pair.Scheduler.RunUntil(pair.InSync, 60_000), pair.Logs);
+        Assert.False(pair.Alpha.Replica.SuspendedFencing);
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("bitmap resync", StringComparison.Ordinal));
+        AssertIdentical(pair, (20 * BlockBytes, 9));
+    }
+
+    [Fact]
     public void A_reconnect_while_the_handler_runs_makes_its_exit_code_moot()
     {
         var pair = Pair(150, "resource-and-stonith", 4, new NetworkOptions { MaxDelayMs = 3 });
@@ -302,9 +322,9 @@ public class ReplicaFencingTests
     }
 
     private static SimReplicaPair Pair(int seed, string fencing, int? exitCode, NetworkOptions? options = null,
-        Func<string, (GenerationIds, MetadataFlags, DiskState)>? initial = null)
+        Func<string, (GenerationIds, MetadataFlags, DiskState)>? initial = null, string protocol = "C")
     {
-        var pair = new SimReplicaPair(seed, options: options ?? new NetworkOptions { MaxDelayMs = 3 }, netOptions: $"fencing {fencing};", initial: initial);
+        var pair = new SimReplicaPair(seed, protocol, options ?? new NetworkOptions { MaxDelayMs = 3 }, netOptions: $"fencing {fencing};", initial: initial);
         if (exitCode is not null)
         {
             pair.Alpha.ScriptedHandlers["fence-peer"] = exitCode;
