@@ -26,6 +26,8 @@ internal static class Program
         root.Subcommands.Add(AgentCommands.NewCurrentUuid());
         root.Subcommands.Add(AgentCommands.PauseSync());
         root.Subcommands.Add(AgentCommands.ResumeSync());
+        root.Subcommands.Add(AgentCommands.Outdate());
+        root.Subcommands.Add(AgentCommands.ResumeIo());
         root.Subcommands.Add(VerifyCommand.Verify());
         root.Subcommands.Add(WaitCommands.WaitConnect());
         root.Subcommands.Add(WaitCommands.WaitSync());

@@ -218,7 +218,8 @@ rp_split_brain_handler() {
     expect_ok rbadm alpha disconnect r0
     expect_ok rbadm beta disconnect r0
     write_on "$URI_A" 0 1M sb-alpha
-    expect_ok rbadm beta primary r0
+    # With fencing, the Primary's disconnect outdated beta and alpha is not fenced: only --force promotes.
+    expect_ok rbadm beta primary r0 --force
     wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
     write_on "$URI_B" 2M 1M sb-beta
     expect_ok rbadm alpha connect r0

@@ -46,6 +46,8 @@ internal sealed class ControlDispatcher(ResourceManager manager, EventHub events
             "verify" => await manager.VerifyAsync(request.Resource, request.Volume, request.VerifyStartOffsetBytes, cancellationToken).ConfigureAwait(false),
             "pause-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: true, cancellationToken).ConfigureAwait(false),
             "resume-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: false, cancellationToken).ConfigureAwait(false),
+            "outdate" => await manager.OutdateAsync(request.Resource, request.Volume, cancellationToken).ConfigureAwait(false),
+            "resume-io" => await manager.ResumeIoAsync(request.Resource, cancellationToken).ConfigureAwait(false),
             "up" => ControlResponse.Failure("up: the resource definition is missing", ExitCodes.Usage),
             _ => ControlResponse.Failure($"unknown command '{request.Command}'", ExitCodes.Usage),
         };

@@ -101,10 +101,24 @@ public sealed partial class ReplicaHost
         }
         if (token != 0)
         {
-            _ = running.ContinueWith(done => Enter(() => Replica.HandlerDone(token, done.IsCompletedSuccessfully ? done.Result : -1)),
-                CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            // Under the lock (the replica asks from inside it), so the continuation, which takes the
+            // lock, cannot remove the entry before it is made.
+            handlersRunning[token] = running.ContinueWith(done => Enter(() =>
+            {
+                handlersRunning.Remove(token);
+                Replica.HandlerDone(token, done.IsCompletedSuccessfully ? done.Result : -1);
+            }), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         }
         return true;
+    }
+
+    /// <summary>Completes once the replica has taken the exit code of the handler started with <paramref name="token"/>.</summary>
+    public Task HandlerSettledAsync(long token)
+    {
+        lock (gate)
+        {
+            return handlersRunning.GetValueOrDefault(token) ?? Task.CompletedTask;
+        }
     }
 
     public bool TryBecomeSecondary() => resource.TryBecomeSecondary();

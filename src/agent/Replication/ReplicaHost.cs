@@ -25,6 +25,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     private readonly Dictionary<int, string> peerAddresses;
     private readonly IReadOnlyDictionary<int, IBlockDevice> disks;
     private readonly Dictionary<long, TaskCompletionSource<bool>> clients = [];
+    private readonly Dictionary<long, Task> handlersRunning = [];
     private readonly PeerListener listener;
     private readonly PeerDialer dialer;
     private readonly ILogger logger;

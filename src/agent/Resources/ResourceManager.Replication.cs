@@ -68,7 +68,8 @@ internal sealed partial class ResourceManager
                 long marked = tracker.MarkExtentsOutOfSync(ActivityLogTracker.ActiveExtentsFrom(recovered));
                 LogCrashedPrimary(logger, runtime.ExportName(volumeState.Number), ActivityLogTracker.ActiveExtentsFrom(recovered).Length, marked * 4);
             }
-            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker)
+            var outdatedPeers = md.Peers.Where(p => !p.IsFree && p.Flags.HasFlag(PeerSlotFlags.Outdated)).Select(p => p.NodeId);
+            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker, outdatedPeers)
             {
                 ResyncRate = ResyncRateSettings.From(definition, volumeDefinition),
                 ActivityLog = ActivityLogTracker.FromRecovered(recovered, md.UsableSizeBytes, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
@@ -123,7 +124,7 @@ internal sealed partial class ResourceManager
             {
                 var link = replica.Links[peer.NodeId];
                 var firstVolume = runtime.State.Volumes[0].Number;
-                runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, link.PeerDisks.GetValueOrDefault(firstVolume, DiskState.DUnknown));
+                runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, replica.PeerDiskOf(peer.NodeId, firstVolume));
             }
             result = runtime.UnderExportsLock(change);
             if (result != StateChangeResult.Success)
@@ -266,9 +267,53 @@ internal sealed partial class ResourceManager
     /// <summary>The replica moved a volume on: the resource adopts it and the superblock is written before the replica goes on.</summary>
     private void PersistReplicaVolume(ResourceRuntime runtime, ReplicaVolume volume)
     {
-        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk);
+        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk, [.. volume.FencedPeerDisks.Keys]);
         PersistNow(runtime);
     }
+
+    /// <summary>
+    /// A promotion met SS_PRIMARY_NOP: fence-peer runs for every peer with fencing that is neither
+    /// connected nor known Outdated, and the promotion waits for the handlers (the exit codes are
+    /// applied by the replica). The manager's gate stays held meanwhile, as drbdadm primary waits.
+    /// </summary>
+    private async Task FencePeersAsync(ResourceRuntime runtime)
+    {
+        if (runtime.Replication is not { } host)
+        {
+            return;
+        }
+        var tokens = host.Locked(replica => runtime.State.UnfencedPeers().Select(p => replica.FencePeer(p.NodeId)).Where(t => t != 0).ToList());
+        foreach (long token in tokens)
+        {
+            await host.HandlerSettledAsync(token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>outdate: the local disk of each volume becomes Outdated (DRBD's rules in the state machine).</summary>
+    public Task<ControlResponse> OutdateAsync(string name, int? volume, CancellationToken cancellationToken) =>
+        WithResource(name, async runtime =>
+        {
+            foreach (int number in SelectVolumes(runtime, volume))
+            {
+                var result = ChangeState(runtime, _ => runtime.State.Outdate(number));
+                await PersistAsync(runtime, cancellationToken).ConfigureAwait(false);
+                if (!result.IsSuccess())
+                {
+                    return Refused(runtime, runtime.ExportName(number), result);
+                }
+            }
+            Publish(runtime);
+            return ControlResponse.Success();
+        }, cancellationToken);
+
+    /// <summary>resume-io: application I/O frozen by fencing goes on (a pending new current UUID is made first).</summary>
+    public Task<ControlResponse> ResumeIoAsync(string name, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            runtime.Replication?.Locked(replica => replica.ResumeIo());
+            Publish(runtime);
+            return Task.FromResult(ControlResponse.Success());
+        }, cancellationToken);
 
     /// <summary>Writes the changed superblocks synchronously (under the replica's lock, so nothing acts on unpersisted state).</summary>
     private void PersistNow(ResourceRuntime runtime)

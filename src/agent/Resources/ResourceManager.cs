@@ -76,7 +76,8 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             {
                 return ControlResponse.Failure($"{definition.Name}: no `on {options.NodeName}` section: this node is not part of the resource", ExitCodes.Usage);
             }
-            var peers = definition.Nodes.Where(n => n.Name != node.Name).Select(n => new PeerState(n.Name, n.NodeId));
+            bool fencing = definition.Fencing() != "dont-care";
+            var peers = definition.Nodes.Where(n => n.Name != node.Name).Select(n => new PeerState(n.Name, n.NodeId) { Fencing = fencing });
             var state = new ResourceStateMachine(definition.Name, node.NodeId, node.Volumes.Select(v => v.Number), peers, CryptoRandom.Instance);
             var runtime = new ResourceRuntime(definition, node, state);
             try
@@ -129,6 +130,16 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         WithResource(name, async runtime =>
         {
             var result = ChangeState(runtime, _ => runtime.State.Promote(force));
+            if (result == StateChangeResult.PrimaryNop)
+            {
+                // DRBD: fence-peer for the peers not known Outdated, then one more try.
+                await FencePeersAsync(runtime).ConfigureAwait(false);
+                result = ChangeState(runtime, _ => runtime.State.Promote(force, peersFenced: true));
+                if (result.IsSuccess() && runtime.State.UnfencedPeers().Any())
+                {
+                    LogForcedSplitBrain(logger, runtime.Name);
+                }
+            }
             await PersistAsync(runtime, cancellationToken).ConfigureAwait(false);
             if (result.IsSuccess() && force)
             {
@@ -473,6 +484,9 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Resource}: not connecting to peers: {Reason}")]
     private static partial void LogReplicationNotStarted(ILogger logger, string resource, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Resource}: Forced into split brain situation! (promoted with --force; fence-peer did not outdate the peer)")]
+    private static partial void LogForcedSplitBrain(ILogger logger, string resource);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: down")]
     private static partial void LogDown(ILogger logger, string resource);

@@ -165,11 +165,14 @@ internal sealed class ResourceRuntime
     private ResourceStatus Snapshot(Replica? replica, long nowMs)
     {
         int open = OpenCount;
+        bool suspendedFencing = replica?.SuspendedFencing ?? false;
         return new ResourceStatus
         {
             Name = Name,
             NodeId = Node.NodeId,
             Role = State.Role,
+            Suspended = suspendedFencing,
+            SuspendedFencing = suspendedFencing,
             Devices = [.. State.Volumes.Select(v => DeviceSnapshot(v, open))],
             Connections = [.. State.Peers.Select(p => replica is null ? new ConnectionStatus
             {
@@ -209,7 +212,7 @@ internal sealed class ResourceRuntime
                 {
                     Volume = v.Number,
                     ReplicationState = replication,
-                    PeerDiskState = link.PeerDisks.GetValueOrDefault(v.Number, DiskState.DUnknown),
+                    PeerDiskState = replica.PeerDiskOf(peer.NodeId, v.Number),
                     ResyncSuspended = replication is ReplicationState.PausedSyncS or ReplicationState.PausedSyncT ? "user" : "no",
                     OutOfSyncKib = outOfSyncBytes / 1024,
                     HasSyncDetails = replication is ReplicationState.SyncSource or ReplicationState.SyncTarget or ReplicationState.PausedSyncS or ReplicationState.PausedSyncT,

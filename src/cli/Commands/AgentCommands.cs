@@ -5,7 +5,7 @@ namespace Redundancy.Block.Cli.Commands;
 
 /// <summary>
 /// Verbs that change state in the agent: up, down, attach, detach, primary, secondary, connect,
-/// disconnect, invalidate, invalidate-remote, pause-sync, resume-sync. Each resolves
+/// disconnect, invalidate, invalidate-remote, pause-sync, resume-sync, outdate, resume-io. Each resolves
 /// the resource from the config and sends it with the command, as drbdadm drives drbdsetup.
 /// </summary>
 internal static class AgentCommands
@@ -58,6 +58,10 @@ internal static class AgentCommands
     public static Command PauseSync() => Simple("pause-sync", "Pause a running resync", withDefinition: false);
 
     public static Command ResumeSync() => Simple("resume-sync", "Resume a paused resync", withDefinition: false);
+
+    public static Command Outdate() => Simple("outdate", "Mark the local disk Outdated: not promoted without --force until a peer brings it up to date", withDefinition: false);
+
+    public static Command ResumeIo() => Simple("resume-io", "Resume application I/O suspended by fencing (a pending new current UUID is made first)", withDefinition: false);
 
     private static Command Simple(string name, string description, bool withDefinition, params Option<bool>[] forceOptions) =>
         Simple(name, description, withDefinition, forceOptions, null);

@@ -215,6 +215,10 @@ public sealed partial class PeerLink
     private void OnPeerDisconnect(DisconnectMessage message)
     {
         string text = $"peer disconnected: {message.Text}";
+        if (message.Reason is (WireDisconnectReason.Requested or WireDisconnectReason.Shutdown) && State == ConnectionState.Connected)
+        {
+            output.GracefulDisconnectPeerRole = PeerRole;
+        }
         if (message.Reason is WireDisconnectReason.Requested or WireDisconnectReason.Shutdown or WireDisconnectReason.ProtocolError)
         {
             Drop(text, ConnectionState.BrokenPipe);

@@ -76,6 +76,10 @@ public sealed partial class PeerLink
     {
         if (handshake is not null)
         {
+            if (State == ConnectionState.Connected)
+            {
+                output.GracefulDisconnectPeerRole = PeerRole;
+            }
             Send(0, new DisconnectMessage(WireDisconnectReason.Requested, "disconnect requested by the administrator"));
             CloseTransport("disconnect requested");
         }

@@ -57,5 +57,12 @@ public sealed class PeerLinkOutput
     /// <summary>Set once per successful handshake: one decision per volume.</summary>
     public IReadOnlyList<VolumeDecision>? Decisions { get; set; }
 
-    public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && HandlerCalls.Count == 0 && Decisions is null;
+    /// <summary>
+    /// The established connection ended by a `disconnect` (this side's or the peer's): the peer's
+    /// role at that moment, for DRBD 9's outdate-on-disconnect. Null for any other end.
+    /// </summary>
+    public Role? GracefulDisconnectPeerRole { get; set; }
+
+    public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && HandlerCalls.Count == 0 && Decisions is null
+        && GracefulDisconnectPeerRole is null;
 }

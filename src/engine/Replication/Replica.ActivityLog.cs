@@ -72,7 +72,7 @@ public sealed partial class Replica
             else
             {
                 LeaveActivityLog(request);
-                io.CompleteClient(request.ClientToken, false);
+                CompleteClient(request.ClientToken, false);
             }
         }
         RetryActivityLogWaiters();

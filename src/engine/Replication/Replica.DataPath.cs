@@ -75,10 +75,20 @@ public sealed partial class Replica
 
     private void StartClientRequest(long clientToken, int volume, long offsetBytes, long lengthBytes, DataFlags flags, ReplicatedRequestKind kind, ReadOnlyMemory<byte> data)
     {
+        Admit(new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data));
+    }
+
+    /// <summary>A new client request: queued while fencing froze I/O, waiting behind overlapping ones, or started.</summary>
+    private void Admit(QueuedClientRequest queued)
+    {
+        if (SuspendedFencing)
+        {
+            suspendedRequests.Add(queued);
+            return;
+        }
         // Overlapping writes in flight together could land in different orders on the two disks:
         // as DRBD does, a write that overlaps one still in flight waits for it to complete.
-        var queued = new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data);
-        if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued) || OverlapsPeerWrite(queued)))
+        if (queued.LengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued) || OverlapsPeerWrite(queued)))
         {
             waitingClientRequests.Add(queued);
             return;
@@ -134,7 +144,7 @@ public sealed partial class Replica
         if (Role != Role.Primary || (!local.HasLocalData && connected.Count == 0))
         {
             LeaveActivityLog(request);
-            io.CompleteClient(clientToken, false);
+            CompleteClient(clientToken, false);
             return;
         }
         if (kind != ReplicatedRequestKind.Flush && !EnterActivityLog(request))
@@ -206,7 +216,7 @@ public sealed partial class Replica
             {
                 LeaveActivityLog(finished);
             }
-            io.CompleteClient(clientToken, done.Succeeded);
+            CompleteClient(clientToken, done.Succeeded);
         }
         if (completedNow.Count > 0 && waitingClientRequests.Count > 0)
         {

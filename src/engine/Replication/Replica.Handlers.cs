@@ -5,7 +5,7 @@ namespace Redundancy.Block.Engine.Replication;
 
 // DRBD's handlers at the points DRBD calls them: the split-brain family from the connect-time
 // handshake, before-resync-target (the resync waits for it, so a snapshot taken there is of the
-// old data) and after-resync-target on a SyncTarget, fence-peer when a Primary loses its peer.
+// old data) and after-resync-target on a SyncTarget; fence-peer is Replica.Fencing.cs's.
 // The host runs them (with DRBD's environment); the replica only decides when.
 public sealed partial class Replica
 {
@@ -14,6 +14,11 @@ public sealed partial class Replica
     /// <summary>A handler started with a token finished with <paramref name="exitCode"/>.</summary>
     public void HandlerDone(long token, int exitCode)
     {
+        if (fenceCalls.Remove(token, out var fence))
+        {
+            FencePeerDone(fence, exitCode);
+            return;
+        }
         if (!handlersAwaited.Remove(token, out var target) || !syncs.TryGetValue(target, out var sync) || sync.HandlerToken != token)
         {
             return; // the resync it held is gone (the connection dropped meanwhile)
@@ -90,14 +95,5 @@ public sealed partial class Replica
         sync.HandlerToken = token;
         handlersAwaited[token] = (peer, volume);
         return true;
-    }
-
-    /// <summary>A Primary lost its peer: with fencing configured, fence-peer is called (DRBD 9 calls it per connection).</summary>
-    private void FencePeer(int peer)
-    {
-        if (Role == Role.Primary && links[peer].Settings.Fencing != "dont-care")
-        {
-            io.RunHandler("fence-peer", peer, -1, 0);
-        }
     }
 }

@@ -79,9 +79,13 @@ public sealed partial class Replica
         replication[(peer, volume.Number)] = state;
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
         {
-            // Same data generation on both sides: a Consistent or Outdated copy is as good as the peer's.
-            if (volume.Disk is DiskState.Consistent or DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
+            // Same data generation on both sides: a Consistent copy is as good as the peer's, and an
+            // Outdated one is too when the peer's is at least Consistent (DRBD 9: "Upgrading local
+            // disk to UpToDate after unstable/weak (and no resync)").
+            if ((volume.Disk == DiskState.Consistent && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
+                || (volume.Disk == DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent))
             {
+                io.Log($"{Subject(peer)}/{volume.Number}: Upgrading local disk to UpToDate after unstable/weak (and no resync)");
                 volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
                 SetDisk(volume, DiskState.UpToDate);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);

@@ -23,6 +23,10 @@ public sealed partial class Replica
             CloseEpoch(); // the peers confirm the last writes before they learn of the demotion
         }
         Role = role;
+        if (role != Role.Primary)
+        {
+            EndSuspensionOnDemotion();
+        }
         AnnounceState();
     }
 

@@ -194,7 +194,7 @@ public sealed partial class Replica : IPeerLinkHost
         }
         if (connected.Contains(peerNodeId) && link.State != ConnectionState.Connected)
         {
-            OnConnectionLost(peerNodeId);
+            OnConnectionLost(peerNodeId, output.GracefulDisconnectPeerRole);
         }
         CompleteRequests();
     }
@@ -214,13 +214,17 @@ public sealed partial class Replica : IPeerLinkHost
             }
             BeginSync(peerNodeId, decision);
         }
+        // Last: requests fencing held back go out now, to this peer too.
+        FencingOnConnected(peerNodeId);
     }
 
     /// <summary>
     /// The connection is gone: whatever the peer may lack goes into its bitmap, and a Primary starts
-    /// a new data generation so the next handshake knows who moved on.
+    /// a new data generation so the next handshake knows who moved on — unless fencing holds that
+    /// back (Replica.Fencing.cs). <paramref name="gracefulPeerRole"/>: the peer's role when a
+    /// `disconnect` ended it, null for a failure.
     /// </summary>
-    private void OnConnectionLost(int peerNodeId)
+    private void OnConnectionLost(int peerNodeId, Role? gracefulPeerRole)
     {
         StopVerifies(peerNodeId);
         connected.Remove(peerNodeId);
@@ -236,9 +240,12 @@ public sealed partial class Replica : IPeerLinkHost
         }
         deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
+        // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
+        // only received) everything its transfer log still holds.
+        bool lostUnacked = writes.InFlight(peerNodeId) > 0 || (Protocol != ReplicationProtocol.C && writes.InTransferLog(peerNodeId) > 0);
         writes.PeerLost(peerNodeId);
-        FencePeer(peerNodeId);
-        if (Role == Role.Primary)
+        bool deferGeneration = FencingOnConnectionLost(peerNodeId, gracefulPeerRole, lostUnacked);
+        if (Role == Role.Primary && !deferGeneration)
         {
             foreach (var volume in volumes.Values.Where(v => v.HasLocalData))
             {

@@ -166,13 +166,35 @@ public sealed class SimReplicaNode : IReplicaIo
     /// <summary>Handlers the replica asked for, as "name peer/volume".</summary>
     public List<string> HandlerCalls { get; } = [];
 
+    /// <summary>
+    /// Handlers this node has "configured", with the exit code each returns after
+    /// <see cref="HandlerDurationMs"/> (null: it never returns). The others are not configured.
+    /// </summary>
+    public Dictionary<string, int?> ScriptedHandlers { get; } = [];
+
+    public long HandlerDurationMs { get; set; } = 50;
+
     /// <summary>Nothing holds a simulated device open: demotion always succeeds.</summary>
     public bool TryBecomeSecondary() => true;
 
     public bool RunHandler(string handler, int peerNodeId, int volume, long token)
     {
         HandlerCalls.Add($"{handler} {peerNodeId}/{volume}");
-        return false;
+        if (!ScriptedHandlers.TryGetValue(handler, out int? exitCode))
+        {
+            return false;
+        }
+        if (token != 0 && exitCode is int code)
+        {
+            scheduler.After(HandlerDurationMs, () =>
+            {
+                if (!Crashed)
+                {
+                    Replica.HandlerDone(token, code);
+                }
+            });
+        }
+        return true;
     }
 
     void IReplicaIo.Log(string line) => Log.Add(line);
