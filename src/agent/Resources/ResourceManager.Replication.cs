@@ -68,10 +68,12 @@ internal sealed partial class ResourceManager
                 long marked = tracker.MarkExtentsOutOfSync(ActivityLogTracker.ActiveExtentsFrom(recovered));
                 LogCrashedPrimary(logger, runtime.ExportName(volumeState.Number), ActivityLogTracker.ActiveExtentsFrom(recovered).Length, marked * 4);
             }
-            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker)
+            // The bitmaps cover all the disk holds; the device is the agreed size (la-size) of it.
+            long usable = attached.Store.Layout.UsableSizeBytes;
+            volumes.Add(new ReplicaVolume(volumeState.Number, usable, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker, md.UsableSizeBytes)
             {
                 ResyncRate = ResyncRateSettings.From(definition, volumeDefinition),
-                ActivityLog = ActivityLogTracker.FromRecovered(recovered, md.UsableSizeBytes, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
+                ActivityLog = ActivityLogTracker.FromRecovered(recovered, usable, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
             });
             disks[volumeState.Number] = dataPath;
         }
@@ -266,7 +268,7 @@ internal sealed partial class ResourceManager
     /// <summary>The replica moved a volume on: the resource adopts it and the superblock is written before the replica goes on.</summary>
     private void PersistReplicaVolume(ResourceRuntime runtime, ReplicaVolume volume)
     {
-        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk);
+        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk, volume.AgreedSizeBytes);
         PersistNow(runtime);
     }
 
@@ -338,6 +340,8 @@ internal sealed partial class ResourceManager
 
         public Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction) =>
             ResourceManager.WriteMetadataAsync(runtime, volume, bitmapPages, transaction);
+
+        public Task RefreshCapacityAsync(int volume) => manager.RefreshCapacityAsync(runtime, volume);
     }
 
     /// <summary>Every replica tick: publish what changed, write dirty bitmap pages out.</summary>

@@ -72,6 +72,12 @@ public sealed partial class Replica
         // Overlapping writes in flight together could land in different orders on the two disks:
         // as DRBD does, a write that overlaps one still in flight waits for it to complete.
         var queued = new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data);
+        if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > volumes[volume].AgreedSizeBytes)
+        {
+            // Past the agreed size: the peer may not have the room; the device ends there.
+            io.CompleteClient(clientToken, false);
+            return;
+        }
         if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued)))
         {
             waitingClientRequests.Add(queued);
@@ -199,7 +205,7 @@ public sealed partial class Replica
         {
             case MessageType.Data when Role != Role.Primary:
                 if (!DataMessage.TryRead(payload, out var data, out var block, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
-                    || data.OffsetBytes + data.LengthBytes > (ulong)volume.UsableSizeBytes)
+                    || data.OffsetBytes + data.LengthBytes > (ulong)volume.AgreedSizeBytes)
                 {
                     ProtocolError(peer, error ?? $"Data for volume {header.Volume} outside the agreed size");
                     return;
