@@ -16,6 +16,8 @@ namespace Redundancy.Block.Agent.Resources;
 internal sealed partial class ResourceManager
 {
     private static readonly TimeSpan ResizeAnswerTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>How long moving the metadata waits for a moment without an AL transaction in flight (within the answer timeout).</summary>
+    private static readonly TimeSpan RelocateTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>`resize [--assume-clean]`: grow the volumes to what every node's disk holds now.</summary>
     public Task<ControlResponse> ResizeAsync(string name, int? volume, bool assumeClean, CancellationToken cancellationToken) =>
@@ -150,7 +152,8 @@ internal sealed partial class ResourceManager
         }
         try
         {
-            while (true)
+            var deadline = DateTime.UtcNow + RelocateTimeout;
+            while (DateTime.UtcNow < deadline)
             {
                 var (done, refusal) = host.Locked(replica => TryRelocateLocked(runtime, replica, number, layout));
                 if (done)
@@ -159,6 +162,7 @@ internal sealed partial class ResourceManager
                 }
                 await Task.Delay(5, cancellationToken).ConfigureAwait(false);
             }
+            return "the activity log stayed busy with writes; try again";
         }
         finally
         {

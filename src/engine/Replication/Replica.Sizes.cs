@@ -51,7 +51,7 @@ public sealed partial class Replica
             links[peer].SendSizes(volumeNumber, SizesFlags.Resize | (assumeClean ? SizesFlags.NoResync : 0));
             Drain(peer);
         }
-        io.Log($"{volumeNumber}: resize: usable size here {volume.UsableSizeBytes / 1024} KiB, device size {volume.AgreedSizeBytes / 1024} KiB; asking the peers");
+        io.Log($"{links.Values.First().Settings.ResourceName}/{volumeNumber}: resize: usable size here {volume.UsableSizeBytes / 1024} KiB, device size {volume.AgreedSizeBytes / 1024} KiB; asking the peers");
         return StateChangeResult.Success;
     }
 
