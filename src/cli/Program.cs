@@ -24,6 +24,7 @@ internal static class Program
         root.Subcommands.Add(AgentCommands.Invalidate());
         root.Subcommands.Add(AgentCommands.InvalidateRemote());
         root.Subcommands.Add(AgentCommands.NewCurrentUuid());
+        root.Subcommands.Add(AgentCommands.Resize());
         root.Subcommands.Add(AgentCommands.PauseSync());
         root.Subcommands.Add(AgentCommands.ResumeSync());
         root.Subcommands.Add(AgentCommands.Outdate());

@@ -2,8 +2,8 @@
 # scenarios.test.sh — DRBD's two-node scenarios (drbd.md §8) that replication.test.sh does not
 # cover, on loopback: refused connections (wrong shared secret, mismatched protocol or after-sb
 # settings, unrelated data), promotion rules (a second Primary, an Inconsistent disk), split brain
-# resolved by after-sb-0pri discard-zero-changes, and disks of different sizes. Every case checks
-# data through NBD or on the backing disk, not only states.
+# resolved by after-sb-0pri discard-zero-changes, disks of different sizes and `resize` after the
+# disks grew. Every case checks data through NBD or on the backing disk, not only states.
 
 # shellcheck source=tests/integration/replication.test.sh
 source "$IT_DIR/replication.test.sh"
@@ -213,12 +213,17 @@ sc_discard_zero_changes_two_writers() {
     verify_on "$URI_B" 0 2M dzc2-common
 }
 
-# drbd.md §8 item 21: alpha's disk is 64M, beta's 80M: both export the smaller size.
+# drbd.md §8 item 21: alpha's disk is 64M, beta's 80M: both export the smaller size (beta takes
+# it at the handshake, still Inconsistent), the initial sync covers it, nothing goes past it.
 sc_differing_sizes() {
     RP_BETA_SIZE=80M rp_synced
     local size_a size_b
     size_a=$(nbdinfo --size "$URI_A")
     (( size_a < 64 << 20 )) || fail "alpha exports $size_a bytes from a 64 MiB disk with internal metadata"
+    grep -Eq "device size [0-9]+ KiB -> $((size_a / 1024)) KiB" "$TEST_DIR/agent-beta.log" \
+        || fail "beta did not take alpha's size: $(grep -E 'device size|too small' "$TEST_DIR/agent-beta.log" | tail -n 2 | tr '\n' ' ')"
+    assert_eq "$(json_field alpha '.[0].devices[0].size')" $((size_a / 1024)) "alpha's status size (KiB)"
+    assert_eq "$(json_field beta '.[0].devices[0].size')" $((size_a / 1024)) "beta's status size (KiB), its own disk is 80 MiB"
     # The last MiB of the agreed size is replicated too.
     write_on "$URI_A" $((size_a - (1 << 20))) 1M ds-tail
     write_on "$URI_A" 0 1M ds-head
@@ -228,6 +233,65 @@ sc_differing_sizes() {
     assert_eq "$size_b" "$size_a" "beta's export size (its own disk is 80 MiB)"
     verify_on "$URI_B" $((size_b - (1 << 20))) 1M ds-tail
     verify_on "$URI_B" 0 1M ds-head
+    # beta's bigger disk does not make the device bigger: a write past the agreed size fails.
+    expect_ok "$PYTHON" "$NBDTOOL" check "$URI_B" pwrite-past-end
+    write_on "$URI_B" $((size_b - (1 << 20))) 1M ds-tail-2
+    expect_ok rbadm beta wait-sync r0 --timeout 20
+    assert_eq "$(json_field beta '.[0].connections[0].peer_devices[0]["out-of-sync"]')" 0 "nothing out of sync after the writes on beta"
+    # Both nodes hold the same bytes over the agreed size.
+    cmp -n "$size_a" "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" || fail "the backing disks differ within the agreed size"
+    # beta comes back alone: its metadata remembers the agreed size (la-size), not its bigger disk.
+    expect_ok rbadm alpha down r0
+    expect_ok rbadm beta secondary r0
+    expect_ok rbadm beta down r0
+    expect_ok rbadm beta up r0
+    expect_ok rbadm beta primary r0
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable after coming back alone"
+    assert_eq "$(nbdinfo --size "$URI_B")" "$size_a" "beta's export size after coming back alone"
+    verify_on "$URI_B" $((size_b - (1 << 20))) 1M ds-tail-2
+}
+
+# drbd.md §8 item 21, second half: both disks grow (the files are extended under the running
+# agents), `resize` on the Primary grows the device on both nodes, the new area is resynced from
+# the Primary, and data can be written there and read on the other node.
+sc_resize() {
+    rp_synced
+    local old new
+    old=$(nbdinfo --size "$URI_A")
+    write_on "$URI_A" $((old - (1 << 20))) 1M rs-old-tail
+    # Only alpha's disk grew: resize changes nothing (beta cannot hold more), and says so in status.
+    fallocate -l 96M "$TEST_DIR/alpha.img"
+    expect_ok rbadm alpha resize r0
+    assert_eq "$(json_field alpha '.[0].devices[0].size')" $((old / 1024)) "alpha's size after a resize beta cannot follow"
+    # A disconnected peer blocks it: it might hold less.
+    expect_ok rbadm beta disconnect r0
+    wait_for "[[ \$(rbadm alpha cstate r0) != Connected ]]" 20 || fail "alpha did not notice the disconnect"
+    expect_fail rbadm alpha resize r0
+    assert_match "$OUTPUT" "every peer connected" "the refusal names the reason"
+    expect_ok rbadm beta connect r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    # Now beta's disk grows too.
+    fallocate -l 96M "$TEST_DIR/beta.img"
+    expect_ok rbadm alpha resize r0
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    expect_ok rbadm beta wait-sync r0 --timeout 20
+    grep -q "Resync of new storage after online grow" "$TEST_DIR/agent-alpha.log" \
+        || fail "alpha did not resync the new area: $(grep -E 'resize|device size' "$TEST_DIR/agent-alpha.log" | tail -n 3 | tr '\n' ' ')"
+    new=$(json_field alpha '.[0].devices[0].size')
+    new=$((new * 1024))
+    (( new > 90 << 20 && new < 96 << 20 )) || fail "alpha's device is $new bytes after growing to 96 MiB"
+    assert_eq "$(json_field beta '.[0].devices[0].size')" $((new / 1024)) "beta's status size after the resize"
+    # A client that opens now sees the new size, and the new area is written and replicated.
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable"
+    assert_eq "$(nbdinfo --size "$URI_A")" "$new" "alpha's export size after the resize"
+    write_on "$URI_A" $((new - (2 << 20))) 2M rs-new-tail
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable after the switch-over"
+    assert_eq "$(nbdinfo --size "$URI_B")" "$new" "beta's export size after the resize"
+    verify_on "$URI_B" $((new - (2 << 20))) 2M rs-new-tail
+    verify_on "$URI_B" $((old - (1 << 20))) 1M rs-old-tail
+    # The resync made the whole grown device identical (the new area held alpha's old metadata).
+    cmp -n "$new" "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" || fail "the backing disks differ within the grown device"
 }
 
 # drbd.md §8 item 9: an Inconsistent disk cannot be promoted; --force can, and its data then syncs.
@@ -268,11 +332,8 @@ SCENARIOS_CASES=(
     discard-zero-changes:sc_discard_zero_changes:60
     discard-zero-changes-two-writers:sc_discard_zero_changes_two_writers:60
     may-promote:sc_may_promote:60
+    differing-sizes:sc_differing_sizes:90
+    resize:sc_resize:120
 )
-# KNOWN-FAILING (bug: peers with different disk sizes never connect: the bitmap exchange uses each
-# node's own size instead of the agreed smaller one — "protocol error: bitmap chunk ending at bit
-# 16373 is marked last but our bitmap has 20469 bits" — and reconnect in a loop; no effective
-# size is agreed for the export either):
-#   differing-sizes:sc_differing_sizes:90
 
 it_suite scenarios/two-node setup_scenarios_suite 600 "${SCENARIOS_CASES[@]}"

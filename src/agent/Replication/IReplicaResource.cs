@@ -25,6 +25,12 @@ public interface IReplicaResource
     /// </summary>
     Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction);
 
+    /// <summary>
+    /// A peer runs `resize`: re-read the volume's disk and, if it grew, move its metadata and grow the
+    /// replica's capacity (<see cref="Replica.SetCapacity"/>, under the replica lock). Called outside the lock.
+    /// </summary>
+    Task RefreshCapacityAsync(int volume);
+
     /// <summary>After every replica tick, outside the lock: publish status changes, write bitmaps out.</summary>
     void Tick();
 }

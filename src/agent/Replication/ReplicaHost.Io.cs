@@ -123,6 +123,25 @@ public sealed partial class ReplicaHost
 
     public bool TryBecomeSecondary() => resource.TryBecomeSecondary();
 
+    public void RefreshCapacity(int volume)
+    {
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await resource.RefreshCapacityAsync(volume).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                LogDiskError(logger, $"resize: {e.Message}");
+            }
+            lock (gate)
+            {
+                Replica.CapacityRefreshed(volume);
+            }
+        });
+    }
+
     public void WriteActivityLog(int volume, Engine.Metadata.ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token)
     {
         var bitmaps = Replica.Volume(volume).Bitmaps;

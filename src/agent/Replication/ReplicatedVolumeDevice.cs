@@ -5,11 +5,13 @@ namespace Redundancy.Block.Agent.Replication;
 /// <summary>
 /// A volume of a replicated resource as its NBD clients see it: reads are served from the local
 /// disk (DRBD reads locally), every write, zeroing, trim and flush goes through the replica, which
-/// completes it when the protocol's guarantee holds on this node and its connected peers.
+/// completes it when the protocol's guarantee holds on this node and its connected peers. Its size
+/// is the size the nodes agreed on when the client opened it (the smallest disk's), not the local
+/// disk's: the replica fails any write past the agreed size.
 /// </summary>
-internal sealed class ReplicatedVolumeDevice(ReplicaHost host, int volume, IBlockDevice local) : IBlockDevice
+internal sealed class ReplicatedVolumeDevice(ReplicaHost host, int volume, IBlockDevice local, long sizeBytes) : IBlockDevice
 {
-    public long SizeBytes => local.SizeBytes;
+    public long SizeBytes { get; } = sizeBytes;
 
     /// <summary>A replicated zeroing is never guaranteed fast (the peer's disk decides too).</summary>
     public bool CanFastZero => false;

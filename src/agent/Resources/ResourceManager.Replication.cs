@@ -69,10 +69,12 @@ internal sealed partial class ResourceManager
                 LogCrashedPrimary(logger, runtime.ExportName(volumeState.Number), ActivityLogTracker.ActiveExtentsFrom(recovered).Length, marked * 4);
             }
             var outdatedPeers = md.Peers.Where(p => !p.IsFree && p.Flags.HasFlag(PeerSlotFlags.Outdated)).Select(p => p.NodeId);
-            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker, outdatedPeers)
+            // The bitmaps cover all the disk holds; the device is the agreed size (la-size) of it.
+            long usable = attached.Store.Layout.UsableSizeBytes;
+            volumes.Add(new ReplicaVolume(volumeState.Number, usable, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker, md.UsableSizeBytes, outdatedPeers)
             {
                 ResyncRate = ResyncRateSettings.From(definition, volumeDefinition),
-                ActivityLog = ActivityLogTracker.FromRecovered(recovered, md.UsableSizeBytes, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
+                ActivityLog = ActivityLogTracker.FromRecovered(recovered, usable, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
             });
             disks[volumeState.Number] = dataPath;
         }
@@ -267,7 +269,7 @@ internal sealed partial class ResourceManager
     /// <summary>The replica moved a volume on: the resource adopts it and the superblock is written before the replica goes on.</summary>
     private void PersistReplicaVolume(ResourceRuntime runtime, ReplicaVolume volume)
     {
-        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk, [.. volume.FencedPeerDisks.Keys]);
+        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk, [.. volume.FencedPeerDisks.Keys], volume.AgreedSizeBytes);
         PersistNow(runtime);
     }
 
@@ -383,6 +385,8 @@ internal sealed partial class ResourceManager
 
         public Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction) =>
             ResourceManager.WriteMetadataAsync(runtime, volume, bitmapPages, transaction);
+
+        public Task RefreshCapacityAsync(int volume) => manager.RefreshCapacityAsync(runtime, volume);
     }
 
     /// <summary>Every replica tick: publish what changed, write dirty bitmap pages out.</summary>

@@ -1,4 +1,5 @@
 using Redundancy.Block.Agent.Replication;
+using Redundancy.Block.Agent.Storage;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Io;
 using Redundancy.Block.Engine.Replication;
@@ -110,7 +111,10 @@ internal sealed class ResourceRuntime
                 refusal = $"{ExportName(volume)} has no UpToDate data (disk:{disk})";
                 return false;
             }
-            IBlockDevice device = Replication is { } host ? new ReplicatedVolumeDevice(host, volume, dataPath) : dataPath;
+            // The device is the agreed size (la-size in the superblock), which a bigger local disk exceeds.
+            long agreedBytes = Math.Min(State.Volume(volume).Metadata?.UsableSizeBytes ?? dataPath.SizeBytes, dataPath.SizeBytes);
+            IBlockDevice device = Replication is { } host ? new ReplicatedVolumeDevice(host, volume, dataPath, agreedBytes)
+                : agreedBytes < dataPath.SizeBytes ? new SubrangeBlockDevice(dataPath, 0, agreedBytes) : dataPath;
             handle = new ExportHandle(ExportName(volume), device, revocation.Token, Release);
             openExports.Add(handle);
             refusal = string.Empty;
@@ -205,7 +209,7 @@ internal sealed class ResourceRuntime
                 var volume = replica.Volume(v.Number);
                 var replication = replica.ReplicationOf(peer.NodeId, v.Number);
                 long outOfSyncBytes = volume.OutOfSyncBytes(peer.NodeId);
-                double inSync = volume.UsableSizeBytes == 0 ? 100.0 : 100.0 * (volume.UsableSizeBytes - outOfSyncBytes) / volume.UsableSizeBytes;
+                double inSync = 100.0 * (volume.AgreedSizeBytes - outOfSyncBytes) / volume.AgreedSizeBytes;
                 var progress = replica.ResyncProgressOf(peer.NodeId, v.Number, nowMs);
                 var verify = replica.VerifyProgressOf(peer.NodeId, v.Number);
                 return new PeerDeviceStatus

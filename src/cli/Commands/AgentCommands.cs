@@ -5,7 +5,7 @@ namespace Redundancy.Block.Cli.Commands;
 
 /// <summary>
 /// Verbs that change state in the agent: up, down, attach, detach, primary, secondary, connect,
-/// disconnect, invalidate, invalidate-remote, pause-sync, resume-sync, outdate, resume-io. Each resolves
+/// disconnect, invalidate, invalidate-remote, resize, pause-sync, resume-sync, outdate, resume-io. Each resolves
 /// the resource from the config and sends it with the command, as drbdadm drives drbdsetup.
 /// </summary>
 internal static class AgentCommands
@@ -53,6 +53,13 @@ internal static class AgentCommands
         var clear = new Option<bool>("--clear-bitmap") { Description = "On a freshly created, connected pair: skip the initial sync (both become UpToDate)" };
         return Simple("new-current-uuid", "Start a new data generation (new current UUID)", withDefinition: false, [],
             (parse, request) => request with { ClearBitmap = parse.GetValue(clear) }, clear);
+    }
+
+    public static Command Resize()
+    {
+        var assumeClean = new Option<bool>("--assume-clean") { Description = "Do not resync the area the device grows by (it is known to be equal on every node)" };
+        return Simple("resize", "Grow the device to what every node's backing disk holds now (after the disks grew)", withDefinition: false, [],
+            (parse, request) => request with { AssumeClean = parse.GetValue(assumeClean) }, assumeClean);
     }
 
     public static Command PauseSync() => Simple("pause-sync", "Pause a running resync", withDefinition: false);

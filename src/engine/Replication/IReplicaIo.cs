@@ -46,6 +46,12 @@ public interface IReplicaIo
     void PersistVolume(int volume);
 
     /// <summary>
+    /// A peer runs `resize`: re-read the local disk's size; if it grew, move the metadata and call
+    /// <see cref="Replica.SetCapacity"/>. Then (grown or not) report with <see cref="Replica.CapacityRefreshed"/>.
+    /// </summary>
+    void RefreshCapacity(int volume);
+
+    /// <summary>
     /// Runs the `handlers { }` entry <paramref name="handler"/> (e.g. "split-brain",
     /// "before-resync-target") with DRBD's environment for the peer and volume (volume -1: the
     /// whole resource). False when none is configured. When true and <paramref name="token"/> is not

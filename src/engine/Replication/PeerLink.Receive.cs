@@ -172,11 +172,17 @@ public sealed partial class PeerLink
     private void SendVolume(LocalVolumeView volume)
     {
         ushort number = (ushort)volume.Volume;
-        var size = (ulong)volume.UsableSizeBytes;
-        Send(number, new SizesMessage(size, size, 0, (uint)Math.Min(settings.MaxFramePayloadBytes, 1 << 20)));
+        Send(number, SizesOf(volume, SizesFlags.None));
         Send(number, UuidsOf(volume));
         var stateFlags = (volume.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
         Send(number, new StateMessage(host.Role, volume.Disk, DiskState.DUnknown, ReplicationState.Off, stateFlags));
+    }
+
+    /// <summary>This node's sizes of a volume (DRBD's drbd_send_sizes): usable (0 without data) and current.</summary>
+    private SizesMessage SizesOf(LocalVolumeView volume, SizesFlags flags)
+    {
+        var usable = (ulong)volume.AdvertisedUsableBytes;
+        return new SizesMessage(usable, usable, 0, (uint)Math.Min(settings.MaxFramePayloadBytes, 1 << 20), (ulong)volume.CurrentSizeBytes, flags);
     }
 
     private static UuidsMessage UuidsOf(LocalVolumeView volume)
@@ -249,6 +255,16 @@ public sealed partial class PeerLink
         foreach (var volume in local)
         {
             var peer = hs.Volumes[volume.Volume];
+            long peerUsable = (long)peer.Sizes!.Value.UsableSizeBytes;
+            long agreed = SizeAgreement.Agree(volume.AdvertisedUsableBytes, peerUsable, volume.SizeLimitBytes);
+            if (SizeAgreement.RefusesShrink(agreed, volume.CurrentSizeBytes, volume.Disk))
+            {
+                // DRBD: "Never shrink a device with usable data during connect" — it disconnects and retries.
+                string tooSmall = $"volume {volume.Volume}: The peer's disk size is too small! ({agreed / 1024} < {volume.CurrentSizeBytes / 1024} KiB)";
+                Send(0, new DisconnectMessage(WireDisconnectReason.ProtocolError, tooSmall));
+                Drop(tooSmall, ConnectionState.ProtocolError);
+                return;
+            }
             var outcome = Decide(volume, peer);
             foreach (string line in outcome.Log)
             {
@@ -271,10 +287,9 @@ public sealed partial class PeerLink
                 }
                 return;
             }
-            long agreed = Math.Min(volume.UsableSizeBytes, (long)peer.Sizes!.Value.UsableSizeBytes);
             var uuids = peer.Uuids!.Value;
             var peerUuids = outcome.Comparison.PeerFixup ?? new UuidSet(uuids.Current, uuids.Bitmap, uuids.History);
-            decisions.Add(new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreed, peerUuids));
+            decisions.Add(new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreed, peerUuids, peerUsable));
         }
         SetState(ConnectionState.Connected);
         SetPeerRole(hs.Volumes[local[0].Volume].State!.Value.Role);

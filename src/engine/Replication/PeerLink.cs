@@ -163,6 +163,19 @@ public sealed partial class PeerLink
         }
     }
 
+    /// <summary>While connected: sends one volume's sizes (a resize request or its answer, with <paramref name="flags"/>).</summary>
+    public void SendSizes(int volume, SizesFlags flags)
+    {
+        if (State != ConnectionState.Connected)
+        {
+            return;
+        }
+        foreach (var view in host.VolumesFor(settings.PeerNodeId).Where(v => v.Volume == volume))
+        {
+            Send((ushort)volume, SizesOf(view, flags));
+        }
+    }
+
     /// <summary>The peer's UUIDs for a volume as it last sent them on this connection.</summary>
     public Generations.UuidSet? PeerUuids(int volume) =>
         handshake is not null && handshake.Volumes.TryGetValue(volume, out var peer) && peer.Uuids is { } u

@@ -88,6 +88,12 @@ public sealed partial class Replica
         }
         // Overlapping writes in flight together could land in different orders on the two disks:
         // as DRBD does, a write that overlaps one still in flight waits for it to complete.
+        if (queued.OffsetBytes < 0 || queued.LengthBytes < 0 || queued.OffsetBytes + queued.LengthBytes > volumes[queued.Volume].AgreedSizeBytes)
+        {
+            // Past the agreed size: the peer may not have the room; the device ends there.
+            io.CompleteClient(queued.ClientToken, false);
+            return;
+        }
         if (queued.LengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued) || OverlapsPeerWrite(queued)))
         {
             waitingClientRequests.Add(queued);
@@ -248,7 +254,7 @@ public sealed partial class Replica
         {
             case MessageType.Data when Role != Role.Primary:
                 if (!DataMessage.TryRead(payload, out var data, out var block, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
-                    || data.OffsetBytes + data.LengthBytes > (ulong)volume.UsableSizeBytes)
+                    || data.OffsetBytes + data.LengthBytes > (ulong)volume.AgreedSizeBytes)
                 {
                     ProtocolError(peer, error ?? $"Data for volume {header.Volume} outside the agreed size");
                     return;

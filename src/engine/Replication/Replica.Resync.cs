@@ -66,8 +66,11 @@ public sealed partial class Replica
         or MessageType.RsDataRequest or MessageType.RsDataReply or MessageType.RsWriteAck or MessageType.NegRsDReply
         or MessageType.CsumRsRequest or MessageType.RsIsInSync;
 
-    /// <summary>After the handshake: start the bitmap exchange for every volume that needs a resync.</summary>
-    private void BeginSync(int peer, VolumeDecision decision)
+    /// <summary>
+    /// After the handshake: start the bitmap exchange for every volume that needs a resync. When the
+    /// device <paramref name="grew"/> and no resync was due, the new area is synced on its own.
+    /// </summary>
+    private void BeginSync(int peer, VolumeDecision decision, bool grew)
     {
         var volume = volumes[decision.Volume];
         int slot = volume.SlotOfPeer[peer];
@@ -90,7 +93,11 @@ public sealed partial class Replica
                 SetDisk(volume, DiskState.UpToDate);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
             }
-            if (volume.OutOfSyncBytes(peer) > 0)
+            if (grew)
+            {
+                StartGrowSync(peer, volume);
+            }
+            else if (volume.OutOfSyncBytes(peer) > 0)
             {
                 // E.g. blocks an online verify found: only a resync that starts for another reason copies them.
                 io.Log($"{Subject(peer)}/{volume.Number}: No resync, but {volume.OutOfSyncBytes(peer) / MetadataLayout.BytesPerBit} bits in bitmap!");
@@ -114,14 +121,15 @@ public sealed partial class Replica
         }
         if (fullSync)
         {
-            volume.Bitmaps.SetAll(slot);
+            volume.Bitmaps.SetBits(slot, 0, volume.AgreedBits);
         }
-        var incoming = new QuickSyncBitmap(volume.UsableSizeBytes);
+        // Both sides exchange exactly the agreed size: a bigger disk's bits past it are never set.
+        var incoming = new QuickSyncBitmap(volume.AgreedSizeBytes);
         syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, peerUuids, new BitmapReceiver(incoming), incoming)
         {
             TargetWentInconsistent = links[peer].PeerDisks.GetValueOrDefault(volume.Number) == DiskState.Inconsistent,
         };
-        var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot));
+        var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot), volume.AgreedBits);
         while (!sender.IsComplete)
         {
             var frame = new byte[sender.MaxFrameBytes];
@@ -227,7 +235,7 @@ public sealed partial class Replica
     /// </summary>
     private string? OnResyncRequest(int peer, ReplicaVolume volume, SyncState sync, RsDataRequestMessage request, Digest? targetDigest)
     {
-        if (!sync.Source || request.OffsetBytes + request.LengthBytes > (ulong)volume.UsableSizeBytes)
+        if (!sync.Source || request.OffsetBytes + request.LengthBytes > (ulong)volume.AgreedSizeBytes)
         {
             return $"{(targetDigest is null ? "RsDataRequest" : "CsumRsRequest")} {request.OffsetBytes}+{request.LengthBytes} out of place or range";
         }

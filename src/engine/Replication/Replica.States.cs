@@ -218,7 +218,8 @@ public sealed partial class Replica
         }
         var result = request.Kind switch
         {
-            StateChangeKind.InvalidatePeer => BecomeFullSyncTarget(peer, volume),
+            StateChangeKind.InvalidatePeer => BecomeSyncTarget(peer, volume, fullSync: true),
+            StateChangeKind.ResyncAfterGrow => BecomeSyncTarget(peer, volume, fullSync: false),
             StateChangeKind.InvalidateSelf => StartFullSyncAsSource(peer, volume.Number),
             StateChangeKind.PauseSync or StateChangeKind.ResumeSync => PausedByPeer(peer, volume, request.Kind == StateChangeKind.PauseSync),
             StateChangeKind.StartVerify => BecomeVerifyTarget(peer, volume, request.Argument),
@@ -235,8 +236,11 @@ public sealed partial class Replica
         }
     }
 
-    /// <summary>The peer is going to be our full sync source (it was invalidated-remote, or we were invalidated).</summary>
-    private StateChangeResult BecomeFullSyncTarget(int peer, ReplicaVolume volume)
+    /// <summary>
+    /// The peer is going to be our sync source: a full sync (it was invalidated-remote, or we were
+    /// invalidated), or a bitmap resync of the area the device grew by.
+    /// </summary>
+    private StateChangeResult BecomeSyncTarget(int peer, ReplicaVolume volume, bool fullSync)
     {
         if (Role == Role.Primary && volume.Disk == DiskState.UpToDate)
         {
@@ -246,7 +250,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.ResyncRunning;
         }
-        StartSync(peer, volume, ReplicationState.WFBitMapT, fullSync: true, ConnectedPeerUuids(peer, volume.Number));
+        StartSync(peer, volume, ReplicationState.WFBitMapT, fullSync, ConnectedPeerUuids(peer, volume.Number));
         return StateChangeResult.Success;
     }
 

@@ -50,11 +50,11 @@ public sealed partial class Replica
         }
         long start = startOffsetBytes ?? verifyResumeBytes.GetValueOrDefault((peerNodeId, volume));
         start = Math.Max(0, start) / VerifyRequestBytes * VerifyRequestBytes;
-        if (start >= local.UsableSizeBytes)
+        if (start >= local.AgreedSizeBytes)
         {
             return StateChangeResult.NothingToDo;
         }
-        var verify = new VerifyState(source: true, receivers[peerNodeId], start / VerifyRequestBytes, local.UsableSizeBytes / VerifyRequestBytes)
+        var verify = new VerifyState(source: true, receivers[peerNodeId], start / VerifyRequestBytes, local.AgreedSizeBytes / VerifyRequestBytes)
         {
             StartRequestId = nextVerifyStartId++,
             Controller = new ResyncRateController(local.ResyncRate),
@@ -98,12 +98,12 @@ public sealed partial class Replica
         {
             return result;
         }
-        if (startOffsetBytes >= (ulong)volume.UsableSizeBytes)
+        if (startOffsetBytes >= (ulong)volume.AgreedSizeBytes)
         {
             return StateChangeResult.NothingToDo;
         }
         long startBit = (long)startOffsetBytes / VerifyRequestBytes;
-        verifies[(peer, volume.Number)] = new VerifyState(source: false, receivers[peer], startBit, volume.UsableSizeBytes / VerifyRequestBytes);
+        verifies[(peer, volume.Number)] = new VerifyState(source: false, receivers[peer], startBit, volume.AgreedSizeBytes / VerifyRequestBytes);
         SetReplication(peer, volume.Number, ReplicationState.VerifyT);
         io.Log($"{Subject(peer)}/{volume.Number}: Online Verify start sector: {startOffsetBytes / SectorBytes}");
         return StateChangeResult.Success;
@@ -152,7 +152,7 @@ public sealed partial class Replica
     /// <summary>VerifyT: read the block (once no write to it is in flight) and answer with its digest.</summary>
     private string? OnVerifyRequest(int peer, ReplicaVolume volume, VerifyState verify, OvRequestMessage request)
     {
-        if (verify.Source || request.LengthBytes > MaxVerifyRequestBytes || request.OffsetBytes + request.LengthBytes > (ulong)volume.UsableSizeBytes)
+        if (verify.Source || request.LengthBytes > MaxVerifyRequestBytes || request.OffsetBytes + request.LengthBytes > (ulong)volume.AgreedSizeBytes)
         {
             return $"OvRequest {request.OffsetBytes}+{request.LengthBytes} out of place or range";
         }
@@ -181,7 +181,7 @@ public sealed partial class Replica
     /// <summary>VerifyT: the outcome VerifyS found; a mismatch is marked here too.</summary>
     private string? OnVerifyResult(int peer, ReplicaVolume volume, VerifyState verify, OvResultMessage result)
     {
-        if (verify.Source || result.OffsetBytes + result.LengthBytes > (ulong)volume.UsableSizeBytes)
+        if (verify.Source || result.OffsetBytes + result.LengthBytes > (ulong)volume.AgreedSizeBytes)
         {
             return $"OvResult {result.OffsetBytes}+{result.LengthBytes} out of place or range";
         }

@@ -63,7 +63,8 @@ public sealed partial class Replica : IPeerLinkHost
     {
         int slot = v.SlotOfPeer[peerNodeId];
         return new LocalVolumeView(v.Number, UuidSet.FromGenerationIds(v.Ids, slot), v.Flags, v.Disk,
-            v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: discardMyData.Contains(peerNodeId));
+            v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: discardMyData.Contains(peerNodeId),
+            AgreedSizeBytes: v.AgreedSizeBytes, SizeLimitBytes: OtherPeersLimit(peerNodeId, v));
     })];
 
     /// <summary>`connect --discard-my-data`: the next handshake with the peer resolves a split brain against this node.</summary>
@@ -142,6 +143,11 @@ public sealed partial class Replica : IPeerLinkHost
             link.Heard(nowMs);
             ReceiveStateChange(peerNodeId, header, payload);
         }
+        else if (connected.Contains(peerNodeId) && header.Type == MessageType.Sizes)
+        {
+            link.Heard(nowMs);
+            ReceiveSizes(peerNodeId, header, payload);
+        }
         else
         {
             link.Receive(header, payload, nowMs);
@@ -206,13 +212,15 @@ public sealed partial class Replica : IPeerLinkHost
         receivers[peerNodeId] = new PeerWriteReceiver();
         // Application writes go to a connected peer whatever the resync direction, as DRBD's do.
         writes.AddPeer(peerNodeId);
+        // Sizes first, as DRBD handles P_SIZES before P_UUIDS: the resync covers the agreed size.
+        var grown = decisions.Where(d => AdoptHandshakeSize(peerNodeId, d)).Select(d => d.Volume).ToHashSet();
         foreach (var decision in decisions)
         {
             if (decision.Outcome.Demote)
             {
                 DemoteAfterSplitBrain(peerNodeId, decision.Volume);
             }
-            BeginSync(peerNodeId, decision);
+            BeginSync(peerNodeId, decision, grown.Contains(decision.Volume));
         }
         // Last: requests fencing held back go out now, to this peer too.
         FencingOnConnected(peerNodeId);
@@ -238,6 +246,7 @@ public sealed partial class Replica : IPeerLinkHost
                 sync.Planner?.Interrupt();
             }
         }
+        ForgetPeerSizes(peerNodeId);
         deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
         // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or

@@ -6,38 +6,67 @@ using Redundancy.Block.Engine.States;
 namespace Redundancy.Block.Engine.Replication;
 
 /// <summary>
-/// One volume as the replica works with it: size, generation identifiers, metadata flags, disk
+/// One volume as the replica works with it: sizes, generation identifiers, metadata flags, disk
 /// state and the quick-sync bitmaps (one slot per peer). The replica changes the identifiers and
 /// the bitmaps; the host persists what <see cref="IReplicaIo"/> asks it to. The quick-sync bitmaps
 /// are those read from the metadata, or fresh (all clear) when none are given.
+/// Two sizes: <see cref="UsableSizeBytes"/> is what the local disk holds (the bitmaps cover it),
+/// <see cref="AgreedSizeBytes"/> what the nodes agreed on (DRBD's la-size, persisted as the
+/// superblock's usable size): the device size clients see, and the only range writes, bitmap
+/// exchanges, resync and verify touch. Bits past the agreed size are always clear.
 /// </summary>
-/// <param name="number">The volume number.</param>
-/// <param name="usableSizeBytes">The data area's size.</param>
-/// <param name="ids">Generation identifiers as read from the metadata.</param>
-/// <param name="flags">Device flags as read from the metadata.</param>
-/// <param name="disk">The disk state the resource derived at attach.</param>
-/// <param name="slotOfPeer">Bitmap slot of each peer.</param>
-/// <param name="bitmaps">The quick-sync bitmaps read from the metadata (null: fresh, all clear).</param>
-/// <param name="outdatedPeers">Peers whose slot carries MDF_PEER_OUTDATED: known Outdated while apart.</param>
-public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyDictionary<int, int> slotOfPeer,
-    BitmapTracker? bitmaps = null, IEnumerable<int>? outdatedPeers = null)
+public sealed class ReplicaVolume
 {
-    private readonly Dictionary<int, DiskState> fencedPeerDisks = (outdatedPeers ?? []).ToDictionary(p => p, _ => DiskState.Outdated);
+    private readonly Dictionary<int, DiskState> fencedPeerDisks;
 
-    public int Number { get; } = number;
+    /// <param name="number">The volume number.</param>
+    /// <param name="usableSizeBytes">What the local disk holds after its metadata (whole 4 KiB blocks).</param>
+    /// <param name="ids">Generation identifiers as read from the metadata.</param>
+    /// <param name="flags">Metadata flags as read.</param>
+    /// <param name="disk">The disk state at start.</param>
+    /// <param name="slotOfPeer">Bitmap slot of each peer (node-id → slot).</param>
+    /// <param name="bitmaps">The quick-sync bitmaps (covering <paramref name="usableSizeBytes"/>); fresh when null.</param>
+    /// <param name="agreedSizeBytes">The last agreed size (la-size); 0: the usable size.</param>
+    /// <param name="outdatedPeers">Peers whose slot carries MDF_PEER_OUTDATED: known Outdated while apart.</param>
+    public ReplicaVolume(int number, long usableSizeBytes, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyDictionary<int, int> slotOfPeer,
+        BitmapTracker? bitmaps = null, long agreedSizeBytes = 0, IEnumerable<int>? outdatedPeers = null)
+    {
+        fencedPeerDisks = (outdatedPeers ?? []).ToDictionary(p => p, _ => DiskState.Outdated);
+        Number = number;
+        UsableSizeBytes = usableSizeBytes;
+        Ids = ids;
+        Flags = flags;
+        Disk = disk;
+        SlotOfPeer = slotOfPeer;
+        Bitmaps = bitmaps ?? new(usableSizeBytes, Math.Max(1, ids.Bitmap.Length));
+        AgreedSizeBytes = agreedSizeBytes == 0 ? usableSizeBytes : agreedSizeBytes;
+        Invariant.Assert(Bitmaps.UsableSizeBytes == usableSizeBytes, "the bitmaps cover the usable size");
+        Invariant.Assert(AgreedSizeBytes > 0 && AgreedSizeBytes <= usableSizeBytes && AgreedSizeBytes % MetadataLayout.BytesPerBit == 0,
+            $"agreed size {AgreedSizeBytes} is whole 4 KiB blocks within the usable {usableSizeBytes}");
+        ClearBeyond(AgreedBits, Bitmaps.BitCount); // stale bits from before a shrink, or AL extents past the end
+    }
 
-    public long UsableSizeBytes { get; } = usableSizeBytes;
+    public int Number { get; }
 
-    public GenerationIds Ids { get; internal set; } = ids;
+    /// <summary>What the local disk holds (the bitmaps cover all of it); grows with <see cref="GrowCapacity"/>.</summary>
+    public long UsableSizeBytes { get; private set; }
 
-    public MetadataFlags Flags { get; internal set; } = flags;
+    /// <summary>The agreed (exported, replicated) size, DRBD's la-size.</summary>
+    public long AgreedSizeBytes { get; private set; }
 
-    public DiskState Disk { get; internal set; } = disk;
+    /// <summary>Bitmap bits of the agreed size.</summary>
+    public long AgreedBits => AgreedSizeBytes / MetadataLayout.BytesPerBit;
+
+    public GenerationIds Ids { get; internal set; }
+
+    public MetadataFlags Flags { get; internal set; }
+
+    public DiskState Disk { get; internal set; }
 
     /// <summary>Bitmap slot of each peer (node-id → slot).</summary>
-    public IReadOnlyDictionary<int, int> SlotOfPeer { get; } = slotOfPeer;
+    public IReadOnlyDictionary<int, int> SlotOfPeer { get; }
 
-    public BitmapTracker Bitmaps { get; } = bitmaps ?? new(usableSizeBytes, Math.Max(1, ids.Bitmap.Length));
+    public BitmapTracker Bitmaps { get; }
 
     /// <summary>resync-rate and the c-* controller settings for resyncs this volume pulls (DRBD's defaults unless set).</summary>
     public ResyncRateSettings ResyncRate { get; init; } = new();
@@ -71,4 +100,45 @@ public sealed class ReplicaVolume(int number, long usableSizeBytes, GenerationId
 
     /// <summary>Out-of-sync bytes recorded for <paramref name="peerNodeId"/>.</summary>
     public long OutOfSyncBytes(int peerNodeId) => Bitmaps.OutOfSyncBytes(SlotOfPeer[peerNodeId]);
+
+    /// <summary>
+    /// A new agreed size. Growing marks the new area out of sync for every peer (DRBD's
+    /// drbd_bm_resize with set_new_bits) unless <paramref name="markNewArea"/> is false
+    /// (--assume-clean); shrinking drops the bits past the new end.
+    /// </summary>
+    internal void SetAgreedSize(long agreedSizeBytes, bool markNewArea)
+    {
+        Invariant.Assert(agreedSizeBytes > 0 && agreedSizeBytes <= UsableSizeBytes && agreedSizeBytes % MetadataLayout.BytesPerBit == 0,
+            $"agreed size {agreedSizeBytes} is whole 4 KiB blocks within the usable {UsableSizeBytes}");
+        long oldBits = AgreedBits;
+        AgreedSizeBytes = agreedSizeBytes;
+        if (AgreedBits < oldBits)
+        {
+            ClearBeyond(AgreedBits, oldBits);
+        }
+        else if (markNewArea)
+        {
+            for (int slot = 0; slot < Bitmaps.PeerSlots; slot++)
+            {
+                Bitmaps.SetBits(slot, oldBits, AgreedBits - oldBits);
+            }
+        }
+    }
+
+    /// <summary>The local disk grew (resize, after the host moved the metadata): the bitmaps and the AL cover the new size.</summary>
+    internal void GrowCapacity(long usableSizeBytes)
+    {
+        Invariant.Assert(usableSizeBytes >= UsableSizeBytes && usableSizeBytes % MetadataLayout.BytesPerBit == 0, "the usable size only grows, in 4 KiB blocks");
+        Bitmaps.Grow(usableSizeBytes);
+        ActivityLog?.Grow(usableSizeBytes);
+        UsableSizeBytes = usableSizeBytes;
+    }
+
+    private void ClearBeyond(long firstBit, long endBit)
+    {
+        for (int slot = 0; slot < Bitmaps.PeerSlots && endBit > firstBit; slot++)
+        {
+            Bitmaps.ClearBits(slot, firstBit, endBit - firstBit);
+        }
+    }
 }

@@ -169,8 +169,9 @@ public sealed class ResourceStateMachine
 
     /// <summary>
     /// The replication layer moved a volume on (resync start or end, a new data generation after
-    /// losing a peer, a handshake that found both copies equal): adopt its identifiers, flags and disk
-    /// state. The host persists the metadata.
+    /// losing a peer, a handshake that found both copies equal, a new agreed size): adopt its
+    /// identifiers, flags, disk state and (when given) the agreed size, DRBD's la-size, which the
+    /// superblock keeps as its usable size. The host persists the metadata.
     /// </summary>
     /// <param name="volumeNumber">The volume.</param>
     /// <param name="ids">The replica's generation identifiers.</param>
@@ -180,15 +181,24 @@ public sealed class ResourceStateMachine
     /// Peers fencing (or a graceful disconnect) left Outdated or Inconsistent while apart: their slots
     /// carry MDF_PEER_OUTDATED, the others lose it. Null leaves the peer slots as they are.
     /// </param>
-    public void AdoptReplicaState(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyCollection<int>? outdatedPeers = null)
+    /// <param name="agreedSizeBytes">The agreed size (la-size) to record; null keeps it.</param>
+    public void AdoptReplicaState(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyCollection<int>? outdatedPeers = null, long? agreedSizeBytes = null)
     {
         var volume = Volume(volumeNumber);
         if (volume.Metadata is null || volume.Disk is DiskState.Diskless or DiskState.Detaching or DiskState.Failed)
         {
             return;
         }
-        volume.UpdateMetadata(md => WithOutdatedPeers(md.WithGenerationIds(ids) with { Flags = flags }, outdatedPeers));
+        volume.UpdateMetadata(md => WithOutdatedPeers(md.WithGenerationIds(ids) with { Flags = flags, UsableSizeBytes = agreedSizeBytes ?? md.UsableSizeBytes }, outdatedPeers));
         SetDisk(volume, disk);
+    }
+
+    /// <summary>`resize` of a volume without peers: the device takes <paramref name="agreedSizeBytes"/> (la-size). The host persists it.</summary>
+    public void SetAgreedSize(int volumeNumber, long agreedSizeBytes)
+    {
+        var volume = Volume(volumeNumber);
+        Invariant.Assert(volume.Metadata is not null, $"volume {volumeNumber}: resized while Diskless");
+        volume.UpdateMetadata(md => md with { UsableSizeBytes = agreedSizeBytes });
     }
 
     /// <summary>

@@ -173,6 +173,8 @@ public sealed class ReplicaHostTests : IAsyncLifetime
 
         public Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction) => Task.CompletedTask;
 
+        public Task RefreshCapacityAsync(int volume) => Task.CompletedTask;
+
         public void Tick()
         {
         }

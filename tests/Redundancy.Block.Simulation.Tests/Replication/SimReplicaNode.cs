@@ -161,7 +161,7 @@ public sealed class SimReplicaNode : IReplicaIo
         scheduler.After(0, () => callback(succeeded));
     }
 
-    public void PersistVolume(int volume) => Log.Add($"{Name}/{volume}: generations now current {Replica.Volume(volume).Ids.Current:X16}, disk {Replica.Volume(volume).Disk}");
+    public void PersistVolume(int volume) => Log.Add($"{Name}/{volume}: generations now current {Replica.Volume(volume).Ids.Current:X16}, disk {Replica.Volume(volume).Disk}, size {Replica.Volume(volume).AgreedSizeBytes}");
 
     /// <summary>Handlers the replica asked for, as "name peer/volume".</summary>
     public List<string> HandlerCalls { get; } = [];
@@ -173,6 +173,38 @@ public sealed class SimReplicaNode : IReplicaIo
     public Dictionary<string, int?> ScriptedHandlers { get; } = [];
 
     public long HandlerDurationMs { get; set; } = 50;
+
+    /// <summary>
+    /// What each volume's disk holds once the node re-reads it (a peer's resize): the test sets it
+    /// to simulate a grown disk; absent, the disk is as it was.
+    /// </summary>
+    public Dictionary<int, long> GrownUsableBytes { get; } = [];
+
+    public void RefreshCapacity(int volume) => scheduler.After(random.NextInt64(0, DiskLatencyMaxMs + 1), () =>
+    {
+        if (Crashed)
+        {
+            return;
+        }
+        GrowIfAsked(volume);
+        Replica.CapacityRefreshed(volume);
+    });
+
+    /// <summary>The node's own `resize`: its disk grows to <see cref="GrownUsableBytes"/>, then the replica asks the peers.</summary>
+    public Engine.States.StateChangeResult Resize(int volume, bool assumeClean = false)
+    {
+        GrowIfAsked(volume);
+        return Replica.Resize(volume, assumeClean);
+    }
+
+    private void GrowIfAsked(int volume)
+    {
+        if (GrownUsableBytes.TryGetValue(volume, out long usable) && usable > Replica.Volume(volume).UsableSizeBytes && Replica.CanSetCapacity(volume))
+        {
+            Engine.Invariant.Assert(usable <= Disks[volume].SizeBytes, "the simulated disk holds the grown size");
+            Replica.SetCapacity(volume, usable);
+        }
+    }
 
     /// <summary>Nothing holds a simulated device open: demotion always succeeds.</summary>
     public bool TryBecomeSecondary() => true;

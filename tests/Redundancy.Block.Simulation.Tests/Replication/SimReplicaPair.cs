@@ -17,8 +17,9 @@ public sealed class SimReplicaPair
 
     public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000,
         Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null,
-        string netOptions = "")
+        string netOptions = "", Func<string, SimVolumeSize>? sizes = null)
     {
+        this.sizes = sizes ?? (_ => new SimVolumeSize(DiskBytes));
         this.resyncRate = resyncRate ?? new ResyncRateSettings();
         this.initial = initial ?? (_ => (new GenerationIds(sharedCurrent, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty),
             MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate));
@@ -76,19 +77,24 @@ public sealed class SimReplicaPair
     }
 
     private readonly Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)> initial;
+    private readonly Func<string, SimVolumeSize> sizes;
     private readonly ResyncRateSettings resyncRate;
 
     private SimReplicaNode Node(ResourceDefinition resource, string local, string peer)
     {
         Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var settings, out string error), error);
         var (ids, flags, disk) = initial(local);
+        var size = sizes(local);
         // Two AL slots over four 4 MiB extents: writes keep evicting extents, so the AL's wait and
         // transaction paths run in every simulated workload.
-        var volume = new ReplicaVolume(0, DiskBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 })
+        var volume = new ReplicaVolume(0, size.UsableBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 }, agreedSizeBytes: size.AgreedBytes)
         {
             ResyncRate = resyncRate,
-            ActivityLog = new ActivityLogTracker(2, DiskBytes, activityLogSize4k: 8),
+            ActivityLog = new ActivityLogTracker(2, size.UsableBytes, activityLogSize4k: 8),
         };
-        return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], DiskBytes);
+        return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], Math.Max(size.DiskBytes, size.UsableBytes));
     }
 }
+
+/// <summary>A simulated volume's sizes: what the disk holds, the agreed size (0: the same), the simulated disk (0: the same; bigger leaves room to grow).</summary>
+public sealed record SimVolumeSize(long UsableBytes, long AgreedBytes = 0, long DiskBytes = 0);
