@@ -75,6 +75,12 @@ public sealed partial class PeerLink
             return;
         }
         hs.Negotiated = negotiated;
+        if (settings.Protocol.Compression == CompressionAlgorithm.Lz4)
+        {
+            output.Log.Add((negotiated.Flags & FeatureFlags.Lz4Compression) != 0
+                ? $"{Subject}: LZ4 compression agreed with the peer"
+                : $"{Subject}: compression lz4 is not configured on the peer: data is sent uncompressed");
+        }
     }
 
     private void OnHello(HelloMessage hello)

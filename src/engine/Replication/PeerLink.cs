@@ -51,6 +51,9 @@ public sealed partial class PeerLink
     /// <summary>The largest frame payload agreed with the peer (the transport enforces it).</summary>
     public int MaxFramePayloadBytes => handshake?.Negotiated?.MaxFramePayloadBytes ?? FrameHeader.HandshakeMaxPayloadBytes;
 
+    /// <summary>The features both sides offered on the current connection (None before Features were exchanged).</summary>
+    public FeatureFlags AgreedFeatures => handshake?.Negotiated?.Flags ?? FeatureFlags.None;
+
     public PeerLinkOutput TakeOutput()
     {
         var taken = output;
@@ -100,7 +103,8 @@ public sealed partial class PeerLink
         lastReceivedMs = nowMs;
         handshake = new Handshake(nowMs + settings.TimeoutMs);
         var flags = FeatureFlags.Trim | FeatureFlags.WriteZeroes | FeatureFlags.ResyncZeroes | FeatureFlags.ChecksummedResync | FeatureFlags.OnlineVerify
-            | (settings.AuthAlgorithm != DigestAlgorithm.None ? FeatureFlags.Authentication : 0);
+            | (settings.AuthAlgorithm != DigestAlgorithm.None ? FeatureFlags.Authentication : 0)
+            | (settings.Protocol.Compression == CompressionAlgorithm.Lz4 ? FeatureFlags.Lz4Compression : 0);
         handshake.OwnFeatures = new FeaturesMessage(FeaturesMessage.CurrentProtocolVersion, FeaturesMessage.CurrentProtocolVersion, flags, (uint)settings.MaxFramePayloadBytes);
         Send(0, handshake.OwnFeatures);
         Send(0, new HelloMessage((byte)settings.LocalNodeId, (byte)settings.PeerNodeId, settings.ResourceName, settings.LocalNodeName));

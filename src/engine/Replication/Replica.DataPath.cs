@@ -171,19 +171,7 @@ public sealed partial class Replica
         {
             flags |= DataFlags.SendWriteAck; // a flush is acknowledged after the peer's flush, whatever the protocol
         }
-        var message = new DataMessage((ulong)offsetBytes, (uint)lengthBytes, tracked.RequestId, nextSequence++, flags);
-        using (var frame = PooledFrame.Create((ushort)volume, message, data.Span))
-        {
-            foreach (int peer in tracked.SendTo)
-            {
-                if (tracked.BarrierBefore is { } closed)
-                {
-                    io.Send(peer, Frame(0, new BarrierMessage(closed)));
-                }
-                io.Send(peer, frame.Span);
-                writes.Sent(peer, tracked.RequestId);
-            }
-        }
+        SendData(tracked, new DataMessage((ulong)offsetBytes, (uint)lengthBytes, tracked.RequestId, nextSequence++, flags), (ushort)volume, data.Span);
         if (lengthBytes > 0)
         {
             VerifyWriteArrived(volume, offsetBytes, lengthBytes);
@@ -203,6 +191,39 @@ public sealed partial class Replica
             }
         }
         CompleteRequests();
+    }
+
+    /// <summary>
+    /// Sends a request to every peer it goes to, each after the barrier that closes the previous
+    /// epoch. At most two frames are built: plain for peers without compression, LZ4 for the rest.
+    /// </summary>
+    private void SendData(TrackedRequest tracked, in DataMessage message, ushort volume, ReadOnlySpan<byte> data)
+    {
+        foreach (bool compress in (ReadOnlySpan<bool>)[false, true])
+        {
+            PooledFrame? frame = null;
+            try
+            {
+                foreach (int peer in tracked.SendTo)
+                {
+                    if (CompressesWith(peer) != compress)
+                    {
+                        continue;
+                    }
+                    if (tracked.BarrierBefore is { } closed)
+                    {
+                        io.Send(peer, Frame(0, new BarrierMessage(closed)));
+                    }
+                    frame ??= DataFrame(volume, message, data, compress);
+                    io.Send(peer, frame.Value.Span);
+                    writes.Sent(peer, tracked.RequestId);
+                }
+            }
+            finally
+            {
+                frame?.Dispose();
+            }
+        }
     }
 
     /// <summary>Replies to clients whose requests completed; records what peers missed.</summary>
@@ -259,9 +280,15 @@ public sealed partial class Replica
                     ProtocolError(peer, error ?? $"Data for volume {header.Volume} outside the agreed size");
                     return;
                 }
+                PooledBlock? bytes = null;
+                if (data.ExpectsData && (bytes = ReceivedBlock(peer, block, (data.Flags & DataFlags.Compressed) != 0, data.LengthBytes, out error)) is null)
+                {
+                    ProtocolError(peer, error!);
+                    return;
+                }
                 var receiver = receivers[peer];
                 VerifyWriteArrived(header.Volume, (long)data.OffsetBytes, data.LengthBytes);
-                receiver.Data(header.Volume, data, data.ExpectsData ? PooledBlock.CopyOf(block) : null);
+                receiver.Data(header.Volume, data with { Flags = data.Flags & ~DataFlags.Compressed }, bytes);
                 Carry(peer, receiver);
                 break;
             case MessageType.Data:

@@ -58,7 +58,7 @@ public sealed partial class Replica
             io.Send(read.Peer, Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
             return;
         }
-        using var reply = PooledFrame.Create((ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span);
+        using var reply = ResyncReplyFrame(read.Peer, (ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span);
         io.Send(read.Peer, reply.Span);
     }
 
@@ -271,12 +271,17 @@ public sealed partial class Replica
         {
             return $"an RsDataReply for request {reply.RequestId}, which was not asked for";
         }
+        PooledBlock? block = null;
+        if (reply.ExpectsData && (block = ReceivedBlock(peer, data, (reply.Flags & RsDataFlags.Compressed) != 0, reply.LengthBytes, out error)) is null)
+        {
+            return error;
+        }
         if (planner.BeginReply(request.Id) == ReplyDisposition.Discard)
         {
+            block?.Dispose();
             PumpResync(peer, volume, sync);
             return null;
         }
-        var block = reply.ExpectsData ? PooledBlock.CopyOf(data) : null;
         long token = NewToken(new ResyncWriteIo(peer, sync, volume.Number, reply, block));
         if (block is not null)
         {

@@ -17,7 +17,7 @@ public sealed class SimReplicaPair
 
     public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000,
         Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null,
-        string netOptions = "", Func<string, SimVolumeSize>? sizes = null)
+        string netOptions = "", Func<string, SimVolumeSize>? sizes = null, string? betaNetOptions = null)
     {
         this.sizes = sizes ?? (_ => new SimVolumeSize(DiskBytes));
         this.resyncRate = resyncRate ?? new ResyncRateSettings();
@@ -25,16 +25,16 @@ public sealed class SimReplicaPair
             MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate));
         Random = new SimRandom(seed);
         Network = new SimulatedNetwork(Scheduler, Random.Fork(), options ?? new NetworkOptions());
-        string text = $$"""
+        ResourceDefinition Resource(string net) => ConfigParser.ParseText($$"""
             resource r0 {
-              net { protocol {{protocol}}; cram-hmac-alg sha256; shared-secret "sim"; {{netOptions}} }
+              net { protocol {{protocol}}; cram-hmac-alg sha256; shared-secret "sim"; {{net}} }
               on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
               on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
             }
-            """;
-        var resource = ConfigParser.ParseText(text, "sim.conf").Resources.Single();
-        Alpha = Node(resource, "alpha", "beta");
-        Beta = Node(resource, "beta", "alpha");
+            """, "sim.conf").Resources.Single();
+        Alpha = Node(Resource(netOptions), "alpha", "beta");
+        // betaNetOptions: beta's configuration differs from alpha's (as during a rolling change).
+        Beta = Node(Resource(betaNetOptions ?? netOptions), "beta", "alpha");
         Scheduler.After(100, Tick);
     }
 
