@@ -158,6 +158,7 @@ public sealed partial class Replica
             foreach (int peer in links.Keys.Where(p => !tracked.SendTo.Contains(p)))
             {
                 local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
+                TellPulledAhead(peer, volume, offsetBytes, lengthBytes);
             }
         }
         if (local.HasLocalData)
@@ -170,6 +171,7 @@ public sealed partial class Replica
                 default: io.ZeroLocal(volume, offsetBytes, lengthBytes, kind == ReplicatedRequestKind.Trim, token); break;
             }
         }
+        MaybePullAhead();
         CompleteRequests();
     }
 
@@ -246,6 +248,9 @@ public sealed partial class Replica
                 }
                 receivers[peer].Barrier((uint)barrier.Epoch);
                 Carry(peer, receivers[peer]);
+                break;
+            case MessageType.OutOfSync:
+                ReceiveOutOfSync(peer, header, payload);
                 break;
             case MessageType.BarrierAck:
                 if (!FramePayload.TryRead(payload, out BarrierAckMessage barrierAck, out error) || barrierAck.Epoch > uint.MaxValue || !writes.BarrierAck(peer, (uint)barrierAck.Epoch))
