@@ -35,17 +35,17 @@ public sealed partial class Replica
         {
             return; // the configuration refuses any other policy than block for protocols B and C
         }
-        foreach (int peer in connected.ToList())
+        foreach (var (peer, link) in links) // not `connected`: dropping a peer below changes it
         {
-            var settings = links[peer].Settings;
-            if (settings.OnCongestion == CongestionPolicy.Block || writes.IsPulledAhead(peer) || !ReplicatingTo(peer)
+            var settings = link.Settings;
+            if (settings.OnCongestion == CongestionPolicy.Block || !connected.Contains(peer) || writes.IsPulledAhead(peer) || !ReplicatingTo(peer)
                 || Congestion(peer, settings) is not { } congestion)
             {
                 continue;
             }
             if (settings.OnCongestion == CongestionPolicy.Disconnect)
             {
-                links[peer].Disconnect($"on-congestion disconnect: {congestion}");
+                link.Disconnect($"on-congestion disconnect: {congestion}");
                 Drain(peer);
             }
             else

@@ -140,7 +140,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
         epochSize++;
         var request = new Request(nextRequestId++, volume, offsetBytes, lengthBytes, kind, epoch, localDisk);
-        var sendTo = peers.Keys.Where(p => !pulledAhead.Contains(p)).Order().ToList();
+        var sendTo = pulledAhead.Count == 0 ? peers.Keys.Order().ToList() : peers.Keys.Where(p => !pulledAhead.Contains(p)).Order().ToList();
         foreach (int peer in sendTo)
         {
             peers[peer].Unacked.Add(request.Id);

@@ -110,6 +110,23 @@ public class ReplicaCongestionTests
         AssertIdentical(pair, model, 41);
     }
 
+    [Fact]
+    public void Too_many_active_activity_log_extents_also_pull_ahead()
+    {
+        // The simulated AL has 2 slots; the configuration's minimum of 67 is bypassed to reach the limit.
+        var pair = new SimReplicaPair(351, protocol: "A", options: new NetworkOptions { MinDelayMs = 1, MaxDelayMs = 3 },
+            netOptions: "on-congestion pull-ahead;", tuneSettings: s => s with { CongestionExtents = 2 });
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DiskLatencyMaxMs = 30; // writes stay in flight long enough to hold both extents at once
+        var model = new byte[SimReplicaPair.DiskBytes];
+        var seen = new SeenStates(pair);
+        var done = WriteBurst(pair, model, 51, durationMs: 1_000);
+        Assert.True(pair.Scheduler.RunUntil(() => seen.Update() && done.Count == Writes(1_000) && pair.InSync(), 60_000), pair.Logs);
+        Assert.True(seen.AlphaAhead && seen.SyncTargetAfterBehind, pair.Logs);
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("Congestion-extents threshold reached (2 >= 2)", StringComparison.Ordinal));
+        AssertIdentical(pair, model, 51);
+    }
+
     [Theory]
     [InlineData("B", "pull-ahead")]
     [InlineData("C", "disconnect")]
