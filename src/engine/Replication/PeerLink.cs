@@ -74,17 +74,25 @@ public sealed partial class PeerLink
         Tick(nowMs);
     }
 
-    /// <summary>`disconnect`: tell the peer, drop the transport, stay StandAlone.</summary>
-    public void Disconnect()
+    /// <summary>
+    /// `disconnect`: tell the peer, drop the transport, stay StandAlone. <paramref name="reason"/>
+    /// names why when it is not the administrator's command (on-congestion disconnect).
+    /// </summary>
+    public void Disconnect(string? reason = null)
     {
+        if (reason is not null)
+        {
+            LastError = reason;
+            output.Log.Add($"{Subject}: {reason}");
+        }
         if (handshake is not null)
         {
             if (State == ConnectionState.Connected)
             {
                 output.GracefulDisconnectPeerRole = PeerRole;
             }
-            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, "disconnect requested by the administrator"));
-            CloseTransport("disconnect requested");
+            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, reason ?? "disconnect requested by the administrator"));
+            CloseTransport(reason ?? "disconnect requested");
         }
         nextDialAtMs = long.MaxValue;
         SetState(ConnectionState.StandAlone);
@@ -150,7 +158,8 @@ public sealed partial class PeerLink
         }
         foreach (var volume in host.VolumesFor(settings.PeerNodeId))
         {
-            Send((ushort)volume.Volume, new StateMessage(host.Role, volume.Disk, peerDisks.GetValueOrDefault(volume.Volume, DiskState.DUnknown), ReplicationState.Established, StateFlags.None));
+            Send((ushort)volume.Volume, new StateMessage(host.Role, volume.Disk, peerDisks.GetValueOrDefault(volume.Volume, DiskState.DUnknown),
+                host.ReplicationOf(settings.PeerNodeId, volume.Volume), StateFlags.None));
         }
     }
 

@@ -41,6 +41,9 @@ public interface IPeerLinkHost
 
     /// <summary>Every volume as it stands for the connection to <paramref name="peerNodeId"/>.</summary>
     IReadOnlyList<LocalVolumeView> VolumesFor(int peerNodeId);
+
+    /// <summary>The replication state with the peer, announced in P_STATE (the peer turns Ahead into Behind).</summary>
+    ReplicationState ReplicationOf(int peerNodeId, int volume) => ReplicationState.Established;
 }
 
 /// <summary>The connect-time verdict for one volume, for the resource to act on (resync, demote, handlers).</summary>

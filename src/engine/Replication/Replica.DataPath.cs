@@ -178,6 +178,7 @@ public sealed partial class Replica
             foreach (int peer in links.Keys.Where(p => !tracked.SendTo.Contains(p)))
             {
                 local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
+                TellPulledAhead(peer, volume, offsetBytes, lengthBytes);
             }
         }
         if (local.HasLocalData)
@@ -190,6 +191,7 @@ public sealed partial class Replica
                 default: io.ZeroLocal(volume, offsetBytes, lengthBytes, kind == ReplicatedRequestKind.Trim, token); break;
             }
         }
+        MaybePullAhead();
         CompleteRequests();
     }
 
@@ -262,7 +264,7 @@ public sealed partial class Replica
         {
             return;
         }
-        foreach (int peer in writes.PeerIds)
+        foreach (int peer in writes.Peers)
         {
             io.Send(peer, Frame(0, new BarrierMessage(closed)));
         }
@@ -322,6 +324,9 @@ public sealed partial class Replica
                 }
                 receivers[peer].Barrier((uint)barrier.Epoch);
                 Carry(peer, receivers[peer]);
+                break;
+            case MessageType.OutOfSync:
+                ReceiveOutOfSync(peer, header, payload);
                 break;
             case MessageType.BarrierAck:
                 if (!FramePayload.TryRead(payload, out BarrierAckMessage barrierAck, out error) || barrierAck.Epoch > uint.MaxValue || !writes.BarrierAck(peer, (uint)barrierAck.Epoch))

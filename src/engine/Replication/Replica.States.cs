@@ -281,8 +281,9 @@ public sealed partial class Replica
         }
     }
 
-    /// <summary>A resync or an online verify with the peer is under way (DRBD's SS_RESYNC_RUNNING).</summary>
-    private bool SyncOrVerifyRunning(int peer, int volume) => syncs.ContainsKey((peer, volume)) || verifies.ContainsKey((peer, volume));
+    /// <summary>A resync or an online verify with the peer is under way (DRBD's SS_RESYNC_RUNNING), or one is due after Ahead/Behind.</summary>
+    private bool SyncOrVerifyRunning(int peer, int volume) => syncs.ContainsKey((peer, volume)) || verifies.ContainsKey((peer, volume))
+        || ReplicationOf(peer, volume) is ReplicationState.Ahead or ReplicationState.Behind;
 
     private Generations.UuidSet ConnectedPeerUuids(int peer, int volume)
     {

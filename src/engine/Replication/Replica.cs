@@ -117,6 +117,7 @@ public sealed partial class Replica : IPeerLinkHost
         ResyncTurns(nowMs);
         VerifyTurns(nowMs);
         KoCountCheck(nowMs);
+        CongestionTurns(nowMs);
     }
 
     /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>
@@ -158,12 +159,14 @@ public sealed partial class Replica : IPeerLinkHost
             if (header.Type == MessageType.State && connected.Contains(peerNodeId) && link.State == ConnectionState.Connected)
             {
                 PeerDiskReported(peerNodeId, header.Volume);
+                OnPeerReplicationState(peerNodeId, header.Volume, payload);
             }
         }
         Drain(peerNodeId);
     }
 
-    private static bool IsDataPath(MessageType type) => type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck;
+    private static bool IsDataPath(MessageType type) =>
+        type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck or MessageType.OutOfSync;
 
     /// <summary>Carries out what a link asked for and notices when its connection came or went.</summary>
     private void Drain(int peerNodeId)
@@ -235,6 +238,7 @@ public sealed partial class Replica : IPeerLinkHost
     private void OnConnectionLost(int peerNodeId, Role? gracefulPeerRole)
     {
         StopVerifies(peerNodeId);
+        ForgetCongestion(peerNodeId);
         connected.Remove(peerNodeId);
         receivers.Remove(peerNodeId);
         foreach (var volume in volumes.Values)
@@ -263,13 +267,16 @@ public sealed partial class Replica : IPeerLinkHost
         }
     }
 
-    /// <summary>drbd_uuid_new_current: the old current UUID becomes the bitmap UUID of every disconnected peer's slot.</summary>
+    /// <summary>
+    /// drbd_uuid_new_current: the old current UUID becomes the bitmap UUID of every disconnected peer's
+    /// slot, and of every peer this Primary is Ahead of (DRBD's weak nodes: they miss the writes too).
+    /// </summary>
     private void StartNewGeneration(ReplicaVolume volume)
     {
         Span<bool> disconnected = stackalloc bool[volume.Ids.Bitmap.Length];
         foreach (var (peer, slot) in volume.SlotOfPeer)
         {
-            disconnected[slot] = !connected.Contains(peer);
+            disconnected[slot] = !connected.Contains(peer) || ReplicationOf(peer, volume.Number) == ReplicationState.Ahead;
         }
         volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), Role == Role.Primary, disconnected);
         io.PersistVolume(volume.Number);

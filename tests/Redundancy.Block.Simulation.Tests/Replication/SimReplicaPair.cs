@@ -17,9 +17,11 @@ public sealed class SimReplicaPair
 
     public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000,
         Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null,
-        string netOptions = "", Func<string, SimVolumeSize>? sizes = null, string? betaNetOptions = null)
+        string netOptions = "", Func<string, SimVolumeSize>? sizes = null, string? betaNetOptions = null,
+        Func<PeerLinkSettings, PeerLinkSettings>? tuneSettings = null)
     {
         this.sizes = sizes ?? (_ => new SimVolumeSize(DiskBytes));
+        this.tuneSettings = tuneSettings ?? (s => s);
         this.resyncRate = resyncRate ?? new ResyncRateSettings();
         this.initial = initial ?? (_ => (new GenerationIds(sharedCurrent, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty),
             MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate));
@@ -79,10 +81,12 @@ public sealed class SimReplicaPair
     private readonly Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)> initial;
     private readonly Func<string, SimVolumeSize> sizes;
     private readonly ResyncRateSettings resyncRate;
+    private readonly Func<PeerLinkSettings, PeerLinkSettings> tuneSettings;
 
     private SimReplicaNode Node(ResourceDefinition resource, string local, string peer)
     {
-        Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var settings, out string error), error);
+        Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var configured, out string error), error);
+        var settings = tuneSettings(configured);
         var (ids, flags, disk) = initial(local);
         var size = sizes(local);
         // Two AL slots over four 4 MiB extents: writes keep evicting extents, so the AL's wait and
