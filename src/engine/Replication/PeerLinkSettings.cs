@@ -46,6 +46,9 @@ public sealed record PeerLinkSettings
     /// <summary>DRBD's `congestion-extents`: active activity-log extents at which the link counts as congested.</summary>
     public int CongestionExtents { get; init; } = 1237;
 
+    /// <summary>`disk-flushes`: a Secondary flushes its disk at every epoch boundary (DRBD's default); no: drain only.</summary>
+    public bool DiskFlushes { get; init; } = true;
+
     public bool Dials => LocalNodeId < PeerNodeId;
 
     /// <summary>DRBD gives the RESOLVE_CONFLICTS tie-breaker to one side; here the higher node-id.</summary>
@@ -94,6 +97,7 @@ public sealed record PeerLinkSettings
             TimeoutMs = resource.TimeoutMs(),
             Fencing = resource.Fencing(),
             KoCount = resource.KoCount(),
+            DiskFlushes = resource.DiskFlushes(),
             OnCongestion = onCongestion,
             CongestionFillBytes = resource.CongestionFillBytes(),
             CongestionExtents = resource.CongestionExtents(),

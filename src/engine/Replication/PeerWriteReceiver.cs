@@ -34,7 +34,12 @@ public readonly record struct ReceiverAction(
 /// for B, WriteAck after the local write for C, NegAck when it failed). A FLUSH from the Primary
 /// is acknowledged only after the local flush. Pure; the host carries out the actions in order.
 /// </summary>
-public sealed class PeerWriteReceiver
+/// <param name="flushOnBarrier">
+/// `disk-flushes` (DRBD's default yes): the barrier flushes the disk. With `disk-flushes no` (a
+/// battery-backed cache) the order falls back to DRBD's `drain`: the barrier waits for the epoch's
+/// writes to complete, without a flush.
+/// </param>
+public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
 {
     private readonly List<ReceiverAction> actions = [];
     private readonly Queue<Pending> held = new();
@@ -127,10 +132,7 @@ public sealed class PeerWriteReceiver
             {
                 // A failed flush still closes the epoch: the writes' own acks already told the truth,
                 // and the connection is about to be dropped by the host on the disk error anyway.
-                actions.Add(new ReceiverAction(ReceiverActionKind.SendBarrierAck, 0, default, null, default, epoch, epochSize));
-                barrierWaiting = null;
-                epochSize = 0;
-                Release();
+                CloseEpoch(epoch);
             }
             else
             {
@@ -162,6 +164,11 @@ public sealed class PeerWriteReceiver
         if (barrierWaiting is { } epoch && active.Count == 0 && !barrierFlushRequested)
         {
             barrierFlushRequested = true;
+            if (!flushOnBarrier)
+            {
+                CloseEpoch(epoch); // drain: the epoch's writes are done, nothing to flush
+                return;
+            }
             RequestFlush(new FlushWaiter(0, default, epoch));
         }
     }
@@ -182,6 +189,15 @@ public sealed class PeerWriteReceiver
     {
         flushing = true;
         actions.Add(new ReceiverAction(ReceiverActionKind.Flush, 0, default, null, default, 0, 0));
+    }
+
+    /// <summary>The epoch is on the disk (flushed, or drained): acknowledge it and let the frames behind it through.</summary>
+    private void CloseEpoch(uint epoch)
+    {
+        actions.Add(new ReceiverAction(ReceiverActionKind.SendBarrierAck, 0, default, null, default, epoch, epochSize));
+        barrierWaiting = null;
+        epochSize = 0;
+        Release();
     }
 
     /// <summary>Lets held frames through, up to the next barrier that must wait again.</summary>

@@ -212,7 +212,7 @@ public sealed partial class Replica : IPeerLinkHost
     {
         connected.Add(peerNodeId);
         discardMyData.Remove(peerNodeId); // DRBD's flag is for one handshake
-        receivers[peerNodeId] = new PeerWriteReceiver();
+        receivers[peerNodeId] = new PeerWriteReceiver(links[peerNodeId].Settings.DiskFlushes);
         // Application writes go to a connected peer whatever the resync direction, as DRBD's do.
         writes.AddPeer(peerNodeId);
         // Sizes first, as DRBD handles P_SIZES before P_UUIDS: the resync covers the agreed size.

@@ -58,6 +58,23 @@ public class PeerWriteReceiverTests
     }
 
     [Fact]
+    public void With_disk_flushes_no_a_barrier_only_drains_the_epoch()
+    {
+        var receiver = new PeerWriteReceiver(flushOnBarrier: false);
+        receiver.Data(0, Write(1, DataFlags.SendWriteAck), null);
+        receiver.Barrier(1);
+        receiver.Data(0, Write(2, DataFlags.SendWriteAck), null);
+        Assert.Single(receiver.TakeActions(), a => a.Kind == ReceiverActionKind.SubmitWrite);
+        Assert.Equal(1, receiver.HeldFrames);
+
+        receiver.WriteDone(1, true);
+        var actions = receiver.TakeActions();
+        Assert.DoesNotContain(actions, a => a.Kind == ReceiverActionKind.Flush);
+        Assert.Equal(1u, Assert.Single(actions, a => a.Kind == ReceiverActionKind.SendBarrierAck).Epoch);
+        Assert.Equal(2UL, Assert.Single(actions, a => a.Kind == ReceiverActionKind.SubmitWrite).Data.RequestId);
+    }
+
+    [Fact]
     public void A_flush_request_is_acknowledged_only_after_a_flush_that_started_after_it()
     {
         var receiver = new PeerWriteReceiver();
