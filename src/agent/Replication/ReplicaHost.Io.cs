@@ -71,6 +71,18 @@ public sealed partial class ReplicaHost
         }
     }
 
+    public void CompleteClientRead(long clientToken, bool succeeded, ReadOnlyMemory<byte> data)
+    {
+        if (reads.Remove(clientToken, out var read))
+        {
+            if (succeeded)
+            {
+                data.Span.CopyTo(read.Buffer.Span);
+            }
+            read.Completion.TrySetResult(succeeded); // continuations run asynchronously, outside the lock
+        }
+    }
+
     public void PersistVolume(int volume) => persistVolume(Replica.Volume(volume));
 
     void Engine.Replication.IReplicaIo.Log(string line) => LogLine(logger, line);

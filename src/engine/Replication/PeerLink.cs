@@ -45,6 +45,9 @@ public sealed partial class PeerLink
 
     private readonly Dictionary<int, DiskState> peerDisks = [];
 
+    /// <summary>Volumes this node attached while connected, waiting for the peer's answer to run the sync handshake.</summary>
+    private readonly HashSet<int> renegotiating = [];
+
     /// <summary>Why the link last went StandAlone or dropped, for status and logs.</summary>
     public string? LastError { get; private set; }
 
@@ -159,6 +162,22 @@ public sealed partial class PeerLink
         }
     }
 
+    /// <summary>
+    /// While connected: this node attached a disk to <paramref name="volume"/> (its disk is Negotiating):
+    /// tell the peer its UUIDs and state, as at connect time; the peer answers with its own and both
+    /// run the sync handshake for the volume again (DRBD's attach while connected). The decision comes
+    /// out as <see cref="PeerLinkOutput.Renegotiated"/>.
+    /// </summary>
+    public void Renegotiate(int volume)
+    {
+        if (State != ConnectionState.Connected)
+        {
+            return;
+        }
+        SendOwnVolumeState(volume);
+        renegotiating.Add(volume);
+    }
+
     /// <summary>The peer's UUIDs for a volume as it last sent them on this connection.</summary>
     public Generations.UuidSet? PeerUuids(int volume) =>
         handshake is not null && handshake.Volumes.TryGetValue(volume, out var peer) && peer.Uuids is { } u
@@ -234,6 +253,7 @@ public sealed partial class PeerLink
         pingSentAtMs = -1;
         PeerRole = Role.Unknown;
         peerDisks.Clear();
+        renegotiating.Clear();
     }
 
     /// <summary>Goes through <paramref name="failure"/> back to Connecting; the dialling side dials again connect-int after <paramref name="fromMs"/>.</summary>

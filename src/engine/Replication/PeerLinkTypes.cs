@@ -54,5 +54,8 @@ public sealed class PeerLinkOutput
     /// <summary>Set once per successful handshake: one decision per volume.</summary>
     public IReadOnlyList<VolumeDecision>? Decisions { get; set; }
 
-    public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && Decisions is null;
+    /// <summary>Decisions of the sync handshake run again on an established connection for a volume attached on either side.</summary>
+    public List<VolumeDecision> Renegotiated { get; } = [];
+
+    public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && Decisions is null && Renegotiated.Count == 0;
 }

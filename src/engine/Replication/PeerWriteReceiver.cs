@@ -52,6 +52,18 @@ public sealed class PeerWriteReceiver
     /// <summary>Frames held back behind an unfinished barrier.</summary>
     public int HeldFrames => held.Count;
 
+    /// <summary>
+    /// True while a write to an overlapping range is submitted and not done, or held behind a barrier:
+    /// a read served for the peer must wait for it, or it could return older data than the peer wrote.
+    /// </summary>
+    public bool HasWriteTo(int volume, long offsetBytes, long lengthBytes) =>
+        active.Values.Any(w => Overlaps(w.Volume, w.Data, volume, offsetBytes, lengthBytes))
+        || held.Any(p => p.Barrier is null && Overlaps(p.Volume, p.Data, volume, offsetBytes, lengthBytes));
+
+    private static bool Overlaps(int writeVolume, in DataMessage write, int volume, long offsetBytes, long lengthBytes) =>
+        writeVolume == volume && write.LengthBytes > 0 && lengthBytes > 0
+        && (long)write.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < (long)write.OffsetBytes + write.LengthBytes;
+
     public IReadOnlyList<ReceiverAction> TakeActions()
     {
         var taken = actions.ToList();

@@ -30,9 +30,14 @@ public sealed partial class Replica
         switch (pending)
         {
             case ClientIo client:
+                foreach (var (admitting, admission) in client.Admissions)
+                {
+                    // Never "in sync" by this write: the source has it too and resyncs the blocks
+                    // again, so both sides' bitmaps keep agreeing (the source clears only on RsWriteAck).
+                    admitting.ApplicationWriteFailed(admission);
+                }
                 writes.LocalDone(client.RequestId, succeeded);
                 CompleteRequests();
-                RetryDeferredResyncReads();
                 break;
             case PeerWriteIo peerWrite:
                 if (peerWrite.Planner is { } planner)
@@ -52,12 +57,14 @@ public sealed partial class Replica
             case ResyncWriteIo resyncWrite:
                 ResyncWriteDone(resyncWrite, succeeded);
                 RetryDeferredPeerWrites();
+                RetryDeferredClientWrites();
                 break;
             case PeerFlushIo flush:
                 flush.Receiver.FlushDone(succeeded);
                 Carry(flush.Peer, flush.Receiver);
                 break;
         }
+        RetryDeferredReads();
     }
 
     private void StartClientRequest(long clientToken, int volume, long offsetBytes, long lengthBytes, DataFlags flags, ReplicatedRequestKind kind, ReadOnlyMemory<byte> data)
@@ -104,8 +111,9 @@ public sealed partial class Replica
     {
         var (clientToken, volume, offsetBytes, lengthBytes, flags, kind, data) = request;
         var local = volumes[volume];
-        if (Role != Role.Primary || (!local.HasLocalData && connected.Count == 0))
+        if (Role != Role.Primary || (local.Disk != DiskState.UpToDate && UpToDatePeer(volume) is null))
         {
+            // DRBD's on-no-data-accessible io-error: no UpToDate copy of the data is reachable.
             io.CompleteClient(clientToken, false);
             return;
         }
@@ -139,19 +147,81 @@ public sealed partial class Replica
             {
                 local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
             }
+            if (local.Disk == DiskState.Negotiating)
+            {
+                // Attached but not yet written to: the peer records this write for our disk, and so
+                // do we, so both bitmaps of the coming resync hold it.
+                foreach (int peer in tracked.SendTo)
+                {
+                    local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
+                }
+            }
         }
         if (local.HasLocalData)
         {
-            long token = NewToken(new ClientIo(tracked.RequestId, volume, offsetBytes, kind == ReplicatedRequestKind.Flush ? 0 : lengthBytes));
-            switch (kind)
+            SubmitClientLocal(new ClientIo(tracked.RequestId, volume, offsetBytes, kind == ReplicatedRequestKind.Flush ? 0 : lengthBytes, kind, data, (flags & DataFlags.Fua) != 0));
+        }
+        CompleteRequests();
+    }
+
+    /// <summary>
+    /// The local part of a client request. On a SyncTarget (a Primary whose disk came back) the
+    /// resync planner admits it first, as it does a write from the peer: resync data being written
+    /// to the same blocks lands first, and replies still on the way for them are dropped.
+    /// </summary>
+    private void SubmitClientLocal(ClientIo client)
+    {
+        if (client.LengthBytes > 0)
+        {
+            foreach (var planner in syncs.Where(s => s.Key.Volume == client.Volume && s.Value.Planner is not null).Select(s => s.Value.Planner!).ToList())
             {
-                case ReplicatedRequestKind.Write: io.WriteLocal(volume, offsetBytes, data, (flags & DataFlags.Fua) != 0, token); break;
-                case ReplicatedRequestKind.Flush: io.FlushLocal(token); break;
-                default: io.ZeroLocal(volume, offsetBytes, lengthBytes, kind == ReplicatedRequestKind.Trim, token); break;
+                var admission = planner.ApplicationWriteArrived(client.OffsetBytes, client.LengthBytes);
+                if (!admission.Admitted)
+                {
+                    foreach (var (admitted, admittedToken) in client.Admissions)
+                    {
+                        admitted.ApplicationWriteFailed(admittedToken);
+                    }
+                    client.Admissions.Clear();
+                    deferredClientWrites.Add(client);
+                    return;
+                }
+                client.Admissions.Add((planner, admission.Token));
+            }
+        }
+        long token = NewToken(client);
+        switch (client.Kind)
+        {
+            case ReplicatedRequestKind.Write: io.WriteLocal(client.Volume, client.OffsetBytes, client.Data, client.Fua, token); break;
+            case ReplicatedRequestKind.Flush: io.FlushLocal(token); break;
+            default: io.ZeroLocal(client.Volume, client.OffsetBytes, client.LengthBytes, client.Kind == ReplicatedRequestKind.Trim, token); break;
+        }
+    }
+
+    /// <summary>Local parts of client requests that waited for resync writes (or for a resync to end); a disk gone meanwhile fails them.</summary>
+    private void RetryDeferredClientWrites()
+    {
+        if (deferredClientWrites.Count == 0)
+        {
+            return;
+        }
+        var waiting = deferredClientWrites.ToList();
+        deferredClientWrites.Clear();
+        foreach (var client in waiting)
+        {
+            if (volumes[client.Volume].HasLocalData)
+            {
+                SubmitClientLocal(client);
+            }
+            else
+            {
+                writes.LocalDone(client.RequestId, false);
             }
         }
         CompleteRequests();
     }
+
+    private readonly List<ClientIo> deferredClientWrites = [];
 
     /// <summary>Replies to clients whose requests completed; records what peers missed.</summary>
     private void CompleteRequests()
@@ -174,17 +244,29 @@ public sealed partial class Replica
         }
     }
 
-    /// <summary>Data, acks and barriers on an established connection. Untrusted: bad frames drop the connection.</summary>
+    /// <summary>Data, acks, barriers and remote reads on an established connection. Untrusted: bad frames drop the connection.</summary>
     private void ReceiveDataPath(int peer, in FrameHeader header, in ReadOnlySequence<byte> payload)
     {
         switch (header.Type)
         {
+            case MessageType.DataRequest:
+                OnDataRequest(peer, header, payload);
+                break;
+            case MessageType.DataReply or MessageType.NegDReply:
+                ReceiveRemoteRead(peer, header, payload);
+                break;
             case MessageType.Data when Role != Role.Primary:
                 if (!DataMessage.TryRead(payload, out var data, out var block, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
                     || data.OffsetBytes + data.LengthBytes > (ulong)volume.UsableSizeBytes)
                 {
                     ProtocolError(peer, error ?? $"Data for volume {header.Volume} outside the agreed size");
                     return;
+                }
+                if (data.LengthBytes > 0 && links[peer].PeerDisks.GetValueOrDefault(header.Volume, DiskState.DUnknown) < DiskState.Inconsistent)
+                {
+                    // "In case we have the only disk of the cluster": the writer's own disk is gone (or
+                    // not yet back), so what it writes here is what its disk will lack (DRBD's receive_Data).
+                    volume.Bitmaps.MarkOutOfSync(volume.SlotOfPeer[peer], (long)data.OffsetBytes, data.LengthBytes);
                 }
                 var receiver = receivers[peer];
                 receiver.Data(header.Volume, data, data.ExpectsData ? block.ToArray() : null);
@@ -276,7 +358,8 @@ public sealed partial class Replica
             }
             admission = admitted.Token;
         }
-        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, data.LengthBytes > 0 ? planner : null, admission));
+        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes,
+            data.LengthBytes > 0 ? planner : null, admission));
         if ((data.Flags & (DataFlags.Trim | DataFlags.Zeroes)) != 0)
         {
             io.ZeroLocal(write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes, (data.Flags & DataFlags.Trim) != 0, token);

@@ -24,11 +24,29 @@ public sealed partial class Replica
     public ResyncProgress? ResyncProgressOf(int peerNodeId, int volume, long nowMs) =>
         syncs.TryGetValue((peerNodeId, volume), out var sync) && sync.Planner is { } planner ? planner.Progress(nowMs) : null;
 
-    /// <summary>A local read started for a resync finished.</summary>
+    /// <summary>A local read started through <see cref="IReplicaIo.ReadLocal"/> finished (a client's, a peer's, or a resync's).</summary>
     public void LocalReadDone(long token, bool succeeded, ReadOnlyMemory<byte> data)
     {
-        Invariant.Assert(pendingIo.Remove(token, out var pending) && pending is ResyncReadIo, $"read {token} completes once");
-        var read = (ResyncReadIo)pending;
+        Invariant.Assert(pendingIo.Remove(token, out var pending), $"read {token} completes once");
+        switch (pending)
+        {
+            case ClientReadIo client:
+                ClientReadDone(client, succeeded, data);
+                break;
+            case PeerReadIo remote:
+                PeerReadDone(remote, succeeded, data);
+                break;
+            case ResyncReadIo resync:
+                ResyncReadDone(resync, succeeded, data);
+                break;
+            default:
+                Invariant.Assert(false, $"I/O {token} is a read");
+                break;
+        }
+    }
+
+    private void ResyncReadDone(ResyncReadIo read, bool succeeded, ReadOnlyMemory<byte> data)
+    {
         if (!IsCurrent(read.Peer, read.Connection))
         {
             return; // the connection it was for is gone
@@ -53,6 +71,13 @@ public sealed partial class Replica
         }
         var state = decision.Outcome.NextReplicationState;
         replication[(peer, volume.Number)] = state;
+        if (volume.Disk == DiskState.Negotiating && state != ReplicationState.WFBitMapT)
+        {
+            // An attached disk that is not to be resynced here is what its metadata says (a
+            // SyncTarget stays Negotiating, not written to, until the resync starts).
+            var disk = ReplicaVolume.DiskFromFlags(volume.Flags);
+            SetDisk(volume, state == ReplicationState.WFBitMapS && disk == DiskState.Consistent ? DiskState.UpToDate : disk);
+        }
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
         {
             // Same data generation on both sides: a Consistent or Outdated copy is as good as the peer's.
@@ -71,6 +96,7 @@ public sealed partial class Replica
     private void StartSync(int peer, ReplicaVolume volume, ReplicationState state, bool fullSync, UuidSet peerUuids)
     {
         int slot = volume.SlotOfPeer[peer];
+        abortedSyncs.Remove((peer, volume.Number));
         SetReplication(peer, volume.Number, state);
         if (fullSync)
         {
@@ -92,6 +118,10 @@ public sealed partial class Replica
     {
         if (!volumes.TryGetValue(header.Volume, out var volume) || !syncs.TryGetValue((peer, header.Volume), out var sync))
         {
+            if (abortedSyncs.Contains((peer, header.Volume)))
+            {
+                return; // sent before the peer learned that a disk went away
+            }
             ProtocolError(peer, $"{header.Type} for volume {header.Volume}, which is not resyncing");
             return;
         }
@@ -165,6 +195,11 @@ public sealed partial class Replica
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
         sync.Planner = new ResyncPlanner(volume.Bitmaps, slot);
+        foreach (var client in pendingIo.Values.OfType<ClientIo>().Where(c => c.Volume == volume.Number && c.LengthBytes > 0))
+        {
+            // A Primary's own writes already on their way to this disk: no resync reply may land after them.
+            client.Admissions.Add((sync.Planner, sync.Planner.ApplicationWriteArrived(client.OffsetBytes, client.LengthBytes).Token));
+        }
         sync.Controller = new ResyncRateController(volume.ResyncRate);
         sync.LastTurnMs = -1; // the first turn comes with the next tick
         PumpResync(peer, volume, sync);
@@ -178,13 +213,7 @@ public sealed partial class Replica
         {
             return $"RsDataRequest {request.OffsetBytes}+{request.LengthBytes} out of place or range";
         }
-        var read = new ResyncReadIo(peer, receivers[peer], volume.Number, request);
-        if (ClientWriteInFlight(volume.Number, (long)request.OffsetBytes, request.LengthBytes))
-        {
-            deferredResyncReads.Add(read);
-            return null;
-        }
-        io.ReadLocal(volume.Number, (long)request.OffsetBytes, (int)request.LengthBytes, NewToken(read));
+        StartServedRead(new ResyncReadIo(peer, receivers[peer], volume.Number, request));
         return null;
     }
 
@@ -333,25 +362,6 @@ public sealed partial class Replica
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done (peer is UpToDate)");
     }
 
-    /// <summary>Source: a client write landed; resync reads of those blocks that waited may go now.</summary>
-    private void RetryDeferredResyncReads()
-    {
-        foreach (var read in deferredResyncReads.ToList())
-        {
-            if (!ClientWriteInFlight(read.Volume, (long)read.Request.OffsetBytes, read.Request.LengthBytes))
-            {
-                deferredResyncReads.Remove(read);
-                if (IsCurrent(read.Peer, read.Connection))
-                {
-                    io.ReadLocal(read.Volume, (long)read.Request.OffsetBytes, (int)read.Request.LengthBytes, NewToken(read));
-                }
-            }
-        }
-    }
-
-    private bool ClientWriteInFlight(int volume, long offsetBytes, long lengthBytes) =>
-        pendingIo.Values.OfType<ClientIo>().Any(c => c.Volume == volume && c.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < c.OffsetBytes + c.LengthBytes);
-
     private void SetIds(ReplicaVolume volume, GenerationIds ids)
     {
         volume.Ids = ids;
@@ -381,8 +391,6 @@ public sealed partial class Replica
 
     private string Subject(int peer) => $"{links[peer].Settings.ResourceName} {links[peer].Settings.PeerNodeName}";
 
-    private readonly List<ResyncReadIo> deferredResyncReads = [];
-
     /// <summary>One peer-volume resync in progress (either side).</summary>
     private sealed class SyncState(bool source, UuidSet peerUuids, BitmapReceiver receiving, QuickSyncBitmap incoming)
     {
@@ -400,7 +408,8 @@ public sealed partial class Replica
         public long CompletedBytes { get; set; }
     }
 
-    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request) : PendingIo;
+    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request)
+        : ServedReadIo(Peer, Connection, Volume, (long)Request.OffsetBytes, (int)Request.LengthBytes);
 
     private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply) : PendingIo;
 }

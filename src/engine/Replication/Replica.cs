@@ -136,6 +136,14 @@ public sealed partial class Replica : IPeerLinkHost
             link.Heard(nowMs);
             ReceiveStateChange(peerNodeId, header, payload);
         }
+        else if (header.Type == MessageType.State && connected.Contains(peerNodeId))
+        {
+            link.Receive(header, payload, nowMs);
+            if (link.State == ConnectionState.Connected)
+            {
+                OnPeerState(peerNodeId, header.Volume);
+            }
+        }
         else
         {
             link.Receive(header, payload, nowMs);
@@ -143,7 +151,10 @@ public sealed partial class Replica : IPeerLinkHost
         Drain(peerNodeId);
     }
 
-    private static bool IsDataPath(MessageType type) => type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck;
+    private static bool IsDataPath(MessageType type) => type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck
+        or MessageType.DataRequest or MessageType.DataReply or MessageType.NegDReply;
+
+    private string ResourceName => links.Values.FirstOrDefault()?.Settings.ResourceName ?? "replica";
 
     /// <summary>Carries out what a link asked for and notices when its connection came or went.</summary>
     private void Drain(int peerNodeId)
@@ -174,6 +185,10 @@ public sealed partial class Replica : IPeerLinkHost
         {
             OnConnected(peerNodeId, decisions);
         }
+        foreach (var decision in output.Renegotiated.Where(_ => connected.Contains(peerNodeId) && link.State == ConnectionState.Connected))
+        {
+            Renegotiated(peerNodeId, decision);
+        }
         if (connected.Contains(peerNodeId) && link.State != ConnectionState.Connected)
         {
             OnConnectionLost(peerNodeId);
@@ -192,6 +207,7 @@ public sealed partial class Replica : IPeerLinkHost
         {
             BeginSync(peerNodeId, decision);
         }
+        TrackPeersWithoutDisk();
     }
 
     /// <summary>
@@ -205,22 +221,27 @@ public sealed partial class Replica : IPeerLinkHost
         foreach (var volume in volumes.Values)
         {
             replication[(peerNodeId, volume.Number)] = ReplicationState.Off;
+            abortedSyncs.Remove((peerNodeId, volume.Number));
             if (syncs.Remove((peerNodeId, volume.Number), out var sync))
             {
                 // Cleared bits stay cleared: the next connection resumes the resync, it does not restart it.
                 sync.Planner?.Interrupt();
             }
         }
-        deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
+        deferredReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
         writes.PeerLost(peerNodeId);
+        RedispatchRemoteReads(peerNodeId);
+        NegotiationLost();
         if (Role == Role.Primary)
         {
-            foreach (var volume in volumes.Values.Where(v => v.HasLocalData))
+            // Only an UpToDate disk moves the data on; a SyncTarget's or a reattached disk's is behind.
+            foreach (var volume in volumes.Values.Where(v => v.Disk == DiskState.UpToDate))
             {
                 StartNewGeneration(volume);
             }
         }
+        RetryDeferredClientWrites();
     }
 
     /// <summary>drbd_uuid_new_current: the old current UUID becomes the bitmap UUID of every disconnected peer's slot.</summary>
@@ -253,10 +274,15 @@ public sealed partial class Replica : IPeerLinkHost
     /// <summary>What a local I/O token stands for.</summary>
     private abstract record PendingIo;
 
-    private sealed record ClientIo(ulong RequestId, int Volume, long OffsetBytes, long LengthBytes) : PendingIo;
+    /// <summary>The local part of a client request; <see cref="Admissions"/> are the resync planners' tokens on a SyncTarget.</summary>
+    private sealed record ClientIo(ulong RequestId, int Volume, long OffsetBytes, long LengthBytes, ReplicatedRequestKind Kind, ReadOnlyMemory<byte> Data, bool Fua) : PendingIo
+    {
+        public List<(ResyncPlanner Planner, long Token)> Admissions { get; } = [];
+    }
 
     /// <summary>A write from the peer; <paramref name="Admission"/> is the resync planner's token on a SyncTarget.</summary>
-    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0) : PendingIo;
+    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, int Volume, long OffsetBytes, long LengthBytes,
+        ResyncPlanner? Planner = null, long Admission = 0) : PendingIo;
 
     private sealed record PeerFlushIo(int Peer, PeerWriteReceiver Receiver) : PendingIo;
 }
