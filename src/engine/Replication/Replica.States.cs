@@ -62,6 +62,7 @@ public sealed partial class Replica
         // The target ends the resync with the source's UUIDs as they are now: send them first.
         links[peerNodeId].AnnounceUuids(volumeNumber);
         links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidatePeer, StateChangeRequestFlags.None, 0));
+        Drain(peerNodeId); // the request goes out before the bitmap, which StartSync sends directly
         StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: true, ConnectedPeerUuids(peerNodeId, volumeNumber));
         Drain(peerNodeId);
         return StateChangeResult.Success;
