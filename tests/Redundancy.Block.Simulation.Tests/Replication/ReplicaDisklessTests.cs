@@ -100,6 +100,69 @@ public class ReplicaDisklessTests
     }
 
     [Fact]
+    public void A_disk_that_fails_again_during_its_resync_is_resynced_after_the_next_attach()
+    {
+        for (int seed = 1; seed <= 6; seed++)
+        {
+            var pair = new SimReplicaPair(900 + seed, options: new NetworkOptions { MaxDelayMs = 3 },
+                resyncRate: new Engine.Bitmap.Resync.ResyncRateSettings { CPlanAheadMs = 0, ResyncRateKibPerSec = 2048 });
+            var model = FillBoth(pair);
+            pair.ConnectWithAlphaPrimary();
+            pair.Alpha.DetachOnIoError = true;
+            var random = pair.Random.Fork();
+            pair.Alpha.Disks[0].FailWrites = true;
+            WriteAll(pair, model, [.. Enumerable.Range(0, 600).Select(_ => random.NextInt64(0, Blocks))], random, seed); // fails on the first, Diskless after
+            Assert.Equal(DiskState.Diskless, pair.Alpha.Replica.Volume(0).Disk);
+
+            pair.Alpha.Disks[0].FailWrites = false;
+            pair.Alpha.AttachDisk(0);
+            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.ReplicationOf(1, 0) == ReplicationState.SyncTarget, 10_000), pair.Logs);
+            pair.Scheduler.RunUntil(pair.Scheduler.NowMs + random.NextInt64(50, 300));
+            pair.Alpha.Disks[0].FailWrites = true; // the resync's own writes fail now
+            WriteAll(pair, model, [.. Enumerable.Range(0, 20).Select(_ => random.NextInt64(0, Blocks))], random, seed);
+            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless
+                && pair.Beta.Replica.ReplicationOf(0, 0) == ReplicationState.Established, 10_000), $"seed {seed}: {pair.Logs}");
+            Assert.True(pair.BothConnected(), $"seed {seed}: the aborted resync keeps the connection");
+            Assert.Contains(pair.Alpha.Log, l => l.Contains("resync stopped: the local disk is gone", StringComparison.Ordinal));
+            Assert.Contains(pair.Beta.Log, l => l.Contains("resync stopped: the peer has no disk", StringComparison.Ordinal));
+
+            pair.Alpha.Disks[0].FailWrites = false;
+            pair.Alpha.AttachDisk(0);
+            Assert.True(pair.Scheduler.RunUntil(() => pair.InSync() && pair.Alpha.Replica.Volume(0).Disk == DiskState.UpToDate, 60_000), $"seed {seed}: {pair.Logs}");
+            Assert.True(pair.Alpha.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: alpha's disk is the model after the second resync");
+            Assert.True(pair.Beta.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: beta's disk is the model");
+        }
+    }
+
+    [Fact]
+    public void A_Diskless_Primary_that_reconnects_still_gets_a_bitmap_resync_when_its_disk_returns()
+    {
+        for (int seed = 1; seed <= 4; seed++)
+        {
+            var pair = new SimReplicaPair(950 + seed, options: new NetworkOptions { MaxDelayMs = 3 });
+            var model = FillBoth(pair);
+            pair.ConnectWithAlphaPrimary();
+            pair.Alpha.DetachOnIoError = true;
+            var random = pair.Random.Fork();
+            pair.Alpha.Disks[0].FailWrites = true;
+            WriteAll(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], random, seed);
+            pair.Network.Partition("alpha", "beta");
+            Assert.True(pair.Scheduler.RunUntil(() => !pair.BothConnected(), 30_000), pair.Logs);
+            pair.Network.HealAll();
+            Assert.True(pair.Scheduler.RunUntil(pair.BothConnected, 60_000), pair.Logs);
+            WriteAll(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], random, seed);
+            AssertReads(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], seed);
+
+            pair.Alpha.Disks[0].FailWrites = false;
+            pair.Alpha.AttachDisk(0);
+            Assert.True(pair.Scheduler.RunUntil(() => pair.InSync() && pair.Alpha.Replica.Volume(0).Disk == DiskState.UpToDate, 30_000), $"seed {seed}: {pair.Logs}");
+            Assert.DoesNotContain(pair.Alpha.Log, l => l.Contains("full resync", StringComparison.Ordinal));
+            Assert.True(pair.Alpha.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: alpha's disk is the model");
+            Assert.True(pair.Beta.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: beta's disk is the model");
+        }
+    }
+
+    [Fact]
     public void Without_a_disk_or_a_peer_reads_and_writes_fail_and_a_read_in_flight_fails_when_the_connection_drops()
     {
         var pair = new SimReplicaPair(801, options: new NetworkOptions { MaxDelayMs = 3 });
