@@ -23,8 +23,13 @@ internal static class Program
         root.Subcommands.Add(AgentCommands.Disconnect());
         root.Subcommands.Add(AgentCommands.Invalidate());
         root.Subcommands.Add(AgentCommands.InvalidateRemote());
+        root.Subcommands.Add(AgentCommands.NewCurrentUuid());
+        root.Subcommands.Add(AgentCommands.Resize());
         root.Subcommands.Add(AgentCommands.PauseSync());
         root.Subcommands.Add(AgentCommands.ResumeSync());
+        root.Subcommands.Add(AgentCommands.Outdate());
+        root.Subcommands.Add(AgentCommands.ResumeIo());
+        root.Subcommands.Add(VerifyCommand.Verify());
         root.Subcommands.Add(WaitCommands.WaitConnect());
         root.Subcommands.Add(WaitCommands.WaitSync());
         root.Subcommands.Add(StatusCommands.Status());

@@ -40,11 +40,13 @@ declare -gA AGENT_PID=()
 
 # it_suite [--ref] NAME SETUP_FUNC TIMEOUT_S CASE... ; CASE is "name:function[:timeout_s]".
 # --ref marks a reference-server suite (nbdkit, qemu-nbd): run only when a filter selects it.
+# A suite registers once even when its file is sourced again (a test file reusing its helpers).
 it_suite() {
     local ref=0
     if [[ $1 == --ref ]]; then ref=1; shift; fi
     local name=$1 setup=$2 timeout=$3
     shift 3
+    [[ -n ${IT_SUITE_SETUP[$name]:-} ]] && return 0
     IT_SUITE_NAMES+=("$name")
     IT_SUITE_FILE[$name]=${BASH_SOURCE[1]}
     IT_SUITE_SETUP[$name]=$setup
@@ -135,6 +137,7 @@ track_mount() { ledger_add "mount $1"; }
 track_fuse()  { ledger_add "fuse $1"; }
 track_loop()  { ledger_add "loop $1"; }
 track_dir()   { ledger_add "dir $1"; }
+track_netns() { ledger_add "netns $1"; }
 
 pid_alive() { # PID is running (not a zombie)
     local state
@@ -181,6 +184,8 @@ cleanup_ledger() {
             # The kernel keeps a loop device's read-only flag across detach: reset it (a test may set it).
             loop)  if losetup "$a" > /dev/null 2>&1; then blockdev --setrw "$a" 2>/dev/null || true; losetup -d "$a" 2>/dev/null || true; fi ;;
             dir)   rm -rf "$a" || true ;;
+            # Deleting a namespace also removes the veth ends inside it.
+            netns) ip netns del "$a" 2>/dev/null || true ;;
         esac
     done < <(tac "$ledger")
     : > "$ledger"
@@ -203,6 +208,7 @@ make_disk() {
 
 # write_config RESOURCE "NODE NODE_ID PORT NBD_PORT DISK [META_DISK]"... — writes $RB_CONFIG;
 # $RB_RESOURCE_EXTRA (if set) goes into the resource section first (net/disk options).
+# PORT may be a whole ADDRESS:PORT (a node in a network namespace); a bare port is on 127.0.0.1.
 write_config() {
     local res=$1 spec node id port nbd disk meta
     shift
@@ -214,7 +220,8 @@ write_config() {
             read -r node id port nbd disk meta <<< "$spec"
             echo "  on $node {"
             echo "    node-id $id;"
-            echo "    address 127.0.0.1:$port;"
+            [[ $port == *:* ]] || port=127.0.0.1:$port
+            echo "    address $port;"
             echo "    nbd-address 127.0.0.1:$nbd;"
             echo "    volume 0 { disk $disk; meta-disk ${meta:-internal}; }"
             echo "  }"
@@ -236,14 +243,19 @@ require_built() {
     [[ -x $RB_OUT/rbagent && -x $RB_OUT/rbadm ]] || fail "out/rbagent or out/rbadm missing: run ./scripts/build"
 }
 
-# start_agent NODE — rbagent in the background, logging to $TEST_DIR/agent-NODE.log.
+# start_agent NODE [NETNS] — rbagent in the background, logging to $TEST_DIR/agent-NODE.log;
+# with NETNS inside that network namespace (`ip netns exec` execs it: the PID is the agent's).
 start_agent() {
-    local node=$1 sock log
+    local node=$1 netns=${2:-} sock log
     require_built
     sock=$(control_path "$node")
     log="$TEST_DIR/agent-$node.log"
     rm -f "$sock"
-    "$RB_OUT/rbagent" --node "$node" --control "$sock" >> "$log" 2>&1 &
+    if [[ -n $netns ]]; then
+        ip netns exec "$netns" "$RB_OUT/rbagent" --node "$node" --control "$sock" >> "$log" 2>&1 &
+    else
+        "$RB_OUT/rbagent" --node "$node" --control "$sock" >> "$log" 2>&1 &
+    fi
     AGENT_PID[$node]=$!
     track_pid "${AGENT_PID[$node]}"
     local i

@@ -5,7 +5,8 @@ Writes and verifies deterministic data patterns, holds a connection open, and ru
 nbdsh checks #22-#28 of nbd.md section 3 (set_strict_mode(0) cases libnbd normally refuses).
 Uses python3-libnbd, so run it with /usr/bin/python3 (a pyenv python has no `nbd` module).
 
-  nbdtool.py write  URI OFFSET LENGTH SEED     write pattern(SEED) then flush (sizes: 4096, 4K, 8M)
+  nbdtool.py write  URI OFFSET LENGTH SEED     write pattern(SEED) then flush (sizes: 4096, 4K, 8M);
+                                               SEED "zero" is zeroes, "text:NAME" compressible text
   nbdtool.py verify URI OFFSET LENGTH SEED     exit 1 naming the first differing offset
   nbdtool.py size   URI                        print the export size
   nbdtool.py hold   URI STATUSFILE             connect, write "connected" to STATUSFILE, then
@@ -27,20 +28,40 @@ def pattern(seed, offset, length):
     """Deterministic bytes for [offset, offset+length) of a pattern named by seed.
 
     Generated per 4 MiB chunk index so any sub-range can be regenerated independently.
-    The seed "zero" stands for zeroes (a range never written)."""
+    The seed "zero" stands for zeroes (a range never written); a seed "text:NAME" gives
+    text-like lines (compressible several-fold, as logs are) instead of random bytes."""
     if seed == "zero":
         return bytes(length)
+    make = text_chunk if seed.startswith("text:") else random_chunk
     out = bytearray()
     pos = offset
     end = offset + length
     while pos < end:
         chunk_index = pos // CHUNK_BYTES
-        chunk = random.Random(f"{seed}:{chunk_index}").randbytes(CHUNK_BYTES)
+        chunk = make(seed, chunk_index)
         lo = pos - chunk_index * CHUNK_BYTES
         hi = min(CHUNK_BYTES, end - chunk_index * CHUNK_BYTES)
         out += chunk[lo:hi]
         pos = chunk_index * CHUNK_BYTES + hi
     return bytes(out)
+
+
+def random_chunk(seed, chunk_index):
+    return random.Random(f"{seed}:{chunk_index}").randbytes(CHUNK_BYTES)
+
+
+def text_chunk(seed, chunk_index):
+    """CHUNK_BYTES of lines like "text:a 3 00001234 key=90210 status=ok owner=alpha"."""
+    rng = random.Random(f"{seed}:{chunk_index}")
+    lines = []
+    size = 0
+    line_number = 0
+    while size < CHUNK_BYTES:
+        line = f"{seed} {chunk_index} {line_number:08d} key={rng.randrange(100000)} status=ok owner=alpha\n"
+        lines.append(line)
+        size += len(line)
+        line_number += 1
+    return "".join(lines).encode("ascii")[:CHUNK_BYTES]
 
 
 def parse_size(text):

@@ -10,12 +10,13 @@ setup_replication_suite() { require_built; }
 # Fast reconnects and a resync that does not crawl (the defaults are DRBD's: 10 s, 250 KiB/s start).
 RB_TWO_NODE_OPTIONS='net { protocol C; connect-int 1; ping-int 1; } disk { c-plan-ahead 0; resync-rate 400M; }'
 
-# rp_pair — disks, config and both agents; sets URI_A and URI_B. $RP_ALPHA_DISK (if set) is
-# alpha's backing disk instead of a file (e.g. a loop device the case made, at least 64 MiB).
+# rp_pair — disks, config and both agents; sets URI_A and URI_B. RP_BETA_SIZE (default 64M)
+# sizes beta's disk differently. $RP_ALPHA_DISK (if set) is alpha's backing disk instead of a
+# file (e.g. a loop device the case made, at least 64 MiB).
 rp_pair() {
     local alpha_disk=${RP_ALPHA_DISK:-$TEST_DIR/alpha.img}
     [[ -n ${RP_ALPHA_DISK:-} ]] || make_disk "$alpha_disk" 64M
-    make_disk "$TEST_DIR/beta.img" 64M
+    make_disk "$TEST_DIR/beta.img" "${RP_BETA_SIZE:-64M}"
     local nbd_a nbd_b
     nbd_a=$(free_port)
     nbd_b=$(free_port)
@@ -48,7 +49,8 @@ verify_on() { expect_ok "$PYTHON" "$NBDTOOL" verify "$@"; } # URI OFFSET LENGTH 
 
 # switch_to NODE OTHER — planned switch-over: OTHER secondary, NODE primary (no --force).
 switch_to() {
-    expect_ok rbadm "$2" secondary r0
+    # An NBD client that just exited may still be let go by the server for a moment ("held open").
+    wait_for "rbadm $2 secondary r0" 10 || expect_ok rbadm "$2" secondary r0
     expect_ok rbadm "$1" primary r0
 }
 
@@ -181,3 +183,156 @@ REPLICATION_CASES=(
 )
 
 it_suite replication/two-node setup_replication_suite 900 "${REPLICATION_CASES[@]}"
+
+# --- handlers and skipping the initial sync ------------------------------------------------------
+
+# rp_handlers_options — the fast two-node options plus handlers that dump their environment into
+# $TEST_DIR/NAME.env (one file per handler; the last call wins).
+rp_handlers_options() {
+    local h section=""
+    for h in before-resync-target after-resync-target split-brain fence-peer; do
+        section+="$h \"env > $TEST_DIR/$h.env\"; "
+    done
+    RB_RESOURCE_EXTRA="$RB_TWO_NODE_OPTIONS net { fencing resource-only; } handlers { $section}"
+}
+
+rp_resync_handlers() {
+    rp_handlers_options
+    rp_synced
+    [[ -s $TEST_DIR/before-resync-target.env ]] || fail "before-resync-target did not run on the SyncTarget"
+    [[ -s $TEST_DIR/after-resync-target.env ]] || fail "after-resync-target did not run on the SyncTarget"
+    grep -qx "DRBD_RESOURCE=r0" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target: DRBD_RESOURCE missing"
+    grep -qx "DRBD_PEER_NODE_ID=0" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target on beta: DRBD_PEER_NODE_ID is not alpha's"
+    grep -qx "DRBD_MY_NODE_ID=1" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target ran on the wrong node"
+    grep -qx "DRBD_VOLUME=0" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target: DRBD_VOLUME missing"
+    grep -q "^DRBD_BACKING_DEV=$TEST_DIR/beta.img" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target: DRBD_BACKING_DEV is not beta's disk"
+    # A Primary that loses its peer calls fence-peer (fencing resource-only).
+    write_on "$URI_A" 0 1M fence-1
+    kill -KILL "${AGENT_PID[beta]}"
+    wait_for "[[ -s '$TEST_DIR/fence-peer.env' ]]" 20 || fail "fence-peer did not run on the Primary"
+    grep -qx "DRBD_PEER_NODE_ID=1" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_PEER_NODE_ID is not beta's"
+    verify_on "$URI_A" 0 1M fence-1
+}
+
+rp_split_brain_handler() {
+    rp_handlers_options
+    rp_synced
+    expect_ok rbadm alpha disconnect r0
+    expect_ok rbadm beta disconnect r0
+    write_on "$URI_A" 0 1M sb-alpha
+    # With fencing, the Primary's disconnect outdated beta and alpha is not fenced: only --force promotes.
+    expect_ok rbadm beta primary r0 --force
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    write_on "$URI_B" 2M 1M sb-beta
+    expect_ok rbadm alpha connect r0
+    expect_ok rbadm beta connect r0
+    wait_for "[[ -s '$TEST_DIR/split-brain.env' ]]" 20 || fail "the split-brain handler did not run"
+    grep -qx "DRBD_RESOURCE=r0" "$TEST_DIR/split-brain.env" || fail "split-brain: DRBD_RESOURCE missing"
+    # Both keep their own data: nothing was resynced.
+    verify_on "$URI_A" 0 1M sb-alpha
+    verify_on "$URI_B" 2M 1M sb-beta
+}
+
+rp_skip_initial_sync() {
+    rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha up r0
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm alpha new-current-uuid --clear-bitmap r0
+    wait_for "[[ \$(rbadm beta dstate r0) == UpToDate/UpToDate ]]" 10 || fail "beta is $(rbadm beta dstate r0) after new-current-uuid --clear-bitmap"
+    assert_eq "$(rbadm alpha dstate r0)" "UpToDate/UpToDate" "alpha after new-current-uuid --clear-bitmap"
+    grep -q "resync" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log" && fail "a resync ran: $(grep -h resync "$TEST_DIR"/agent-*.log | head -n 2 | tr '\n' ' ')"
+    # Both are a valid copy: write on alpha, read on beta.
+    expect_ok rbadm alpha primary r0
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable"
+    write_on "$URI_A" 4M 2M skip-1
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    verify_on "$URI_B" 4M 2M skip-1
+}
+
+rp_events_stream() {
+    rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha up r0
+    rbadm beta events r0 > "$TEST_DIR/events-beta.txt" 2>&1 &
+    local events=$!
+    track_pid "$events"
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm alpha primary r0 --force
+    expect_ok rbadm beta wait-sync r0 --timeout 60
+    sleep 0.5   # the last change is published with the next tick
+    kill_pid "$events" "" 5
+    local text
+    text=$(cat "$TEST_DIR/events-beta.txt")
+    assert_match "$text" "change connection name:r0 peer-node-id:0 conn-name:alpha connection:Connected" "events: beta connected"
+    assert_match "$text" "change connection name:r0 peer-node-id:0 conn-name:alpha connection:Connected role:Primary" "events: the peer became Primary"
+    assert_match "$text" "change peer-device name:r0 peer-node-id:0 conn-name:alpha volume:0 replication:SyncTarget" "events: beta became SyncTarget"
+    assert_match "$text" "change device name:r0 volume:0 minor:0 disk:UpToDate" "events: beta's disk became UpToDate"
+    assert_match "$text" "replication:Established peer-disk:UpToDate" "events: back to Established with an UpToDate peer"
+}
+
+it_suite replication/runbook setup_replication_suite 600 \
+    events-stream:rp_events_stream \
+    resync-handlers:rp_resync_handlers \
+    split-brain-handler:rp_split_brain_handler \
+    skip-initial-sync:rp_skip_initial_sync
+
+# --- a crashed Primary's activity log ------------------------------------------------------------
+
+rp_crashed_primary_al_resync() {
+    rp_synced
+    fio --name=load --ioengine=nbd --uri="$URI_A" --rw=randwrite --bs=4k --iodepth=16 --size=48m \
+        --time_based=1 --runtime=30 --output="$TEST_DIR/fio.out" > "$TEST_DIR/fio.log" 2>&1 &
+    local fio=$!
+    track_pid "$fio"
+    sleep 2
+    kill -KILL "${AGENT_PID[alpha]}"
+    kill_pid "$fio" "" 5
+    # alpha comes back (still Secondary, not promoted): its AL extents must be resynced.
+    start_agent alpha
+    expect_ok rbadm alpha up r0
+    grep -q "activity-log extents marked out of sync" "$TEST_DIR/agent-alpha.log" || fail "alpha did not apply its activity log after the crash"
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    expect_ok rbadm beta wait-sync r0 --timeout 20
+    local size_kib
+    size_kib=$(json_field alpha '.[0].devices[0].size')
+    expect_ok rbadm alpha down r0
+    expect_ok rbadm beta down r0
+    cmp -n $((size_kib * 1024)) "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" > "$TEST_DIR/cmp.out" 2>&1 \
+        || fail "the replicas differ after the crashed Primary's resync: $(head -c 200 "$TEST_DIR/cmp.out")"
+}
+
+# drbd.md §8 item 14 (protocol-a-io): busy writes with protocol A, role switches between them,
+# and in the end both backing disks are byte-identical over the data area.
+rp_protocol_a_io() {
+    RB_RESOURCE_EXTRA='net { protocol A; connect-int 1; ping-int 1; } disk { c-plan-ahead 0; resync-rate 400M; }'
+    rp_synced
+    local round node=alpha other=beta uri
+    for round in 1 2 3 4; do
+        uri=$URI_A
+        [[ $node == beta ]] && uri=$URI_B
+        wait_nbd "$uri" 20 || fail "round $round: $node's export not reachable"
+        fio --name=busy --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth=16 --size=48m \
+            --time_based=1 --runtime=3 --randseed=$round --output="$TEST_DIR/fio-$round.out" > "$TEST_DIR/fio-$round.log" 2>&1 \
+            || fail "round $round: fio on $node failed: $(tail -n 3 "$TEST_DIR/fio-$round.log" | tr '\n' ' ')"
+        switch_to "$other" "$node"
+        local t=$node; node=$other; other=$t
+    done
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    expect_ok rbadm beta wait-sync r0 --timeout 60
+    local size_kib
+    size_kib=$(json_field alpha '.[0].devices[0].size')
+    expect_ok rbadm "$node" secondary r0
+    expect_ok rbadm alpha down r0
+    expect_ok rbadm beta down r0
+    cmp -n $((size_kib * 1024)) "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" > "$TEST_DIR/cmp.out" 2>&1 \
+        || fail "the replicas differ after busy protocol A writes and role switches: $(head -c 200 "$TEST_DIR/cmp.out")"
+}
+
+it_suite replication/crash setup_replication_suite 300 crashed-primary-al-resync:rp_crashed_primary_al_resync \
+    protocol-a-io:rp_protocol_a_io

@@ -42,8 +42,13 @@ internal sealed class ControlDispatcher(ResourceManager manager, EventHub events
             "disconnect" => await manager.ConnectAsync(request.Resource, connect: false, discardMyData: false, cancellationToken).ConfigureAwait(false),
             "invalidate" => await manager.InvalidateAsync(request.Resource, request.Volume, remote: false, cancellationToken).ConfigureAwait(false),
             "invalidate-remote" => await manager.InvalidateAsync(request.Resource, request.Volume, remote: true, cancellationToken).ConfigureAwait(false),
+            "new-current-uuid" => await manager.NewCurrentUuidAsync(request.Resource, request.Volume, request.ClearBitmap, cancellationToken).ConfigureAwait(false),
+            "verify" => await manager.VerifyAsync(request.Resource, request.Volume, request.VerifyStartOffsetBytes, cancellationToken).ConfigureAwait(false),
+            "resize" => await manager.ResizeAsync(request.Resource, request.Volume, request.AssumeClean, cancellationToken).ConfigureAwait(false),
             "pause-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: true, cancellationToken).ConfigureAwait(false),
             "resume-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: false, cancellationToken).ConfigureAwait(false),
+            "outdate" => await manager.OutdateAsync(request.Resource, request.Volume, cancellationToken).ConfigureAwait(false),
+            "resume-io" => await manager.ResumeIoAsync(request.Resource, cancellationToken).ConfigureAwait(false),
             "up" => ControlResponse.Failure("up: the resource definition is missing", ExitCodes.Usage),
             _ => ControlResponse.Failure($"unknown command '{request.Command}'", ExitCodes.Usage),
         };

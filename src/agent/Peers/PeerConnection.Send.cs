@@ -3,6 +3,10 @@
 // drains the pipe into the socket, so frames queued together leave in one gathered send (Kestrel's
 // ProcessSends). When the pipe is paused only one flush is outstanding: later senders just append,
 // and the flush task flushes again when the first completes.
+// Direct path: when nothing is queued, a small frame (an ack, a 4 KiB write) is written to the
+// non-blocking socket by the sender itself — no wake-up of the send loop, which matters for a
+// replicated write's latency; whatever the socket does not take goes into the pipe as before, and
+// while anything is queued every sender queues, so the byte order is kept.
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -18,6 +22,12 @@ public sealed partial class PeerConnection
     private bool _unflushed;
     private bool _sendWriterCompleted;
     private Task _flushTask = Task.CompletedTask;
+
+    /// <summary>Bytes handed to the pipe and not yet sent by the loop (guarded by _lock).</summary>
+    private long _queuedBytes;
+
+    /// <summary>Largest frame the direct path sends (bigger ones would mostly not fit the socket buffer at once).</summary>
+    private const int DirectSendMaxBytes = 256 * 1024;
 
     /// <summary>
     /// Queues one frame: header and <paramref name="message"/> encoded straight into the send pipe,
@@ -38,6 +48,7 @@ public sealed partial class PeerConnection
             int written = FrameWriter.Write(writer, volume, in message, trailingPayload.Length);
             CopyLocked(writer, trailingPayload);
             CountSentLocked(written + trailingPayload.Length);
+            _queuedBytes += written + trailingPayload.Length;
             FlushLocked();
             return true;
         }
@@ -53,8 +64,18 @@ public sealed partial class PeerConnection
                 return false;
             }
 
-            CopyLocked(_sendPipe.Writer, frames);
             CountSentLocked(frames.Length);
+            if (_queuedBytes == 0 && frames.Length <= DirectSendMaxBytes)
+            {
+                frames = frames[TrySendDirectLocked(frames)..];
+                if (frames.IsEmpty)
+                {
+                    return true;
+                }
+            }
+
+            CopyLocked(_sendPipe.Writer, frames);
+            _queuedBytes += frames.Length;
             FlushLocked();
             return true;
         }
@@ -70,6 +91,22 @@ public sealed partial class PeerConnection
         {
             return _flushing ? _flushTask : Task.CompletedTask;
         }
+    }
+
+    /// <summary>Writes what the socket takes now, without waiting; returns the bytes sent (a socket error closes the connection).</summary>
+    private int TrySendDirectLocked(ReadOnlySpan<byte> frames)
+    {
+        int sent = _socket.Send(frames, SocketFlags.None, out SocketError error);
+        if (error is SocketError.Success)
+        {
+            return sent;
+        }
+        if (error is SocketError.WouldBlock)
+        {
+            return 0;
+        }
+        Abort(PeerSocketErrors.ToCloseReason(new SocketException((int)error)));
+        return frames.Length; // the connection is closing: the frames are dropped, as after a close
     }
 
     private static void CopyLocked(PipeWriter writer, ReadOnlySpan<byte> bytes)
@@ -178,6 +215,10 @@ public sealed partial class PeerConnection
                 }
 
                 reader.AdvanceTo(buffer.End);
+                lock (_lock)
+                {
+                    _queuedBytes -= buffer.Length;
+                }
                 if (result.IsCompleted)
                 {
                     _socket.Shutdown(SocketShutdown.Send); // the peer reads what we sent, then end of stream

@@ -52,6 +52,9 @@ public sealed partial class PeerConnection : IAsyncDisposable
         _reader = PipeReader.Create(
             new NetworkStream(socket, ownsSocket: false),
             new StreamPipeReaderOptions(bufferSize: options.ReceiveBufferBytes, minimumReadSize: Math.Min(4096, options.ReceiveBufferBytes), leaveOpen: false));
+        // Non-blocking (after the NetworkStream, which insists on a blocking socket when created), so
+        // SendRaw's direct path never waits on a full socket buffer; async operations work either way.
+        socket.Blocking = false;
         _sendPipe = new Pipe(new PipeOptions(
             pauseWriterThreshold: options.SendPauseThresholdBytes,
             resumeWriterThreshold: options.SendResumeThresholdBytes,

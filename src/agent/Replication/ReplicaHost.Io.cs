@@ -2,11 +2,12 @@ using Microsoft.Extensions.Logging;
 
 namespace Redundancy.Block.Agent.Replication;
 
-// The replica's I/O, done for real. Called with the lock held: nothing here blocks or calls back;
-// completions are posted to the thread pool and re-enter through the lock.
+// The replica's I/O, done for real. Called with the lock held: nothing here blocks or calls back.
+// Disk reads and writes and client completions become effects (run right after the lock is
+// released, see ReplicaHost.Effects.cs); flushes and AL transactions go to the thread pool.
 public sealed partial class ReplicaHost
 {
-    public void Send(int peerNodeId, byte[] frame)
+    public void Send(int peerNodeId, ReadOnlySpan<byte> frame)
     {
         if (connections.TryGetValue(peerNodeId, out var connection))
         {
@@ -37,23 +38,41 @@ public sealed partial class ReplicaHost
     }
 
     public void WriteLocal(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua, long token) =>
-        Background(token, () => disks[volume].WriteAsync(offsetBytes, data, fua));
+        Effect(() => LocalOperation(token, () => disks[volume].WriteAsync(offsetBytes, data, fua)));
 
-    public void ReadLocal(int volume, long offsetBytes, int lengthBytes, long token)
+    /// <summary>Reads into a rented buffer, given back once the replica has used the data (it copies what it keeps).</summary>
+    public void ReadLocal(int volume, long offsetBytes, int lengthBytes, long token) => Effect(() =>
     {
-        _ = Task.Run(async () =>
+        var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(lengthBytes);
+        var buffer = rented.AsMemory(0, lengthBytes);
+        ValueTask reading;
+        try
         {
-            var buffer = new byte[lengthBytes];
-            bool ok = await Succeeds(() => disks[volume].ReadAsync(offsetBytes, buffer)).ConfigureAwait(false);
+            reading = disks[volume].ReadAsync(offsetBytes, buffer);
+        }
+        catch (IOException e)
+        {
+            reading = ValueTask.FromException(e);
+        }
+        if (reading.IsCompletedSuccessfully)
+        {
             lock (gate)
             {
-                Replica.LocalReadDone(token, ok, buffer);
+                Replica.LocalReadDone(token, true, buffer);
             }
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            return;
+        }
+        _ = Task.Run(async () =>
+        {
+            bool ok = await Succeeds(() => reading).ConfigureAwait(false);
+            Enter(() => Replica.LocalReadDone(token, ok, buffer));
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         });
-    }
+    });
 
     public void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token) =>
-        Background(token, () => trim ? disks[volume].DiscardAsync(offsetBytes, lengthBytes) : disks[volume].WriteZeroesAsync(offsetBytes, lengthBytes, mayUnmap: false));
+        Effect(() => LocalOperation(token, () => trim ? disks[volume].DiscardAsync(offsetBytes, lengthBytes) : disks[volume].WriteZeroesAsync(offsetBytes, lengthBytes, mayUnmap: false)));
 
     public void FlushLocal(long token) => Background(token, async () =>
     {
@@ -67,7 +86,7 @@ public sealed partial class ReplicaHost
     {
         if (clients.Remove(clientToken, out var completion))
         {
-            completion.TrySetResult(succeeded); // continuations run asynchronously, outside the lock
+            Effect(() => completion.TrySetResult(succeeded)); // outside the lock: the continuation runs inline
         }
     }
 
@@ -77,13 +96,70 @@ public sealed partial class ReplicaHost
         {
             if (succeeded)
             {
-                data.Span.CopyTo(read.Buffer.Span);
+                data.Span.CopyTo(read.Buffer.Span); // under the lock: the replica's buffer is only valid now
             }
-            read.Completion.TrySetResult(succeeded); // continuations run asynchronously, outside the lock
+            Effect(() => read.Completion.TrySetResult(succeeded)); // outside the lock: the continuation runs inline
         }
     }
 
-    public void PersistVolume(int volume) => persistVolume(Replica.Volume(volume));
+    public void PersistVolume(int volume) => resource.PersistVolume(Replica.Volume(volume));
+
+    public bool RunHandler(string handler, int peerNodeId, int volume, long token)
+    {
+        var running = resource.StartHandler(handler, peerNodeId, volume);
+        if (running is null)
+        {
+            return false;
+        }
+        if (token != 0)
+        {
+            // Under the lock (the replica asks from inside it), so the continuation, which takes the
+            // lock, cannot remove the entry before it is made.
+            handlersRunning[token] = running.ContinueWith(done => Enter(() =>
+            {
+                handlersRunning.Remove(token);
+                Replica.HandlerDone(token, done.IsCompletedSuccessfully ? done.Result : -1);
+            }), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        }
+        return true;
+    }
+
+    /// <summary>Completes once the replica has taken the exit code of the handler started with <paramref name="token"/>.</summary>
+    public Task HandlerSettledAsync(long token)
+    {
+        lock (gate)
+        {
+            return handlersRunning.GetValueOrDefault(token) ?? Task.CompletedTask;
+        }
+    }
+
+    public bool TryBecomeSecondary() => resource.TryBecomeSecondary();
+
+    public void RefreshCapacity(int volume)
+    {
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await resource.RefreshCapacityAsync(volume).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                LogDiskError(logger, $"resize: {e.Message}");
+            }
+            lock (gate)
+            {
+                Replica.CapacityRefreshed(volume);
+            }
+        });
+    }
+
+    public void WriteActivityLog(int volume, Engine.Metadata.ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token)
+    {
+        var bitmaps = Replica.Volume(volume).Bitmaps;
+        var pages = evictedExtents.Count == 0 ? [] : bitmaps.Images(bitmaps.TakeDirtyPagesForExtents(evictedExtents));
+        Background(token, () => new ValueTask(resource.WriteMetadataAsync(volume, pages, transaction)));
+    }
 
     void Engine.Replication.IReplicaIo.Log(string line) => LogLine(logger, line);
 
@@ -99,6 +175,7 @@ public sealed partial class ReplicaHost
             connections[peer] = connection;
             Replica.TransportConnected(peer, NowMs);
         }
+        RunEffects();
         connection.Start((in Engine.Peers.Protocol.FrameHeader h, in System.Buffers.ReadOnlySequence<byte> p) => OnFrame(peer, connection, h, p),
             reason => OnClosed(peer, connection, reason));
     }
@@ -108,10 +185,7 @@ public sealed partial class ReplicaHost
         _ = Task.Run(async () =>
         {
             bool ok = await Succeeds(operation).ConfigureAwait(false);
-            lock (gate)
-            {
-                Replica.LocalDone(token, ok);
-            }
+            Enter(() => Replica.LocalDone(token, ok));
         });
     }
 

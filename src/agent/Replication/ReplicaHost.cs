@@ -26,11 +26,11 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     private readonly IReadOnlyDictionary<int, IBlockDevice> disks;
     private readonly Dictionary<long, TaskCompletionSource<bool>> clients = [];
     private readonly Dictionary<long, (TaskCompletionSource<bool> Completion, Memory<byte> Buffer)> reads = [];
+    private readonly Dictionary<long, Task> handlersRunning = [];
     private readonly PeerListener listener;
     private readonly PeerDialer dialer;
     private readonly ILogger logger;
-    private readonly Action<ReplicaVolume> persistVolume;
-    private readonly Action? onTick;
+    private readonly IReplicaResource resource;
     private readonly CancellationTokenSource stopping = new();
     private readonly Task ticker;
     private long nextClientToken = 1;
@@ -40,13 +40,12 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     /// <param name="disks">The data area of each volume.</param>
     /// <param name="listener">The listener on this node's replication address (shared, already started).</param>
     /// <param name="dialer">Opens connections to peers this node dials (the lower node-id dials).</param>
-    /// <param name="persistVolume">Writes a volume's generation identifiers, flags and disk state to its metadata (synchronously, under the lock).</param>
     /// <param name="random">Randomness for UUIDs and challenges.</param>
     /// <param name="logger">Where the replica's DRBD-style log lines go.</param>
-    /// <param name="onTick">Runs after every tick, outside the lock (status publishing, bitmap write-out).</param>
+    /// <param name="resource">The resource replicated: persistence, handlers, demotion, tick.</param>
     public ReplicaHost(IEnumerable<(PeerLinkSettings Settings, string Address)> peers, IEnumerable<ReplicaVolume> volumes,
-        IReadOnlyDictionary<int, IBlockDevice> disks, PeerListener listener, PeerDialer dialer, Action<ReplicaVolume> persistVolume,
-        IRandom random, ILogger logger, Action? onTick = null)
+        IReadOnlyDictionary<int, IBlockDevice> disks, PeerListener listener, PeerDialer dialer, IReplicaResource resource,
+        IRandom random, ILogger logger)
     {
         var peerList = peers.ToList();
         this.peers = peerList.ToDictionary(p => p.Settings.PeerNodeId, p => p.Settings);
@@ -55,8 +54,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         this.listener = listener;
         this.dialer = dialer;
         this.logger = logger;
-        this.persistVolume = persistVolume;
-        this.onTick = onTick;
+        this.resource = resource;
         Replica = new Replica(peerList.Select(p => p.Settings), volumes, this, random);
         foreach (var settings in this.peers.Values)
         {
@@ -72,46 +70,16 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     public long NowMs => clock.ElapsedMilliseconds;
 
     /// <summary>Runs <paramref name="read"/> on the replica under its lock (status, tests).</summary>
-    public T Locked<T>(Func<Replica, T> read)
-    {
-        lock (gate)
-        {
-            return read(Replica);
-        }
-    }
+    public T Locked<T>(Func<Replica, T> read) => Enter(() => read(Replica));
 
     /// <summary>Runs <paramref name="change"/> on the replica under its lock (the resource's state changes).</summary>
-    public void Locked(Action<Replica> change)
-    {
-        lock (gate)
-        {
-            change(Replica);
-        }
-    }
+    public void Locked(Action<Replica> change) => Enter(() => change(Replica));
 
-    public void SetRole(Role role)
-    {
-        lock (gate)
-        {
-            Replica.SetRole(role);
-        }
-    }
+    public void SetRole(Role role) => Enter(() => Replica.SetRole(role));
 
-    public void Connect()
-    {
-        lock (gate)
-        {
-            Replica.Connect(NowMs);
-        }
-    }
+    public void Connect() => Enter(() => Replica.Connect(NowMs));
 
-    public void Disconnect(int peerNodeId)
-    {
-        lock (gate)
-        {
-            Replica.Disconnect(peerNodeId);
-        }
-    }
+    public void Disconnect(int peerNodeId) => Enter(() => Replica.Disconnect(peerNodeId));
 
     /// <summary>A client write; true when the protocol's guarantee holds.</summary>
     public Task<bool> WriteAsync(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua) =>
@@ -125,13 +93,14 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     /// <summary>A client read through the replica (the local disk if UpToDate, else a peer's); true when <paramref name="buffer"/> is filled.</summary>
     public Task<bool> ReadAsync(int volume, long offsetBytes, Memory<byte> buffer)
     {
-        var completion = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (gate)
+        // As for writes: the data is copied into the buffer under the lock, the completion is an effect.
+        var completion = new TaskCompletionSource<bool>();
+        Enter(() =>
         {
             long token = nextClientToken++;
             reads[token] = (completion, buffer);
             Replica.ClientRead(token, volume, offsetBytes, buffer.Length);
-        }
+        });
         return completion.Task;
     }
 
@@ -151,13 +120,15 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
 
     private Task<bool> Client(Action<long> start)
     {
-        var completion = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (gate)
+        // Completed by an effect, outside the lock: the client's continuation (the NBD reply) runs
+        // inline on the thread that drains, without another hop.
+        var completion = new TaskCompletionSource<bool>();
+        Enter(() =>
         {
             long token = nextClientToken++;
             clients[token] = completion;
             start(token);
-        }
+        });
         return completion.Task;
     }
 
@@ -189,11 +160,8 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
             {
-                lock (gate)
-                {
-                    Replica.Tick(NowMs);
-                }
-                onTick?.Invoke();
+                Enter(() => Replica.Tick(NowMs));
+                resource.Tick();
             }
         }
         catch (OperationCanceledException)
@@ -219,6 +187,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
             }
             RaiseFrameLimit(peer, connection);
         }
+        RunEffects();
         connection.Start((in FrameHeader h, in ReadOnlySequence<byte> p) => OnFrame(peer, connection, h, p), reason => OnClosed(peer, connection, reason));
     }
 
@@ -232,6 +201,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
                 RaiseFrameLimit(peer, connection);
             }
         }
+        RunEffects();
     }
 
     private void OnClosed(int peer, PeerConnection connection, PeerCloseReason reason)
@@ -244,6 +214,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
                 Replica.TransportClosed(peer, reason.Message, NowMs);
             }
         }
+        RunEffects();
         _ = connection.DisposeAsync().AsTask();
     }
 

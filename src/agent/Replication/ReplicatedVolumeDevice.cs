@@ -8,11 +8,13 @@ namespace Redundancy.Block.Agent.Replication;
 /// or a SyncTarget after `attach` — and whenever the local read fails or the disk state moved while
 /// it ran, through the replica, which reads from a peer whose disk is UpToDate. Every write, zeroing,
 /// trim and flush goes through the replica, which completes it when the protocol's guarantee holds
-/// on this node and its connected peers.
+/// on this node and its connected peers. Its size is the size the nodes agreed on when the client
+/// opened it (the smallest disk's), not the local disk's: the replica fails any write or read past
+/// the agreed size.
 /// </summary>
-internal sealed class ReplicatedVolumeDevice(ReplicaHost host, int volume, IBlockDevice local) : IBlockDevice
+internal sealed class ReplicatedVolumeDevice(ReplicaHost host, int volume, IBlockDevice local, long sizeBytes) : IBlockDevice
 {
-    public long SizeBytes => local.SizeBytes;
+    public long SizeBytes { get; } = sizeBytes;
 
     /// <summary>A replicated zeroing is never guaranteed fast (the peer's disk decides too).</summary>
     public bool CanFastZero => false;

@@ -1,7 +1,10 @@
+using System.Globalization;
 using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Agent.Replication;
+using Redundancy.Block.Engine.ActivityLog;
 using Redundancy.Block.Engine.Bitmap;
 using Redundancy.Block.Engine.Bitmap.Resync;
+using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Control;
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Replication;
@@ -56,9 +59,22 @@ internal sealed partial class ResourceManager
                 bitmaps.Add(await attached.Store.ReadBitmapAsync(slot, cancellationToken).ConfigureAwait(false));
             }
             var slotOfPeer = runtime.State.Peers.ToDictionary(p => p.NodeId, p => md.FindPeerSlot(p.NodeId));
-            volumes.Add(new ReplicaVolume(volumeState.Number, md.UsableSizeBytes, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, new BitmapTracker(bitmaps))
+            var volumeDefinition = node.Volumes.First(v => v.Number == volumeState.Number);
+            var tracker = new BitmapTracker(bitmaps);
+            var recovered = await attached.Store.ReadActivityLogAsync(md, cancellationToken).ConfigureAwait(false);
+            if (md.Flags.HasFlag(MetadataFlags.CrashedPrimary))
             {
-                ResyncRate = ResyncRateSettings.From(definition, node.Volumes.First(v => v.Number == volumeState.Number)),
+                // DRBD's apply-al: writes may have been in flight in the extents the AL names; resync them.
+                long marked = tracker.MarkExtentsOutOfSync(ActivityLogTracker.ActiveExtentsFrom(recovered));
+                LogCrashedPrimary(logger, runtime.ExportName(volumeState.Number), ActivityLogTracker.ActiveExtentsFrom(recovered).Length, marked * 4);
+            }
+            var outdatedPeers = md.Peers.Where(p => !p.IsFree && p.Flags.HasFlag(PeerSlotFlags.Outdated)).Select(p => p.NodeId);
+            // The bitmaps cover all the disk holds; the device is the agreed size (la-size) of it.
+            long usable = attached.Store.Layout.UsableSizeBytes;
+            volumes.Add(new ReplicaVolume(volumeState.Number, usable, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker, md.UsableSizeBytes, outdatedPeers)
+            {
+                ResyncRate = ResyncRateSettings.From(definition, volumeDefinition),
+                ActivityLog = ActivityLogTracker.FromRecovered(recovered, usable, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
             });
             disks[volumeState.Number] = dataPath;
         }
@@ -71,8 +87,7 @@ internal sealed partial class ResourceManager
         {
             return $"{runtime.Name}: cannot listen on {node.Address}: {e.Message}";
         }
-        runtime.Replication = new ReplicaHost(peers, volumes, disks, listener, dialer, volume => PersistReplicaVolume(runtime, volume),
-            CryptoRandom.Instance, logger, () => OnReplicaTick(runtime));
+        runtime.Replication = new ReplicaHost(peers, volumes, disks, listener, dialer, new ReplicaCallbacks(this, runtime), CryptoRandom.Instance, logger);
         runtime.Replication.Locked(replica =>
         {
             replica.SetRole(runtime.State.Role);
@@ -111,7 +126,7 @@ internal sealed partial class ResourceManager
             {
                 var link = replica.Links[peer.NodeId];
                 var firstVolume = runtime.State.Volumes[0].Number;
-                runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, link.PeerDisks.GetValueOrDefault(firstVolume, DiskState.DUnknown));
+                runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, replica.PeerDiskOf(peer.NodeId, firstVolume));
             }
             result = runtime.UnderExportsLock(change);
             if (result != StateChangeResult.Success)
@@ -204,6 +219,30 @@ internal sealed partial class ResourceManager
             return Task.FromResult(result.IsSuccess() ? ControlResponse.Success() : Refused(runtime, name, result));
         }, cancellationToken);
 
+    /// <summary>new-current-uuid [--clear-bitmap] on the resource's volumes.</summary>
+    public Task<ControlResponse> NewCurrentUuidAsync(string name, int? volume, bool clearBitmap, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            if (runtime.Replication is not { } host)
+            {
+                return Task.FromResult(ControlResponse.Failure($"{name}: new-current-uuid needs a resource with peers", ExitCodes.StateChangeFailed));
+            }
+            var result = StateChangeResult.NothingToDo;
+            host.Locked(replica =>
+            {
+                foreach (int number in SelectVolumes(runtime, volume))
+                {
+                    result = replica.NewCurrentUuid(number, clearBitmap);
+                    if (!result.IsSuccess())
+                    {
+                        return;
+                    }
+                }
+            });
+            Publish(runtime);
+            return Task.FromResult(result.IsSuccess() ? ControlResponse.Success() : Refused(runtime, name, result));
+        }, cancellationToken);
+
     /// <summary>pause-sync / resume-sync on every resync of the resource.</summary>
     public Task<ControlResponse> PauseSyncAsync(string name, int? volume, bool pause, CancellationToken cancellationToken) =>
         WithResource(name, runtime =>
@@ -230,9 +269,53 @@ internal sealed partial class ResourceManager
     /// <summary>The replica moved a volume on: the resource adopts it and the superblock is written before the replica goes on.</summary>
     private void PersistReplicaVolume(ResourceRuntime runtime, ReplicaVolume volume)
     {
-        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk);
+        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk, [.. volume.FencedPeerDisks.Keys], volume.AgreedSizeBytes);
         PersistNow(runtime);
     }
+
+    /// <summary>
+    /// A promotion met SS_PRIMARY_NOP: fence-peer runs for every peer with fencing that is neither
+    /// connected nor known Outdated, and the promotion waits for the handlers (the exit codes are
+    /// applied by the replica). The manager's gate stays held meanwhile, as drbdadm primary waits.
+    /// </summary>
+    private async Task FencePeersAsync(ResourceRuntime runtime)
+    {
+        if (runtime.Replication is not { } host)
+        {
+            return;
+        }
+        var tokens = host.Locked(replica => runtime.State.UnfencedPeers().Select(p => replica.FencePeer(p.NodeId)).Where(t => t != 0).ToList());
+        foreach (long token in tokens)
+        {
+            await host.HandlerSettledAsync(token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>outdate: the local disk of each volume becomes Outdated (DRBD's rules in the state machine).</summary>
+    public Task<ControlResponse> OutdateAsync(string name, int? volume, CancellationToken cancellationToken) =>
+        WithResource(name, async runtime =>
+        {
+            foreach (int number in SelectVolumes(runtime, volume))
+            {
+                var result = ChangeState(runtime, _ => runtime.State.Outdate(number));
+                await PersistAsync(runtime, cancellationToken).ConfigureAwait(false);
+                if (!result.IsSuccess())
+                {
+                    return Refused(runtime, runtime.ExportName(number), result);
+                }
+            }
+            Publish(runtime);
+            return ControlResponse.Success();
+        }, cancellationToken);
+
+    /// <summary>resume-io: application I/O frozen by fencing goes on (a pending new current UUID is made first).</summary>
+    public Task<ControlResponse> ResumeIoAsync(string name, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            runtime.Replication?.Locked(replica => replica.ResumeIo());
+            Publish(runtime);
+            return Task.FromResult(ControlResponse.Success());
+        }, cancellationToken);
 
     /// <summary>Writes the changed superblocks synchronously (under the replica's lock, so nothing acts on unpersisted state).</summary>
     private void PersistNow(ResourceRuntime runtime)
@@ -241,6 +324,80 @@ internal sealed partial class ResourceManager
         {
             LogDiskError(logger, runtime.Name, "the metadata could not be written");
         }
+    }
+
+    /// <summary>
+    /// call-pri-lost-after-sb: demote if no NBD client holds the device (already under the replica
+    /// lock, called from the handshake), persisting the metadata as a `secondary` would.
+    /// </summary>
+    private bool TryDemoteAfterSplitBrain(ResourceRuntime runtime)
+    {
+        var result = runtime.UnderExportsLock(open => runtime.State.Demote(force: false, deviceOpen: open > 0));
+        if (result == StateChangeResult.Success)
+        {
+            PersistNow(runtime);
+        }
+        return result is StateChangeResult.Success or StateChangeResult.NothingToDo;
+    }
+
+    /// <summary>A configured handler, run with DRBD's environment for the peer and volume (-1: the resource).</summary>
+    private Task<int>? StartHandler(ResourceRuntime runtime, string handler, int peerNodeId, int volume)
+    {
+        if (!runtime.Definition.Handlers.TryGetValue(handler, out string? command))
+        {
+            return null;
+        }
+        var environment = volume >= 0 ? HandlerEnvironment(runtime, volume) : new Dictionary<string, string>
+        {
+            ["DRBD_RESOURCE"] = runtime.Name,
+            ["DRBD_MY_NODE_ID"] = runtime.Node.NodeId.ToString(CultureInfo.InvariantCulture),
+        };
+        if (runtime.Definition.Nodes.FirstOrDefault(n => n.NodeId == peerNodeId) is { } peer)
+        {
+            environment["DRBD_PEER_NODE_ID"] = peer.NodeId.ToString(CultureInfo.InvariantCulture);
+            environment["DRBD_PEER_ADDRESS"] = HostOf(peer.Address);
+            environment["DRBD_PEER_AF"] = peer.AddressFamily;
+            environment["DRBD_PEERS"] = peer.Name;
+        }
+        environment["DRBD_MY_ADDRESS"] = HostOf(runtime.Node.Address);
+        environment["DRBD_MY_AF"] = runtime.Node.AddressFamily;
+        foreach (var node in runtime.Definition.Nodes)
+        {
+            environment[$"DRBD_NODE_ID_{node.NodeId}"] = node.Name;
+        }
+        return HandlerRunner.RunAsync(handler, command, environment, logger, CancellationToken.None);
+    }
+
+    /// <summary>"127.0.0.1:7789" → "127.0.0.1" (DRBD passes the address without the port).</summary>
+    private static string HostOf(string? address) =>
+        address is null ? string.Empty : address.LastIndexOf(':') is int colon and > 0 ? address[..colon].Trim('[', ']') : address;
+
+    /// <summary>The resource side of a <see cref="ReplicaHost"/>: it calls back into the manager for one resource.</summary>
+    private sealed class ReplicaCallbacks(ResourceManager manager, ResourceRuntime runtime) : IReplicaResource
+    {
+        public void PersistVolume(ReplicaVolume volume) => manager.PersistReplicaVolume(runtime, volume);
+
+        public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => manager.StartHandler(runtime, handler, peerNodeId, volume);
+
+        public bool TryBecomeSecondary() => manager.TryDemoteAfterSplitBrain(runtime);
+
+        public void Tick() => manager.OnReplicaTick(runtime);
+
+        /// <summary>An AL transaction that cannot be written is a meta-data I/O error: the disk's on-io-error policy applies.</summary>
+        public async Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction)
+        {
+            try
+            {
+                await ResourceManager.WriteMetadataAsync(runtime, volume, bitmapPages, transaction).ConfigureAwait(false);
+            }
+            catch (IOException e) when (transaction is not null && runtime.Attached.ContainsKey(volume))
+            {
+                manager.OnDiskError(runtime, volume, e);
+                throw;
+            }
+        }
+
+        public Task RefreshCapacityAsync(int volume) => manager.RefreshCapacityAsync(runtime, volume);
     }
 
     /// <summary>Every replica tick: publish what changed, write dirty bitmap pages out.</summary>
@@ -271,36 +428,50 @@ internal sealed partial class ResourceManager
         {
             return;
         }
-        var pending = new List<(VolumeRuntime Volume, int Slot, long OffsetBytes, byte[] Bytes)>();
+        var pending = new List<(int Volume, IReadOnlyList<BitmapPageImage> Pages)>();
         host.Locked(replica =>
         {
-            foreach (var (number, attached) in runtime.Attached.ToList())
+            foreach (int number in runtime.Attached.Keys)
             {
                 var bitmaps = replica.Volume(number).Bitmaps;
-                foreach (var write in bitmaps.TakeAllDirtyPages())
+                var pages = bitmaps.Images(bitmaps.TakeAllDirtyPages());
+                if (pages.Count > 0)
                 {
-                    long first = write.FirstBit / BitmapTracker.BitsPerPage * MetadataLayout.BlockSizeBytes;
-                    long end = ((write.FirstBit + write.BitCount - 1) / BitmapTracker.BitsPerPage + 1) * MetadataLayout.BlockSizeBytes;
-                    var bytes = new byte[end - first];
-                    bitmaps.Bitmap(write.Slot).WriteSlotBytes(first, bytes);
-                    pending.Add((attached, write.Slot, first, bytes));
+                    pending.Add((number, pages));
                 }
             }
         });
         try
         {
-            foreach (var (volume, slot, offsetBytes, bytes) in pending)
+            foreach (var (volume, pages) in pending)
             {
-                await volume.Store.WriteBitmapBytesAsync(slot, offsetBytes, bytes).ConfigureAwait(false);
-            }
-            foreach (var volume in pending.Select(p => p.Volume).Distinct())
-            {
-                await volume.Store.FlushAsync().ConfigureAwait(false);
+                await WriteMetadataAsync(runtime, volume, pages, null).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
             LogDiskError(logger, runtime.Name, $"bitmap write-out: {e.Message}");
+        }
+    }
+
+    /// <summary>Bitmap pages (then flush), then an AL transaction (FUA): the order DRBD needs before an extent leaves the AL.</summary>
+    private static async Task WriteMetadataAsync(ResourceRuntime runtime, int volume, IReadOnlyList<BitmapPageImage> pages, ActivityLogTransaction? transaction)
+    {
+        if (!runtime.Attached.TryGetValue(volume, out var attached))
+        {
+            throw new IOException($"{runtime.ExportName(volume)}: no disk attached for its metadata");
+        }
+        foreach (var page in pages)
+        {
+            await attached.Store.WriteBitmapBytesAsync(page.Slot, page.SlotOffsetBytes, page.Bytes).ConfigureAwait(false);
+        }
+        if (pages.Count > 0)
+        {
+            await attached.Store.FlushAsync().ConfigureAwait(false);
+        }
+        if (transaction is not null)
+        {
+            await attached.Store.WriteActivityLogTransactionAsync(transaction).ConfigureAwait(false);
         }
     }
 }

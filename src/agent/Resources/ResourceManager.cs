@@ -76,7 +76,8 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             {
                 return ControlResponse.Failure($"{definition.Name}: no `on {options.NodeName}` section: this node is not part of the resource", ExitCodes.Usage);
             }
-            var peers = definition.Nodes.Where(n => n.Name != node.Name).Select(n => new PeerState(n.Name, n.NodeId));
+            bool fencing = definition.Fencing() != "dont-care";
+            var peers = definition.Nodes.Where(n => n.Name != node.Name).Select(n => new PeerState(n.Name, n.NodeId) { Fencing = fencing });
             var state = new ResourceStateMachine(definition.Name, node.NodeId, node.Volumes.Select(v => v.Number), peers, CryptoRandom.Instance);
             var runtime = new ResourceRuntime(definition, node, state);
             try
@@ -129,6 +130,16 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         WithResource(name, async runtime =>
         {
             var result = ChangeState(runtime, _ => runtime.State.Promote(force));
+            if (result == StateChangeResult.PrimaryNop)
+            {
+                // DRBD: fence-peer for the peers not known Outdated, then one more try.
+                await FencePeersAsync(runtime).ConfigureAwait(false);
+                result = ChangeState(runtime, _ => runtime.State.Promote(force, peersFenced: true));
+                if (result.IsSuccess() && runtime.State.UnfencedPeers().Any())
+                {
+                    LogForcedSplitBrain(logger, runtime.Name);
+                }
+            }
             await PersistAsync(runtime, cancellationToken).ConfigureAwait(false);
             if (result.IsSuccess() && force)
             {
@@ -229,7 +240,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         int freeSlots = volume.Metadata.Peers.Count(s => s.IsFree);
         string? refusal = peersWithoutSlot > freeSlots
             ? $"the metadata has {volume.Metadata.PeerSlots} peer slot(s) but the config names {runtime.State.Peers.Count} peer(s): run `rbadm create-md --force` to re-create it"
-            : ReplicatedAttachRefusal(runtime, number, volume.Metadata);
+            : ReplicatedAttachRefusal(runtime, number, volume);
         if (refusal is not null)
         {
             await volume.DisposeAsync().ConfigureAwait(false);
@@ -256,11 +267,13 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
 
     /// <summary>
     /// A disk attached to a volume that is replicating (`attach` after an I/O error or a detach) must
-    /// fit the running replica: same usable size, same bitmap slots (the quick-sync bitmaps in memory
-    /// stay the replica's). Null when it does.
+    /// fit the running replica: same usable size (what the bitmaps cover; the agreed size stays the
+    /// replica's), same bitmap slots (the quick-sync bitmaps in memory stay the replica's). Null when it does.
     /// </summary>
-    private static string? ReplicatedAttachRefusal(ResourceRuntime runtime, int number, Engine.Metadata.Superblock metadata)
+    private static string? ReplicatedAttachRefusal(ResourceRuntime runtime, int number, VolumeRuntime attaching)
     {
+        var metadata = attaching.Metadata;
+        long usable = attaching.Store.Layout.UsableSizeBytes;
         if (runtime.Replication is not { } host)
         {
             return null;
@@ -268,9 +281,9 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         return host.Locked(replica =>
         {
             var volume = replica.Volume(number);
-            if (metadata.UsableSizeBytes != volume.UsableSizeBytes)
+            if (usable != volume.UsableSizeBytes)
             {
-                return $"the disk's usable size ({metadata.UsableSizeBytes} bytes) differs from the replicated volume's ({volume.UsableSizeBytes} bytes): `down` and `up` the resource to use it";
+                return $"the disk's usable size ({usable} bytes) differs from the replicated volume's ({volume.UsableSizeBytes} bytes): `down` and `up` the resource to use it";
             }
             return volume.SlotOfPeer.Any(p => metadata.FindPeerSlot(p.Key) != p.Value)
                 ? "the disk's metadata assigns other bitmap slots to the peers than the running replication: `down` and `up` the resource to use it"
@@ -558,8 +571,14 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: up (node-id {NodeId}), NBD on {NbdAddress}")]
     private static partial void LogUp(ILogger logger, string resource, int nodeId, string nbdAddress);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Subject}: the disk was Primary when it went down: {Extents} activity-log extents marked out of sync ({Kib} KiB) for resync")]
+    private static partial void LogCrashedPrimary(ILogger logger, string subject, int extents, long kib);
+
     [LoggerMessage(Level = LogLevel.Error, Message = "{Resource}: not connecting to peers: {Reason}")]
     private static partial void LogReplicationNotStarted(ILogger logger, string resource, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Resource}: Forced into split brain situation! (promoted with --force; fence-peer did not outdate the peer)")]
+    private static partial void LogForcedSplitBrain(ILogger logger, string resource);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: down")]
     private static partial void LogDown(ILogger logger, string resource);

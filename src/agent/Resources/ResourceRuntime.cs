@@ -1,4 +1,5 @@
 using Redundancy.Block.Agent.Replication;
+using Redundancy.Block.Agent.Storage;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Io;
 using Redundancy.Block.Engine.Replication;
@@ -137,7 +138,12 @@ internal sealed class ResourceRuntime
                 refusal = $"{ExportName(volume)} has no UpToDate data (disk:{disk}{(replica is null ? string.Empty : ", and no connected peer is UpToDate")})";
                 return false;
             }
-            IBlockDevice device = Replication is { } host ? new ReplicatedVolumeDevice(host, volume, dataPath) : dataPath;
+            // The device is the agreed size (la-size in the superblock), which a bigger local disk exceeds;
+            // a replicated volume's is the replica's (kept while Diskless: the peer serves that size).
+            long agreedBytes = replica is not null ? replica.Volume(volume).AgreedSizeBytes
+                : Math.Min(State.Volume(volume).Metadata?.UsableSizeBytes ?? dataPath.SizeBytes, dataPath.SizeBytes);
+            IBlockDevice device = Replication is { } host ? new ReplicatedVolumeDevice(host, volume, dataPath, agreedBytes)
+                : agreedBytes < dataPath.SizeBytes ? new SubrangeBlockDevice(dataPath, 0, agreedBytes) : dataPath;
             handle = new ExportHandle(ExportName(volume), device, revocation.Token, Release);
             openExports.Add(handle);
             refusal = string.Empty;
@@ -192,11 +198,14 @@ internal sealed class ResourceRuntime
     private ResourceStatus Snapshot(Replica? replica, long nowMs)
     {
         int open = OpenCount;
+        bool suspendedFencing = replica?.SuspendedFencing ?? false;
         return new ResourceStatus
         {
             Name = Name,
             NodeId = Node.NodeId,
             Role = State.Role,
+            Suspended = suspendedFencing,
+            SuspendedFencing = suspendedFencing,
             Devices = [.. State.Volumes.Select(v => DeviceSnapshot(v, open))],
             Connections = [.. State.Peers.Select(p => replica is null ? new ConnectionStatus
             {
@@ -214,7 +223,7 @@ internal sealed class ResourceRuntime
         };
     }
 
-    /// <summary>A connection as the replica has it: link state, the peer's role and disks, resync progress.</summary>
+    /// <summary>A connection as the replica has it: link state, the peer's role and disks, resync or verify progress.</summary>
     private ConnectionStatus ReplicatedConnection(Replica replica, PeerState peer, long nowMs)
     {
         var link = replica.Links[peer.NodeId];
@@ -229,17 +238,20 @@ internal sealed class ResourceRuntime
                 var volume = replica.Volume(v.Number);
                 var replication = replica.ReplicationOf(peer.NodeId, v.Number);
                 long outOfSyncBytes = volume.OutOfSyncBytes(peer.NodeId);
-                double inSync = volume.UsableSizeBytes == 0 ? 100.0 : 100.0 * (volume.UsableSizeBytes - outOfSyncBytes) / volume.UsableSizeBytes;
+                double inSync = 100.0 * (volume.AgreedSizeBytes - outOfSyncBytes) / volume.AgreedSizeBytes;
                 var progress = replica.ResyncProgressOf(peer.NodeId, v.Number, nowMs);
+                var verify = replica.VerifyProgressOf(peer.NodeId, v.Number);
                 return new PeerDeviceStatus
                 {
                     Volume = v.Number,
                     ReplicationState = replication,
-                    PeerDiskState = link.PeerDisks.GetValueOrDefault(v.Number, DiskState.DUnknown),
+                    PeerDiskState = replica.PeerDiskOf(peer.NodeId, v.Number),
                     ResyncSuspended = replication is ReplicationState.PausedSyncS or ReplicationState.PausedSyncT ? "user" : "no",
                     OutOfSyncKib = outOfSyncBytes / 1024,
                     HasSyncDetails = replication is ReplicationState.SyncSource or ReplicationState.SyncTarget or ReplicationState.PausedSyncS or ReplicationState.PausedSyncT,
-                    PercentInSync = Math.Round(progress?.DonePercent ?? inSync, 2),
+                    HasOnlineVerifyDetails = verify is not null,
+                    // While verifying, `done:` is how far the verify got (as drbdsetup shows it).
+                    PercentInSync = Math.Round(verify?.DonePercent ?? progress?.DonePercent ?? inSync, 2),
                 };
             })],
         };

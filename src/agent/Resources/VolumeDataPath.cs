@@ -16,8 +16,10 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
     private TaskCompletionSource? drained;
     private long readBytes;
     private long writtenBytes;
+    private long size = sizeBytes;
 
-    public long SizeBytes { get; } = sizeBytes;
+    /// <summary>All the disk holds for data (the export shows the agreed size of it); grows with <see cref="Grow"/>.</summary>
+    public long SizeBytes => Interlocked.Read(ref size);
 
     public bool CanFastZero => Volatile.Read(ref disk)?.CanFastZero ?? false;
 
@@ -35,6 +37,23 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
             Engine.Invariant.Assert(disk is null, $"{subject}: data path connected twice");
             Engine.Invariant.Assert(dataArea.SizeBytes >= SizeBytes, $"{subject}: data area smaller than the volume");
             Volatile.Write(ref disk, dataArea);
+        }
+    }
+
+    /// <summary>
+    /// `resize` grew the disk: new requests go to <paramref name="dataArea"/> (a bigger view of the same
+    /// disk, so requests in flight on the old view stay valid).
+    /// </summary>
+    public void Grow(IBlockDevice dataArea)
+    {
+        lock (gate)
+        {
+            Engine.Invariant.Assert(dataArea.SizeBytes >= SizeBytes, $"{subject}: a data path only grows");
+            if (Volatile.Read(ref disk) is not null)
+            {
+                Volatile.Write(ref disk, dataArea);
+            }
+            Interlocked.Exchange(ref size, dataArea.SizeBytes);
         }
     }
 

@@ -7,8 +7,10 @@ namespace Redundancy.Block.Agent.Resources;
 
 /// <summary>
 /// The real I/O of one attached volume: the backing disk (and external meta-disk), its metadata
-/// store and the data area handed to NBD. Opening reads and validates the metadata; closing writes
-/// nothing by itself (the resource persists the final superblock first) and releases the disks.
+/// store and the data area (all the disk holds; clients see the agreed size of it). Opening reads
+/// and validates the metadata; closing writes nothing by itself (the resource persists the final
+/// superblock first) and releases the disks. `resize` grows it in place: the disk is re-read and the
+/// metadata moved to where the bigger disk keeps it.
 /// </summary>
 internal sealed class VolumeRuntime : IAsyncDisposable
 {
@@ -27,13 +29,14 @@ internal sealed class VolumeRuntime : IAsyncDisposable
 
     public VolumeDefinition Definition { get; }
 
-    public MetadataStore Store { get; }
+    /// <summary>The metadata as laid out now (a resize moves it).</summary>
+    public MetadataStore Store { get; private set; }
 
     /// <summary>The superblock as read at attach.</summary>
     public Superblock Metadata { get; }
 
-    /// <summary>[0, usable size) of the backing disk: what clients read and write.</summary>
-    public IBlockDevice DataArea { get; }
+    /// <summary>[0, usable size) of the backing disk: all the disk holds for data (clients see the agreed size of it).</summary>
+    public IBlockDevice DataArea { get; private set; }
 
     /// <summary>
     /// Opens the backing disk (exclusively, so no one mounts it under us), finds and validates the
@@ -62,7 +65,7 @@ internal sealed class VolumeRuntime : IAsyncDisposable
             {
                 return Fail($"metadata on {metaDevice.Path} belongs to node-id {superblock.NodeId}, the config says node-id {nodeId}");
             }
-            var dataArea = new SubrangeBlockDevice(backing, 0, superblock.UsableSizeBytes);
+            var dataArea = new SubrangeBlockDevice(backing, 0, opened.Store!.Layout.UsableSizeBytes);
             return (new VolumeRuntime(definition, backing, metaDisk, opened.Store!, superblock, dataArea), string.Empty);
         }
         catch (IOException e)
@@ -80,6 +83,55 @@ internal sealed class VolumeRuntime : IAsyncDisposable
             backing?.Dispose();
             return (null, error);
         }
+    }
+
+    /// <summary>
+    /// Re-reads the size of the disks; when the backing disk holds more data now, the layout the
+    /// metadata gets on it (same peer slots and AL geometry), else null. <paramref name="error"/>
+    /// says why a bigger disk cannot be used (e.g. an external meta-disk too small for its bitmap).
+    /// </summary>
+    public MetadataLayout? GrownLayout(out string? error)
+    {
+        error = null;
+        var old = Store.Layout;
+        long diskBytes = backing.RefreshSize();
+        long metaBytes = metaDisk?.RefreshSize() ?? diskBytes;
+        bool ok = old.IsInternal
+            ? MetadataLayout.TryCreateInternal(diskBytes, old.PeerSlots, out var layout, out string reason, old.AlStripes, old.AlStripeSize4k)
+            : MetadataLayout.TryCreateExternal(diskBytes, metaBytes, old.PeerSlots, out layout, out reason, old.AlStripes, old.AlStripeSize4k);
+        if (!ok)
+        {
+            error = reason;
+            return null;
+        }
+        return layout.UsableSizeBytes > old.UsableSizeBytes ? layout : null;
+    }
+
+    /// <summary>
+    /// Moves the metadata to <paramref name="layout"/> (DRBD's "md moved" on resize): the activity-log
+    /// ring as it is, then every bitmap slot (<paramref name="bitmaps"/>, covering the new size), then
+    /// both superblock copies, each flushed. Until the superblocks are written the new place holds no
+    /// valid metadata; the old place lies past the agreed size, in the area a resync fills. The caller
+    /// keeps every other metadata write out meanwhile.
+    /// </summary>
+    public async Task RelocateAsync(MetadataLayout layout, Superblock superblock, IReadOnlyList<QuickSyncBitmap> bitmaps, CancellationToken cancellationToken)
+    {
+        var device = metaDisk ?? backing;
+        var old = Store.Layout;
+        byte[] ring = new byte[old.ActivityLogSizeBytes];
+        await device.ReadAsync(old.ActivityLogOffsetBytes, ring, cancellationToken).ConfigureAwait(false);
+        var moved = new MetadataStore(device, layout);
+        await device.WriteAsync(layout.ActivityLogOffsetBytes, ring, fua: false, cancellationToken).ConfigureAwait(false);
+        for (int slot = 0; slot < bitmaps.Count; slot++)
+        {
+            await moved.WriteBitmapAsync(slot, bitmaps[slot], cancellationToken).ConfigureAwait(false);
+        }
+        for (int copy = 0; copy < MetadataLayout.SuperblockCopies; copy++)
+        {
+            await moved.WriteAsync(superblock, cancellationToken).ConfigureAwait(false);
+        }
+        Store = moved;
+        DataArea = new SubrangeBlockDevice(backing, 0, layout.UsableSizeBytes);
     }
 
     /// <summary>Makes all data written so far durable (fdatasync on the backing disk).</summary>

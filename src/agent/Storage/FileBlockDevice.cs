@@ -136,10 +136,30 @@ public sealed partial class FileBlockDevice : IBlockDevice
             LockFile(options.ReadOnly);
         }
 
+        SizeBytes = CurrentSizeBytes(stat);
+        CanFastZero = !IsReadOnly && (IsBlockDevice ? BlockDeviceZeroesNatively(stat) : FileSystemZeroesFast());
+    }
+
+    /// <summary>
+    /// `resize`: picks up a disk that grew since it was opened (a file extended, an LV grown) and
+    /// returns the size now. The size never shrinks here: data and metadata stay where they were.
+    /// </summary>
+    public long RefreshSize()
+    {
+        long now = CurrentSizeBytes(Libc.FStatx(handle, Path));
+        if (now > SizeBytes)
+        {
+            SizeBytes = now;
+        }
+
+        return SizeBytes;
+    }
+
+    private long CurrentSizeBytes(Libc.StatxBuffer stat)
+    {
         long sizeBytes = IsBlockDevice ? BlockDeviceSizeBytes() : checked((long)stat.SizeBytes);
         // O_DIRECT I/O is done in whole aligned blocks; a partial last block could not be written.
-        SizeBytes = IsDirectIo ? sizeBytes & ~(long)(AlignedBufferPool.AlignmentBytes - 1) : sizeBytes;
-        CanFastZero = !IsReadOnly && (IsBlockDevice ? BlockDeviceZeroesNatively(stat) : FileSystemZeroesFast());
+        return IsDirectIo ? sizeBytes & ~(long)(AlignedBufferPool.AlignmentBytes - 1) : sizeBytes;
     }
 
     private void LockFile(bool shared)

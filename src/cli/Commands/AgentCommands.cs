@@ -5,7 +5,7 @@ namespace Redundancy.Block.Cli.Commands;
 
 /// <summary>
 /// Verbs that change state in the agent: up, down, attach, detach, primary, secondary, connect,
-/// disconnect, invalidate, invalidate-remote, pause-sync, resume-sync. Each resolves
+/// disconnect, invalidate, invalidate-remote, resize, pause-sync, resume-sync, outdate, resume-io. Each resolves
 /// the resource from the config and sends it with the command, as drbdadm drives drbdsetup.
 /// </summary>
 internal static class AgentCommands
@@ -48,9 +48,27 @@ internal static class AgentCommands
 
     public static Command InvalidateRemote() => Simple("invalidate-remote", "Discard the peer's copy: a full resync from this node follows", withDefinition: false);
 
+    public static Command NewCurrentUuid()
+    {
+        var clear = new Option<bool>("--clear-bitmap") { Description = "On a freshly created, connected pair: skip the initial sync (both become UpToDate)" };
+        return Simple("new-current-uuid", "Start a new data generation (new current UUID)", withDefinition: false, [],
+            (parse, request) => request with { ClearBitmap = parse.GetValue(clear) }, clear);
+    }
+
+    public static Command Resize()
+    {
+        var assumeClean = new Option<bool>("--assume-clean") { Description = "Do not resync the area the device grows by (it is known to be equal on every node)" };
+        return Simple("resize", "Grow the device to what every node's backing disk holds now (after the disks grew)", withDefinition: false, [],
+            (parse, request) => request with { AssumeClean = parse.GetValue(assumeClean) }, assumeClean);
+    }
+
     public static Command PauseSync() => Simple("pause-sync", "Pause a running resync", withDefinition: false);
 
     public static Command ResumeSync() => Simple("resume-sync", "Resume a paused resync", withDefinition: false);
+
+    public static Command Outdate() => Simple("outdate", "Mark the local disk Outdated: not promoted without --force until a peer brings it up to date", withDefinition: false);
+
+    public static Command ResumeIo() => Simple("resume-io", "Resume application I/O suspended by fencing (a pending new current UUID is made first)", withDefinition: false);
 
     private static Command Simple(string name, string description, bool withDefinition, params Option<bool>[] forceOptions) =>
         Simple(name, description, withDefinition, forceOptions, null);

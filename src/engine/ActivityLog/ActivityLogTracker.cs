@@ -51,9 +51,17 @@ public sealed class ActivityLogTracker
 
     public int AlExtents { get; }
     public bool AlUpdates { get; }
-    public long UsableSizeBytes { get; }
+    public long UsableSizeBytes { get; private set; }
     /// <summary>Number of 4 MiB extents of the usable data.</summary>
-    public long ExtentCount { get; }
+    public long ExtentCount { get; private set; }
+
+    /// <summary>The disk grew (resize): writes may go up to <paramref name="usableSizeBytes"/> now.</summary>
+    public void Grow(long usableSizeBytes)
+    {
+        Invariant.Assert(usableSizeBytes >= UsableSizeBytes, "the data area only grows");
+        UsableSizeBytes = usableSizeBytes;
+        ExtentCount = (usableSizeBytes + ExtentSize - 1) / ExtentSize;
+    }
     /// <summary>Number the next transaction will carry.</summary>
     public ulong NextTransactionNumber { get; private set; }
     /// <summary>The transaction handed out and not yet committed, if any.</summary>

@@ -36,11 +36,30 @@ public sealed class BitmapTracker
         _dirtyCount = new int[bitmaps.Count];
     }
 
-    public long UsableSizeBytes { get; }
+    public long UsableSizeBytes { get; private set; }
     public int PeerSlots => _bitmaps.Length;
     public long BitCount => _bitmaps[0].BitCount;
     /// <summary>Bitmap pages per slot.</summary>
-    public long PageCount { get; }
+    public long PageCount { get; private set; }
+
+    /// <summary>
+    /// The disk grew (resize): every slot now covers <paramref name="usableSizeBytes"/>, the new bits
+    /// clear; dirty pages stay dirty. The caller writes the whole bitmaps to their new place on disk.
+    /// Callers must hold no <see cref="Bitmap"/> reference across it (no resync or verify runs).
+    /// </summary>
+    public void Grow(long usableSizeBytes)
+    {
+        Invariant.Assert(usableSizeBytes >= UsableSizeBytes, "a bitmap only grows");
+        long pages = ((usableSizeBytes / MetadataLayout.BytesPerBit) + BitsPerPage - 1) / BitsPerPage;
+        for (int slot = 0; slot < _bitmaps.Length; slot++)
+        {
+            _bitmaps[slot] = _bitmaps[slot].Resized(usableSizeBytes);
+            Array.Resize(ref _dirty[slot], (int)pages);
+        }
+
+        UsableSizeBytes = usableSizeBytes;
+        PageCount = pages;
+    }
 
     /// <summary>The bitmap of <paramref name="slot"/>, to pass to MetadataStore. Change it only through this tracker.</summary>
     public QuickSyncBitmap Bitmap(int slot) => _bitmaps[CheckSlot(slot)];
@@ -142,6 +161,21 @@ public sealed class BitmapTracker
         }
 
         return Coalesce(writes);
+    }
+
+    /// <summary>Copies of the pages named by <paramref name="writes"/> (from the Take… methods), for writing outside a lock.</summary>
+    public IReadOnlyList<BitmapPageImage> Images(IEnumerable<BitmapWrite> writes)
+    {
+        var images = new List<BitmapPageImage>();
+        foreach (var write in writes)
+        {
+            long firstByte = write.FirstBit / BitsPerPage * MetadataLayout.BlockSizeBytes;
+            long endByte = ((write.FirstBit + write.BitCount - 1) / BitsPerPage + 1) * MetadataLayout.BlockSizeBytes;
+            var bytes = new byte[endByte - firstByte];
+            Bitmap(write.Slot).WriteSlotBytes(firstByte, bytes);
+            images.Add(new BitmapPageImage(write.Slot, firstByte, bytes));
+        }
+        return images;
     }
 
     /// <summary>Puts the pages of a write that failed back to dirty, so they are written again.</summary>

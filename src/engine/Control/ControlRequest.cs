@@ -29,6 +29,15 @@ public sealed record ControlRequest
 
     /// <summary>`connect --discard-my-data`: this node gives up its changes if the handshake finds a split brain.</summary>
     public bool DiscardMyData { get; init; }
+
+    /// <summary>`new-current-uuid --clear-bitmap`: skip the initial sync of a freshly created pair.</summary>
+    public bool ClearBitmap { get; init; }
+
+    /// <summary>`resize --assume-clean`: the area the device grows by is not resynced (it is known to be equal, e.g. zeroes).</summary>
+    public bool AssumeClean { get; init; }
+
+    /// <summary>`verify --start`: where online verify starts, in bytes; null resumes where an interrupted verify stopped (else 0).</summary>
+    public long? VerifyStartOffsetBytes { get; init; }
 }
 
 /// <summary>

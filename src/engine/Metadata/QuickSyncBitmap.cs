@@ -127,6 +127,24 @@ public sealed class QuickSyncBitmap
         return bitmap;
     }
 
+    /// <summary>
+    /// A copy covering <paramref name="usableSizeBytes"/> instead (after the disk grew): the bits both
+    /// cover are kept, new bits are clear, bits past a smaller end are dropped.
+    /// </summary>
+    public QuickSyncBitmap Resized(long usableSizeBytes)
+    {
+        var resized = new QuickSyncBitmap(usableSizeBytes);
+        Array.Copy(_words, resized._words, Math.Min(_words.Length, resized._words.Length));
+        int tailBits = (int)(resized.BitCount & 63);
+        if (tailBits != 0 && resized._words.Length <= _words.Length)
+        {
+            resized._words[^1] &= (1UL << tailBits) - 1;
+        }
+
+        resized.SetBitCount = resized.CountSetBits();
+        return resized;
+    }
+
     /// <summary>The words (little-endian on disk) for dumps.</summary>
     public ReadOnlySpan<ulong> Words => _words;
 

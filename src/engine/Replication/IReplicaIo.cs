@@ -8,8 +8,8 @@ namespace Redundancy.Block.Engine.Replication;
 /// </summary>
 public interface IReplicaIo
 {
-    /// <summary>Queues a whole frame for the peer (dropped if it has no transport).</summary>
-    void Send(int peerNodeId, byte[] frame);
+    /// <summary>Queues a whole frame for the peer (dropped if it has no transport). The bytes are copied during the call.</summary>
+    void Send(int peerNodeId, ReadOnlySpan<byte> frame);
 
     /// <summary>Closes the transport to the peer (after sending what is queued).</summary>
     void CloseTransport(int peerNodeId, string reason);
@@ -20,11 +20,18 @@ public interface IReplicaIo
     /// <summary>Writes to the local data area; completion: <see cref="Replica.LocalDone"/> with <paramref name="token"/>.</summary>
     void WriteLocal(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua, long token);
 
-    /// <summary>Reads from the local data area; completion: <see cref="Replica.LocalReadDone"/> with <paramref name="token"/>.</summary>
+    /// <summary>Reads from the local data area; completion: <see cref="Replica.LocalReadDone"/> with <paramref name="token"/> (the data is read during that call only).</summary>
     void ReadLocal(int volume, long offsetBytes, int lengthBytes, long token);
 
     /// <summary>Zeroes (or trims, reading back zeroes) a local range; completion as for writes.</summary>
     void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token);
+
+    /// <summary>
+    /// Writes an activity-log transaction durably, after the bitmap pages of
+    /// <paramref name="evictedExtents"/> (they leave the AL, so their bits must be on disk first);
+    /// completion: <see cref="Replica.LocalDone"/> with <paramref name="token"/>.
+    /// </summary>
+    void WriteActivityLog(int volume, Metadata.ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token);
 
     /// <summary>Makes every completed local write durable; completion as for writes.</summary>
     void FlushLocal(long token);
@@ -44,6 +51,26 @@ public interface IReplicaIo
     /// <see cref="Replica.Volume"/>): persist them before the replica acts on them.
     /// </summary>
     void PersistVolume(int volume);
+
+    /// <summary>
+    /// A peer runs `resize`: re-read the local disk's size; if it grew, move the metadata and call
+    /// <see cref="Replica.SetCapacity"/>. Then (grown or not) report with <see cref="Replica.CapacityRefreshed"/>.
+    /// </summary>
+    void RefreshCapacity(int volume);
+
+    /// <summary>
+    /// Runs the `handlers { }` entry <paramref name="handler"/> (e.g. "split-brain",
+    /// "before-resync-target") with DRBD's environment for the peer and volume (volume -1: the
+    /// whole resource). False when none is configured. When true and <paramref name="token"/> is not
+    /// 0, the host reports the exit code through <see cref="Replica.HandlerDone"/>.
+    /// </summary>
+    bool RunHandler(string handler, int peerNodeId, int volume, long token);
+
+    /// <summary>
+    /// The handshake decided this Primary lost a split brain (call-pri-lost-after-sb): demote now if
+    /// the resource allows it (no clients holding it open). True when it is Secondary now.
+    /// </summary>
+    bool TryBecomeSecondary();
 
     /// <summary>A line for the log, in DRBD's words.</summary>
     void Log(string line);

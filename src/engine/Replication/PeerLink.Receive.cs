@@ -75,6 +75,12 @@ public sealed partial class PeerLink
             return;
         }
         hs.Negotiated = negotiated;
+        if (settings.Protocol.Compression == CompressionAlgorithm.Lz4)
+        {
+            output.Log.Add((negotiated.Flags & FeatureFlags.Lz4Compression) != 0
+                ? $"{Subject}: LZ4 compression agreed with the peer"
+                : $"{Subject}: compression lz4 is not configured on the peer: data is sent uncompressed");
+        }
     }
 
     private void OnHello(HelloMessage hello)
@@ -172,11 +178,17 @@ public sealed partial class PeerLink
     private void SendVolume(LocalVolumeView volume)
     {
         ushort number = (ushort)volume.Volume;
-        var size = (ulong)volume.UsableSizeBytes;
-        Send(number, new SizesMessage(size, size, 0, (uint)Math.Min(settings.MaxFramePayloadBytes, 1 << 20)));
+        Send(number, SizesOf(volume, SizesFlags.None));
         Send(number, UuidsOf(volume));
         var stateFlags = (volume.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
         Send(number, new StateMessage(host.Role, volume.Disk, DiskState.DUnknown, ReplicationState.Off, stateFlags));
+    }
+
+    /// <summary>This node's sizes of a volume (DRBD's drbd_send_sizes): usable (0 without data) and current.</summary>
+    private SizesMessage SizesOf(LocalVolumeView volume, SizesFlags flags)
+    {
+        var usable = (ulong)volume.AdvertisedUsableBytes;
+        return new SizesMessage(usable, usable, 0, (uint)Math.Min(settings.MaxFramePayloadBytes, 1 << 20), (ulong)volume.CurrentSizeBytes, flags);
     }
 
     private static UuidsMessage UuidsOf(LocalVolumeView volume)
@@ -228,14 +240,15 @@ public sealed partial class PeerLink
         }
     }
 
-    /// <summary>One volume's UUIDs and state, as sent at connect time (our view of the peer's disk included).</summary>
+    /// <summary>One volume's sizes, UUIDs and state, as sent at connect time (our view of the peer's disk included).</summary>
     private void SendOwnVolumeState(int volume)
     {
         foreach (var view in host.VolumesFor(settings.PeerNodeId).Where(v => v.Volume == volume))
         {
+            Send((ushort)volume, SizesOf(view, SizesFlags.None));
             Send((ushort)volume, UuidsOf(view));
-            Send((ushort)volume, new StateMessage(host.Role, view.Disk, peerDisks.GetValueOrDefault(volume, DiskState.DUnknown), ReplicationState.Established,
-                StateFlags.None));
+            Send((ushort)volume, new StateMessage(host.Role, view.Disk, peerDisks.GetValueOrDefault(volume, DiskState.DUnknown),
+                host.ReplicationOf(settings.PeerNodeId, volume), StateFlags.None));
         }
     }
 
@@ -248,7 +261,9 @@ public sealed partial class PeerLink
             Drop($"protocol error: volume {volume} renegotiated without its UUIDs and sizes", ConnectionState.ProtocolError);
             return;
         }
-        if (TryDecide(local[0], peer, out var decision))
+        // The device size stays as agreed: an attached disk must fit it (the host checks), and it
+        // changes online only by `resize`.
+        if (TryDecide(local[0], peer, local[0].CurrentSizeBytes, out var decision))
         {
             output.Renegotiated.Add(decision);
         }
@@ -257,6 +272,10 @@ public sealed partial class PeerLink
     private void OnPeerDisconnect(DisconnectMessage message)
     {
         string text = $"peer disconnected: {message.Text}";
+        if (message.Reason is (WireDisconnectReason.Requested or WireDisconnectReason.Shutdown) && State == ConnectionState.Connected)
+        {
+            output.GracefulDisconnectPeerRole = PeerRole;
+        }
         if (message.Reason is WireDisconnectReason.Requested or WireDisconnectReason.Shutdown or WireDisconnectReason.ProtocolError)
         {
             Drop(text, ConnectionState.BrokenPipe);
@@ -286,7 +305,18 @@ public sealed partial class PeerLink
         var decisions = new List<VolumeDecision>();
         foreach (var volume in local)
         {
-            if (!TryDecide(volume, hs.Volumes[volume.Volume], out var decision))
+            var peer = hs.Volumes[volume.Volume];
+            long peerUsable = (long)peer.Sizes!.Value.UsableSizeBytes;
+            long agreed = SizeAgreement.Agree(volume.AdvertisedUsableBytes, peerUsable, volume.SizeLimitBytes);
+            if (SizeAgreement.RefusesShrink(agreed, volume.CurrentSizeBytes, volume.Disk))
+            {
+                // DRBD: "Never shrink a device with usable data during connect" — it disconnects and retries.
+                string tooSmall = $"volume {volume.Volume}: The peer's disk size is too small! ({agreed / 1024} < {volume.CurrentSizeBytes / 1024} KiB)";
+                Send(0, new DisconnectMessage(WireDisconnectReason.ProtocolError, tooSmall));
+                Drop(tooSmall, ConnectionState.ProtocolError);
+                return;
+            }
+            if (!TryDecide(volume, peer, agreed, out var decision))
             {
                 return;
             }
@@ -301,14 +331,21 @@ public sealed partial class PeerLink
         output.Decisions = decisions;
     }
 
-    /// <summary>The sync handshake for one volume; false when it dropped the connection (the caller stops).</summary>
-    private bool TryDecide(LocalVolumeView volume, PeerVolume peer, out VolumeDecision decision)
+    /// <summary>
+    /// The sync handshake for one volume, the device size being <paramref name="agreedSizeBytes"/>;
+    /// false when it dropped the connection (the caller stops).
+    /// </summary>
+    private bool TryDecide(LocalVolumeView volume, PeerVolume peer, long agreedSizeBytes, out VolumeDecision decision)
     {
         decision = null!;
         var outcome = Decide(volume, peer);
         foreach (string line in outcome.Log)
         {
             output.Log.Add($"{Subject}/{volume.Volume}: {line}");
+        }
+        if (outcome.Handlers != HandshakeHandlers.None)
+        {
+            output.HandlerCalls.Add((volume.Volume, outcome.Handlers));
         }
         if (outcome.Action == HandshakeAction.Disconnect)
         {
@@ -323,10 +360,9 @@ public sealed partial class PeerLink
             }
             return false;
         }
-        long agreed = Math.Min(volume.UsableSizeBytes, (long)peer.Sizes!.Value.UsableSizeBytes);
         var uuids = peer.Uuids!.Value;
         var peerUuids = outcome.Comparison.PeerFixup ?? new UuidSet(uuids.Current, uuids.Bitmap, uuids.History);
-        decision = new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreed, peerUuids);
+        decision = new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreedSizeBytes, peerUuids, (long)peer.Sizes!.Value.UsableSizeBytes);
         return true;
     }
 

@@ -54,6 +54,9 @@ public sealed partial class PeerLink
     /// <summary>The largest frame payload agreed with the peer (the transport enforces it).</summary>
     public int MaxFramePayloadBytes => handshake?.Negotiated?.MaxFramePayloadBytes ?? FrameHeader.HandshakeMaxPayloadBytes;
 
+    /// <summary>The features both sides offered on the current connection (None before Features were exchanged).</summary>
+    public FeatureFlags AgreedFeatures => handshake?.Negotiated?.Flags ?? FeatureFlags.None;
+
     public PeerLinkOutput TakeOutput()
     {
         var taken = output;
@@ -74,13 +77,25 @@ public sealed partial class PeerLink
         Tick(nowMs);
     }
 
-    /// <summary>`disconnect`: tell the peer, drop the transport, stay StandAlone.</summary>
-    public void Disconnect()
+    /// <summary>
+    /// `disconnect`: tell the peer, drop the transport, stay StandAlone. <paramref name="reason"/>
+    /// names why when it is not the administrator's command (on-congestion disconnect).
+    /// </summary>
+    public void Disconnect(string? reason = null)
     {
+        if (reason is not null)
+        {
+            LastError = reason;
+            output.Log.Add($"{Subject}: {reason}");
+        }
         if (handshake is not null)
         {
-            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, "disconnect requested by the administrator"));
-            CloseTransport("disconnect requested");
+            if (State == ConnectionState.Connected)
+            {
+                output.GracefulDisconnectPeerRole = PeerRole;
+            }
+            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, reason ?? "disconnect requested by the administrator"));
+            CloseTransport(reason ?? "disconnect requested");
         }
         nextDialAtMs = long.MaxValue;
         SetState(ConnectionState.StandAlone);
@@ -99,7 +114,8 @@ public sealed partial class PeerLink
         lastReceivedMs = nowMs;
         handshake = new Handshake(nowMs + settings.TimeoutMs);
         var flags = FeatureFlags.Trim | FeatureFlags.WriteZeroes | FeatureFlags.ResyncZeroes | FeatureFlags.ChecksummedResync | FeatureFlags.OnlineVerify
-            | (settings.AuthAlgorithm != DigestAlgorithm.None ? FeatureFlags.Authentication : 0);
+            | (settings.AuthAlgorithm != DigestAlgorithm.None ? FeatureFlags.Authentication : 0)
+            | (settings.Protocol.Compression == CompressionAlgorithm.Lz4 ? FeatureFlags.Lz4Compression : 0);
         handshake.OwnFeatures = new FeaturesMessage(FeaturesMessage.CurrentProtocolVersion, FeaturesMessage.CurrentProtocolVersion, flags, (uint)settings.MaxFramePayloadBytes);
         Send(0, handshake.OwnFeatures);
         Send(0, new HelloMessage((byte)settings.LocalNodeId, (byte)settings.PeerNodeId, settings.ResourceName, settings.LocalNodeName));
@@ -145,7 +161,8 @@ public sealed partial class PeerLink
         }
         foreach (var volume in host.VolumesFor(settings.PeerNodeId))
         {
-            Send((ushort)volume.Volume, new StateMessage(host.Role, volume.Disk, peerDisks.GetValueOrDefault(volume.Volume, DiskState.DUnknown), ReplicationState.Established, StateFlags.None));
+            Send((ushort)volume.Volume, new StateMessage(host.Role, volume.Disk, peerDisks.GetValueOrDefault(volume.Volume, DiskState.DUnknown),
+                host.ReplicationOf(settings.PeerNodeId, volume.Volume), StateFlags.None));
         }
     }
 
@@ -164,9 +181,9 @@ public sealed partial class PeerLink
 
     /// <summary>
     /// While connected: this node attached a disk to <paramref name="volume"/> (its disk is Negotiating):
-    /// tell the peer its UUIDs and state, as at connect time; the peer answers with its own and both
-    /// run the sync handshake for the volume again (DRBD's attach while connected). The decision comes
-    /// out as <see cref="PeerLinkOutput.Renegotiated"/>.
+    /// tell the peer its sizes, UUIDs and state, as at connect time; the peer answers with its own and
+    /// both run the sync handshake for the volume again (DRBD's attach while connected). The decision
+    /// comes out as <see cref="PeerLinkOutput.Renegotiated"/>.
     /// </summary>
     public void Renegotiate(int volume)
     {
@@ -176,6 +193,19 @@ public sealed partial class PeerLink
         }
         SendOwnVolumeState(volume);
         renegotiating.Add(volume);
+    }
+
+    /// <summary>While connected: sends one volume's sizes (a resize request or its answer, with <paramref name="flags"/>).</summary>
+    public void SendSizes(int volume, SizesFlags flags)
+    {
+        if (State != ConnectionState.Connected)
+        {
+            return;
+        }
+        foreach (var view in host.VolumesFor(settings.PeerNodeId).Where(v => v.Volume == volume))
+        {
+            Send((ushort)volume, SizesOf(view, flags));
+        }
     }
 
     /// <summary>The peer's UUIDs for a volume as it last sent them on this connection.</summary>
@@ -222,7 +252,16 @@ public sealed partial class PeerLink
         }
         if (pingSentAtMs >= 0 && nowMs - pingSentAtMs > settings.PingTimeoutMs)
         {
-            Drop("PingAck did not arrive in time", ConnectionState.NetworkFailure);
+            // One connection carries data and pings (DRBD has a separate meta socket): a PingAck can
+            // be queued behind megabytes of data. Frames arriving since the ping prove the peer alive.
+            if (lastReceivedMs > pingSentAtMs)
+            {
+                pingSentAtMs = -1;
+            }
+            else
+            {
+                Drop("PingAck did not arrive in time", ConnectionState.NetworkFailure);
+            }
         }
         else if (pingSentAtMs < 0 && nowMs - lastReceivedMs >= settings.PingIntervalMs)
         {

@@ -31,6 +31,21 @@ public sealed record PeerLinkSettings
     /// <summary>Large enough for the largest NBD request (32 MiB) as one Data frame.</summary>
     public int MaxFramePayloadBytes { get; init; } = (32 << 20) + 4096;
 
+    /// <summary>DRBD's `fencing`: dont-care, resource-only or resource-and-stonith (a Primary that loses the peer calls fence-peer unless dont-care).</summary>
+    public string Fencing { get; init; } = "dont-care";
+
+    /// <summary>DRBD's `ko-count`: a peer that leaves a write unanswered for ko-count × timeout is dropped (0: never).</summary>
+    public int KoCount { get; init; } = 7;
+
+    /// <summary>DRBD's `on-congestion`: what a Primary does when this peer's link cannot keep up (protocol A only).</summary>
+    public CongestionPolicy OnCongestion { get; init; } = CongestionPolicy.Block;
+
+    /// <summary>DRBD's `congestion-fill`: write data in flight to the peer at which the link counts as congested (0: not checked).</summary>
+    public long CongestionFillBytes { get; init; }
+
+    /// <summary>DRBD's `congestion-extents`: active activity-log extents at which the link counts as congested.</summary>
+    public int CongestionExtents { get; init; } = 1237;
+
     public bool Dials => LocalNodeId < PeerNodeId;
 
     /// <summary>DRBD gives the RESOLVE_CONFLICTS tie-breaker to one side; here the higher node-id.</summary>
@@ -58,6 +73,10 @@ public sealed record PeerLinkSettings
             error = secretError;
             return false;
         }
+        if (!TryCongestionPolicy(resource, protocol.Protocol, out var onCongestion, out error))
+        {
+            return false;
+        }
         settings = new PeerLinkSettings
         {
             ResourceName = resource.Name,
@@ -73,9 +92,30 @@ public sealed record PeerLinkSettings
             PingIntervalMs = resource.PingIntMs(),
             PingTimeoutMs = resource.PingTimeoutMs(),
             TimeoutMs = resource.TimeoutMs(),
+            Fencing = resource.Fencing(),
+            KoCount = resource.KoCount(),
+            OnCongestion = onCongestion,
+            CongestionFillBytes = resource.CongestionFillBytes(),
+            CongestionExtents = resource.CongestionExtents(),
         };
         error = string.Empty;
         return true;
+    }
+
+    /// <summary>DRBD refuses an on-congestion policy other than block unless the protocol is A (ERR_CONG_NOT_PROTO_A).</summary>
+    private static bool TryCongestionPolicy(ResourceDefinition resource, ReplicationProtocol protocol, out CongestionPolicy policy, out string error)
+    {
+        string name = resource.OnCongestion();
+        policy = name switch
+        {
+            "pull-ahead" => CongestionPolicy.PullAhead,
+            "disconnect" => CongestionPolicy.Disconnect,
+            _ => CongestionPolicy.Block,
+        };
+        error = policy != CongestionPolicy.Block && protocol != ReplicationProtocol.A
+            ? $"{resource.Name}: on-congestion policy {name} only with prot A allowed"
+            : string.Empty;
+        return error.Length == 0;
     }
 
     private static bool TryProtocol(ResourceDefinition resource, string localNodeName, out ProtocolSettingsMessage message, out string error)
@@ -100,4 +140,15 @@ public sealed record PeerLinkSettings
         message = new ProtocolSettingsMessage(protocol, sb0, sb1, sb2, flags, integrity, csums, verify, compression);
         return true;
     }
+}
+
+/// <summary>DRBD's `on-congestion` policies.</summary>
+public enum CongestionPolicy
+{
+    /// <summary>Writes wait for the link (DRBD's default).</summary>
+    Block,
+    /// <summary>Go Ahead of the peer: mark writes out of sync instead of sending them, resync when the link has drained.</summary>
+    PullAhead,
+    /// <summary>Drop the connection (StandAlone); the bitmap records what the peer misses.</summary>
+    Disconnect,
 }

@@ -53,16 +53,16 @@ public sealed class PeerWriteReceiver
     public int HeldFrames => held.Count;
 
     /// <summary>
-    /// True while a write to an overlapping range is submitted and not done, or held behind a barrier:
-    /// a read served for the peer must wait for it, or it could return older data than the peer wrote.
+    /// True while a write overlapping the range is held back behind a barrier or not yet on the local
+    /// disk: a read served for the peer (resync or remote read) must wait for it, or it could return
+    /// older data than the peer wrote.
     /// </summary>
-    public bool HasWriteTo(int volume, long offsetBytes, long lengthBytes) =>
-        active.Values.Any(w => Overlaps(w.Volume, w.Data, volume, offsetBytes, lengthBytes))
-        || held.Any(p => p.Barrier is null && Overlaps(p.Volume, p.Data, volume, offsetBytes, lengthBytes));
-
-    private static bool Overlaps(int writeVolume, in DataMessage write, int volume, long offsetBytes, long lengthBytes) =>
-        writeVolume == volume && write.LengthBytes > 0 && lengthBytes > 0
-        && (long)write.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < (long)write.OffsetBytes + write.LengthBytes;
+    public bool WriteInFlight(int volume, long offsetBytes, long lengthBytes)
+    {
+        bool Overlaps(int v, in DataMessage d) =>
+            v == volume && d.LengthBytes > 0 && lengthBytes > 0 && (long)d.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < (long)d.OffsetBytes + d.LengthBytes;
+        return active.Values.Any(w => Overlaps(w.Volume, w.Data)) || held.Any(p => p.Barrier is null && Overlaps(p.Volume, p.Data));
+    }
 
     public IReadOnlyList<ReceiverAction> TakeActions()
     {

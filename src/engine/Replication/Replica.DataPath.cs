@@ -40,6 +40,7 @@ public sealed partial class Replica
                 CompleteRequests();
                 break;
             case PeerWriteIo peerWrite:
+                peerWrite.Block?.Dispose();
                 if (peerWrite.Planner is { } planner)
                 {
                     if (succeeded)
@@ -53,11 +54,19 @@ public sealed partial class Replica
                 }
                 peerWrite.Receiver.WriteDone(peerWrite.RequestId, succeeded);
                 Carry(peerWrite.Peer, peerWrite.Receiver);
+                if (waitingClientRequests.Count > 0)
+                {
+                    StartUnblockedRequests(); // a client write may have waited for this one
+                }
                 break;
             case ResyncWriteIo resyncWrite:
+                resyncWrite.Block?.Dispose();
                 ResyncWriteDone(resyncWrite, succeeded);
                 RetryDeferredPeerWrites();
                 RetryDeferredClientWrites();
+                break;
+            case ActivityLogIo activityLog:
+                ActivityLogWritten(activityLog, succeeded);
                 break;
             case PeerFlushIo flush:
                 flush.Receiver.FlushDone(succeeded);
@@ -65,14 +74,34 @@ public sealed partial class Replica
                 break;
         }
         RetryDeferredReads();
+        if (deferredVerifyReads.Count > 0)
+        {
+            RetryDeferredVerifyReads();
+        }
     }
 
     private void StartClientRequest(long clientToken, int volume, long offsetBytes, long lengthBytes, DataFlags flags, ReplicatedRequestKind kind, ReadOnlyMemory<byte> data)
     {
+        Admit(new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data));
+    }
+
+    /// <summary>A new client request: queued while fencing froze I/O, waiting behind overlapping ones, or started.</summary>
+    private void Admit(QueuedClientRequest queued)
+    {
+        if (SuspendedFencing)
+        {
+            suspendedRequests.Add(queued);
+            return;
+        }
         // Overlapping writes in flight together could land in different orders on the two disks:
         // as DRBD does, a write that overlaps one still in flight waits for it to complete.
-        var queued = new QueuedClientRequest(clientToken, volume, offsetBytes, lengthBytes, flags, kind, data);
-        if (lengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued))))
+        if (queued.OffsetBytes < 0 || queued.LengthBytes < 0 || queued.OffsetBytes + queued.LengthBytes > volumes[queued.Volume].AgreedSizeBytes)
+        {
+            // Past the agreed size: the peer may not have the room; the device ends there.
+            io.CompleteClient(queued.ClientToken, false);
+            return;
+        }
+        if (queued.LengthBytes > 0 && (Overlaps(queued) || waitingClientRequests.Any(w => w.Overlaps(queued)) || OverlapsParked(queued) || OverlapsPeerWrite(queued)))
         {
             waitingClientRequests.Add(queued);
             return;
@@ -82,13 +111,27 @@ public sealed partial class Replica
 
     private bool Overlaps(QueuedClientRequest request) => activeClientRanges.Values.Any(request.Overlaps);
 
+    /// <summary>
+    /// A write from the peer to the same blocks is not on the local disk yet (the old Primary's last
+    /// writes, when this node was just promoted): the client's write must land after it, or the two
+    /// disks could end with different data (DRBD waits for such conflicts too).
+    /// </summary>
+    private bool OverlapsPeerWrite(QueuedClientRequest request) =>
+        pendingIo.Values.OfType<PeerWriteIo>().Any(w => w.Volume == request.Volume && w.LengthBytes > 0
+            && w.OffsetBytes < request.OffsetBytes + request.LengthBytes && request.OffsetBytes < w.OffsetBytes + w.LengthBytes)
+        || deferredPeerWrites.Any(w => w.Action.Volume == request.Volume && w.Action.Data.LengthBytes > 0
+            && (long)w.Action.Data.OffsetBytes < request.OffsetBytes + request.LengthBytes && request.OffsetBytes < (long)w.Action.Data.OffsetBytes + w.Action.Data.LengthBytes)
+        || receivers.Values.Any(r => r.WriteInFlight(request.Volume, request.OffsetBytes, request.LengthBytes));
+
     /// <summary>Starts waiting requests whose overlapping predecessors have completed, in arrival order.</summary>
     private void StartUnblockedRequests()
     {
         for (int i = 0; i < waitingClientRequests.Count; i++)
         {
             var request = waitingClientRequests[i];
-            if (!Overlaps(request) && !waitingClientRequests.Take(i).Any(earlier => earlier.Overlaps(request)))
+            // A request parked by the activity log was admitted earlier: it goes first, or the two
+            // would be in flight together and could land in different orders on the two disks.
+            if (!Overlaps(request) && !OverlapsParked(request) && !OverlapsPeerWrite(request) && !waitingClientRequests.Take(i).Any(earlier => earlier.Overlaps(request)))
             {
                 waitingClientRequests.RemoveAt(i);
                 Start(request);
@@ -114,11 +157,17 @@ public sealed partial class Replica
         if (Role != Role.Primary || (local.Disk != DiskState.UpToDate && UpToDatePeer(volume) is null))
         {
             // DRBD's on-no-data-accessible io-error: no UpToDate copy of the data is reachable.
-            io.CompleteClient(clientToken, false);
+            LeaveActivityLog(request);
+            CompleteClient(clientToken, false);
+            return;
+        }
+        if (kind != ReplicatedRequestKind.Flush && !EnterActivityLog(request))
+        {
             return;
         }
         var tracked = writes.Begin(volume, offsetBytes, lengthBytes, kind, local.HasLocalData);
         clientOfRequest[tracked.RequestId] = clientToken;
+        RecordSent(tracked.RequestId);
         activeClientRanges[tracked.RequestId] = request;
         flags |= Protocol switch
         {
@@ -130,22 +179,14 @@ public sealed partial class Replica
         {
             flags |= DataFlags.SendWriteAck; // a flush is acknowledged after the peer's flush, whatever the protocol
         }
-        var message = new DataMessage((ulong)offsetBytes, (uint)lengthBytes, tracked.RequestId, nextSequence++, flags);
-        byte[] frame = Frame((ushort)volume, message, data.Span);
-        foreach (int peer in tracked.SendTo)
-        {
-            if (tracked.BarrierBefore is { } closed)
-            {
-                io.Send(peer, Frame(0, new BarrierMessage(closed)));
-            }
-            io.Send(peer, frame);
-            writes.Sent(peer, tracked.RequestId);
-        }
+        SendData(tracked, new DataMessage((ulong)offsetBytes, (uint)lengthBytes, tracked.RequestId, nextSequence++, flags), (ushort)volume, data.Span);
         if (lengthBytes > 0)
         {
+            VerifyWriteArrived(volume, offsetBytes, lengthBytes);
             foreach (int peer in links.Keys.Where(p => !tracked.SendTo.Contains(p)))
             {
                 local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
+                TellPulledAhead(peer, volume, offsetBytes, lengthBytes);
             }
             if (local.Disk == DiskState.Negotiating)
             {
@@ -161,6 +202,7 @@ public sealed partial class Replica
         {
             SubmitClientLocal(new ClientIo(tracked.RequestId, volume, offsetBytes, kind == ReplicatedRequestKind.Flush ? 0 : lengthBytes, kind, data, (flags & DataFlags.Fua) != 0));
         }
+        MaybePullAhead();
         CompleteRequests();
     }
 
@@ -223,6 +265,39 @@ public sealed partial class Replica
 
     private readonly List<ClientIo> deferredClientWrites = [];
 
+    /// <summary>
+    /// Sends a request to every peer it goes to, each after the barrier that closes the previous
+    /// epoch. At most two frames are built: plain for peers without compression, LZ4 for the rest.
+    /// </summary>
+    private void SendData(TrackedRequest tracked, in DataMessage message, ushort volume, ReadOnlySpan<byte> data)
+    {
+        foreach (bool compress in (ReadOnlySpan<bool>)[false, true])
+        {
+            PooledFrame? frame = null;
+            try
+            {
+                foreach (int peer in tracked.SendTo)
+                {
+                    if (CompressesWith(peer) != compress)
+                    {
+                        continue;
+                    }
+                    if (tracked.BarrierBefore is { } closed)
+                    {
+                        io.Send(peer, Frame(0, new BarrierMessage(closed)));
+                    }
+                    frame ??= DataFrame(volume, message, data, compress);
+                    io.Send(peer, frame.Value.Span);
+                    writes.Sent(peer, tracked.RequestId);
+                }
+            }
+            finally
+            {
+                frame?.Dispose();
+            }
+        }
+    }
+
     /// <summary>Replies to clients whose requests completed; records what peers missed.</summary>
     private void CompleteRequests()
     {
@@ -235,12 +310,33 @@ public sealed partial class Replica
         foreach (var done in completedNow)
         {
             Invariant.Assert(clientOfRequest.Remove(done.RequestId, out long clientToken), $"request {done.RequestId} belongs to a client");
-            activeClientRanges.Remove(done.RequestId);
-            io.CompleteClient(clientToken, done.Succeeded);
+            ForgetSent(done.RequestId);
+            if (activeClientRanges.Remove(done.RequestId, out var finished))
+            {
+                LeaveActivityLog(finished);
+            }
+            CompleteClient(clientToken, done.Succeeded);
         }
         if (completedNow.Count > 0 && waitingClientRequests.Count > 0)
         {
             StartUnblockedRequests();
+        }
+        if (completedNow.Count > 0 && clientOfRequest.Count == 0)
+        {
+            CloseEpoch(); // the writer went idle
+        }
+    }
+
+    /// <summary>Sends a Barrier for the current epoch if it holds writes, so the peers confirm them now.</summary>
+    private void CloseEpoch()
+    {
+        if (writes.CloseEpoch() is not { } closed)
+        {
+            return;
+        }
+        foreach (int peer in writes.Peers)
+        {
+            io.Send(peer, Frame(0, new BarrierMessage(closed)));
         }
     }
 
@@ -257,7 +353,7 @@ public sealed partial class Replica
                 break;
             case MessageType.Data when Role != Role.Primary:
                 if (!DataMessage.TryRead(payload, out var data, out var block, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
-                    || data.OffsetBytes + data.LengthBytes > (ulong)volume.UsableSizeBytes)
+                    || data.OffsetBytes + data.LengthBytes > (ulong)volume.AgreedSizeBytes)
                 {
                     ProtocolError(peer, error ?? $"Data for volume {header.Volume} outside the agreed size");
                     return;
@@ -268,8 +364,15 @@ public sealed partial class Replica
                     // not yet back), so what it writes here is what its disk will lack (DRBD's receive_Data).
                     volume.Bitmaps.MarkOutOfSync(volume.SlotOfPeer[peer], (long)data.OffsetBytes, data.LengthBytes);
                 }
+                PooledBlock? bytes = null;
+                if (data.ExpectsData && (bytes = ReceivedBlock(peer, block, (data.Flags & DataFlags.Compressed) != 0, data.LengthBytes, out error)) is null)
+                {
+                    ProtocolError(peer, error!);
+                    return;
+                }
                 var receiver = receivers[peer];
-                receiver.Data(header.Volume, data, data.ExpectsData ? block.ToArray() : null);
+                VerifyWriteArrived(header.Volume, (long)data.OffsetBytes, data.LengthBytes);
+                receiver.Data(header.Volume, data with { Flags = data.Flags & ~DataFlags.Compressed }, bytes);
                 Carry(peer, receiver);
                 break;
             case MessageType.Data:
@@ -303,6 +406,9 @@ public sealed partial class Replica
                 }
                 receivers[peer].Barrier((uint)barrier.Epoch);
                 Carry(peer, receivers[peer]);
+                break;
+            case MessageType.OutOfSync:
+                ReceiveOutOfSync(peer, header, payload);
                 break;
             case MessageType.BarrierAck:
                 if (!FramePayload.TryRead(payload, out BarrierAckMessage barrierAck, out error) || barrierAck.Epoch > uint.MaxValue || !writes.BarrierAck(peer, (uint)barrierAck.Epoch))
@@ -358,15 +464,16 @@ public sealed partial class Replica
             }
             admission = admitted.Token;
         }
-        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes,
-            data.LengthBytes > 0 ? planner : null, admission));
+        var block = write.Action.Payload as PooledBlock;
+        long token = NewToken(new PeerWriteIo(write.Peer, write.Receiver, data.RequestId, data.LengthBytes > 0 ? planner : null, admission, block,
+            write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes));
         if ((data.Flags & (DataFlags.Trim | DataFlags.Zeroes)) != 0)
         {
             io.ZeroLocal(write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes, (data.Flags & DataFlags.Trim) != 0, token);
         }
         else
         {
-            io.WriteLocal(write.Action.Volume, (long)data.OffsetBytes, (byte[])write.Action.Payload!, (data.Flags & DataFlags.Fua) != 0, token);
+            io.WriteLocal(write.Action.Volume, (long)data.OffsetBytes, block!.Memory, (data.Flags & DataFlags.Fua) != 0, token);
         }
     }
 

@@ -96,7 +96,7 @@ public sealed partial class Replica
             abortedSyncs.Add((peer, volume.Number));
             return;
         }
-        BeginSync(peer, decision);
+        BeginSync(peer, decision, grew: false);
     }
 
     /// <summary>

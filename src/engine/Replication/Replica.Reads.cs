@@ -23,7 +23,7 @@ public sealed partial class Replica
     /// <summary>A client read on the Primary. Completion: <see cref="IReplicaIo.CompleteClientRead"/>.</summary>
     public void ClientRead(long clientToken, int volume, long offsetBytes, int lengthBytes)
     {
-        if (Role != Role.Primary || !volumes.TryGetValue(volume, out var local) || lengthBytes <= 0 || offsetBytes < 0 || offsetBytes + lengthBytes > local.UsableSizeBytes)
+        if (Role != Role.Primary || !volumes.TryGetValue(volume, out var local) || lengthBytes <= 0 || offsetBytes < 0 || offsetBytes + lengthBytes > local.AgreedSizeBytes)
         {
             io.CompleteClientRead(clientToken, false, ReadOnlyMemory<byte>.Empty);
             return;
@@ -82,7 +82,7 @@ public sealed partial class Replica
         var read = piece.Read;
         if (succeeded)
         {
-            read.Fill(piece.At, data.Span, whole: data);
+            read.Fill(piece.At, data.Span); // the host's buffer is valid during this call only
         }
         else
         {
@@ -120,7 +120,7 @@ public sealed partial class Replica
         remoteReads.Remove(id);
         if (succeeded)
         {
-            piece.Read.Fill(piece.At, data.IsSingleSegment ? data.FirstSpan : data.ToArray(), whole: null);
+            piece.Read.Fill(piece.At, data.IsSingleSegment ? data.FirstSpan : data.ToArray());
         }
         else
         {
@@ -145,7 +145,7 @@ public sealed partial class Replica
     private void OnDataRequest(int peer, in FrameHeader header, in ReadOnlySequence<byte> payload)
     {
         if (!FramePayload.TryRead(payload, out DataRequestMessage request, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
-            || request.OffsetBytes + request.LengthBytes > (ulong)volume.UsableSizeBytes
+            || request.OffsetBytes + request.LengthBytes > (ulong)volume.AgreedSizeBytes
             || request.LengthBytes > (uint)(links[peer].MaxFramePayloadBytes - DataReplyMessage.Size))
         {
             ProtocolError(peer, error ?? $"DataRequest {request.OffsetBytes}+{request.LengthBytes} outside volume {header.Volume} or larger than a frame");
@@ -183,7 +183,11 @@ public sealed partial class Replica
             : Frame((ushort)read.Volume, new NegDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
     }
 
-    /// <summary>Writes of any origin that may still change [offset, offset+length): served reads wait for them.</summary>
+    /// <summary>
+    /// Writes of any origin that may still change [offset, offset+length): a client's, a peer's
+    /// (submitted, or received and held back), or a client's waiting for the resync. Served reads
+    /// (resync, remote) and verify reads wait for them.
+    /// </summary>
     private bool WriteInFlight(int volume, long offsetBytes, long lengthBytes)
     {
         bool Overlaps(int v, long o, long l) => v == volume && l > 0 && o < offsetBytes + lengthBytes && offsetBytes < o + l;
@@ -194,7 +198,7 @@ public sealed partial class Replica
                 _ => false,
             })
             || deferredClientWrites.Any(c => Overlaps(c.Volume, c.OffsetBytes, c.LengthBytes))
-            || receivers.Values.Any(r => r.HasWriteTo(volume, offsetBytes, lengthBytes));
+            || receivers.Values.Any(r => r.WriteInFlight(volume, offsetBytes, lengthBytes));
     }
 
     /// <summary>Served reads that waited for writes: those whose writes have landed start now.</summary>
@@ -223,7 +227,6 @@ public sealed partial class Replica
     private sealed class ClientReadState(long clientToken, int volume, long offsetBytes, int lengthBytes)
     {
         private byte[]? buffer;
-        private ReadOnlyMemory<byte>? whole;
 
         public long ClientToken { get; } = clientToken;
         public int Volume { get; } = volume;
@@ -232,17 +235,12 @@ public sealed partial class Replica
         public int Outstanding { get; set; }
         public bool Failed { get; set; }
 
-        public ReadOnlyMemory<byte> Data => whole ?? (ReadOnlyMemory<byte>)buffer;
+        public ReadOnlyMemory<byte> Data => buffer;
 
-        /// <summary>Copies a piece in; a piece that is the whole read (<paramref name="whole"/>) is kept as it is.</summary>
-        public void Fill(int at, ReadOnlySpan<byte> data, ReadOnlyMemory<byte>? whole)
+        /// <summary>Copies a piece in (local reads come in pooled buffers the host takes back).</summary>
+        public void Fill(int at, ReadOnlySpan<byte> data)
         {
             Invariant.Assert(at >= 0 && at + data.Length <= LengthBytes, "a read piece lies inside its read");
-            if (whole is { } all && at == 0 && all.Length == LengthBytes && buffer is null)
-            {
-                this.whole = all;
-                return;
-            }
             buffer ??= new byte[LengthBytes];
             data.CopyTo(buffer.AsSpan(at));
         }

@@ -24,7 +24,10 @@ public sealed partial class Replica
     public ResyncProgress? ResyncProgressOf(int peerNodeId, int volume, long nowMs) =>
         syncs.TryGetValue((peerNodeId, volume), out var sync) && sync.Planner is { } planner ? planner.Progress(nowMs) : null;
 
-    /// <summary>A local read started through <see cref="IReplicaIo.ReadLocal"/> finished (a client's, a peer's, or a resync's).</summary>
+    /// <summary>
+    /// A local read started through <see cref="IReplicaIo.ReadLocal"/> finished: a client's, a peer's
+    /// remote read, a resync's (either side, csums-alg included) or an online verify's.
+    /// </summary>
     public void LocalReadDone(long token, bool succeeded, ReadOnlyMemory<byte> data)
     {
         Invariant.Assert(pendingIo.Remove(token, out var pending), $"read {token} completes once");
@@ -39,6 +42,12 @@ public sealed partial class Replica
             case ResyncReadIo resync:
                 ResyncReadDone(resync, succeeded, data);
                 break;
+            case VerifyReadIo verifyRead:
+                VerifyReadDone(verifyRead, succeeded, data.Span);
+                break;
+            case CsumReadIo csumRead:
+                CsumReadDone(csumRead, succeeded, data.Span);
+                break;
             default:
                 Invariant.Assert(false, $"I/O {token} is a read");
                 break;
@@ -52,16 +61,34 @@ public sealed partial class Replica
             return; // the connection it was for is gone
         }
         var request = read.Request;
-        io.Send(read.Peer, succeeded
-            ? Frame((ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span)
-            : Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
+        if (succeeded && read.TargetDigest is { } theirs && Digest.Compute(links[read.Peer].Settings.Protocol.CsumsAlg, data.Span) == theirs)
+        {
+            // csums-alg: the target already holds these bytes. It clears the bits and acks as after a write.
+            if (syncs.TryGetValue((read.Peer, read.Volume), out var sync))
+            {
+                sync.SameCsumBits += request.LengthBytes / MetadataLayout.BytesPerBit;
+            }
+            io.Send(read.Peer, Frame((ushort)read.Volume, new RsIsInSyncMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
+            return;
+        }
+        if (!succeeded)
+        {
+            io.Send(read.Peer, Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
+            return;
+        }
+        using var reply = ResyncReplyFrame(read.Peer, (ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span);
+        io.Send(read.Peer, reply.Span);
     }
 
     private static bool IsResync(MessageType type) => type is MessageType.BitmapChunk or MessageType.SyncUuid
-        or MessageType.RsDataRequest or MessageType.RsDataReply or MessageType.RsWriteAck or MessageType.NegRsDReply;
+        or MessageType.RsDataRequest or MessageType.RsDataReply or MessageType.RsWriteAck or MessageType.NegRsDReply
+        or MessageType.CsumRsRequest or MessageType.RsIsInSync;
 
-    /// <summary>After the handshake: start the bitmap exchange for every volume that needs a resync.</summary>
-    private void BeginSync(int peer, VolumeDecision decision)
+    /// <summary>
+    /// After the handshake: start the bitmap exchange for every volume that needs a resync. When the
+    /// device <paramref name="grew"/> and no resync was due, the new area is synced on its own.
+    /// </summary>
+    private void BeginSync(int peer, VolumeDecision decision, bool grew)
     {
         var volume = volumes[decision.Volume];
         int slot = volume.SlotOfPeer[peer];
@@ -80,13 +107,27 @@ public sealed partial class Replica
         }
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
         {
-            // Same data generation on both sides: a Consistent or Outdated copy is as good as the peer's.
-            if (volume.Disk is DiskState.Consistent or DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
+            // Same data generation on both sides: a Consistent copy is as good as the peer's, and an
+            // Outdated one is too when the peer's is at least Consistent (DRBD 9: "Upgrading local
+            // disk to UpToDate after unstable/weak (and no resync)").
+            if ((volume.Disk == DiskState.Consistent && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
+                || (volume.Disk == DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent))
             {
+                io.Log($"{Subject(peer)}/{volume.Number}: Upgrading local disk to UpToDate after unstable/weak (and no resync)");
                 volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
                 SetDisk(volume, DiskState.UpToDate);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
             }
+            if (grew)
+            {
+                StartGrowSync(peer, volume);
+            }
+            else if (volume.OutOfSyncBytes(peer) > 0)
+            {
+                // E.g. blocks an online verify found: only a resync that starts for another reason copies them.
+                io.Log($"{Subject(peer)}/{volume.Number}: No resync, but {volume.OutOfSyncBytes(peer) / MetadataLayout.BytesPerBit} bits in bitmap!");
+            }
+            ClearCrashedPrimary(volume);
             return;
         }
         StartSync(peer, volume, state, decision.Outcome.FullSync, decision.PeerUuids);
@@ -98,13 +139,23 @@ public sealed partial class Replica
         int slot = volume.SlotOfPeer[peer];
         abortedSyncs.Remove((peer, volume.Number));
         SetReplication(peer, volume.Number, state);
+        if (state == ReplicationState.WFBitMapS && volume.Disk == DiskState.Consistent)
+        {
+            // The handshake found this copy the newest: it is the UpToDate one (DRBD does the same).
+            volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+            SetDisk(volume, DiskState.UpToDate);
+        }
         if (fullSync)
         {
-            volume.Bitmaps.SetAll(slot);
+            volume.Bitmaps.SetBits(slot, 0, volume.AgreedBits);
         }
-        var incoming = new QuickSyncBitmap(volume.UsableSizeBytes);
-        syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, peerUuids, new BitmapReceiver(incoming), incoming);
-        var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot));
+        // Both sides exchange exactly the agreed size: a bigger disk's bits past it are never set.
+        var incoming = new QuickSyncBitmap(volume.AgreedSizeBytes);
+        syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, peerUuids, new BitmapReceiver(incoming), incoming)
+        {
+            TargetWentInconsistent = links[peer].PeerDisks.GetValueOrDefault(volume.Number) == DiskState.Inconsistent,
+        };
+        var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot), volume.AgreedBits);
         while (!sender.IsComplete)
         {
             var frame = new byte[sender.MaxFrameBytes];
@@ -129,7 +180,9 @@ public sealed partial class Replica
         {
             MessageType.BitmapChunk => OnBitmapChunk(peer, volume, sync, payload),
             MessageType.SyncUuid => FramePayload.TryRead(payload, out SyncUuidMessage m, out var e) ? OnSyncUuid(peer, volume, sync, m.Uuid) : e,
-            MessageType.RsDataRequest => FramePayload.TryRead(payload, out RsDataRequestMessage m, out var e) ? OnResyncRequest(peer, volume, sync, m) : e,
+            MessageType.RsDataRequest => FramePayload.TryRead(payload, out RsDataRequestMessage m, out var e) ? OnResyncRequest(peer, volume, sync, m, null) : e,
+            MessageType.CsumRsRequest => FramePayload.TryRead(payload, out CsumRsRequestMessage m, out var e) ? OnCsumResyncRequest(peer, volume, sync, m) : e,
+            MessageType.RsIsInSync => FramePayload.TryRead(payload, out RsIsInSyncMessage m, out var e) ? OnResyncInSync(peer, volume, sync, m) : e,
             MessageType.RsDataReply => OnResyncReply(peer, volume, sync, payload),
             MessageType.NegRsDReply => FramePayload.TryRead(payload, out NegRsDReplyMessage m, out var e) ? OnResyncFailed(peer, volume, sync, m.RequestId) : e,
             MessageType.RsWriteAck => FramePayload.TryRead(payload, out RsWriteAckMessage m, out var e) ? OnResyncWritten(peer, volume, sync, m) : e,
@@ -172,6 +225,7 @@ public sealed partial class Replica
             SetIds(volume, uuids.ApplyTo(volume.Ids, slot));
             io.Send(peer, Frame((ushort)volume.Number, new SyncUuidMessage(syncUuid)));
             SetReplication(peer, volume.Number, ReplicationState.SyncSource);
+            sync.TotalBits = volume.OutOfSyncBytes(peer) / MetadataLayout.BytesPerBit;
             links[peer].SetPeerDisk(volume.Number, DiskState.Inconsistent);
             FinishSourceIfDone(peer, volume, sync);
         }
@@ -194,7 +248,8 @@ public sealed partial class Replica
         SetIds(volume, ResyncUuids.ReceiveSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), syncUuid, Role == Role.Primary).ApplyTo(volume.Ids, slot));
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
-        sync.Planner = new ResyncPlanner(volume.Bitmaps, slot);
+        // With csums-alg each request is one block, so only blocks whose digests differ are transferred.
+        sync.Planner = UsesCsums(peer) ? new ResyncPlanner(volume.Bitmaps, slot, CsumsRequestBytes) : new ResyncPlanner(volume.Bitmaps, slot);
         foreach (var client in pendingIo.Values.OfType<ClientIo>().Where(c => c.Volume == volume.Number && c.LengthBytes > 0))
         {
             // A Primary's own writes already on their way to this disk: no resync reply may land after them.
@@ -202,19 +257,35 @@ public sealed partial class Replica
         }
         sync.Controller = new ResyncRateController(volume.ResyncRate);
         sync.LastTurnMs = -1; // the first turn comes with the next tick
-        PumpResync(peer, volume, sync);
+        if (!HoldForBeforeResyncTarget(peer, volume.Number, sync))
+        {
+            PumpResync(peer, volume, sync);
+        }
         return null;
     }
 
-    /// <summary>Source: serve a request, after any local client write to the same blocks has landed.</summary>
-    private string? OnResyncRequest(int peer, ReplicaVolume volume, SyncState sync, RsDataRequestMessage request)
+    /// <summary>
+    /// Source: serve a request, after any local client write to the same blocks has landed. With
+    /// <paramref name="targetDigest"/> (csums-alg) the reply is RsIsInSync when our digest matches.
+    /// </summary>
+    private string? OnResyncRequest(int peer, ReplicaVolume volume, SyncState sync, RsDataRequestMessage request, Digest? targetDigest)
     {
-        if (!sync.Source || request.OffsetBytes + request.LengthBytes > (ulong)volume.UsableSizeBytes)
+        if (!sync.Source || request.OffsetBytes + request.LengthBytes > (ulong)volume.AgreedSizeBytes)
         {
-            return $"RsDataRequest {request.OffsetBytes}+{request.LengthBytes} out of place or range";
+            return $"{(targetDigest is null ? "RsDataRequest" : "CsumRsRequest")} {request.OffsetBytes}+{request.LengthBytes} out of place or range";
         }
-        StartServedRead(new ResyncReadIo(peer, receivers[peer], volume.Number, request));
+        StartServedRead(new ResyncReadIo(peer, receivers[peer], volume.Number, request, targetDigest));
         return null;
+    }
+
+    private string? OnCsumResyncRequest(int peer, ReplicaVolume volume, SyncState sync, CsumRsRequestMessage request)
+    {
+        var algorithm = links[peer].Settings.Protocol.CsumsAlg;
+        if (algorithm == DigestAlgorithm.None || request.Digest.LengthBytes != DigestAlgorithms.LengthBytes(algorithm))
+        {
+            return $"a CsumRsRequest with a {request.Digest.LengthBytes}-byte digest for csums-alg {DigestAlgorithms.Name(algorithm)}";
+        }
+        return OnResyncRequest(peer, volume, sync, new RsDataRequestMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), request.Digest);
     }
 
     private string? OnResyncReply(int peer, ReplicaVolume volume, SyncState sync, in ReadOnlySequence<byte> payload)
@@ -229,20 +300,47 @@ public sealed partial class Replica
         {
             return $"an RsDataReply for request {reply.RequestId}, which was not asked for";
         }
+        PooledBlock? block = null;
+        if (reply.ExpectsData && (block = ReceivedBlock(peer, data, (reply.Flags & RsDataFlags.Compressed) != 0, reply.LengthBytes, out error)) is null)
+        {
+            return error;
+        }
         if (planner.BeginReply(request.Id) == ReplyDisposition.Discard)
         {
+            block?.Dispose();
             PumpResync(peer, volume, sync);
             return null;
         }
-        long token = NewToken(new ResyncWriteIo(peer, sync, volume.Number, reply));
-        if (reply.ExpectsData)
+        long token = NewToken(new ResyncWriteIo(peer, sync, volume.Number, reply, block));
+        if (block is not null)
         {
-            io.WriteLocal(volume.Number, (long)reply.OffsetBytes, data.ToArray(), fua: false, token);
+            io.WriteLocal(volume.Number, (long)reply.OffsetBytes, block.Memory, fua: false, token);
         }
         else
         {
             io.ZeroLocal(volume.Number, (long)reply.OffsetBytes, reply.LengthBytes, trim: false, token);
         }
+        return null;
+    }
+
+    /// <summary>Target (csums-alg): the source holds the same bytes — the bits clear without a write; the source learns it by RsWriteAck.</summary>
+    private string? OnResyncInSync(int peer, ReplicaVolume volume, SyncState sync, RsIsInSyncMessage inSync)
+    {
+        var planner = sync.Planner;
+        if (planner is null || !UsesCsums(peer) || !planner.TryGetRequest((long)inSync.RequestId, out var request)
+            || request.OffsetBytes != (long)inSync.OffsetBytes || request.LengthBytes != inSync.LengthBytes)
+        {
+            return $"an RsIsInSync for request {inSync.RequestId}, which was not asked for";
+        }
+        if (planner.BeginReply(request.Id) == ReplyDisposition.Write)
+        {
+            // Not overtaken by an application write: our copy was what the digest said when we read it.
+            planner.CompleteReply(request.Id);
+            sync.CompletedBytes += inSync.LengthBytes;
+            sync.SameCsumBits += inSync.LengthBytes / MetadataLayout.BytesPerBit;
+            io.Send(peer, Frame((ushort)volume.Number, new RsWriteAckMessage(inSync.OffsetBytes, inSync.LengthBytes, inSync.RequestId)));
+        }
+        PumpResync(peer, volume, sync);
         return null;
     }
 
@@ -300,7 +398,7 @@ public sealed partial class Replica
     /// </summary>
     private void ResyncTurns(long nowMs)
     {
-        foreach (var ((peer, number), sync) in syncs.Where(s => s.Value.Planner is not null && !s.Value.PausedHere && !s.Value.PausedByPeer).ToList())
+        foreach (var ((peer, number), sync) in syncs.Where(s => s.Value.Planner is not null && !s.Value.PausedHere && !s.Value.PausedByPeer && s.Value.HandlerToken == 0).ToList())
         {
             var planner = sync.Planner!;
             if (sync.LastTurnMs < 0)
@@ -316,17 +414,32 @@ public sealed partial class Replica
             bool applicationIo = activeClientRanges.Count > 0 || (receivers.TryGetValue(peer, out var receiver) && receiver.ActiveWrites > 0);
             long budget = sync.Controller!.NextTurn(elapsedMs, sync.CompletedBytes, planner.InFlightBytes, applicationIo);
             sync.CompletedBytes = 0;
-            PumpResync(peer, volumes[number], sync, Math.Min(budget, Math.Max(0, ResyncWindowBytes - planner.InFlightBytes)));
+            sync.BudgetLeftBytes = budget;
+            PumpResync(peer, volumes[number], sync);
         }
     }
 
-    /// <summary>Requests up to <paramref name="budgetBytes"/> more, and finishes the resync when nothing is left.</summary>
-    private void PumpResync(int peer, ReplicaVolume volume, SyncState sync, long budgetBytes = 0)
+    /// <summary>
+    /// Requests what this turn's budget still allows within the window (so completions keep the
+    /// pipeline full between turns), and finishes the resync when nothing is left.
+    /// </summary>
+    private void PumpResync(int peer, ReplicaVolume volume, SyncState sync)
     {
         var planner = sync.Planner!;
+        bool held = sync.PausedHere || sync.PausedByPeer || sync.HandlerToken != 0;
+        long budgetBytes = held ? 0 : Math.Min(sync.BudgetLeftBytes, Math.Max(0, ResyncWindowBytes - planner.InFlightBytes));
+        bool csums = UsesCsums(peer);
         foreach (var request in planner.NextRequests(budgetBytes))
         {
-            io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
+            sync.BudgetLeftBytes -= request.LengthBytes;
+            if (csums)
+            {
+                io.ReadLocal(volume.Number, request.OffsetBytes, (int)request.LengthBytes, NewToken(new CsumReadIo(peer, sync, volume.Number, request)));
+            }
+            else
+            {
+                io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
+            }
         }
         if (!planner.IsFinished)
         {
@@ -345,7 +458,10 @@ public sealed partial class Replica
         SetDisk(volume, DiskState.UpToDate);
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
+        ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done; disk is UpToDate");
+        LogCsumsSummary(peer, volume, sync.SameCsumBits, planner.Progress(0).TotalBits);
+        io.RunHandler("after-resync-target", peer, volume.Number, 0);
     }
 
     private void FinishSourceIfDone(int peer, ReplicaVolume volume, SyncState sync)
@@ -359,7 +475,43 @@ public sealed partial class Replica
         SetIds(volume, ResyncUuids.ResyncFinishedSource(UuidSet.FromGenerationIds(volume.Ids, slot)).ApplyTo(volume.Ids, slot));
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
+        ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: Resync done (peer is UpToDate)");
+        LogCsumsSummary(peer, volume, sync.SameCsumBits, sync.TotalBits);
+    }
+
+    /// <summary>
+    /// A State from the SyncTarget. Once it went Inconsistent for this resync, UpToDate means every
+    /// block it requested was written. Bits still set here are then blocks the application rewrote
+    /// during the resync under protocol A or B, which the target received as Data but never
+    /// acknowledged (only protocol C acks writes): it has them. Clear them and finish.
+    /// </summary>
+    private void PeerDiskReported(int peer, int volumeNumber)
+    {
+        if (!volumes.TryGetValue(volumeNumber, out var volume) || !syncs.TryGetValue((peer, volumeNumber), out var sync) || !sync.Source)
+        {
+            return;
+        }
+        var peerDisk = links[peer].PeerDisks.GetValueOrDefault(volumeNumber);
+        if (peerDisk == DiskState.Inconsistent)
+        {
+            sync.TargetWentInconsistent = true;
+        }
+        else if (peerDisk == DiskState.UpToDate && sync.TargetWentInconsistent && sync.Receiving is null)
+        {
+            volume.Bitmaps.ClearAll(volume.SlotOfPeer[peer]);
+            FinishSourceIfDone(peer, volume, sync);
+        }
+    }
+
+    /// <summary>The writes a crashed Primary may have had in flight are resynced (or needed none): the flag has served.</summary>
+    private void ClearCrashedPrimary(ReplicaVolume volume)
+    {
+        if (volume.Flags.HasFlag(MetadataFlags.CrashedPrimary))
+        {
+            volume.Flags &= ~MetadataFlags.CrashedPrimary;
+            io.PersistVolume(volume.Number);
+        }
     }
 
     private void SetIds(ReplicaVolume volume, GenerationIds ids)
@@ -404,12 +556,23 @@ public sealed partial class Replica
         /// <summary>pause-sync here, or by the peer: no requests go out until both resume.</summary>
         public bool PausedHere { get; set; }
         public bool PausedByPeer { get; set; }
+        /// <summary>Non-zero while before-resync-target runs: the target requests nothing until it returns.</summary>
+        public long HandlerToken { get; set; }
+        /// <summary>Source: the target reported Inconsistent for this resync (so a later UpToDate means it finished).</summary>
+        public bool TargetWentInconsistent { get; set; }
+        /// <summary>What the rate controller's last turn still allows to be requested.</summary>
+        public long BudgetLeftBytes { get; set; }
         /// <summary>Resync bytes written since the controller's last turn.</summary>
         public long CompletedBytes { get; set; }
+        /// <summary>csums-alg: blocks found equal (not transferred), DRBD's rs_same_csum.</summary>
+        public long SameCsumBits { get; set; }
+        /// <summary>Source: blocks to sync when it became SyncSource (DRBD's rs_total).</summary>
+        public long TotalBits { get; set; }
     }
 
-    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request)
+    /// <summary>Source: a read to answer a request; <paramref name="TargetDigest"/> is the target's digest under csums-alg.</summary>
+    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request, Digest? TargetDigest = null)
         : ServedReadIo(Peer, Connection, Volume, (long)Request.OffsetBytes, (int)Request.LengthBytes);
 
-    private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply) : PendingIo;
+    private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply, PooledBlock? Block = null) : PendingIo;
 }

@@ -7,7 +7,8 @@ namespace Redundancy.Block.Engine.Replication;
 
 // State changes while connected, as DRBD makes them without a new handshake: the role and disk
 // states a peer must learn (P_STATE), a full resync one side asks for (invalidate,
-// invalidate-remote, a forced promotion over an Inconsistent peer) and pausing a resync.
+// invalidate-remote, a forced promotion over an Inconsistent peer), pausing a resync and starting
+// online verify (Replica.Verify.cs).
 public sealed partial class Replica
 {
     /// <summary>The role follows the resource's state machine (promotion rules live there); peers learn it at once.</summary>
@@ -17,7 +18,15 @@ public sealed partial class Replica
         {
             return;
         }
+        if (Role == Role.Primary)
+        {
+            CloseEpoch(); // the peers confirm the last writes before they learn of the demotion
+        }
         Role = role;
+        if (role != Role.Primary)
+        {
+            EndSuspensionOnDemotion();
+        }
         AnnounceState();
     }
 
@@ -55,16 +64,15 @@ public sealed partial class Replica
         {
             return StateChangeResult.NoUpToDateDisk;
         }
-        if (syncs.ContainsKey((peerNodeId, volumeNumber)))
+        if (SyncOrVerifyRunning(peerNodeId, volumeNumber))
         {
             return StateChangeResult.ResyncRunning;
         }
         // The target ends the resync with the source's UUIDs as they are now: send them first.
         links[peerNodeId].AnnounceUuids(volumeNumber);
         links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidatePeer, StateChangeRequestFlags.None, 0));
-        Drain(peerNodeId); // the request goes out before the bitmap, which StartSync sends directly
+        Drain(peerNodeId); // the link's queued UUIDs and request go out before the bitmap StartSync sends directly
         StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: true, ConnectedPeerUuids(peerNodeId, volumeNumber));
-        Drain(peerNodeId);
         return StateChangeResult.Success;
     }
 
@@ -91,7 +99,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.NoUpToDateDisk;
         }
-        if (syncs.ContainsKey((peerNodeId, volumeNumber)))
+        if (SyncOrVerifyRunning(peerNodeId, volumeNumber))
         {
             return StateChangeResult.ResyncRunning;
         }
@@ -116,6 +124,81 @@ public sealed partial class Replica
         return StateChangeResult.Success;
     }
 
+    /// <summary>
+    /// new-current-uuid: start a new data generation here. With <paramref name="clearBitmap"/> on a
+    /// freshly created pair (current UUID just created, connected), DRBD's skip-initial-sync: the
+    /// bitmaps are cleared, the peer adopts the UUID and both sides are UpToDate without a resync.
+    /// </summary>
+    public StateChangeResult NewCurrentUuid(int volumeNumber, bool clearBitmap)
+    {
+        var volume = volumes[volumeNumber];
+        if (!volume.HasLocalData)
+        {
+            return StateChangeResult.NoLocalDisk;
+        }
+        if (!clearBitmap)
+        {
+            StartNewGeneration(volume);
+            foreach (int peer in connected)
+            {
+                links[peer].AnnounceUuids(volumeNumber);
+                Drain(peer);
+            }
+            return StateChangeResult.Success;
+        }
+        if (connected.Count == 0 || !GenerationIds.SameGeneration(volume.Ids.Current, GenerationIds.JustCreated)
+            || connected.Any(p => syncs.ContainsKey((p, volumeNumber))))
+        {
+            return StateChangeResult.NoConnection; // DRBD skips the initial sync only on a connected, just-created pair
+        }
+        var fresh = new GenerationIds(GenerationIds.JustCreated, volume.Ids.Bitmap, volume.Ids.History)
+            .NewCurrentUuid(random.NextUInt64(), Role == Role.Primary, new bool[volume.Ids.Bitmap.Length]);
+        volume.Ids = new GenerationIds(fresh.Current, [.. fresh.Bitmap.Select(_ => 0UL)], fresh.History);
+        foreach (int slot in volume.SlotOfPeer.Values)
+        {
+            volume.Bitmaps.ClearAll(slot);
+        }
+        volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        SetDisk(volume, DiskState.UpToDate);
+        io.PersistVolume(volume.Number);
+        foreach (int peer in connected)
+        {
+            var view = VolumesFor(peer).First(v => v.Volume == volumeNumber);
+            links[peer].SendMessage(volumeNumber, new UuidsMessage(view.Uuids.Current, 0, view.Uuids.History,
+                UuidFlags.Consistent | UuidFlags.WasUpToDate | UuidFlags.SkipInitialSync, 0));
+            links[peer].SetPeerDisk(volumeNumber, DiskState.UpToDate);
+            Drain(peer);
+        }
+        io.Log($"{volumeNumber}: new current UUID {volume.Ids.Current:X16}, skipping the initial sync");
+        return StateChangeResult.Success;
+    }
+
+    /// <summary>The peer ran new-current-uuid --clear-bitmap on our fresh pair: adopt its UUID, both are UpToDate.</summary>
+    private void AcceptSkipInitialSync(int peer, int volumeNumber, in ReadOnlySequence<byte> payload)
+    {
+        if (!FramePayload.TryRead(payload, out UuidsMessage uuids, out _) || !uuids.Flags.HasFlag(UuidFlags.SkipInitialSync)
+            || !volumes.TryGetValue(volumeNumber, out var volume) || !volume.HasLocalData)
+        {
+            return;
+        }
+        if (!GenerationIds.SameGeneration(volume.Ids.Current, GenerationIds.JustCreated))
+        {
+            io.Log($"{Subject(peer)}/{volumeNumber}: the peer asks to skip the initial sync, but this disk is not just created; ignored");
+            return;
+        }
+        io.Log($"{Subject(peer)}/{volumeNumber}: Accepted new current UUID, preparing to skip initial sync");
+        ulong current = Role == Role.Primary ? uuids.Current | GenerationIds.PrimaryBit : uuids.Current & ~GenerationIds.PrimaryBit;
+        volume.Ids = new GenerationIds(current, [.. volume.Ids.Bitmap.Select(_ => 0UL)], volume.Ids.History);
+        foreach (int slot in volume.SlotOfPeer.Values)
+        {
+            volume.Bitmaps.ClearAll(slot);
+        }
+        volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        SetDisk(volume, DiskState.UpToDate);
+        io.PersistVolume(volume.Number);
+        links[peer].SetPeerDisk(volumeNumber, DiskState.UpToDate);
+    }
+
     private static bool IsStateChange(MessageType type) => type is MessageType.StateChangeRequest or MessageType.StateChangeReply;
 
     /// <summary>A peer's request on an established connection. Untrusted: a malformed one drops the connection.</summary>
@@ -127,7 +210,7 @@ public sealed partial class Replica
             {
                 ProtocolError(peer, replyError!);
             }
-            else if (!reply.Result.IsSuccess())
+            else if (!VerifyStartAnswered(peer, header.Volume, reply) && !reply.Result.IsSuccess())
             {
                 io.Log($"{Subject(peer)}/{header.Volume}: the peer refused: {StateChangeResults.Describe(reply.Result)}");
             }
@@ -140,30 +223,39 @@ public sealed partial class Replica
         }
         var result = request.Kind switch
         {
-            StateChangeKind.InvalidatePeer => BecomeFullSyncTarget(peer, volume),
+            StateChangeKind.InvalidatePeer => BecomeSyncTarget(peer, volume, fullSync: true),
+            StateChangeKind.ResyncAfterGrow => BecomeSyncTarget(peer, volume, fullSync: false),
             StateChangeKind.InvalidateSelf => StartFullSyncAsSource(peer, volume.Number),
             StateChangeKind.PauseSync or StateChangeKind.ResumeSync => PausedByPeer(peer, volume, request.Kind == StateChangeKind.PauseSync),
+            StateChangeKind.StartVerify => BecomeVerifyTarget(peer, volume, request.Argument),
             _ => StateChangeResult.NothingToDo,
         };
         if (!result.IsSuccess())
         {
             io.Log($"{Subject(peer)}/{volume.Number}: refused the peer's {request.Kind}: {StateChangeResults.Describe(result)}");
+        }
+        if (!result.IsSuccess() || request.Kind == StateChangeKind.StartVerify)
+        {
+            // VerifyS sends no OvRequest before it heard that this node is VerifyT.
             links[peer].SendMessage(volume.Number, new StateChangeReplyMessage(request.RequestId, result));
         }
     }
 
-    /// <summary>The peer is going to be our full sync source (it was invalidated-remote, or we were invalidated).</summary>
-    private StateChangeResult BecomeFullSyncTarget(int peer, ReplicaVolume volume)
+    /// <summary>
+    /// The peer is going to be our sync source: a full sync (it was invalidated-remote, or we were
+    /// invalidated), or a bitmap resync of the area the device grew by.
+    /// </summary>
+    private StateChangeResult BecomeSyncTarget(int peer, ReplicaVolume volume, bool fullSync)
     {
         if (Role == Role.Primary && volume.Disk == DiskState.UpToDate)
         {
             return StateChangeResult.IsPrimary; // a Primary cannot have its data replaced under its clients
         }
-        if (syncs.ContainsKey((peer, volume.Number)))
+        if (SyncOrVerifyRunning(peer, volume.Number))
         {
             return StateChangeResult.ResyncRunning;
         }
-        StartSync(peer, volume, ReplicationState.WFBitMapT, fullSync: true, ConnectedPeerUuids(peer, volume.Number));
+        StartSync(peer, volume, ReplicationState.WFBitMapT, fullSync, ConnectedPeerUuids(peer, volume.Number));
         return StateChangeResult.Success;
     }
 
@@ -193,6 +285,10 @@ public sealed partial class Replica
             SetReplication(peer, volume.Number, paused ? ReplicationState.PausedSyncT : ReplicationState.SyncTarget);
         }
     }
+
+    /// <summary>A resync or an online verify with the peer is under way (DRBD's SS_RESYNC_RUNNING), or one is due after Ahead/Behind.</summary>
+    private bool SyncOrVerifyRunning(int peer, int volume) => syncs.ContainsKey((peer, volume)) || verifies.ContainsKey((peer, volume))
+        || ReplicationOf(peer, volume) is ReplicationState.Ahead or ReplicationState.Behind;
 
     private Generations.UuidSet ConnectedPeerUuids(int peer, int volume)
     {

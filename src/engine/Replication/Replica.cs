@@ -13,7 +13,6 @@ namespace Redundancy.Block.Engine.Replication;
 /// bitmaps that record what a disconnected peer misses. Pure: all I/O goes through
 /// <see cref="IReplicaIo"/> and comes back through <see cref="LocalDone"/>, <see cref="Receive"/>
 /// and the transport events. Not thread-safe: the host serialises every call.
-/// Resync of what the bitmaps record is the next layer (the handshake already decides it).
 /// </summary>
 public sealed partial class Replica : IPeerLinkHost
 {
@@ -64,7 +63,8 @@ public sealed partial class Replica : IPeerLinkHost
     {
         int slot = v.SlotOfPeer[peerNodeId];
         return new LocalVolumeView(v.Number, UuidSet.FromGenerationIds(v.Ids, slot), v.Flags, v.Disk,
-            v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: discardMyData.Contains(peerNodeId));
+            v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: discardMyData.Contains(peerNodeId),
+            AgreedSizeBytes: v.AgreedSizeBytes, SizeLimitBytes: OtherPeersLimit(peerNodeId, v));
     })];
 
     /// <summary>`connect --discard-my-data`: the next handshake with the peer resolves a split brain against this node.</summary>
@@ -115,6 +115,9 @@ public sealed partial class Replica : IPeerLinkHost
             Drain(peer);
         }
         ResyncTurns(nowMs);
+        VerifyTurns(nowMs);
+        KoCountCheck(nowMs);
+        CongestionTurns(nowMs);
     }
 
     /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>
@@ -131,30 +134,41 @@ public sealed partial class Replica : IPeerLinkHost
             link.Heard(nowMs);
             ReceiveResync(peerNodeId, header, payload);
         }
+        else if (connected.Contains(peerNodeId) && IsVerify(header.Type))
+        {
+            link.Heard(nowMs);
+            ReceiveVerify(peerNodeId, header, payload);
+        }
         else if (connected.Contains(peerNodeId) && IsStateChange(header.Type))
         {
             link.Heard(nowMs);
             ReceiveStateChange(peerNodeId, header, payload);
         }
-        else if (header.Type == MessageType.State && connected.Contains(peerNodeId))
+        else if (connected.Contains(peerNodeId) && header.Type == MessageType.Sizes)
         {
-            link.Receive(header, payload, nowMs);
-            if (link.State == ConnectionState.Connected)
-            {
-                OnPeerState(peerNodeId, header.Volume);
-            }
+            link.Heard(nowMs);
+            ReceiveSizes(peerNodeId, header, payload);
         }
         else
         {
             link.Receive(header, payload, nowMs);
+            if (header.Type == MessageType.Uuids && connected.Contains(peerNodeId) && link.State == ConnectionState.Connected)
+            {
+                AcceptSkipInitialSync(peerNodeId, header.Volume, payload);
+            }
+            if (header.Type == MessageType.State && connected.Contains(peerNodeId) && link.State == ConnectionState.Connected)
+            {
+                PeerDiskReported(peerNodeId, header.Volume);
+                OnPeerReplicationState(peerNodeId, header.Volume, payload);
+                OnPeerState(peerNodeId, header.Volume);
+            }
         }
         Drain(peerNodeId);
     }
 
-    private static bool IsDataPath(MessageType type) => type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck
-        or MessageType.DataRequest or MessageType.DataReply or MessageType.NegDReply;
-
-    private string ResourceName => links.Values.FirstOrDefault()?.Settings.ResourceName ?? "replica";
+    private static bool IsDataPath(MessageType type) =>
+        type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck or MessageType.OutOfSync
+            or MessageType.DataRequest or MessageType.DataReply or MessageType.NegDReply;
 
     /// <summary>Carries out what a link asked for and notices when its connection came or went.</summary>
     private void Drain(int peerNodeId)
@@ -181,6 +195,10 @@ public sealed partial class Replica : IPeerLinkHost
         {
             io.Dial(peerNodeId);
         }
+        if (output.HandlerCalls.Count > 0)
+        {
+            RunHandshakeHandlers(peerNodeId, output.HandlerCalls);
+        }
         if (output.Decisions is { } decisions)
         {
             OnConnected(peerNodeId, decisions);
@@ -191,7 +209,7 @@ public sealed partial class Replica : IPeerLinkHost
         }
         if (connected.Contains(peerNodeId) && link.State != ConnectionState.Connected)
         {
-            OnConnectionLost(peerNodeId);
+            OnConnectionLost(peerNodeId, output.GracefulDisconnectPeerRole);
         }
         CompleteRequests();
     }
@@ -203,19 +221,31 @@ public sealed partial class Replica : IPeerLinkHost
         receivers[peerNodeId] = new PeerWriteReceiver();
         // Application writes go to a connected peer whatever the resync direction, as DRBD's do.
         writes.AddPeer(peerNodeId);
+        // Sizes first, as DRBD handles P_SIZES before P_UUIDS: the resync covers the agreed size.
+        var grown = decisions.Where(d => AdoptHandshakeSize(peerNodeId, d)).Select(d => d.Volume).ToHashSet();
         foreach (var decision in decisions)
         {
-            BeginSync(peerNodeId, decision);
+            if (decision.Outcome.Demote)
+            {
+                DemoteAfterSplitBrain(peerNodeId, decision.Volume);
+            }
+            BeginSync(peerNodeId, decision, grown.Contains(decision.Volume));
         }
         TrackPeersWithoutDisk();
+        // Last: requests fencing held back go out now, to this peer too.
+        FencingOnConnected(peerNodeId);
     }
 
     /// <summary>
     /// The connection is gone: whatever the peer may lack goes into its bitmap, and a Primary starts
-    /// a new data generation so the next handshake knows who moved on.
+    /// a new data generation so the next handshake knows who moved on — unless fencing holds that
+    /// back (Replica.Fencing.cs). <paramref name="gracefulPeerRole"/>: the peer's role when a
+    /// `disconnect` ended it, null for a failure.
     /// </summary>
-    private void OnConnectionLost(int peerNodeId)
+    private void OnConnectionLost(int peerNodeId, Role? gracefulPeerRole)
     {
+        StopVerifies(peerNodeId);
+        ForgetCongestion(peerNodeId);
         connected.Remove(peerNodeId);
         receivers.Remove(peerNodeId);
         foreach (var volume in volumes.Values)
@@ -228,12 +258,17 @@ public sealed partial class Replica : IPeerLinkHost
                 sync.Planner?.Interrupt();
             }
         }
+        ForgetPeerSizes(peerNodeId);
         deferredReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
+        // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
+        // only received) everything its transfer log still holds.
+        bool lostUnacked = writes.InFlight(peerNodeId) > 0 || (Protocol != ReplicationProtocol.C && writes.InTransferLog(peerNodeId) > 0);
         writes.PeerLost(peerNodeId);
         RedispatchRemoteReads(peerNodeId);
         NegotiationLost();
-        if (Role == Role.Primary)
+        bool deferGeneration = FencingOnConnectionLost(peerNodeId, gracefulPeerRole, lostUnacked);
+        if (Role == Role.Primary && !deferGeneration)
         {
             // Only an UpToDate disk moves the data on; a SyncTarget's or a reattached disk's is behind.
             foreach (var volume in volumes.Values.Where(v => v.Disk == DiskState.UpToDate))
@@ -244,15 +279,18 @@ public sealed partial class Replica : IPeerLinkHost
         RetryDeferredClientWrites();
     }
 
-    /// <summary>drbd_uuid_new_current: the old current UUID becomes the bitmap UUID of every disconnected peer's slot.</summary>
+    /// <summary>
+    /// drbd_uuid_new_current: the old current UUID becomes the bitmap UUID of every disconnected peer's
+    /// slot, and of every peer this Primary is Ahead of (DRBD's weak nodes: they miss the writes too).
+    /// </summary>
     private void StartNewGeneration(ReplicaVolume volume)
     {
         Span<bool> disconnected = stackalloc bool[volume.Ids.Bitmap.Length];
         foreach (var (peer, slot) in volume.SlotOfPeer)
         {
-            disconnected[slot] = !connected.Contains(peer);
+            disconnected[slot] = !connected.Contains(peer) || ReplicationOf(peer, volume.Number) == ReplicationState.Ahead;
         }
-        volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), primary: true, disconnected);
+        volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), Role == Role.Primary, disconnected);
         io.PersistVolume(volume.Number);
     }
 
@@ -281,8 +319,8 @@ public sealed partial class Replica : IPeerLinkHost
     }
 
     /// <summary>A write from the peer; <paramref name="Admission"/> is the resync planner's token on a SyncTarget.</summary>
-    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, int Volume, long OffsetBytes, long LengthBytes,
-        ResyncPlanner? Planner = null, long Admission = 0) : PendingIo;
+    private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0, PooledBlock? Block = null,
+        int Volume = 0, long OffsetBytes = 0, long LengthBytes = 0) : PendingIo;
 
     private sealed record PeerFlushIo(int Peer, PeerWriteReceiver Receiver) : PendingIo;
 }

@@ -38,7 +38,9 @@ public readonly record struct CompletedRequest(ulong RequestId, bool Succeeded);
 /// pending acks from it are no longer awaited;</item>
 /// <item>a request succeeds when the local disk or a peer has it (DRBD's drbd_req_complete: local OK
 /// or net OK), so a failing local disk under `on-io-error detach` is not the application's error;
-/// a failed local write is out of sync for every peer it went to (this disk lacks what they have).</item>
+/// a failed local write is out of sync for every peer it went to (this disk lacks what they have);</item>
+/// <item>a peer the Primary pulled ahead of (on-congestion pull-ahead) gets no new requests until it
+/// resumes; its transfer log still drains by BarrierAck.</item>
 /// </list>
 /// Pure and not thread-safe: the host serialises calls.
 /// </summary>
@@ -47,6 +49,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     /// <summary>Every request not yet completed, or still in some peer's transfer log.</summary>
     private readonly Dictionary<ulong, Request> requests = [];
     private readonly Dictionary<int, PeerLog> peers = [];
+    private readonly HashSet<int> pulledAhead = [];
     private readonly List<CompletedRequest> completed = [];
     private readonly List<OutOfSyncRange> outOfSync = [];
     private ulong nextRequestId = 1;
@@ -64,8 +67,55 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     /// <summary>Requests sent to <paramref name="peerNodeId"/> and not yet acknowledged (DRBD's ap-in-flight).</summary>
     public int InFlight(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Unacked.Count : 0;
 
+    /// <summary>The oldest request sent to <paramref name="peerNodeId"/> that it has not acknowledged (ids grow), if any.</summary>
+    public ulong? OldestUnacked(int peerNodeId) =>
+        peers.TryGetValue(peerNodeId, out var log) && log.Unacked.Count > 0 ? log.Unacked.Min() : null;
+
     /// <summary>Requests in the peer's transfer log, not yet released by a BarrierAck.</summary>
     public int InTransferLog(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Entries.Count : 0;
+
+    /// <summary>
+    /// Write payload bytes in the peer's transfer log: sent and not yet released by a BarrierAck
+    /// (DRBD's ap_in_flight; trims, zeroes and flushes carry no payload).
+    /// </summary>
+    public long InTransferLogBytes(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.PayloadBytes : 0;
+
+    /// <summary>
+    /// on-congestion pull-ahead: new requests no longer go to <paramref name="peerNodeId"/> (the
+    /// Primary marks them out of sync instead); what it already has stays in its transfer log.
+    /// </summary>
+    public void PullAhead(int peerNodeId)
+    {
+        Invariant.Assert(peers.ContainsKey(peerNodeId), $"peer {peerNodeId} is replicating before it is pulled ahead of");
+        pulledAhead.Add(peerNodeId);
+    }
+
+    /// <summary>The peer gets new requests again (its resync starts).</summary>
+    public void Resume(int peerNodeId) => pulledAhead.Remove(peerNodeId);
+
+    /// <summary>True while new requests skip the peer (see <see cref="PullAhead"/>).</summary>
+    public bool IsPulledAhead(int peerNodeId) => pulledAhead.Contains(peerNodeId);
+
+    /// <summary>
+    /// Closes the current epoch now if it holds requests (DRBD's start_new_tl_epoch), returning its
+    /// number: the caller sends Barrier(number) to every peer, so what they hold can be BarrierAcked
+    /// even if no request follows. Null when the epoch is empty.
+    /// </summary>
+    public uint? CloseEpoch()
+    {
+        if (epochSize == 0)
+        {
+            return null;
+        }
+        uint closed = epoch;
+        epoch++;
+        epochSize = 0;
+        completionInEpoch = false;
+        return closed;
+    }
+
+    /// <summary>Peers (node-ids) that receive replicated requests or still hold some in their transfer log.</summary>
+    public IReadOnlyCollection<int> Peers => peers.Keys;
 
     /// <summary>The range of a request still known (pending or in a transfer log), or null.</summary>
     public (int Volume, long OffsetBytes, long LengthBytes)? RangeOf(ulong requestId) =>
@@ -93,11 +143,12 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
         epochSize++;
         var request = new Request(nextRequestId++, volume, offsetBytes, lengthBytes, kind, epoch, localDisk);
-        var sendTo = peers.Keys.Order().ToList();
+        var sendTo = pulledAhead.Count == 0 ? peers.Keys.Order().ToList() : peers.Keys.Where(p => !pulledAhead.Contains(p)).Order().ToList();
         foreach (int peer in sendTo)
         {
             peers[peer].Unacked.Add(request.Id);
             peers[peer].Entries.Add(request.Id);
+            peers[peer].PayloadBytes += request.PayloadBytes;
             request.WaitingFor.Add(peer);
             request.SentTo.Add(peer);
         }
@@ -180,6 +231,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
                 PeerAcknowledged(peerNodeId, log, id, ok: true); // the barrier ack covers what it completes
             }
             log.Entries.Remove(id);
+            log.PayloadBytes -= requests[id].PayloadBytes;
             Forget(requests[id]);
         }
         return true;
@@ -191,6 +243,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     /// </summary>
     public void PeerLost(int peerNodeId)
     {
+        pulledAhead.Remove(peerNodeId);
         if (!peers.Remove(peerNodeId, out var log))
         {
             return;
@@ -258,6 +311,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         public long OffsetBytes { get; } = offsetBytes;
         public long LengthBytes { get; } = lengthBytes;
         public ReplicatedRequestKind Kind { get; } = kind;
+        public long PayloadBytes => Kind == ReplicatedRequestKind.Write ? LengthBytes : 0;
         public uint Epoch { get; } = epoch;
         public bool LocalDisk { get; } = localDisk;
         public bool LocalDone { get; set; }
@@ -273,5 +327,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     {
         public HashSet<ulong> Entries { get; } = [];
         public HashSet<ulong> Unacked { get; } = [];
+        /// <summary>Write payload bytes of <see cref="Entries"/>.</summary>
+        public long PayloadBytes { get; set; }
     }
 }

@@ -17,5 +17,11 @@ public sealed class PeerState(string name, int nodeId)
     /// <summary>The peer's disk state as last reported by the peer; DUnknown while not connected.</summary>
     public DiskState PeerDisk { get; internal set; } = DiskState.DUnknown;
 
+    /// <summary>
+    /// `fencing resource-only` or `resource-and-stonith` on the connection: a promotion needs this
+    /// peer connected or known Outdated (DRBD's SS_PRIMARY_NOP otherwise).
+    /// </summary>
+    public bool Fencing { get; init; }
+
     public bool IsConnected => Connection == ConnectionState.Connected;
 }

@@ -169,27 +169,80 @@ public sealed class ResourceStateMachine
 
     /// <summary>
     /// The replication layer moved a volume on (resync start or end, a new data generation after
-    /// losing a peer, a handshake that found both copies equal): adopt its identifiers, flags and disk
-    /// state. The host persists the metadata.
+    /// losing a peer, a handshake that found both copies equal, a new agreed size): adopt its
+    /// identifiers, flags, disk state and (when given) the agreed size, DRBD's la-size, which the
+    /// superblock keeps as its usable size. The host persists the metadata.
     /// </summary>
-    public void AdoptReplicaState(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk)
+    /// <param name="volumeNumber">The volume.</param>
+    /// <param name="ids">The replica's generation identifiers.</param>
+    /// <param name="flags">The replica's device flags.</param>
+    /// <param name="disk">The replica's disk state.</param>
+    /// <param name="outdatedPeers">
+    /// Peers fencing (or a graceful disconnect) left Outdated or Inconsistent while apart: their slots
+    /// carry MDF_PEER_OUTDATED, the others lose it. Null leaves the peer slots as they are.
+    /// </param>
+    /// <param name="agreedSizeBytes">The agreed size (la-size) to record; null keeps it.</param>
+    public void AdoptReplicaState(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyCollection<int>? outdatedPeers = null, long? agreedSizeBytes = null)
     {
         var volume = Volume(volumeNumber);
         if (volume.Metadata is null || volume.Disk is DiskState.Diskless or DiskState.Detaching or DiskState.Failed)
         {
             return;
         }
-        volume.UpdateMetadata(md => md.WithGenerationIds(ids) with { Flags = flags });
+        volume.UpdateMetadata(md => WithOutdatedPeers(md.WithGenerationIds(ids) with { Flags = flags, UsableSizeBytes = agreedSizeBytes ?? md.UsableSizeBytes }, outdatedPeers));
         SetDisk(volume, disk);
+    }
+
+    /// <summary>`resize` of a volume without peers: the device takes <paramref name="agreedSizeBytes"/> (la-size). The host persists it.</summary>
+    public void SetAgreedSize(int volumeNumber, long agreedSizeBytes)
+    {
+        var volume = Volume(volumeNumber);
+        Invariant.Assert(volume.Metadata is not null, $"volume {volumeNumber}: resized while Diskless");
+        volume.UpdateMetadata(md => md with { UsableSizeBytes = agreedSizeBytes });
+    }
+
+    /// <summary>
+    /// drbdadm outdate (DRBD 9's rules, drbd_state.c): an Inconsistent or absent disk cannot be
+    /// Outdated (SS_LOWER_THAN_OUTDATED); a Primary refuses (SS_NO_UP_TO_DATE_DISK when this is its
+    /// only UpToDate data, else SS_CONNECTED_OUTDATES), and so does a Secondary connected to a
+    /// Primary (local_disk_may_be_outdated: the Primary keeps it current). Otherwise the disk is
+    /// Outdated: MDF_CONSISTENT stays, MDF_WAS_UP_TO_DATE goes, so it stays Outdated across restarts
+    /// until a peer brings it up to date (a resync, or a handshake that finds nothing to sync).
+    /// </summary>
+    public StateChangeResult Outdate(int volumeNumber)
+    {
+        var volume = Volume(volumeNumber);
+        if (volume.Disk == DiskState.Outdated)
+        {
+            return StateChangeResult.NothingToDo;
+        }
+        if (volume.Metadata is null || volume.Disk is not (DiskState.UpToDate or DiskState.Consistent))
+        {
+            return StateChangeResult.LowerThanOutdated;
+        }
+        if (Role == Role.Primary)
+        {
+            return PeerHasUpToDateData() ? StateChangeResult.ConnectedOutdates : StateChangeResult.NoUpToDateDisk;
+        }
+        if (peers.Any(p => p.IsConnected && p.PeerRole == Role.Primary))
+        {
+            return StateChangeResult.ConnectedOutdates;
+        }
+        SetDisk(volume, DiskState.Outdated);
+        volume.UpdateMetadata(md => md with { Flags = (md.Flags | MetadataFlags.Consistent) & ~MetadataFlags.WasUpToDate });
+        return StateChangeResult.Success;
     }
 
     /// <summary>
     /// Promotes to Primary (drbd_set_role). Needs UpToDate data on every volume; a Consistent disk
     /// with no connected peer is taken as UpToDate (the peer cannot be newer without us knowing,
     /// fencing aside). <paramref name="force"/> makes an Inconsistent or Outdated disk UpToDate and
-    /// starts a new data generation.
+    /// starts a new data generation. With fencing, a disconnected peer must be known Outdated
+    /// (or Inconsistent): otherwise SS_PRIMARY_NOP, and the host runs fence-peer and asks again with
+    /// <paramref name="peersFenced"/>; then only <paramref name="force"/> promotes past an unfenced
+    /// peer, as DRBD does ("Forced into split brain situation!").
     /// </summary>
-    public StateChangeResult Promote(bool force)
+    public StateChangeResult Promote(bool force, bool peersFenced = false)
     {
         if (Role == Role.Primary)
         {
@@ -206,6 +259,10 @@ public sealed class ResourceStateMachine
             {
                 return refusal.Value;
             }
+        }
+        if (UnfencedPeers().Any() && !(force && peersFenced))
+        {
+            return StateChangeResult.PrimaryNop;
         }
         foreach (var volume in volumes)
         {
@@ -279,6 +336,28 @@ public sealed class ResourceStateMachine
         md.WithGenerationIds(md.GenerationIds.WithPrimaryBit(primary));
 
     private bool AllPeersConnected() => peers.All(p => p.IsConnected);
+
+    /// <summary>Peers with fencing that are not connected and not known Outdated or worse (drbd_state.c's SS_PRIMARY_NOP test).</summary>
+    public IEnumerable<PeerState> UnfencedPeers() => peers.Where(p => p.Fencing && !p.IsConnected && p.PeerDisk > DiskState.Outdated);
+
+    /// <summary>Sets MDF_PEER_OUTDATED on exactly the slots of <paramref name="outdatedPeers"/> (null: unchanged).</summary>
+    private static Superblock WithOutdatedPeers(Superblock md, IReadOnlyCollection<int>? outdatedPeers)
+    {
+        if (outdatedPeers is null)
+        {
+            return md;
+        }
+        var slots = md.Peers.ToBuilder();
+        for (int i = 0; i < slots.Count; i++)
+        {
+            if (!slots[i].IsFree)
+            {
+                var flags = slots[i].Flags & ~PeerSlotFlags.Outdated;
+                slots[i] = slots[i] with { Flags = outdatedPeers.Contains(slots[i].NodeId) ? flags | PeerSlotFlags.Outdated : flags };
+            }
+        }
+        return md with { Peers = slots.MoveToImmutable() };
+    }
 
     private bool PeerHasUpToDateData() => peers.Any(p => p.IsConnected && p.PeerDisk == DiskState.UpToDate);
 

@@ -28,6 +28,16 @@ public enum StateChangeResult
     ResyncRunning = -8,
     /// <summary>SS_NEED_CONNECTION: the request needs a connected peer.</summary>
     NoConnection = -17,
+    /// <summary>SS_NO_VERIFY_ALG: online verify needs a verify-alg agreed with the peer.</summary>
+    NoVerifyAlg = -18,
+    /// <summary>SS_NO_REMOTE_DISK: verify or resync needs data on the peer.</summary>
+    NoRemoteDisk = -19,
+    /// <summary>SS_CONNECTED_OUTDATES: `outdate` while Primary, or while connected to a Primary.</summary>
+    ConnectedOutdates = -6,
+    /// <summary>SS_PRIMARY_NOP: with fencing, promotion while a disconnected peer is not known Outdated.</summary>
+    PrimaryNop = -7,
+    /// <summary>SS_LOWER_THAN_OUTDATED (DRBD's -16, which <see cref="UnknownResource"/> holds here): `outdate` of an Inconsistent or absent disk.</summary>
+    LowerThanOutdated = -20,
 }
 
 public static class StateChangeResults
@@ -47,6 +57,11 @@ public static class StateChangeResults
         StateChangeResult.UnknownResource => "unknown resource",
         StateChangeResult.ResyncRunning => "State change failed: (-8) Resync already running",
         StateChangeResult.NoConnection => "State change failed: (-15) Need a connection to start verify or resync",
+        StateChangeResult.NoVerifyAlg => "State change failed: (-14) Need a verify algorithm to start online verify",
+        StateChangeResult.NoRemoteDisk => "State change failed: (-5) Can not resync without remote disk",
+        StateChangeResult.ConnectedOutdates => "State change failed: (-6) Refusing to be Outdated while Connected",
+        StateChangeResult.PrimaryNop => "State change failed: (-7) Refusing to be Primary while peer is not outdated",
+        StateChangeResult.LowerThanOutdated => "State change failed: (-16) Disk state is lower than outdated",
         _ => result.ToString(),
     };
 

@@ -46,7 +46,7 @@ public static class Events2
     }
 
     public static string Resource(string verb, ResourceStatus r) =>
-        $"{verb} resource name:{r.Name} role:{r.Role} suspended:{YesNo(r.Suspended)} write-ordering:{r.WriteOrdering}";
+        $"{verb} resource name:{r.Name} role:{r.Role} suspended:{StatusText.Suspended(r)} write-ordering:{r.WriteOrdering}";
 
     public static string Connection(string verb, ResourceStatus r, ConnectionStatus c) =>
         $"{verb} connection name:{r.Name} peer-node-id:{N(c.PeerNodeId)} conn-name:{c.Name} connection:{c.ConnectionState} role:{c.PeerRole}";

@@ -30,7 +30,7 @@ public static class StatusText
         text.Append(" role:").Append(r.Role);
         if (verbose || r.Suspended)
         {
-            text.Append(" suspended:").Append(r.Suspended ? "user" : "no");
+            text.Append(" suspended:").Append(Suspended(r));
         }
         text.Append('\n');
         bool multiVolume = r.Devices.Count > 1;
@@ -111,6 +111,29 @@ public static class StatusText
             }
             text.Append('\n');
         }
+    }
+
+    /// <summary>drbdsetup's susp_str: why I/O is suspended ("user,fencing"), or "no".</summary>
+    public static string Suspended(ResourceStatus r)
+    {
+        var reasons = new List<string>();
+        if (r.SuspendedUser)
+        {
+            reasons.Add("user");
+        }
+        if (r.SuspendedNoData)
+        {
+            reasons.Add("no-data");
+        }
+        if (r.SuspendedFencing)
+        {
+            reasons.Add("fencing");
+        }
+        if (r.SuspendedQuorum)
+        {
+            reasons.Add("quorum");
+        }
+        return reasons.Count > 0 ? string.Join(',', reasons) : "no";
     }
 
     public static bool IsResyncing(ReplicationState state) => state is

@@ -7,6 +7,7 @@ using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Agent.Replication;
 using Redundancy.Block.Agent.Resources;
 using Redundancy.Block.Agent.Storage;
+using Redundancy.Block.Engine.Bitmap;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Io;
 using Redundancy.Block.Engine.Metadata;
@@ -87,7 +88,7 @@ public sealed class ReplicaHostTests : IAsyncLifetime
 
         alpha.Host.Locked(r => r.AdoptLocal(0, r.Volume(0).Ids, r.Volume(0).Flags, DiskState.Diskless));
         await WaitAsync(() => beta.Host.Locked(r => r.Links[0].PeerDisks[0] == DiskState.Diskless), "beta sees alpha Diskless");
-        var device = new ReplicatedVolumeDevice(alpha.Host, 0, alpha.Disk);
+        var device = new ReplicatedVolumeDevice(alpha.Host, 0, alpha.Disk, alpha.Host.Locked(r => r.Volume(0).AgreedSizeBytes));
         byte[] read = new byte[before.Length + 1536];
         await device.ReadAsync((1 << 20) - 512, read); // unaligned, and larger than one DataRequest
         Assert.True(read.AsSpan(512, before.Length).SequenceEqual(before), "the Diskless Primary reads what it wrote, from beta");
@@ -162,7 +163,7 @@ public sealed class ReplicaHostTests : IAsyncLifetime
         var volume = new ReplicaVolume(0, DiskBytes, ids, MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate,
             new Dictionary<int, int> { [peerNode.NodeId] = 0 });
         var host = new ReplicaHost([(settings, peerNode.Address!)], [volume], new Dictionary<int, IBlockDevice> { [0] = disk },
-            listener, new PeerDialer(options, NullLoggerFactory.Instance), _ => { }, CryptoRandom.Instance, NullLogger.Instance);
+            listener, new PeerDialer(options, NullLoggerFactory.Instance), new NoResource(), CryptoRandom.Instance, NullLogger.Instance);
         var node = new Node(host, listener, disk);
         owned.Add(node);
         return node;
@@ -182,6 +183,26 @@ public sealed class ReplicaHostTests : IAsyncLifetime
             await Host.DisposeAsync();
             await Listener.DisposeAsync();
             Disk.Dispose();
+        }
+    }
+
+    /// <summary>A resource with nothing to persist, no handlers and no clients.</summary>
+    private sealed class NoResource : IReplicaResource
+    {
+        public void PersistVolume(ReplicaVolume volume)
+        {
+        }
+
+        public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => null;
+
+        public bool TryBecomeSecondary() => true;
+
+        public Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction) => Task.CompletedTask;
+
+        public Task RefreshCapacityAsync(int volume) => Task.CompletedTask;
+
+        public void Tick()
+        {
         }
     }
 }

@@ -10,6 +10,24 @@ public class BitmapTrackerTests
     private const long Bits = BitmapTracker.BitsPerPage;
 
     [Fact]
+    public void Grow_covers_the_new_size_with_clear_bits_and_keeps_dirty_pages()
+    {
+        var t = new BitmapTracker(PageBytes + (64L << 20), 2); // 1.5 pages
+        t.MarkOutOfSync(1, PageBytes + 4096, 4096);
+        t.Grow((3 * PageBytes) + 4096);
+        Assert.Equal(4, t.PageCount);
+        Assert.Equal((3 * Bits) + 1, t.BitCount);
+        Assert.Equal(4096, t.OutOfSyncBytes(1));
+        Assert.Equal(0, t.OutOfSyncBytes(0));
+        Assert.Equal([new BitmapWrite(1, Bits, Bits)], t.TakeDirtyPages(1));
+
+        // The new area is usable like the rest.
+        Assert.Equal(1, t.MarkOutOfSync(0, 3 * PageBytes, 4096));
+        Assert.Equal([new BitmapWrite(0, 3 * Bits, 1)], t.TakeDirtyPages(0));
+        Assert.Throws<InvariantViolationException>(() => t.Grow(PageBytes));
+    }
+
+    [Fact]
     public void Only_pages_whose_bits_changed_are_dirty()
     {
         var t = new BitmapTracker((3 * PageBytes) + (64L << 20), 2); // 3.5 pages

@@ -21,6 +21,26 @@ public class QuickSyncBitmapTests
     }
 
     [Fact]
+    public void Resized_keeps_the_common_bits_and_clears_the_rest()
+    {
+        var bitmap = new QuickSyncBitmap(100 * 4096L);
+        bitmap.SetBits(0, 3);
+        bitmap.SetBits(62, 4); // across a word boundary
+        bitmap.SetBits(97, 3); // the last three
+
+        var grown = bitmap.Resized(200 * 4096L);
+        Assert.Equal(200, grown.BitCount);
+        Assert.Equal(10, grown.SetBitCount);
+        Assert.True(grown.IsSet(99) && !grown.IsSet(100) && grown.FindNextSet(100) < 0);
+
+        var shrunk = bitmap.Resized(64 * 4096L);
+        Assert.Equal(5, shrunk.SetBitCount); // 0..2, 62, 63
+        Assert.Equal(shrunk.CountSetBits(), shrunk.SetBitCount);
+        Assert.True(shrunk.IsSet(63));
+        Assert.Equal(10, bitmap.SetBitCount); // the original is unchanged
+    }
+
+    [Fact]
     public void Counts_stay_right_across_word_boundaries_and_random_operations()
     {
         var bitmap = new QuickSyncBitmap(1000 * 4096L);

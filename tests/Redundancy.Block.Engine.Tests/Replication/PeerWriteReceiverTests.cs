@@ -97,6 +97,28 @@ public class PeerWriteReceiverTests
         Assert.Equal(1, receiver.ActiveWrites);
     }
 
+    [Fact]
+    public void A_write_is_in_flight_for_overlapping_ranges_while_held_or_being_written()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Write(1, DataFlags.SendWriteAck), null); // [0, 4096)
+        receiver.Barrier(1);
+        receiver.Data(0, Write(3, DataFlags.SendWriteAck), null); // [8192, 12288), held behind the barrier
+        receiver.TakeActions();
+        Assert.True(receiver.WriteInFlight(0, 0, 4096));
+        Assert.True(receiver.WriteInFlight(0, 4095, 2));
+        Assert.False(receiver.WriteInFlight(0, 4096, 4096));
+        Assert.False(receiver.WriteInFlight(1, 0, 4096)); // another volume
+        Assert.True(receiver.WriteInFlight(0, 8192, 512));
+
+        receiver.WriteDone(1, true);
+        Assert.False(receiver.WriteInFlight(0, 0, 4096));
+        receiver.FlushDone(true); // the barrier lets write 3 through: submitted, still in flight
+        Assert.True(receiver.WriteInFlight(0, 8192, 4096));
+        receiver.WriteDone(3, true);
+        Assert.False(receiver.WriteInFlight(0, 0, 1 << 20));
+    }
+
     private static DataMessage Write(ulong id, DataFlags flags) => new((id - 1) * 4096, 4096, id, id, flags);
 
     private static DataMessage Flush(ulong id) => new(0, 0, id, id, DataFlags.Flush | DataFlags.SendWriteAck);

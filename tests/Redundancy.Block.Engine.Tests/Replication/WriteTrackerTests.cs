@@ -182,6 +182,47 @@ public class WriteTrackerTests
         Assert.Equal([new CompletedRequest(request.RequestId, true)], tracker.TakeCompleted());
     }
 
+    [Fact]
+    public void Write_payload_stays_in_flight_until_its_BarrierAck_under_protocol_A()
+    {
+        var tracker = Tracker(ReplicationProtocol.A, Beta);
+        var write = tracker.Begin(0, 0, 65536, ReplicatedRequestKind.Write);
+        tracker.Sent(Beta, write.RequestId);
+        tracker.LocalDone(write.RequestId, true);
+        var trim = tracker.Begin(0, 1 << 20, 1 << 20, ReplicatedRequestKind.Trim); // no payload on the wire
+        Assert.Equal(65536, tracker.InTransferLogBytes(Beta));
+        Assert.Equal(1, tracker.InFlight(Beta)); // the trim, not yet handed over; the write was acked by sending it
+        tracker.Sent(Beta, trim.RequestId);
+        Assert.Equal(write.Epoch, trim.BarrierBefore);
+        Assert.True(tracker.BarrierAck(Beta, write.Epoch));
+        Assert.Equal(0, tracker.InTransferLogBytes(Beta));
+        Assert.Equal(1, tracker.InTransferLog(Beta));
+    }
+
+    [Fact]
+    public void A_peer_pulled_ahead_of_gets_no_new_requests_and_drains_after_the_closed_epochs_BarrierAck()
+    {
+        var tracker = Tracker(ReplicationProtocol.A, Beta, Gamma);
+        var before = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.PullAhead(Beta);
+        Assert.True(tracker.IsPulledAhead(Beta));
+        Assert.Equal(before.Epoch, tracker.CloseEpoch());
+        Assert.Null(tracker.CloseEpoch()); // nothing in the new epoch yet
+
+        var after = tracker.Begin(0, 8192, 4096, ReplicatedRequestKind.Write);
+        Assert.Equal([Gamma], after.SendTo);
+        Assert.Null(after.BarrierBefore); // the closed epoch's barrier was the caller's to send
+        Assert.Equal(4096, tracker.InTransferLogBytes(Beta));
+        Assert.True(tracker.BarrierAck(Beta, before.Epoch));
+        Assert.Equal(0, tracker.InTransferLog(Beta));
+
+        tracker.Resume(Beta);
+        Assert.Equal([Beta, Gamma], tracker.Begin(0, 16384, 4096, ReplicatedRequestKind.Write).SendTo);
+        tracker.PullAhead(Gamma);
+        tracker.PeerLost(Gamma);
+        Assert.False(tracker.IsPulledAhead(Gamma));
+    }
+
     private static WriteTracker Tracker(ReplicationProtocol protocol, params int[] peerNodeIds)
     {
         var tracker = new WriteTracker(protocol);

@@ -140,7 +140,9 @@ public class StatusTextTests
     [Fact]
     public void Suspended_resource_says_so_without_verbose()
     {
-        Assert.Equal("r0 role:Primary suspended:user\n  disk:UpToDate\n\n", Text(LonePrimary() with { Suspended = true }));
+        Assert.Equal("r0 role:Primary suspended:user\n  disk:UpToDate\n\n", Text(LonePrimary() with { Suspended = true, SuspendedUser = true }));
+        Assert.Equal("r0 role:Primary suspended:user,fencing\n  disk:UpToDate\n\n",
+            Text(LonePrimary() with { Suspended = true, SuspendedUser = true, SuspendedFencing = true }));
     }
 
     [Fact]

@@ -12,6 +12,12 @@ public sealed record NetworkOptions
     public double ResetProbability { get; init; }
     /// <summary>How long a dial takes to fail when the peer is unreachable.</summary>
     public long DialTimeoutMs { get; init; } = 1000;
+    /// <summary>
+    /// Link speed per direction of a connection (0: unlimited). A message leaves only after the ones
+    /// queued before it, taking its length ÷ this long on the wire, then travels the seeded delay: a
+    /// slow link builds a send queue as TCP's does. Unset, timings and random draws are as before.
+    /// </summary>
+    public long BandwidthBytesPerSecond { get; init; }
 }
 
 /// <summary>
@@ -95,6 +101,8 @@ public sealed class SimConnection
     private readonly SimulatedNetwork network;
     private SimConnection other = null!;
     private long lastDeliveryMs;
+    /// <summary>When the bytes queued so far have left this end (only with a bandwidth limit).</summary>
+    private double wireFreeAtMs;
     private readonly Queue<byte[]> inbox = new();
     private bool pumpScheduled;
     private bool dropIncoming;
@@ -144,8 +152,14 @@ public sealed class SimConnection
         {
             delay += network.Options.RetransmitDelayMs;
         }
+        long departureMs = network.Scheduler.NowMs;
+        if (network.Options.BandwidthBytesPerSecond > 0)
+        {
+            wireFreeAtMs = Math.Max(wireFreeAtMs, network.Scheduler.NowMs) + message.Length * 1000.0 / network.Options.BandwidthBytesPerSecond;
+            departureMs = (long)Math.Ceiling(wireFreeAtMs);
+        }
         // In-order delivery: never before the previous message on this direction.
-        long at = Math.Max(network.Scheduler.NowMs + delay, lastDeliveryMs);
+        long at = Math.Max(departureMs + delay, lastDeliveryMs);
         lastDeliveryMs = at;
         var target = other;
         network.Scheduler.After(at - network.Scheduler.NowMs, () => target.Deliver(message));

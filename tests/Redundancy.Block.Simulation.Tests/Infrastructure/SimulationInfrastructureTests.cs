@@ -94,6 +94,31 @@ public class SimulationInfrastructureTests
     }
 
     [Fact]
+    public void A_bandwidth_limit_queues_messages_behind_each_other_and_unset_changes_nothing()
+    {
+        static List<long> Arrivals(long bandwidthBytesPerSecond)
+        {
+            var scheduler = new EventScheduler();
+            var network = new SimulatedNetwork(scheduler, new SimRandom(5),
+                new NetworkOptions { MinDelayMs = 10, MaxDelayMs = 10, BandwidthBytesPerSecond = bandwidthBytesPerSecond });
+            var arrivals = new List<long>();
+            network.Listen("b", c => c.OnReceive = _ => arrivals.Add(scheduler.NowMs));
+            SimConnection? client = null;
+            network.Dial("a", "b", c => client = c, () => Assert.Fail("dial failed"));
+            scheduler.RunUntil(100);
+            for (int i = 0; i < 4; i++)
+            {
+                client!.Send(new byte[100_000]); // 100 ms each at 1 MB/s
+            }
+            scheduler.RunUntil(scheduler.NowMs + 2000);
+            return arrivals;
+        }
+        // Sent at 100 ms: the first leaves the wire at 200 and arrives 10 ms later, the rest queue behind it.
+        Assert.Equal([210, 310, 410, 510], Arrivals(1_000_000));
+        Assert.Equal([110, 110, 110, 110], Arrivals(0));
+    }
+
+    [Fact]
     public void Dialling_an_unreachable_node_fails_after_the_timeout()
     {
         var scheduler = new EventScheduler();

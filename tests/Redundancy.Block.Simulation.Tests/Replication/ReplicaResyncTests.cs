@@ -81,6 +81,23 @@ public class ReplicaResyncTests
         AssertIdentical(pair, 41);
     }
 
+    [Fact]
+    public void Invalidate_remote_fully_syncs_the_peer_on_the_same_connection()
+    {
+        // Alpha's disk holds data beta never got (written under the replica): only a full sync fixes that.
+        var pair = new SimReplicaPair(61, options: new NetworkOptions { MaxDelayMs = 3 });
+        FillAlpha(pair);
+        pair.ConnectWithAlphaPrimary();
+        Assert.Equal(StateChangeResult.Success, pair.Alpha.Replica.StartFullSyncAsSource(1, 0));
+        Assert.True(pair.Scheduler.RunUntil(pair.InSync, 60_000), pair.Logs);
+        AssertIdentical(pair, 61);
+        // The peer learns it is the target (InvalidatePeer) before the bitmap that follows arrives:
+        // the sync runs on the connection it was asked on, without a protocol error and reconnect.
+        Assert.DoesNotContain(pair.Beta.Log, l => l.Contains("protocol error", StringComparison.Ordinal));
+        Assert.DoesNotContain(pair.Alpha.Log, l => l.Contains("conn( Connected ->", StringComparison.Ordinal));
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("full resync", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData(0, 4096, 0, 0.85)]      // c-plan-ahead 0: the fixed resync-rate, 4 MiB/s
     [InlineData(2000, 250, 8192, 0.6)]  // the dynamic controller ramps up from resync-rate, capped by c-max-rate 8 MiB/s
@@ -105,6 +122,20 @@ public class ReplicaResyncTests
         double limit = (maxRateKibPerSec == 0 ? rateKibPerSec : maxRateKibPerSec) / 1024.0;
         Assert.InRange(mibPerSecond, limit * minFraction, limit * 1.1);
         AssertIdentical(pair, 51);
+    }
+
+    [Fact]
+    public void Invalidate_remote_on_a_connected_pair_resyncs_without_dropping_the_connection()
+    {
+        var pair = new SimReplicaPair(91, options: new NetworkOptions { MaxDelayMs = 3 });
+        FillAlpha(pair);
+        pair.ConnectWithAlphaPrimary();
+        Assert.Equal(StateChangeResult.Success, pair.Alpha.Replica.StartFullSyncAsSource(1, 0));
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Beta.Log.Any(l => l.Contains("Resync done", StringComparison.Ordinal)) && pair.InSync(), 60_000), pair.Logs);
+        // The peer must hear the InvalidatePeer request before the bitmap that follows it.
+        Assert.DoesNotContain(pair.Beta.Log, l => l.Contains("protocol error", StringComparison.Ordinal));
+        Assert.DoesNotContain(pair.Alpha.Log, l => l.Contains("connection lost", StringComparison.Ordinal) || l.Contains("protocol error", StringComparison.Ordinal));
+        AssertIdentical(pair, 91);
     }
 
     private static void FillAlpha(SimReplicaPair pair)

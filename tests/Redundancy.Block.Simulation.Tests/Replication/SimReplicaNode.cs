@@ -85,6 +85,12 @@ public sealed class SimReplicaNode : IReplicaIo
     /// <summary>The generation identifiers as last persisted to the disk (what an attach reads).</summary>
     public GenerationIds PersistedIds(int volume) => metadata[volume].Ids;
 
+    /// <summary>A hung disk: writes, zeroing and flushes submitted from now on never complete.</summary>
+    public bool DiskStalled { get; set; }
+
+    /// <summary>Frames this node sent to its peers, by message type (payload bytes and count).</summary>
+    public Dictionary<MessageType, (long Frames, long PayloadBytes)> Sent { get; } = [];
+
     /// <summary>Issues a client write; <paramref name="done"/> runs with the outcome when the replica completes it.</summary>
     public void Write(int volume, long offsetBytes, byte[] data, Action<bool> done, bool fua = false)
     {
@@ -116,11 +122,14 @@ public sealed class SimReplicaNode : IReplicaIo
         network.StopListening(Name);
     }
 
-    public void Send(int peerNodeId, byte[] frame)
+    public void Send(int peerNodeId, ReadOnlySpan<byte> frame)
     {
         if (!Crashed && connections.TryGetValue(peerNodeId, out var connection))
         {
-            connection.Send(frame);
+            Engine.Invariant.Assert(FrameHeader.TryRead(frame, out var header, out string? error), $"a valid frame header ({error})");
+            var (frames, bytes) = Sent.GetValueOrDefault(header.Type);
+            Sent[header.Type] = (frames + 1, bytes + header.PayloadLengthBytes);
+            connection.Send(frame.ToArray());
         }
     }
 
@@ -167,6 +176,15 @@ public sealed class SimReplicaNode : IReplicaIo
     public void FlushLocal(long token) =>
         Later(null, () => Disks.Where(d => attached[d.Key]).All(d => d.Value.FlushAsync().IsCompletedSuccessfully), token);
 
+    /// <summary>AL transactions written, in order (the simulated metadata always takes them).</summary>
+    public List<ulong> ActivityLogTransactions { get; } = [];
+
+    public void WriteActivityLog(int volume, ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token)
+    {
+        ActivityLogTransactions.Add(transaction.TransactionNumber);
+        Later(null, () => true, token);
+    }
+
     public void CompleteClient(long clientToken, bool succeeded)
     {
         var callback = clientCallbacks[clientToken];
@@ -189,7 +207,73 @@ public sealed class SimReplicaNode : IReplicaIo
         {
             metadata[volume] = (state.Ids, state.Flags);
         }
-        Log.Add($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}");
+        Log.Add($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
+    }
+
+    /// <summary>Handlers the replica asked for, as "name peer/volume".</summary>
+    public List<string> HandlerCalls { get; } = [];
+
+    /// <summary>
+    /// Handlers this node has "configured", with the exit code each returns after
+    /// <see cref="HandlerDurationMs"/> (null: it never returns). The others are not configured.
+    /// </summary>
+    public Dictionary<string, int?> ScriptedHandlers { get; } = [];
+
+    public long HandlerDurationMs { get; set; } = 50;
+
+    /// <summary>
+    /// What each volume's disk holds once the node re-reads it (a peer's resize): the test sets it
+    /// to simulate a grown disk; absent, the disk is as it was.
+    /// </summary>
+    public Dictionary<int, long> GrownUsableBytes { get; } = [];
+
+    public void RefreshCapacity(int volume) => scheduler.After(random.NextInt64(0, DiskLatencyMaxMs + 1), () =>
+    {
+        if (Crashed)
+        {
+            return;
+        }
+        GrowIfAsked(volume);
+        Replica.CapacityRefreshed(volume);
+    });
+
+    /// <summary>The node's own `resize`: its disk grows to <see cref="GrownUsableBytes"/>, then the replica asks the peers.</summary>
+    public Engine.States.StateChangeResult Resize(int volume, bool assumeClean = false)
+    {
+        GrowIfAsked(volume);
+        return Replica.Resize(volume, assumeClean);
+    }
+
+    private void GrowIfAsked(int volume)
+    {
+        if (GrownUsableBytes.TryGetValue(volume, out long usable) && usable > Replica.Volume(volume).UsableSizeBytes && Replica.CanSetCapacity(volume))
+        {
+            Engine.Invariant.Assert(usable <= Disks[volume].SizeBytes, "the simulated disk holds the grown size");
+            Replica.SetCapacity(volume, usable);
+        }
+    }
+
+    /// <summary>Nothing holds a simulated device open: demotion always succeeds.</summary>
+    public bool TryBecomeSecondary() => true;
+
+    public bool RunHandler(string handler, int peerNodeId, int volume, long token)
+    {
+        HandlerCalls.Add($"{handler} {peerNodeId}/{volume}");
+        if (!ScriptedHandlers.TryGetValue(handler, out int? exitCode))
+        {
+            return false;
+        }
+        if (token != 0 && exitCode is int code)
+        {
+            scheduler.After(HandlerDurationMs, () =>
+            {
+                if (!Crashed)
+                {
+                    Replica.HandlerDone(token, code);
+                }
+            });
+        }
+        return true;
     }
 
     void IReplicaIo.Log(string line) => Log.Add(line);
@@ -198,7 +282,7 @@ public sealed class SimReplicaNode : IReplicaIo
     {
         scheduler.After(random.NextInt64(0, DiskLatencyMaxMs + 1), () =>
         {
-            if (!Crashed)
+            if (!Crashed && !DiskStalled)
             {
                 bool ok = (volume is not int v || attached[v]) && operation();
                 Replica.LocalDone(token, ok);

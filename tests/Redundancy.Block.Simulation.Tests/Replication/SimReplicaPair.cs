@@ -1,3 +1,4 @@
+using Redundancy.Block.Engine.ActivityLog;
 using System.Collections.Immutable;
 using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Config;
@@ -15,23 +16,27 @@ public sealed class SimReplicaPair
     public const long DiskBytes = 16 << 20;
 
     public SimReplicaPair(int seed, string protocol = "C", NetworkOptions? options = null, ulong sharedCurrent = 0x1234_5678_0000_0000,
-        Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null)
+        Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)>? initial = null, ResyncRateSettings? resyncRate = null,
+        string netOptions = "", Func<string, SimVolumeSize>? sizes = null, string? betaNetOptions = null,
+        Func<PeerLinkSettings, PeerLinkSettings>? tuneSettings = null)
     {
+        this.sizes = sizes ?? (_ => new SimVolumeSize(DiskBytes));
+        this.tuneSettings = tuneSettings ?? (s => s);
         this.resyncRate = resyncRate ?? new ResyncRateSettings();
         this.initial = initial ?? (_ => (new GenerationIds(sharedCurrent, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty),
             MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate));
         Random = new SimRandom(seed);
         Network = new SimulatedNetwork(Scheduler, Random.Fork(), options ?? new NetworkOptions());
-        string text = $$"""
+        ResourceDefinition Resource(string net) => ConfigParser.ParseText($$"""
             resource r0 {
-              net { protocol {{protocol}}; cram-hmac-alg sha256; shared-secret "sim"; }
+              net { protocol {{protocol}}; cram-hmac-alg sha256; shared-secret "sim"; {{net}} }
               on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
               on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
             }
-            """;
-        var resource = ConfigParser.ParseText(text, "sim.conf").Resources.Single();
-        Alpha = Node(resource, "alpha", "beta");
-        Beta = Node(resource, "beta", "alpha");
+            """, "sim.conf").Resources.Single();
+        Alpha = Node(Resource(netOptions), "alpha", "beta");
+        // betaNetOptions: beta's configuration differs from alpha's (as during a rolling change).
+        Beta = Node(Resource(betaNetOptions ?? netOptions), "beta", "alpha");
         Scheduler.After(100, Tick);
     }
 
@@ -74,13 +79,26 @@ public sealed class SimReplicaPair
     }
 
     private readonly Func<string, (GenerationIds Ids, MetadataFlags Flags, DiskState Disk)> initial;
+    private readonly Func<string, SimVolumeSize> sizes;
     private readonly ResyncRateSettings resyncRate;
+    private readonly Func<PeerLinkSettings, PeerLinkSettings> tuneSettings;
 
     private SimReplicaNode Node(ResourceDefinition resource, string local, string peer)
     {
-        Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var settings, out string error), error);
+        Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var configured, out string error), error);
+        var settings = tuneSettings(configured);
         var (ids, flags, disk) = initial(local);
-        var volume = new ReplicaVolume(0, DiskBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 }) { ResyncRate = resyncRate };
-        return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], DiskBytes);
+        var size = sizes(local);
+        // Two AL slots over four 4 MiB extents: writes keep evicting extents, so the AL's wait and
+        // transaction paths run in every simulated workload.
+        var volume = new ReplicaVolume(0, size.UsableBytes, ids, flags, disk, new Dictionary<int, int> { [settings.PeerNodeId] = 0 }, agreedSizeBytes: size.AgreedBytes)
+        {
+            ResyncRate = resyncRate,
+            ActivityLog = new ActivityLogTracker(2, size.UsableBytes, activityLogSize4k: 8),
+        };
+        return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], Math.Max(size.DiskBytes, size.UsableBytes));
     }
 }
+
+/// <summary>A simulated volume's sizes: what the disk holds, the agreed size (0: the same), the simulated disk (0: the same; bigger leaves room to grow).</summary>
+public sealed record SimVolumeSize(long UsableBytes, long AgreedBytes = 0, long DiskBytes = 0);

@@ -18,12 +18,20 @@ public static class BitmapRunLengthCodec
     /// Encodes bits from <paramref name="firstBit"/> into <paramref name="body"/> (at least 16 bytes):
     /// as many as fit. Returns the chunk header (LastChunk set when it reaches the end) and the body length.
     /// </summary>
-    public static int EncodeChunk(QuickSyncBitmap bitmap, long firstBit, Span<byte> body, out BitmapChunkMessage chunk)
+    public static int EncodeChunk(QuickSyncBitmap bitmap, long firstBit, Span<byte> body, out BitmapChunkMessage chunk) =>
+        EncodeChunk(bitmap, firstBit, bitmap?.BitCount ?? 0, body, out chunk);
+
+    /// <summary>
+    /// As <see cref="EncodeChunk(QuickSyncBitmap, long, Span{byte}, out BitmapChunkMessage)"/>, for a
+    /// bitmap that ends at <paramref name="endBit"/> (the agreed size), not at the end of <paramref name="bitmap"/>.
+    /// </summary>
+    public static int EncodeChunk(QuickSyncBitmap bitmap, long firstBit, long endBit, Span<byte> body, out BitmapChunkMessage chunk)
     {
         ArgumentNullException.ThrowIfNull(bitmap);
-        Invariant.Assert(firstBit >= 0 && firstBit <= bitmap.BitCount, "chunk starts inside the bitmap");
+        Invariant.Assert(endBit >= 0 && endBit <= bitmap.BitCount, "the exchanged bits are inside the bitmap");
+        Invariant.Assert(firstBit >= 0 && firstBit <= endBit, "chunk starts inside the bitmap");
         Invariant.Assert(body.Length >= 16, "a chunk body holds at least two varints");
-        long remaining = bitmap.BitCount - firstBit;
+        long remaining = endBit - firstBit;
         if (remaining == 0)
         {
             chunk = new BitmapChunkMessage((ulong)firstBit, 0, BitmapEncoding.RunLength, BitmapChunkFlags.LastChunk);
@@ -31,7 +39,7 @@ public static class BitmapRunLengthCodec
         }
 
         bool startsWithSet = bitmap.IsSet(firstBit);
-        int rleBytes = EncodeRuns(bitmap, firstBit, startsWithSet, body, out long rleBits);
+        int rleBytes = EncodeRuns(bitmap, firstBit, endBit, startsWithSet, body, out long rleBits);
         long rawBits = Math.Min(remaining, (long)body.Length * 8);
         if (rleBits >= (long)rleBytes * 8)
         {
@@ -80,14 +88,14 @@ public static class BitmapRunLengthCodec
     }
 
     /// <summary>Writes runs until the bitmap ends or the next varint would not fit.</summary>
-    private static int EncodeRuns(QuickSyncBitmap bitmap, long firstBit, bool set, Span<byte> body, out long coveredBits)
+    private static int EncodeRuns(QuickSyncBitmap bitmap, long firstBit, long endBit, bool set, Span<byte> body, out long coveredBits)
     {
         int written = 0;
         long bit = firstBit;
-        while (bit < bitmap.BitCount)
+        while (bit < endBit)
         {
             long next = set ? bitmap.FindNextClear(bit) : bitmap.FindNextSet(bit);
-            long end = next < 0 ? bitmap.BitCount : next;
+            long end = next < 0 ? endBit : Math.Min(next, endBit);
             ulong value = (ulong)(end - bit - 1);
             if (written + VarintLength(value) > body.Length)
             {

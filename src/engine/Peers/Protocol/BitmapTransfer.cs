@@ -1,6 +1,7 @@
 // The two ends of a bitmap exchange (WFBitMapS/WFBitMapT): the sender cuts its quick-sync bitmap into
 // consecutive chunks, the receiver checks that they arrive in order, cover its bitmap exactly once and
-// end with LastChunk, and merges them. Pure: the caller moves the frames.
+// end with LastChunk, and merges them. Pure: the caller moves the frames. Both ends exchange exactly
+// the agreed size (a bigger disk's bitmap is cut there), so disks of different sizes interoperate.
 using System.Buffers;
 using Redundancy.Block.Engine.Metadata;
 
@@ -10,13 +11,19 @@ namespace Redundancy.Block.Engine.Peers.Protocol;
 public sealed class BitmapSender
 {
     private readonly QuickSyncBitmap _bitmap;
+    private readonly long _bitCount;
     private readonly int _maxBodyBytes;
 
-    public BitmapSender(QuickSyncBitmap bitmap, int maxBodyBytes = BitmapChunkMessage.MaxBodyBytes)
+    /// <param name="bitmap">The bitmap to send.</param>
+    /// <param name="bitCount">How many of its bits the exchange covers (the agreed size); -1: all.</param>
+    /// <param name="maxBodyBytes">Largest chunk body.</param>
+    public BitmapSender(QuickSyncBitmap bitmap, long bitCount = -1, int maxBodyBytes = BitmapChunkMessage.MaxBodyBytes)
     {
         ArgumentNullException.ThrowIfNull(bitmap);
         Invariant.Assert(maxBodyBytes is >= 16 and <= BitmapChunkMessage.MaxBodyBytes, "chunk body size within bounds");
+        Invariant.Assert(bitCount >= -1 && bitCount <= bitmap.BitCount, "the exchange covers bits of the bitmap");
         _bitmap = bitmap;
+        _bitCount = bitCount < 0 ? bitmap.BitCount : bitCount;
         _maxBodyBytes = maxBodyBytes;
     }
 
@@ -35,7 +42,7 @@ public sealed class BitmapSender
         Invariant.Assert(!IsComplete, "no chunk after the last");
         Invariant.Assert(destination.Length >= MaxFrameBytes, "room for a whole chunk frame");
         const int BodyAt = FrameHeader.Size + BitmapChunkMessage.Size;
-        int bodyBytes = BitmapRunLengthCodec.EncodeChunk(_bitmap, NextBit, destination.Slice(BodyAt, _maxBodyBytes), out var chunk);
+        int bodyBytes = BitmapRunLengthCodec.EncodeChunk(_bitmap, NextBit, _bitCount, destination.Slice(BodyAt, _maxBodyBytes), out var chunk);
         FrameWriter.Write(destination, volume, chunk, bodyBytes);
         NextBit += (long)chunk.BitCount;
         IsComplete = chunk.IsLast;

@@ -14,7 +14,10 @@ namespace Redundancy.Block.Engine.Peers.Protocol;
 public enum FeatureFlags : uint
 {
     None = 0,
-    /// <summary>Can decompress LZ4 Data/RsDataReply payloads.</summary>
+    /// <summary>
+    /// Offered with `net { compression lz4; }`: sends and accepts LZ4-compressed Data/RsDataReply
+    /// payloads. Used only when both sides offer it.
+    /// </summary>
     Lz4Compression = 1 << 0,
     /// <summary>Understands CsumRsRequest/RsIsInSync (csums-alg).</summary>
     ChecksummedResync = 1 << 1,

@@ -1,7 +1,7 @@
 // Compares our ProtocolSettings with the peer's, as DRBD's receive_protocol (and receive_SyncParam
 // for csums-alg/verify-alg) does: the first setting that differs is reported, and the connection
-// goes StandAlone with "incompatible <setting> settings" logged. Compression is not compared: each
-// side compresses only what it sends, when the peer offered Lz4Compression in its Features.
+// goes StandAlone with "incompatible <setting> settings" logged. Compression is not compared: it is
+// negotiated instead (Lz4Compression, offered with `compression lz4`, is used when both offer it).
 namespace Redundancy.Block.Engine.Peers.Protocol;
 
 /// <summary>One setting that differs between the peers, with both values in drbd.conf spelling.</summary>

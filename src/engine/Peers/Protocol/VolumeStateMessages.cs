@@ -9,16 +9,33 @@ using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Engine.Peers.Protocol;
 
-/// <summary>Sizes of one volume on the sender. Size 32.</summary>
+/// <summary>What a Sizes message asks of its receiver (DRBD's dds_flags, plus the resize exchange).</summary>
+[Flags]
+public enum SizesFlags : uint
+{
+    None = 0,
+    /// <summary>`resize` on the sender: re-read your disk's size, agree on the new size and answer with ResizeReply.</summary>
+    Resize = 1,
+    /// <summary>The answer to <see cref="Resize"/>: the sender applied the new size (its current size).</summary>
+    ResizeReply = 2,
+    /// <summary>--assume-clean (DDSF_NO_RESYNC): the area a resize adds is not resynced.</summary>
+    NoResync = 4,
+}
+
+/// <summary>Sizes of one volume on the sender (DRBD's P_SIZES). Size 40.</summary>
 /// <param name="BackingSizeBytes">Size of the backing device (0 when Diskless).</param>
-/// <param name="UsableSizeBytes">Data area after metadata, whole 4 KiB blocks; the smaller of the peers' wins.</param>
+/// <param name="UsableSizeBytes">Data area after metadata, whole 4 KiB blocks (DRBD's d_size); the smallest of the nodes' wins; 0 when Diskless.</param>
 /// <param name="RequestedSizeBytes">disk { size; } from the config, 0 for "all".</param>
 /// <param name="MaxRequestBytes">Largest single write the sender accepts.</param>
-public readonly record struct SizesMessage(ulong BackingSizeBytes, ulong UsableSizeBytes, ulong RequestedSizeBytes, uint MaxRequestBytes)
+/// <param name="CurrentSizeBytes">The sender's agreed device size now (DRBD's c_size, la-size).</param>
+/// <param name="Flags">Resize exchange and --assume-clean.</param>
+public readonly record struct SizesMessage(ulong BackingSizeBytes, ulong UsableSizeBytes, ulong RequestedSizeBytes, uint MaxRequestBytes,
+    ulong CurrentSizeBytes = 0, SizesFlags Flags = SizesFlags.None)
     : IPeerMessage<SizesMessage>
 {
-    public const int Size = 32;
+    public const int Size = 40;
     public const uint MinMaxRequestBytes = 4096;
+    private const uint KnownFlags = 7;
 
     public static MessageType Type => MessageType.Sizes;
     public int EncodedLength => Size;
@@ -29,7 +46,8 @@ public readonly record struct SizesMessage(ulong BackingSizeBytes, ulong UsableS
         BinaryPrimitives.WriteUInt64BigEndian(destination[8..], UsableSizeBytes);    // u64 usable size
         BinaryPrimitives.WriteUInt64BigEndian(destination[16..], RequestedSizeBytes); // u64 requested size
         BinaryPrimitives.WriteUInt32BigEndian(destination[24..], MaxRequestBytes);   // u32 max request
-        BinaryPrimitives.WriteUInt32BigEndian(destination[28..], 0);                 // u32 reserved
+        BinaryPrimitives.WriteUInt32BigEndian(destination[28..], (uint)Flags);       // u32 flags
+        BinaryPrimitives.WriteUInt64BigEndian(destination[32..], CurrentSizeBytes);  // u64 current size
         return Size;
     }
 
@@ -42,15 +60,19 @@ public readonly record struct SizesMessage(ulong BackingSizeBytes, ulong UsableS
         }
 
         var m = new SizesMessage(BinaryPrimitives.ReadUInt64BigEndian(source), BinaryPrimitives.ReadUInt64BigEndian(source[8..]),
-            BinaryPrimitives.ReadUInt64BigEndian(source[16..]), BinaryPrimitives.ReadUInt32BigEndian(source[24..]));
+            BinaryPrimitives.ReadUInt64BigEndian(source[16..]), BinaryPrimitives.ReadUInt32BigEndian(source[24..]),
+            BinaryPrimitives.ReadUInt64BigEndian(source[32..]), (SizesFlags)BinaryPrimitives.ReadUInt32BigEndian(source[28..]));
         const ulong Max = WireFields.MaxDeviceBytes;
         error = m.UsableSizeBytes > m.BackingSizeBytes ? $"Sizes usable size {m.UsableSizeBytes} exceeds backing size {m.BackingSizeBytes}"
             : m.UsableSizeBytes % MetadataLayout.BytesPerBit != 0 ? $"Sizes usable size {m.UsableSizeBytes} is not whole 4 KiB blocks"
             : m.UsableSizeBytes > Max ? $"Sizes usable size {m.UsableSizeBytes} exceeds {Max}"
+            : m.CurrentSizeBytes % MetadataLayout.BytesPerBit != 0 || m.CurrentSizeBytes > Max ? $"Sizes current size {m.CurrentSizeBytes} is not whole 4 KiB blocks up to {Max}"
+            : m.UsableSizeBytes != 0 && m.CurrentSizeBytes > m.UsableSizeBytes ? $"Sizes current size {m.CurrentSizeBytes} exceeds usable size {m.UsableSizeBytes}"
             : m.RequestedSizeBytes % 512 != 0 || m.RequestedSizeBytes > Max ? $"Sizes requested size {m.RequestedSizeBytes} is not whole sectors up to {Max}"
             : m.MaxRequestBytes < MinMaxRequestBytes || m.MaxRequestBytes > FeaturesMessage.MaxFramePayloadLimitBytes
             ? $"Sizes max request {m.MaxRequestBytes} is outside {MinMaxRequestBytes}..{FeaturesMessage.MaxFramePayloadLimitBytes}"
-            : WireFields.Reserved(Type, BinaryPrimitives.ReadUInt32BigEndian(source[28..]));
+            : WireFields.UnknownFlags(Type, (uint)m.Flags, KnownFlags)
+            ?? ((m.Flags & (SizesFlags.Resize | SizesFlags.ResizeReply)) == (SizesFlags.Resize | SizesFlags.ResizeReply) ? "Sizes is both a resize request and its reply" : null);
         message = error is null ? m : default;
         return error is null;
     }
@@ -229,6 +251,8 @@ public enum StateChangeKind : byte
     ResumeSync = 7,
     /// <summary>verify: Argument is the start offset in bytes (whole 4 KiB blocks).</summary>
     StartVerify = 8,
+    /// <summary>The device grew with the sender, which syncs the new area: the receiver becomes its (bitmap) sync target.</summary>
+    ResyncAfterGrow = 9,
 }
 
 [Flags]
@@ -268,7 +292,7 @@ public readonly record struct StateChangeRequestMessage(uint RequestId, StateCha
 
         var m = new StateChangeRequestMessage(BinaryPrimitives.ReadUInt32BigEndian(source), (StateChangeKind)source[4],
             (StateChangeRequestFlags)source[5], BinaryPrimitives.ReadUInt64BigEndian(source[8..]));
-        error = m.Kind is < StateChangeKind.BecomePrimary or > StateChangeKind.StartVerify ? $"StateChangeRequest kind {source[4]} is unknown"
+        error = m.Kind is < StateChangeKind.BecomePrimary or > StateChangeKind.ResyncAfterGrow ? $"StateChangeRequest kind {source[4]} is unknown"
             : WireFields.UnknownFlags(Type, (byte)m.Flags, (byte)StateChangeRequestFlags.Force)
             ?? WireFields.Reserved(Type, BinaryPrimitives.ReadUInt16BigEndian(source[6..]))
             ?? (m.Kind == StateChangeKind.StartVerify

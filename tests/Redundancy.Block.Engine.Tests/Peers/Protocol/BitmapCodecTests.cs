@@ -26,7 +26,7 @@ public class BitmapCodecTests
     /// <summary>Sends <paramref name="source"/> through frames into a fresh bitmap; returns it and the total body bytes.</summary>
     private static (QuickSyncBitmap Received, long BodyBytes, int Chunks) Transfer(QuickSyncBitmap source, int maxBodyBytes, int segmentBytes = 4096)
     {
-        var sender = new BitmapSender(source, maxBodyBytes);
+        var sender = new BitmapSender(source, maxBodyBytes: maxBodyBytes);
         var target = new QuickSyncBitmap(source.UsableSizeBytes);
         var receiver = new BitmapReceiver(target);
         byte[] frame = new byte[sender.MaxFrameBytes];
@@ -116,6 +116,49 @@ public class BitmapCodecTests
         Assert.True(receiver.TryApply(new ReadOnlySequence<byte>(frame, FrameHeader.Size, length - FrameHeader.Size), out string? error), error);
         Assert.Equal(20, target.SetBitCount);
         Assert.True(target.IsSet(0) && target.IsSet(999) && !target.IsSet(500));
+    }
+
+    [Theory]
+    [InlineData("sparse")]
+    [InlineData("ones")]
+    [InlineData("random")]
+    public void A_bigger_bitmap_is_sent_only_up_to_the_agreed_size(string shape)
+    {
+        // The bigger disk's bitmap (1_000_037 bits) is exchanged with a smaller one (600_001 bits).
+        var big = Make(1_000_037, Pattern(shape));
+        const long agreed = 600_001;
+        foreach (int maxBody in new[] { 16, BitmapChunkMessage.MaxBodyBytes })
+        {
+            var sender = new BitmapSender(big, agreed, maxBody);
+            var target = new QuickSyncBitmap(agreed * BytesPerBit);
+            var receiver = new BitmapReceiver(target);
+            byte[] frame = new byte[sender.MaxFrameBytes];
+            while (!sender.IsComplete)
+            {
+                int length = sender.WriteNextFrame(frame, volume: 0);
+                Assert.True(receiver.TryApply(new ReadOnlySequence<byte>(frame, FrameHeader.Size, length - FrameHeader.Size), out string? error), error);
+            }
+
+            Assert.True(receiver.IsComplete);
+            Assert.Equal(agreed, sender.NextBit);
+            for (long bit = 0; bit < agreed; bit++)
+            {
+                Assert.True(big.IsSet(bit) == target.IsSet(bit), $"{shape}: bit {bit}");
+            }
+        }
+
+        // Sent whole, the bigger bitmap ends past the smaller one: refused, as before sizes were agreed.
+        var wrong = new BitmapReceiver(new QuickSyncBitmap(agreed * BytesPerBit));
+        var whole = new BitmapSender(big);
+        byte[] buffer = new byte[whole.MaxFrameBytes];
+        string? refusal = null;
+        while (!whole.IsComplete && refusal is null)
+        {
+            int length = whole.WriteNextFrame(buffer, volume: 0);
+            wrong.TryApply(new ReadOnlySequence<byte>(buffer, FrameHeader.Size, length - FrameHeader.Size), out refusal);
+        }
+
+        Assert.NotNull(refusal);
     }
 
     private static bool Apply(BitmapChunkMessage chunk, byte[] body, QuickSyncBitmap bitmap, out string? error) =>

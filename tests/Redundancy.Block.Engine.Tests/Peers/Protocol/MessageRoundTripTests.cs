@@ -46,7 +46,7 @@ public class MessageRoundTripTests
         Assert.Equal(16, FeaturesMessage.Size);
         Assert.Equal(64, AuthChallengeMessage.Size);
         Assert.Equal(12, ProtocolSettingsMessage.Size);
-        Assert.Equal(32, SizesMessage.Size);
+        Assert.Equal(40, SizesMessage.Size);
         Assert.Equal(32, UuidsMessage.MinSize);
         Assert.Equal(32 + 8 * 32, UuidsMessage.MaxSize);
         Assert.Equal(8, StateMessage.Size);
@@ -97,6 +97,9 @@ public class MessageRoundTripTests
     {
         RoundTrip(new SizesMessage(1L << 40, (1L << 40) - (1 << 20), 1L << 39, 1 << 20));
         RoundTrip(new SizesMessage(0, 0, 0, 4096)); // Diskless
+        RoundTrip(new SizesMessage(80 << 20, 76 << 20, 0, 1 << 20, 60 << 20, SizesFlags.Resize | SizesFlags.NoResync));
+        RoundTrip(new SizesMessage(80 << 20, 76 << 20, 0, 1 << 20, 76 << 20, SizesFlags.ResizeReply));
+        RoundTrip(new SizesMessage(0, 0, 0, 4096, 1 << 20)); // Diskless: its current size is the one it learnt
         RoundTrip(new UuidsMessage(0xABCDEF01, 0x1234, [], UuidFlags.None, 0));
         RoundTrip(new UuidsMessage(0xABCDEF01, 0, [.. Enumerable.Range(1, 32).Select(i => (ulong)i * 1000)],
             UuidFlags.CrashedPrimary | UuidFlags.Consistent | UuidFlags.WasUpToDate | UuidFlags.SkipInitialSync, 12345));
@@ -105,6 +108,7 @@ public class MessageRoundTripTests
         RoundTrip(new StateMessage(Role.Secondary, DiskState.Diskless, DiskState.DUnknown, ReplicationState.Off, StateFlags.None));
         RoundTrip(new StateChangeRequestMessage(9, StateChangeKind.BecomePrimary, StateChangeRequestFlags.Force, 0));
         RoundTrip(new StateChangeRequestMessage(10, StateChangeKind.StartVerify, StateChangeRequestFlags.None, 8192));
+        RoundTrip(new StateChangeRequestMessage(11, StateChangeKind.ResyncAfterGrow, StateChangeRequestFlags.None, 0));
         RoundTrip(new StateChangeReplyMessage(9, StateChangeResult.TwoPrimaries));
         RoundTrip(new StateChangeReplyMessage(10, StateChangeResult.Success));
         RoundTrip(new SyncUuidMessage(0x77));

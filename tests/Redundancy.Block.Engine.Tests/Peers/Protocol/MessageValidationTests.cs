@@ -80,7 +80,10 @@ public class MessageValidationTests
         Refused(sizes, p => { BinaryPrimitives.WriteUInt64BigEndian(p, ulong.MaxValue); BinaryPrimitives.WriteUInt64BigEndian(p.AsSpan(8), 1UL << 60); }, "exceeds");
         Refused(sizes, U64(16, 513), "requested size 513");
         Refused(sizes, U32(24, 4095), "max request 4095");
-        Refused(sizes, U32(28, 9), "reserved");
+        Refused(sizes, U32(28, 8), "unknown flags");
+        Refused(sizes, U32(28, 3), "both a resize request and its reply");
+        Refused(sizes, U64(32, 4097), "current size 4097");
+        Refused(sizes, U64(32, (1UL << 29) + 4096), "exceeds usable size");
 
         var uuids = new UuidsMessage(11, 12, [13, 14], UuidFlags.Consistent, 5);
         Refused(uuids, U16(28, 33), "history count 33");
@@ -101,7 +104,7 @@ public class MessageValidationTests
 
         var request = new StateChangeRequestMessage(1, StateChangeKind.BecomePrimary, 0, 0);
         Refused(request, Byte(4, 0), "kind 0");
-        Refused(request, Byte(4, 9), "kind 9");
+        Refused(request, Byte(4, 10), "kind 10");
         Refused(request, Byte(5, 2), "unknown flags");
         Refused(request, U16(6, 1), "reserved");
         Refused(request, U64(8, 1), "reserved");

@@ -1,0 +1,122 @@
+using System.Buffers;
+using Redundancy.Block.Engine.Compression;
+using Redundancy.Block.Engine.Peers.Protocol;
+
+namespace Redundancy.Block.Engine.Replication;
+
+// Data-bearing frames and received blocks are up to 32 MiB: allocating each one would put every
+// write on the large-object heap (and the GC) on both nodes. These rent from the shared pool and
+// give back when done — a frame once sent (the host copies it during Send), a block once its local
+// write completed. With `compression lz4` agreed, frames carry the data LZ4-compressed when that is
+// smaller, and received blocks are decompressed into their pooled buffer.
+
+/// <summary>A whole frame (header, message, trailing data) in a rented buffer; dispose after sending.</summary>
+internal readonly struct PooledFrame : IDisposable
+{
+    private readonly byte[] buffer;
+    private readonly int length;
+
+    private PooledFrame(byte[] buffer, int length)
+    {
+        this.buffer = buffer;
+        this.length = length;
+    }
+
+    public ReadOnlySpan<byte> Span => buffer.AsSpan(0, length);
+
+    public static PooledFrame Create<T>(ushort volume, in T message, ReadOnlySpan<byte> trailing) where T : struct, IPeerMessage<T>
+    {
+        int total = FrameWriter.FrameLength(message) + trailing.Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(total);
+        int written = FrameWriter.Write(buffer, volume, message, trailing.Length);
+        trailing.CopyTo(buffer.AsSpan(written));
+        return new PooledFrame(buffer, total);
+    }
+
+    /// <summary>
+    /// As <see cref="Create"/>, but with <paramref name="data"/> LZ4-compressed under
+    /// <paramref name="compressedMessage"/> (the same message with its Compressed flag) when that is
+    /// smaller; otherwise <paramref name="message"/> and the data as they are. The block is compressed
+    /// straight into the frame: it may use at most data.Length - 1 bytes, so incompressible data
+    /// costs no more than the attempt.
+    /// </summary>
+    public static PooledFrame CreateCompressed<T>(ushort volume, in T message, in T compressedMessage, ReadOnlySpan<byte> data) where T : struct, IPeerMessage<T>
+    {
+        int head = FrameWriter.FrameLength(message);
+        Invariant.Assert(head == FrameWriter.FrameLength(compressedMessage), "the compressed flag does not change the message's length");
+        var buffer = ArrayPool<byte>.Shared.Rent(head + data.Length);
+        if (data.Length > 1 && Lz4Block.TryCompress(data, buffer.AsSpan(head, data.Length - 1), out int compressedBytes))
+        {
+            FrameWriter.Write(buffer, volume, compressedMessage, compressedBytes);
+            return new PooledFrame(buffer, head + compressedBytes);
+        }
+        FrameWriter.Write(buffer, volume, message, data.Length);
+        data.CopyTo(buffer.AsSpan(head));
+        return new PooledFrame(buffer, head + data.Length);
+    }
+
+    public void Dispose() => ArrayPool<byte>.Shared.Return(buffer);
+}
+
+/// <summary>A received block's bytes in a rented buffer, held until its local write completed.</summary>
+internal sealed class PooledBlock : IDisposable
+{
+    private byte[]? buffer;
+    private readonly int length;
+
+    private PooledBlock(byte[] buffer, int length)
+    {
+        this.buffer = buffer;
+        this.length = length;
+    }
+
+    public ReadOnlyMemory<byte> Memory => new(buffer ?? throw new ObjectDisposedException(nameof(PooledBlock)), 0, length);
+
+    public static PooledBlock CopyOf(in ReadOnlySequence<byte> bytes)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent((int)bytes.Length);
+        bytes.CopyTo(buffer);
+        return new PooledBlock(buffer, (int)bytes.Length);
+    }
+
+    /// <summary>
+    /// Decompresses the LZ4 block <paramref name="compressed"/> into a block of exactly
+    /// <paramref name="lengthBytes"/>; null with the reason when that is more than
+    /// <paramref name="maxLengthBytes"/> (nothing is allocated for it) or the block is malformed.
+    /// </summary>
+    public static PooledBlock? Decompress(in ReadOnlySequence<byte> compressed, uint lengthBytes, int maxLengthBytes, out string? error)
+    {
+        if (lengthBytes > maxLengthBytes)
+        {
+            error = $"declares {lengthBytes} bytes, more than one frame ({maxLengthBytes} bytes) carries";
+            return null;
+        }
+        var buffer = ArrayPool<byte>.Shared.Rent((int)lengthBytes);
+        byte[]? joined = null;
+        if (!compressed.IsSingleSegment)
+        {
+            joined = ArrayPool<byte>.Shared.Rent((int)compressed.Length);
+            compressed.CopyTo(joined);
+        }
+        ReadOnlySpan<byte> source = joined is null ? compressed.FirstSpan : joined.AsSpan(0, (int)compressed.Length);
+        bool ok = Lz4Block.TryDecompress(source, buffer.AsSpan(0, (int)lengthBytes), out error);
+        if (joined is not null)
+        {
+            ArrayPool<byte>.Shared.Return(joined);
+        }
+        if (!ok)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return null;
+        }
+        return new PooledBlock(buffer, (int)lengthBytes);
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref buffer, null) is { } rented)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+}

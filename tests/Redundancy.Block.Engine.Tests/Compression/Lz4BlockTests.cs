@@ -1,0 +1,165 @@
+using System.Globalization;
+using System.Text;
+using Redundancy.Block.Engine.Compression;
+
+namespace Redundancy.Block.Engine.Tests.Compression;
+
+/// <summary>Our LZ4 block compressor and decompressor round-trip every kind and size of data a write carries.</summary>
+public class Lz4BlockTests
+{
+    private static byte[] Random(int length, int seed)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    /// <summary>Text-like data: lines with counters, as logs and databases hold; compresses well, not trivially.</summary>
+    private static byte[] Text(int length)
+    {
+        var text = new StringBuilder(length + 64);
+        for (int i = 0; text.Length < length; i++)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"{i:D8} block {i * 7919 % 100003} status=ok owner=alpha\n");
+        }
+        return Encoding.ASCII.GetBytes(text.ToString(0, length));
+    }
+
+    /// <summary>Compresses with room for the worst case, checks the bound, decompresses and compares.</summary>
+    private static int RoundTrip(byte[] data)
+    {
+        var compressed = new byte[Lz4Block.MaxCompressedLength(data.Length)];
+        Assert.True(Lz4Block.TryCompress(data, compressed, out int written), "the worst-case bound always fits");
+        Assert.InRange(written, 1, Lz4Block.MaxCompressedLength(data.Length));
+        var output = new byte[data.Length];
+        Assert.True(Lz4Block.TryDecompress(compressed.AsSpan(0, written), output, out string? error), error);
+        Assert.True(output.AsSpan().SequenceEqual(data), $"{data.Length} bytes round-trip");
+        return written;
+    }
+
+    [Fact]
+    public void Empty_input_is_the_single_zero_token()
+    {
+        var compressed = new byte[16];
+        Assert.True(Lz4Block.TryCompress([], compressed, out int written));
+        Assert.Equal([0], compressed[..written]);
+        Assert.True(Lz4Block.TryDecompress([0], [], out string? error), error);
+        Assert.False(Lz4Block.TryCompress([], [], out _), "not even the token fits in nothing");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(12)]
+    [InlineData(13)]
+    [InlineData(14)]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(270)]
+    [InlineData(271)]
+    public void Tiny_inputs_round_trip_whether_or_not_they_repeat(int length)
+    {
+        RoundTrip(Random(length, length));
+        RoundTrip(new byte[length]);
+        RoundTrip(Text(length));
+    }
+
+    [Fact]
+    public void Blocks_shorter_than_13_bytes_are_all_literals()
+    {
+        // A match needs a literal before it and 12 bytes after its start: 12 zeroes stay literals.
+        var compressed = new byte[32];
+        Assert.True(Lz4Block.TryCompress(new byte[12], compressed, out int written));
+        Assert.Equal(1 + 12, written);
+        Assert.Equal(0xC0, compressed[0]);
+        Assert.True(Lz4Block.TryCompress(new byte[13], compressed, out written));
+        Assert.True(written < 13, "13 zeroes compress");
+    }
+
+    [Theory]
+    [InlineData(4096)]
+    [InlineData(1 << 20)]
+    public void Incompressible_random_data_round_trips_within_the_bound_and_refuses_a_smaller_destination(int length)
+    {
+        byte[] data = Random(length, 42);
+        int written = RoundTrip(data);
+        Assert.True(written > length, "random data does not shrink");
+        Assert.False(Lz4Block.TryCompress(data, new byte[length - 1], out int none), "not smaller: the caller sends it uncompressed");
+        Assert.Equal(0, none);
+    }
+
+    [Theory]
+    [InlineData(4096)]
+    [InlineData(1 << 20)]
+    [InlineData(32 << 20)]
+    public void Zeroes_compress_about_250_to_1(int length)
+    {
+        int written = RoundTrip(new byte[length]);
+        Assert.True(written < (length / 200) + 32, $"{length} zeroes took {written} bytes");
+    }
+
+    [Theory]
+    [InlineData(4096)]
+    [InlineData(1 << 20)]
+    [InlineData(32 << 20)]
+    public void Text_like_data_round_trips_and_shrinks(int length)
+    {
+        int written = RoundTrip(Text(length));
+        Assert.True(written < length / 2, $"{length} bytes of text took {written}");
+    }
+
+    [Fact]
+    public void A_32_MiB_write_of_mixed_data_round_trips()
+    {
+        // 4 KiB blocks alternating random, zero, text and a repeat of an earlier block beyond the 64 KiB window.
+        var data = new byte[32 << 20];
+        byte[] text = Text(4096);
+        var random = new Random(7);
+        for (int block = 0; block < data.Length / 4096; block++)
+        {
+            var span = data.AsSpan(block * 4096, 4096);
+            switch (block % 4)
+            {
+                case 0: random.NextBytes(span); break;
+                case 1: break;
+                case 2: text.CopyTo(span); break;
+                default: data.AsSpan(Math.Max(0, block - 40) * 4096, 4096).CopyTo(span); break;
+            }
+        }
+        int written = RoundTrip(data);
+        Assert.True(written < data.Length * 3 / 4, $"mixed data took {written} bytes");
+    }
+
+    [Fact]
+    public void Matches_at_the_64_KiB_offset_limit_and_just_beyond_it_round_trip()
+    {
+        byte[] chunk = Random(1000, 3);
+        foreach (int gap in new[] { 65535 - 1000, 65536 - 1000, 70000 })
+        {
+            byte[] filler = Random(gap, gap);
+            RoundTrip([.. chunk, .. filler, .. chunk, .. Random(20, 1)]);
+        }
+    }
+
+    [Fact]
+    public void Long_literal_runs_and_long_matches_use_255_continuation_bytes()
+    {
+        // 15 + 255 + 255 + n: literal and match lengths whose extra bytes end in 0, 254 and 255 boundaries.
+        foreach (int length in new[] { 15, 269, 270, 524, 525, 526, 100_000 })
+        {
+            RoundTrip([.. Random(length, length), .. new byte[length], .. Random(12, 9)]);
+        }
+    }
+
+    [Fact]
+    public void Every_repetition_period_from_1_to_40_round_trips()
+    {
+        // Overlapping matches (offset shorter than the match) copy in doubling chunks.
+        for (int period = 1; period <= 40; period++)
+        {
+            byte[] pattern = Random(period, period);
+            byte[] data = Enumerable.Range(0, 5000).Select(i => pattern[i % period]).ToArray();
+            Assert.True(RoundTrip(data) < 200, $"period {period} compresses");
+        }
+    }
+}
