@@ -90,6 +90,18 @@ public sealed partial class ReplicaHost
         }
     }
 
+    public void CompleteClientRead(long clientToken, bool succeeded, ReadOnlyMemory<byte> data)
+    {
+        if (reads.Remove(clientToken, out var read))
+        {
+            if (succeeded)
+            {
+                data.Span.CopyTo(read.Buffer.Span); // under the lock: the replica's buffer is only valid now
+            }
+            Effect(() => read.Completion.TrySetResult(succeeded)); // outside the lock: the continuation runs inline
+        }
+    }
+
     public void PersistVolume(int volume) => resource.PersistVolume(Replica.Volume(volume));
 
     public bool RunHandler(string handler, int peerNodeId, int volume, long token)

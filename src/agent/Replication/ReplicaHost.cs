@@ -25,6 +25,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     private readonly Dictionary<int, string> peerAddresses;
     private readonly IReadOnlyDictionary<int, IBlockDevice> disks;
     private readonly Dictionary<long, TaskCompletionSource<bool>> clients = [];
+    private readonly Dictionary<long, (TaskCompletionSource<bool> Completion, Memory<byte> Buffer)> reads = [];
     private readonly Dictionary<long, Task> handlersRunning = [];
     private readonly PeerListener listener;
     private readonly PeerDialer dialer;
@@ -88,6 +89,34 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         Client(token => Replica.ClientZero(token, volume, offsetBytes, lengthBytes, trim));
 
     public Task<bool> FlushAsync() => Client(Replica.ClientFlush);
+
+    /// <summary>A client read through the replica (the local disk if UpToDate, else a peer's); true when <paramref name="buffer"/> is filled.</summary>
+    public Task<bool> ReadAsync(int volume, long offsetBytes, Memory<byte> buffer)
+    {
+        // As for writes: the data is copied into the buffer under the lock, the completion is an effect.
+        var completion = new TaskCompletionSource<bool>();
+        Enter(() =>
+        {
+            long token = nextClientToken++;
+            reads[token] = (completion, buffer);
+            Replica.ClientRead(token, volume, offsetBytes, buffer.Length);
+        });
+        return completion.Task;
+    }
+
+    /// <summary>
+    /// Without the lock: whether the local disk of <paramref name="volume"/> is UpToDate, so a read may
+    /// go to it directly; <paramref name="stamp"/> is for <see cref="LocalReadStillValid"/>.
+    /// </summary>
+    public bool TryBeginLocalRead(int volume, out int stamp)
+    {
+        var state = Replica.Volume(volume); // the volumes map never changes; Disk and DiskChanges are volatile
+        stamp = state.DiskChanges;
+        return state.Disk == DiskState.UpToDate;
+    }
+
+    /// <summary>True when the disk state did not move since <see cref="TryBeginLocalRead"/>: the local data read in between is good.</summary>
+    public bool LocalReadStillValid(int volume, int stamp) => Replica.Volume(volume).DiskChanges == stamp;
 
     private Task<bool> Client(Action<long> start)
     {

@@ -383,8 +383,19 @@ internal sealed partial class ResourceManager
 
         public void Tick() => manager.OnReplicaTick(runtime);
 
-        public Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction) =>
-            ResourceManager.WriteMetadataAsync(runtime, volume, bitmapPages, transaction);
+        /// <summary>An AL transaction that cannot be written is a meta-data I/O error: the disk's on-io-error policy applies.</summary>
+        public async Task WriteMetadataAsync(int volume, IReadOnlyList<BitmapPageImage> bitmapPages, ActivityLogTransaction? transaction)
+        {
+            try
+            {
+                await ResourceManager.WriteMetadataAsync(runtime, volume, bitmapPages, transaction).ConfigureAwait(false);
+            }
+            catch (IOException e) when (transaction is not null && runtime.Attached.ContainsKey(volume))
+            {
+                manager.OnDiskError(runtime, volume, e);
+                throw;
+            }
+        }
 
         public Task RefreshCapacityAsync(int volume) => manager.RefreshCapacityAsync(runtime, volume);
     }

@@ -238,10 +238,13 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         }
         int peersWithoutSlot = runtime.State.Peers.Count(p => volume.Metadata.FindPeerSlot(p.NodeId) < 0);
         int freeSlots = volume.Metadata.Peers.Count(s => s.IsFree);
-        if (peersWithoutSlot > freeSlots)
+        string? refusal = peersWithoutSlot > freeSlots
+            ? $"the metadata has {volume.Metadata.PeerSlots} peer slot(s) but the config names {runtime.State.Peers.Count} peer(s): run `rbadm create-md --force` to re-create it"
+            : ReplicatedAttachRefusal(runtime, number, volume);
+        if (refusal is not null)
         {
             await volume.DisposeAsync().ConfigureAwait(false);
-            return $"the metadata has {volume.Metadata.PeerSlots} peer slot(s) but the config names {runtime.State.Peers.Count} peer(s): run `rbadm create-md --force` to re-create it";
+            return refusal;
         }
         runtime.State.Attach(number, volume.Metadata);
         runtime.State.AssignPeerSlots(number);
@@ -250,11 +253,61 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         {
             return "writing the metadata failed";
         }
-        var dataPath = new VolumeDataPath(runtime.ExportName(number), volume.DataArea.SizeBytes, e => OnDiskError(runtime, number, e));
+        var dataPath = runtime.DataPaths.GetValueOrDefault(number);
+        if (dataPath is null || dataPath.SizeBytes != volume.DataArea.SizeBytes)
+        {
+            dataPath = new VolumeDataPath(runtime.ExportName(number), volume.DataArea.SizeBytes, e => OnDiskError(runtime, number, e));
+            runtime.DataPaths[number] = dataPath;
+        }
         dataPath.Connect(volume.DataArea);
-        runtime.DataPaths[number] = dataPath;
         LogAttached(logger, runtime.ExportName(number), definition.Disk!, volume.DataArea.SizeBytes / (1024 * 1024), definition.MetaDisk);
+        ReattachToReplica(runtime, number);
         return null;
+    }
+
+    /// <summary>
+    /// A disk attached to a volume that is replicating (`attach` after an I/O error or a detach) must
+    /// fit the running replica: same usable size (what the bitmaps cover; the agreed size stays the
+    /// replica's), same bitmap slots (the quick-sync bitmaps in memory stay the replica's). Null when it does.
+    /// </summary>
+    private static string? ReplicatedAttachRefusal(ResourceRuntime runtime, int number, VolumeRuntime attaching)
+    {
+        var metadata = attaching.Metadata;
+        long usable = attaching.Store.Layout.UsableSizeBytes;
+        if (runtime.Replication is not { } host)
+        {
+            return null;
+        }
+        return host.Locked(replica =>
+        {
+            var volume = replica.Volume(number);
+            if (usable != volume.UsableSizeBytes)
+            {
+                return $"the disk's usable size ({usable} bytes) differs from the replicated volume's ({volume.UsableSizeBytes} bytes): `down` and `up` the resource to use it";
+            }
+            return volume.SlotOfPeer.Any(p => metadata.FindPeerSlot(p.Key) != p.Value)
+                ? "the disk's metadata assigns other bitmap slots to the peers than the running replication: `down` and `up` the resource to use it"
+                : null;
+        });
+    }
+
+    /// <summary>
+    /// The replica takes the attached disk back: its identifiers and flags as read from the metadata;
+    /// while connected it renegotiates with the peers and is resynced by bitmap. Every bitmap page is
+    /// written out again (bits set while the disk was gone never reached it).
+    /// </summary>
+    private static void ReattachToReplica(ResourceRuntime runtime, int number)
+    {
+        runtime.Replication?.Locked(replica =>
+        {
+            var bitmaps = replica.Volume(number).Bitmaps;
+            for (int slot = 0; slot < bitmaps.PeerSlots; slot++)
+            {
+                bitmaps.ReturnDirtyPages(new Engine.Bitmap.BitmapWrite(slot, 0, bitmaps.BitCount));
+            }
+            var state = runtime.State.Volume(number);
+            replica.AttachLocal(number, state.Metadata!.GenerationIds, state.Metadata.Flags, state.Disk);
+        });
     }
 
     private async Task<StateChangeResult> DetachVolumeAsync(ResourceRuntime runtime, int number, bool force, CancellationToken cancellationToken)
@@ -269,14 +322,16 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         return result;
     }
 
-    /// <summary>Drains the data path, flushes, writes the final metadata, closes the disk: Diskless.</summary>
+    /// <summary>
+    /// Drains the data path, flushes, writes the final metadata, closes the disk: Diskless. The data
+    /// path stays (disconnected): clients keep it, and a replicated volume is served through its peer.
+    /// </summary>
     private async Task CloseVolumeAsync(ResourceRuntime runtime, int number, CancellationToken cancellationToken)
     {
         if (runtime.DataPaths.GetValueOrDefault(number) is { } dataPath)
         {
             await dataPath.DisconnectAsync().ConfigureAwait(false);
         }
-        runtime.DataPaths[number] = null;
         if (runtime.Attached.Remove(number, out var volume))
         {
             try
@@ -361,14 +416,23 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         }
         _ = Task.Run(async () =>
         {
+            // A replicated volume fails at once, under the replica's lock: no more I/O goes to the
+            // disk and the Primary goes on through its peer while the detach waits for the gate.
+            if (runtime.Replication is not null && !MarkDiskFailed(runtime, number))
+            {
+                return;
+            }
             await gate.WaitAsync().ConfigureAwait(false);
             try
             {
-                if (!resources.ContainsKey(runtime.Name) || runtime.State.Volume(number).Disk is DiskState.Diskless or DiskState.Failed)
+                if (runtime.Replication is null && !MarkDiskFailed(runtime, number))
                 {
                     return;
                 }
-                runtime.UnderExportsLock(_ => { runtime.State.DiskFailed(number); return 0; });
+                if (!resources.ContainsKey(runtime.Name) || runtime.State.Volume(number).Disk != DiskState.Failed)
+                {
+                    return;
+                }
                 Publish(runtime);
                 if (policy == "call-local-io-error" && runtime.Definition.Handlers.TryGetValue("local-io-error", out string? command))
                 {
@@ -380,6 +444,34 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             {
                 gate.Release();
             }
+        });
+    }
+
+    /// <summary>Marks the volume Failed (and the replica's with it); false when it is already gone or going.</summary>
+    private static bool MarkDiskFailed(ResourceRuntime runtime, int number)
+    {
+        bool Mark() => runtime.UnderExportsLock(_ =>
+        {
+            if (runtime.State.Volume(number).Disk is DiskState.Diskless or DiskState.Failed or DiskState.Detaching)
+            {
+                return false;
+            }
+            runtime.State.DiskFailed(number);
+            return true;
+        });
+        if (runtime.Replication is not { } host)
+        {
+            return Mark();
+        }
+        return host.Locked(replica =>
+        {
+            if (!Mark())
+            {
+                return false;
+            }
+            var volume = replica.Volume(number);
+            replica.AdoptLocal(number, volume.Ids, volume.Flags, DiskState.Failed);
+            return true;
         });
     }
 

@@ -42,7 +42,11 @@ internal sealed class ResourceRuntime
     /// <summary>Attached volumes by number (absent while Diskless).</summary>
     public Dictionary<int, VolumeRuntime> Attached { get; } = [];
 
-    /// <summary>The data path of each volume while attached (null while Diskless).</summary>
+    /// <summary>
+    /// The data path of each volume (null until first attached). It outlives a detach, disconnected
+    /// while Diskless: NBD clients and the replica keep using the same one, and `attach` connects
+    /// the disk to it again.
+    /// </summary>
     public Dictionary<int, VolumeDataPath?> DataPaths { get; } = [];
 
     /// <summary>The replication of a resource with peers, from `up` to `down` (null for a resource of one node).</summary>
@@ -93,8 +97,30 @@ internal sealed class ResourceRuntime
         return null;
     }
 
-    /// <summary>Gives an NBD client a hold on a volume; refused (with DRBD's reason) unless Primary with data.</summary>
+    /// <summary>
+    /// Gives an NBD client a hold on a volume; refused (with DRBD's reason) unless Primary with
+    /// UpToDate data: its own disk's, or for a replicated resource a connected peer's (a Diskless
+    /// Primary is served through its peer). Checked under the replica's lock, then the exports lock.
+    /// </summary>
     public bool TryOpen(int volume, out ExportHandle? handle, out string refusal)
+    {
+        if (Replication is not { } host)
+        {
+            return TryOpen(volume, null, out handle, out refusal);
+        }
+        ExportHandle? opened = null;
+        string why = string.Empty;
+        bool ok = host.Locked(replica =>
+        {
+            bool result = TryOpen(volume, replica, out var h, out var r);
+            (opened, why) = (h, r);
+            return result;
+        });
+        (handle, refusal) = (opened, why);
+        return ok;
+    }
+
+    private bool TryOpen(int volume, Replica? replica, out ExportHandle? handle, out string refusal)
     {
         handle = null;
         lock (exportsGate)
@@ -106,13 +132,16 @@ internal sealed class ResourceRuntime
             }
             var dataPath = DataPaths.GetValueOrDefault(volume);
             var disk = State.Volume(volume).Disk;
-            if (dataPath is null || disk != DiskState.UpToDate)
+            bool throughPeer = replica is not null && replica.Links.Values.Any(l => l.State == ConnectionState.Connected && l.PeerDisks.GetValueOrDefault(volume) == DiskState.UpToDate);
+            if (dataPath is null || (disk != DiskState.UpToDate && !throughPeer))
             {
-                refusal = $"{ExportName(volume)} has no UpToDate data (disk:{disk})";
+                refusal = $"{ExportName(volume)} has no UpToDate data (disk:{disk}{(replica is null ? string.Empty : ", and no connected peer is UpToDate")})";
                 return false;
             }
-            // The device is the agreed size (la-size in the superblock), which a bigger local disk exceeds.
-            long agreedBytes = Math.Min(State.Volume(volume).Metadata?.UsableSizeBytes ?? dataPath.SizeBytes, dataPath.SizeBytes);
+            // The device is the agreed size (la-size in the superblock), which a bigger local disk exceeds;
+            // a replicated volume's is the replica's (kept while Diskless: the peer serves that size).
+            long agreedBytes = replica is not null ? replica.Volume(volume).AgreedSizeBytes
+                : Math.Min(State.Volume(volume).Metadata?.UsableSizeBytes ?? dataPath.SizeBytes, dataPath.SizeBytes);
             IBlockDevice device = Replication is { } host ? new ReplicatedVolumeDevice(host, volume, dataPath, agreedBytes)
                 : agreedBytes < dataPath.SizeBytes ? new SubrangeBlockDevice(dataPath, 0, agreedBytes) : dataPath;
             handle = new ExportHandle(ExportName(volume), device, revocation.Token, Release);

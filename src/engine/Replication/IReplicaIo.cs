@@ -40,6 +40,13 @@ public interface IReplicaIo
     void CompleteClient(long clientToken, bool succeeded);
 
     /// <summary>
+    /// The client read <paramref name="clientToken"/> is done: <paramref name="data"/> holds exactly the
+    /// bytes asked for when it succeeded (from the local disk or a peer's). The replica does not touch
+    /// <paramref name="data"/> afterwards.
+    /// </summary>
+    void CompleteClientRead(long clientToken, bool succeeded, ReadOnlyMemory<byte> data);
+
+    /// <summary>
     /// A volume's generation identifiers, metadata flags or disk state changed (read them from
     /// <see cref="Replica.Volume"/>): persist them before the replica acts on them.
     /// </summary>

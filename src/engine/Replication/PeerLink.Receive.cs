@@ -213,14 +213,59 @@ public sealed partial class PeerLink
     private void OnState(ushort volume, StateMessage state)
     {
         PeerVolumeOf(volume).State = state;
-        if (State == ConnectionState.Connected)
+        if (State != ConnectionState.Connected)
         {
-            SetPeerRole(state.Role);
-            if (peerDisks.TryGetValue(volume, out var before) && before != state.Disk)
-            {
-                output.Transitions.Add(new Resources.StateTransition($"{Subject}/{volume}", "peer-disk", before.ToString(), state.Disk.ToString()));
-            }
-            peerDisks[volume] = state.Disk;
+            return;
+        }
+        SetPeerRole(state.Role);
+        bool known = peerDisks.TryGetValue(volume, out var before);
+        if (known && before != state.Disk)
+        {
+            output.Transitions.Add(new Resources.StateTransition($"{Subject}/{volume}", "peer-disk", before.ToString(), state.Disk.ToString()));
+        }
+        peerDisks[volume] = state.Disk;
+        if (renegotiating.Contains(volume) && state.PeerDisk == DiskState.Negotiating)
+        {
+            // The peer's answer to our attach: it has seen our UUIDs and decided; now we do.
+            renegotiating.Remove(volume);
+            DecideAgain(volume);
+        }
+        else if (state.Disk == DiskState.Negotiating && before != DiskState.Negotiating)
+        {
+            // The peer attached a disk: answer with our UUIDs and state (its view of us changes
+            // nothing until it has them), then decide as it will.
+            renegotiating.Remove(volume);
+            SendOwnVolumeState(volume);
+            DecideAgain(volume);
+        }
+    }
+
+    /// <summary>One volume's sizes, UUIDs and state, as sent at connect time (our view of the peer's disk included).</summary>
+    private void SendOwnVolumeState(int volume)
+    {
+        foreach (var view in host.VolumesFor(settings.PeerNodeId).Where(v => v.Volume == volume))
+        {
+            Send((ushort)volume, SizesOf(view, SizesFlags.None));
+            Send((ushort)volume, UuidsOf(view));
+            Send((ushort)volume, new StateMessage(host.Role, view.Disk, peerDisks.GetValueOrDefault(volume, DiskState.DUnknown),
+                host.ReplicationOf(settings.PeerNodeId, volume), StateFlags.None));
+        }
+    }
+
+    /// <summary>The sync handshake for one volume on an established connection (after an attach on either side).</summary>
+    private void DecideAgain(int volume)
+    {
+        var local = host.VolumesFor(settings.PeerNodeId).Where(v => v.Volume == volume).ToList();
+        if (local.Count == 0 || !handshake!.Volumes.TryGetValue(volume, out var peer) || !peer.Complete)
+        {
+            Drop($"protocol error: volume {volume} renegotiated without its UUIDs and sizes", ConnectionState.ProtocolError);
+            return;
+        }
+        // The device size stays as agreed: an attached disk must fit it (the host checks), and it
+        // changes online only by `resize`.
+        if (TryDecide(local[0], peer, local[0].CurrentSizeBytes, out var decision))
+        {
+            output.Renegotiated.Add(decision);
         }
     }
 
@@ -271,31 +316,11 @@ public sealed partial class PeerLink
                 Drop(tooSmall, ConnectionState.ProtocolError);
                 return;
             }
-            var outcome = Decide(volume, peer);
-            foreach (string line in outcome.Log)
+            if (!TryDecide(volume, peer, agreed, out var decision))
             {
-                output.Log.Add($"{Subject}/{volume.Volume}: {line}");
-            }
-            if (outcome.Handlers != HandshakeHandlers.None)
-            {
-                output.HandlerCalls.Add((volume.Volume, outcome.Handlers));
-            }
-            if (outcome.Action == HandshakeAction.Disconnect)
-            {
-                if (outcome.RetryConnect)
-                {
-                    Drop($"volume {volume.Volume}: {outcome.Reason}, retrying", ConnectionState.Unconnected);
-                }
-                else
-                {
-                    GiveUp(outcome.Reason == SplitBrain.DisconnectReason.UnrelatedData ? WireDisconnectReason.UnrelatedData : WireDisconnectReason.SplitBrain,
-                        $"volume {volume.Volume}: {Describe(outcome.Reason)}");
-                }
                 return;
             }
-            var uuids = peer.Uuids!.Value;
-            var peerUuids = outcome.Comparison.PeerFixup ?? new UuidSet(uuids.Current, uuids.Bitmap, uuids.History);
-            decisions.Add(new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreed, peerUuids, peerUsable));
+            decisions.Add(decision);
         }
         SetState(ConnectionState.Connected);
         SetPeerRole(hs.Volumes[local[0].Volume].State!.Value.Role);
@@ -306,6 +331,45 @@ public sealed partial class PeerLink
         output.Decisions = decisions;
     }
 
+    /// <summary>
+    /// The sync handshake for one volume, the device size being <paramref name="agreedSizeBytes"/>;
+    /// false when it dropped the connection (the caller stops).
+    /// </summary>
+    private bool TryDecide(LocalVolumeView volume, PeerVolume peer, long agreedSizeBytes, out VolumeDecision decision)
+    {
+        decision = null!;
+        var outcome = Decide(volume, peer);
+        foreach (string line in outcome.Log)
+        {
+            output.Log.Add($"{Subject}/{volume.Volume}: {line}");
+        }
+        if (outcome.Handlers != HandshakeHandlers.None)
+        {
+            output.HandlerCalls.Add((volume.Volume, outcome.Handlers));
+        }
+        if (outcome.Action == HandshakeAction.Disconnect)
+        {
+            if (outcome.RetryConnect)
+            {
+                Drop($"volume {volume.Volume}: {outcome.Reason}, retrying", ConnectionState.Unconnected);
+            }
+            else
+            {
+                GiveUp(outcome.Reason == SplitBrain.DisconnectReason.UnrelatedData ? WireDisconnectReason.UnrelatedData : WireDisconnectReason.SplitBrain,
+                    $"volume {volume.Volume}: {Describe(outcome.Reason)}");
+            }
+            return false;
+        }
+        var uuids = peer.Uuids!.Value;
+        var peerUuids = outcome.Comparison.PeerFixup ?? new UuidSet(uuids.Current, uuids.Bitmap, uuids.History);
+        decision = new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreedSizeBytes, peerUuids, (long)peer.Sizes!.Value.UsableSizeBytes);
+        return true;
+    }
+
+    /// <summary>
+    /// A Negotiating disk (attached while connected) is compared as what its metadata says, as DRBD
+    /// does (its own new_state_tmp; the peer's from the UUID flags), and is exempt from rr-conflict.
+    /// </summary>
     private HandshakeOutcome Decide(LocalVolumeView local, PeerVolume peer)
     {
         var uuids = peer.Uuids!.Value;
@@ -313,9 +377,13 @@ public sealed partial class PeerLink
         var peerFlags = (uuids.Flags.HasFlag(UuidFlags.CrashedPrimary) ? MetadataFlags.CrashedPrimary : 0)
             | (uuids.Flags.HasFlag(UuidFlags.Consistent) ? MetadataFlags.Consistent : 0)
             | (uuids.Flags.HasFlag(UuidFlags.WasUpToDate) ? MetadataFlags.WasUpToDate : 0);
-        var self = new HandshakeSide(local.Uuids, local.Flags, host.Role, local.Disk, settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData);
-        var other = new HandshakeSide(new UuidSet(uuids.Current, uuids.Bitmap, uuids.History), peerFlags, state.Role, state.Disk,
-            settings.PeerNodeName, (long)uuids.DirtyBits, state.Flags.HasFlag(StateFlags.DiscardMyData));
+        bool selfNegotiating = local.Disk == DiskState.Negotiating;
+        bool peerNegotiating = state.Disk == DiskState.Negotiating;
+        var self = new HandshakeSide(local.Uuids, local.Flags, host.Role, selfNegotiating ? ReplicaVolume.DiskFromFlags(local.Flags) : local.Disk,
+            settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData, Negotiating: selfNegotiating);
+        var other = new HandshakeSide(new UuidSet(uuids.Current, uuids.Bitmap, uuids.History), peerFlags, state.Role,
+            peerNegotiating ? ReplicaVolume.DiskFromFlags(peerFlags) : state.Disk, settings.PeerNodeName, (long)uuids.DirtyBits,
+            state.Flags.HasFlag(StateFlags.DiscardMyData), Negotiating: peerNegotiating);
         return SyncHandshake.Decide(self, other, settings.ResolvesConflicts, settings.Policies);
     }
 

@@ -45,6 +45,9 @@ public sealed partial class PeerLink
 
     private readonly Dictionary<int, DiskState> peerDisks = [];
 
+    /// <summary>Volumes this node attached while connected, waiting for the peer's answer to run the sync handshake.</summary>
+    private readonly HashSet<int> renegotiating = [];
+
     /// <summary>Why the link last went StandAlone or dropped, for status and logs.</summary>
     public string? LastError { get; private set; }
 
@@ -176,6 +179,22 @@ public sealed partial class PeerLink
         }
     }
 
+    /// <summary>
+    /// While connected: this node attached a disk to <paramref name="volume"/> (its disk is Negotiating):
+    /// tell the peer its sizes, UUIDs and state, as at connect time; the peer answers with its own and
+    /// both run the sync handshake for the volume again (DRBD's attach while connected). The decision
+    /// comes out as <see cref="PeerLinkOutput.Renegotiated"/>.
+    /// </summary>
+    public void Renegotiate(int volume)
+    {
+        if (State != ConnectionState.Connected)
+        {
+            return;
+        }
+        SendOwnVolumeState(volume);
+        renegotiating.Add(volume);
+    }
+
     /// <summary>While connected: sends one volume's sizes (a resize request or its answer, with <paramref name="flags"/>).</summary>
     public void SendSizes(int volume, SizesFlags flags)
     {
@@ -273,6 +292,7 @@ public sealed partial class PeerLink
         pingSentAtMs = -1;
         PeerRole = Role.Unknown;
         peerDisks.Clear();
+        renegotiating.Clear();
     }
 
     /// <summary>Goes through <paramref name="failure"/> back to Connecting; the dialling side dials again connect-int after <paramref name="fromMs"/>.</summary>

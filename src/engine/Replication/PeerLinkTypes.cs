@@ -79,6 +79,9 @@ public sealed class PeerLinkOutput
     /// <summary>Set once per successful handshake: one decision per volume.</summary>
     public IReadOnlyList<VolumeDecision>? Decisions { get; set; }
 
+    /// <summary>Decisions of the sync handshake run again on an established connection for a volume attached on either side.</summary>
+    public List<VolumeDecision> Renegotiated { get; } = [];
+
     /// <summary>
     /// The established connection ended by a `disconnect` (this side's or the peer's): the peer's
     /// role at that moment, for DRBD 9's outdate-on-disconnect. Null for any other end.
@@ -86,5 +89,5 @@ public sealed class PeerLinkOutput
     public Role? GracefulDisconnectPeerRole { get; set; }
 
     public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && HandlerCalls.Count == 0 && Decisions is null
-        && GracefulDisconnectPeerRole is null;
+        && GracefulDisconnectPeerRole is null && Renegotiated.Count == 0;
 }

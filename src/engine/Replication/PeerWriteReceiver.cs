@@ -57,11 +57,15 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
     /// <summary>Frames held back behind an unfinished barrier.</summary>
     public int HeldFrames => held.Count;
 
-    /// <summary>True while a write overlapping the range is held back or not yet on the local disk.</summary>
+    /// <summary>
+    /// True while a write overlapping the range is held back behind a barrier or not yet on the local
+    /// disk: a read served for the peer (resync or remote read) must wait for it, or it could return
+    /// older data than the peer wrote.
+    /// </summary>
     public bool WriteInFlight(int volume, long offsetBytes, long lengthBytes)
     {
         bool Overlaps(int v, in DataMessage d) =>
-            v == volume && d.LengthBytes > 0 && (long)d.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < (long)d.OffsetBytes + d.LengthBytes;
+            v == volume && d.LengthBytes > 0 && lengthBytes > 0 && (long)d.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < (long)d.OffsetBytes + d.LengthBytes;
         return active.Values.Any(w => Overlaps(w.Volume, w.Data)) || held.Any(p => p.Barrier is null && Overlaps(p.Volume, p.Data));
     }
 

@@ -52,7 +52,12 @@ public sealed partial class Replica
         }
     }
 
-    /// <summary>The AL transaction is durable (or failed: the metadata disk is broken, the writes fail).</summary>
+    /// <summary>
+    /// The AL transaction is durable, or failed: the metadata disk is broken. As DRBD's
+    /// drbd_al_begin_io_commit, the writes go on either way: the host's on-io-error policy deals
+    /// with the disk (detach: the Primary goes on through its peer), and a request succeeds when
+    /// the local disk or a peer has it.
+    /// </summary>
     private void ActivityLogWritten(ActivityLogIo written, bool succeeded)
     {
         var al = volumes[written.Volume].ActivityLog!;
@@ -61,19 +66,11 @@ public sealed partial class Replica
         alAwaitingTransaction.RemoveAll(r => r.Volume == written.Volume);
         if (!succeeded)
         {
-            io.Log($"{written.Volume}: meta-data I/O error writing the activity log; the writes waiting for it fail");
+            io.Log($"{ResourceName}/{written.Volume}: meta-data I/O error writing the activity log");
         }
         foreach (var request in ready)
         {
-            if (succeeded)
-            {
-                Start(request);
-            }
-            else
-            {
-                LeaveActivityLog(request);
-                CompleteClient(request.ClientToken, false);
-            }
+            Start(request);
         }
         RetryActivityLogWaiters();
     }

@@ -30,9 +30,14 @@ public sealed partial class Replica
         switch (pending)
         {
             case ClientIo client:
+                foreach (var (admitting, admission) in client.Admissions)
+                {
+                    // Never "in sync" by this write: the source has it too and resyncs the blocks
+                    // again, so both sides' bitmaps keep agreeing (the source clears only on RsWriteAck).
+                    admitting.ApplicationWriteFailed(admission);
+                }
                 writes.LocalDone(client.RequestId, succeeded);
                 CompleteRequests();
-                RetryDeferredResyncReads();
                 break;
             case PeerWriteIo peerWrite:
                 peerWrite.Block?.Dispose();
@@ -58,6 +63,7 @@ public sealed partial class Replica
                 resyncWrite.Block?.Dispose();
                 ResyncWriteDone(resyncWrite, succeeded);
                 RetryDeferredPeerWrites();
+                RetryDeferredClientWrites();
                 break;
             case ActivityLogIo activityLog:
                 ActivityLogWritten(activityLog, succeeded);
@@ -67,6 +73,7 @@ public sealed partial class Replica
                 Carry(flush.Peer, flush.Receiver);
                 break;
         }
+        RetryDeferredReads();
         if (deferredVerifyReads.Count > 0)
         {
             RetryDeferredVerifyReads();
@@ -147,8 +154,9 @@ public sealed partial class Replica
     {
         var (clientToken, volume, offsetBytes, lengthBytes, flags, kind, data) = request;
         var local = volumes[volume];
-        if (Role != Role.Primary || (!local.HasLocalData && connected.Count == 0))
+        if (Role != Role.Primary || (local.Disk != DiskState.UpToDate && UpToDatePeer(volume) is null))
         {
+            // DRBD's on-no-data-accessible io-error: no UpToDate copy of the data is reachable.
             LeaveActivityLog(request);
             CompleteClient(clientToken, false);
             return;
@@ -180,20 +188,82 @@ public sealed partial class Replica
                 local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
                 TellPulledAhead(peer, volume, offsetBytes, lengthBytes);
             }
+            if (local.Disk == DiskState.Negotiating)
+            {
+                // Attached but not yet written to: the peer records this write for our disk, and so
+                // do we, so both bitmaps of the coming resync hold it.
+                foreach (int peer in tracked.SendTo)
+                {
+                    local.Bitmaps.MarkOutOfSync(local.SlotOfPeer[peer], offsetBytes, lengthBytes);
+                }
+            }
         }
         if (local.HasLocalData)
         {
-            long token = NewToken(new ClientIo(tracked.RequestId, volume, offsetBytes, kind == ReplicatedRequestKind.Flush ? 0 : lengthBytes));
-            switch (kind)
-            {
-                case ReplicatedRequestKind.Write: io.WriteLocal(volume, offsetBytes, data, (flags & DataFlags.Fua) != 0, token); break;
-                case ReplicatedRequestKind.Flush: io.FlushLocal(token); break;
-                default: io.ZeroLocal(volume, offsetBytes, lengthBytes, kind == ReplicatedRequestKind.Trim, token); break;
-            }
+            SubmitClientLocal(new ClientIo(tracked.RequestId, volume, offsetBytes, kind == ReplicatedRequestKind.Flush ? 0 : lengthBytes, kind, data, (flags & DataFlags.Fua) != 0));
         }
         MaybePullAhead();
         CompleteRequests();
     }
+
+    /// <summary>
+    /// The local part of a client request. On a SyncTarget (a Primary whose disk came back) the
+    /// resync planner admits it first, as it does a write from the peer: resync data being written
+    /// to the same blocks lands first, and replies still on the way for them are dropped.
+    /// </summary>
+    private void SubmitClientLocal(ClientIo client)
+    {
+        if (client.LengthBytes > 0)
+        {
+            foreach (var planner in syncs.Where(s => s.Key.Volume == client.Volume && s.Value.Planner is not null).Select(s => s.Value.Planner!).ToList())
+            {
+                var admission = planner.ApplicationWriteArrived(client.OffsetBytes, client.LengthBytes);
+                if (!admission.Admitted)
+                {
+                    foreach (var (admitted, admittedToken) in client.Admissions)
+                    {
+                        admitted.ApplicationWriteFailed(admittedToken);
+                    }
+                    client.Admissions.Clear();
+                    deferredClientWrites.Add(client);
+                    return;
+                }
+                client.Admissions.Add((planner, admission.Token));
+            }
+        }
+        long token = NewToken(client);
+        switch (client.Kind)
+        {
+            case ReplicatedRequestKind.Write: io.WriteLocal(client.Volume, client.OffsetBytes, client.Data, client.Fua, token); break;
+            case ReplicatedRequestKind.Flush: io.FlushLocal(token); break;
+            default: io.ZeroLocal(client.Volume, client.OffsetBytes, client.LengthBytes, client.Kind == ReplicatedRequestKind.Trim, token); break;
+        }
+    }
+
+    /// <summary>Local parts of client requests that waited for resync writes (or for a resync to end); a disk gone meanwhile fails them.</summary>
+    private void RetryDeferredClientWrites()
+    {
+        if (deferredClientWrites.Count == 0)
+        {
+            return;
+        }
+        var waiting = deferredClientWrites.ToList();
+        deferredClientWrites.Clear();
+        foreach (var client in waiting)
+        {
+            if (volumes[client.Volume].HasLocalData)
+            {
+                SubmitClientLocal(client);
+            }
+            else
+            {
+                writes.LocalDone(client.RequestId, false);
+            }
+        }
+        CompleteRequests();
+    }
+
+    private readonly List<ClientIo> deferredClientWrites = [];
 
     /// <summary>
     /// Sends a request to every peer it goes to, each after the barrier that closes the previous
@@ -270,17 +340,29 @@ public sealed partial class Replica
         }
     }
 
-    /// <summary>Data, acks and barriers on an established connection. Untrusted: bad frames drop the connection.</summary>
+    /// <summary>Data, acks, barriers and remote reads on an established connection. Untrusted: bad frames drop the connection.</summary>
     private void ReceiveDataPath(int peer, in FrameHeader header, in ReadOnlySequence<byte> payload)
     {
         switch (header.Type)
         {
+            case MessageType.DataRequest:
+                OnDataRequest(peer, header, payload);
+                break;
+            case MessageType.DataReply or MessageType.NegDReply:
+                ReceiveRemoteRead(peer, header, payload);
+                break;
             case MessageType.Data when Role != Role.Primary:
                 if (!DataMessage.TryRead(payload, out var data, out var block, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
                     || data.OffsetBytes + data.LengthBytes > (ulong)volume.AgreedSizeBytes)
                 {
                     ProtocolError(peer, error ?? $"Data for volume {header.Volume} outside the agreed size");
                     return;
+                }
+                if (data.LengthBytes > 0 && links[peer].PeerDisks.GetValueOrDefault(header.Volume, DiskState.DUnknown) < DiskState.Inconsistent)
+                {
+                    // "In case we have the only disk of the cluster": the writer's own disk is gone (or
+                    // not yet back), so what it writes here is what its disk will lack (DRBD's receive_Data).
+                    volume.Bitmaps.MarkOutOfSync(volume.SlotOfPeer[peer], (long)data.OffsetBytes, data.LengthBytes);
                 }
                 PooledBlock? bytes = null;
                 if (data.ExpectsData && (bytes = ReceivedBlock(peer, block, (data.Flags & DataFlags.Compressed) != 0, data.LengthBytes, out error)) is null)

@@ -24,20 +24,38 @@ public sealed partial class Replica
     public ResyncProgress? ResyncProgressOf(int peerNodeId, int volume, long nowMs) =>
         syncs.TryGetValue((peerNodeId, volume), out var sync) && sync.Planner is { } planner ? planner.Progress(nowMs) : null;
 
-    /// <summary>A local read started for a resync (either side, csums-alg included) or an online verify finished.</summary>
+    /// <summary>
+    /// A local read started through <see cref="IReplicaIo.ReadLocal"/> finished: a client's, a peer's
+    /// remote read, a resync's (either side, csums-alg included) or an online verify's.
+    /// </summary>
     public void LocalReadDone(long token, bool succeeded, ReadOnlyMemory<byte> data)
     {
-        Invariant.Assert(pendingIo.Remove(token, out var pending) && pending is ResyncReadIo or CsumReadIo or VerifyReadIo, $"read {token} completes once");
+        Invariant.Assert(pendingIo.Remove(token, out var pending), $"read {token} completes once");
         switch (pending)
         {
+            case ClientReadIo client:
+                ClientReadDone(client, succeeded, data);
+                break;
+            case PeerReadIo remote:
+                PeerReadDone(remote, succeeded, data);
+                break;
+            case ResyncReadIo resync:
+                ResyncReadDone(resync, succeeded, data);
+                break;
             case VerifyReadIo verifyRead:
                 VerifyReadDone(verifyRead, succeeded, data.Span);
-                return;
+                break;
             case CsumReadIo csumRead:
                 CsumReadDone(csumRead, succeeded, data.Span);
-                return;
+                break;
+            default:
+                Invariant.Assert(false, $"I/O {token} is a read");
+                break;
         }
-        var read = (ResyncReadIo)pending;
+    }
+
+    private void ResyncReadDone(ResyncReadIo read, bool succeeded, ReadOnlyMemory<byte> data)
+    {
         if (!IsCurrent(read.Peer, read.Connection))
         {
             return; // the connection it was for is gone
@@ -80,6 +98,13 @@ public sealed partial class Replica
         }
         var state = decision.Outcome.NextReplicationState;
         replication[(peer, volume.Number)] = state;
+        if (volume.Disk == DiskState.Negotiating && state != ReplicationState.WFBitMapT)
+        {
+            // An attached disk that is not to be resynced here is what its metadata says (a
+            // SyncTarget stays Negotiating, not written to, until the resync starts).
+            var disk = ReplicaVolume.DiskFromFlags(volume.Flags);
+            SetDisk(volume, state == ReplicationState.WFBitMapS && disk == DiskState.Consistent ? DiskState.UpToDate : disk);
+        }
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
         {
             // Same data generation on both sides: a Consistent copy is as good as the peer's, and an
@@ -112,6 +137,7 @@ public sealed partial class Replica
     private void StartSync(int peer, ReplicaVolume volume, ReplicationState state, bool fullSync, UuidSet peerUuids)
     {
         int slot = volume.SlotOfPeer[peer];
+        abortedSyncs.Remove((peer, volume.Number));
         SetReplication(peer, volume.Number, state);
         if (state == ReplicationState.WFBitMapS && volume.Disk == DiskState.Consistent)
         {
@@ -143,6 +169,10 @@ public sealed partial class Replica
     {
         if (!volumes.TryGetValue(header.Volume, out var volume) || !syncs.TryGetValue((peer, header.Volume), out var sync))
         {
+            if (abortedSyncs.Contains((peer, header.Volume)))
+            {
+                return; // sent before the peer learned that a disk went away
+            }
             ProtocolError(peer, $"{header.Type} for volume {header.Volume}, which is not resyncing");
             return;
         }
@@ -220,6 +250,11 @@ public sealed partial class Replica
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
         // With csums-alg each request is one block, so only blocks whose digests differ are transferred.
         sync.Planner = UsesCsums(peer) ? new ResyncPlanner(volume.Bitmaps, slot, CsumsRequestBytes) : new ResyncPlanner(volume.Bitmaps, slot);
+        foreach (var client in pendingIo.Values.OfType<ClientIo>().Where(c => c.Volume == volume.Number && c.LengthBytes > 0))
+        {
+            // A Primary's own writes already on their way to this disk: no resync reply may land after them.
+            client.Admissions.Add((sync.Planner, sync.Planner.ApplicationWriteArrived(client.OffsetBytes, client.LengthBytes).Token));
+        }
         sync.Controller = new ResyncRateController(volume.ResyncRate);
         sync.LastTurnMs = -1; // the first turn comes with the next tick
         if (!HoldForBeforeResyncTarget(peer, volume.Number, sync))
@@ -239,13 +274,7 @@ public sealed partial class Replica
         {
             return $"{(targetDigest is null ? "RsDataRequest" : "CsumRsRequest")} {request.OffsetBytes}+{request.LengthBytes} out of place or range";
         }
-        var read = new ResyncReadIo(peer, receivers[peer], volume.Number, request, targetDigest);
-        if (ClientWriteInFlight(volume.Number, (long)request.OffsetBytes, request.LengthBytes))
-        {
-            deferredResyncReads.Add(read);
-            return null;
-        }
-        io.ReadLocal(volume.Number, (long)request.OffsetBytes, (int)request.LengthBytes, NewToken(read));
+        StartServedRead(new ResyncReadIo(peer, receivers[peer], volume.Number, request, targetDigest));
         return null;
     }
 
@@ -451,25 +480,6 @@ public sealed partial class Replica
         LogCsumsSummary(peer, volume, sync.SameCsumBits, sync.TotalBits);
     }
 
-    /// <summary>Source: a client write landed; resync reads of those blocks that waited may go now.</summary>
-    private void RetryDeferredResyncReads()
-    {
-        foreach (var read in deferredResyncReads.ToList())
-        {
-            if (!ClientWriteInFlight(read.Volume, (long)read.Request.OffsetBytes, read.Request.LengthBytes))
-            {
-                deferredResyncReads.Remove(read);
-                if (IsCurrent(read.Peer, read.Connection))
-                {
-                    io.ReadLocal(read.Volume, (long)read.Request.OffsetBytes, (int)read.Request.LengthBytes, NewToken(read));
-                }
-            }
-        }
-    }
-
-    private bool ClientWriteInFlight(int volume, long offsetBytes, long lengthBytes) =>
-        pendingIo.Values.OfType<ClientIo>().Any(c => c.Volume == volume && c.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < c.OffsetBytes + c.LengthBytes);
-
     /// <summary>
     /// A State from the SyncTarget. Once it went Inconsistent for this resync, UpToDate means every
     /// block it requested was written. Bits still set here are then blocks the application rewrote
@@ -533,8 +543,6 @@ public sealed partial class Replica
 
     private string Subject(int peer) => $"{links[peer].Settings.ResourceName} {links[peer].Settings.PeerNodeName}";
 
-    private readonly List<ResyncReadIo> deferredResyncReads = [];
-
     /// <summary>One peer-volume resync in progress (either side).</summary>
     private sealed class SyncState(bool source, UuidSet peerUuids, BitmapReceiver receiving, QuickSyncBitmap incoming)
     {
@@ -563,7 +571,8 @@ public sealed partial class Replica
     }
 
     /// <summary>Source: a read to answer a request; <paramref name="TargetDigest"/> is the target's digest under csums-alg.</summary>
-    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request, Digest? TargetDigest = null) : PendingIo;
+    private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request, Digest? TargetDigest = null)
+        : ServedReadIo(Peer, Connection, Volume, (long)Request.OffsetBytes, (int)Request.LengthBytes);
 
     private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply, PooledBlock? Block = null) : PendingIo;
 }

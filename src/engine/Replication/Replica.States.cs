@@ -38,9 +38,14 @@ public sealed partial class Replica
     public void AdoptLocal(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk)
     {
         var volume = volumes[volumeNumber];
+        bool hadDisk = volume.HasLocalData || volume.Disk == DiskState.Negotiating;
         volume.Ids = ids;
         volume.Flags = flags;
         volume.Disk = disk;
+        if (hadDisk && !volume.HasLocalData && disk != DiskState.Negotiating)
+        {
+            LocalDiskGone(volume);
+        }
         AnnounceState();
     }
 
@@ -292,13 +297,14 @@ public sealed partial class Replica
         return uuids;
     }
 
-    /// <summary>Tells every connected peer this node's role and disk states.</summary>
+    /// <summary>Tells every connected peer this node's role and disk states; a peer without a disk may now need tracking.</summary>
     private void AnnounceState()
     {
-        foreach (int peer in connected)
+        foreach (int peer in connected.ToList())
         {
             links[peer].AnnounceState();
             Drain(peer);
         }
+        TrackPeersWithoutDisk();
     }
 }

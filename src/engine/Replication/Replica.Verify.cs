@@ -192,7 +192,7 @@ public sealed partial class Replica
 
     private void StartVerifyRead(VerifyReadIo read)
     {
-        if (LocalWriteInFlight(read.Volume, (long)read.OffsetBytes, read.LengthBytes))
+        if (WriteInFlight(read.Volume, (long)read.OffsetBytes, read.LengthBytes))
         {
             deferredVerifyReads.Add(read);
             return;
@@ -355,16 +355,12 @@ public sealed partial class Replica
         }
     }
 
-    /// <summary>True while a local write to the range is in flight: a client write, or a peer's write received or held back.</summary>
-    private bool LocalWriteInFlight(int volume, long offsetBytes, long lengthBytes) =>
-        ClientWriteInFlight(volume, offsetBytes, lengthBytes) || receivers.Values.Any(r => r.WriteInFlight(volume, offsetBytes, lengthBytes));
-
     /// <summary>A local write completed: verify reads of those blocks that waited may go now.</summary>
     private void RetryDeferredVerifyReads()
     {
         foreach (var read in deferredVerifyReads.ToList())
         {
-            if (!LocalWriteInFlight(read.Volume, (long)read.OffsetBytes, read.LengthBytes))
+            if (!WriteInFlight(read.Volume, (long)read.OffsetBytes, read.LengthBytes))
             {
                 deferredVerifyReads.Remove(read);
                 if (verifies.TryGetValue((read.Peer, read.Volume), out var verify) && ReferenceEquals(verify, read.Verify))

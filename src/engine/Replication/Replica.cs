@@ -160,13 +160,15 @@ public sealed partial class Replica : IPeerLinkHost
             {
                 PeerDiskReported(peerNodeId, header.Volume);
                 OnPeerReplicationState(peerNodeId, header.Volume, payload);
+                OnPeerState(peerNodeId, header.Volume);
             }
         }
         Drain(peerNodeId);
     }
 
     private static bool IsDataPath(MessageType type) =>
-        type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck or MessageType.OutOfSync;
+        type is MessageType.Data or MessageType.Ack or MessageType.Barrier or MessageType.BarrierAck or MessageType.OutOfSync
+            or MessageType.DataRequest or MessageType.DataReply or MessageType.NegDReply;
 
     /// <summary>Carries out what a link asked for and notices when its connection came or went.</summary>
     private void Drain(int peerNodeId)
@@ -201,6 +203,10 @@ public sealed partial class Replica : IPeerLinkHost
         {
             OnConnected(peerNodeId, decisions);
         }
+        foreach (var decision in output.Renegotiated.Where(_ => connected.Contains(peerNodeId) && link.State == ConnectionState.Connected))
+        {
+            Renegotiated(peerNodeId, decision);
+        }
         if (connected.Contains(peerNodeId) && link.State != ConnectionState.Connected)
         {
             OnConnectionLost(peerNodeId, output.GracefulDisconnectPeerRole);
@@ -225,6 +231,7 @@ public sealed partial class Replica : IPeerLinkHost
             }
             BeginSync(peerNodeId, decision, grown.Contains(decision.Volume));
         }
+        TrackPeersWithoutDisk();
         // Last: requests fencing held back go out now, to this peer too.
         FencingOnConnected(peerNodeId);
     }
@@ -244,6 +251,7 @@ public sealed partial class Replica : IPeerLinkHost
         foreach (var volume in volumes.Values)
         {
             replication[(peerNodeId, volume.Number)] = ReplicationState.Off;
+            abortedSyncs.Remove((peerNodeId, volume.Number));
             if (syncs.Remove((peerNodeId, volume.Number), out var sync))
             {
                 // Cleared bits stay cleared: the next connection resumes the resync, it does not restart it.
@@ -251,20 +259,24 @@ public sealed partial class Replica : IPeerLinkHost
             }
         }
         ForgetPeerSizes(peerNodeId);
-        deferredResyncReads.RemoveAll(r => r.Peer == peerNodeId);
+        deferredReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
         // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
         // only received) everything its transfer log still holds.
         bool lostUnacked = writes.InFlight(peerNodeId) > 0 || (Protocol != ReplicationProtocol.C && writes.InTransferLog(peerNodeId) > 0);
         writes.PeerLost(peerNodeId);
+        RedispatchRemoteReads(peerNodeId);
+        NegotiationLost();
         bool deferGeneration = FencingOnConnectionLost(peerNodeId, gracefulPeerRole, lostUnacked);
         if (Role == Role.Primary && !deferGeneration)
         {
-            foreach (var volume in volumes.Values.Where(v => v.HasLocalData))
+            // Only an UpToDate disk moves the data on; a SyncTarget's or a reattached disk's is behind.
+            foreach (var volume in volumes.Values.Where(v => v.Disk == DiskState.UpToDate))
             {
                 StartNewGeneration(volume);
             }
         }
+        RetryDeferredClientWrites();
     }
 
     /// <summary>
@@ -300,7 +312,11 @@ public sealed partial class Replica : IPeerLinkHost
     /// <summary>What a local I/O token stands for.</summary>
     private abstract record PendingIo;
 
-    private sealed record ClientIo(ulong RequestId, int Volume, long OffsetBytes, long LengthBytes) : PendingIo;
+    /// <summary>The local part of a client request; <see cref="Admissions"/> are the resync planners' tokens on a SyncTarget.</summary>
+    private sealed record ClientIo(ulong RequestId, int Volume, long OffsetBytes, long LengthBytes, ReplicatedRequestKind Kind, ReadOnlyMemory<byte> Data, bool Fua) : PendingIo
+    {
+        public List<(ResyncPlanner Planner, long Token)> Admissions { get; } = [];
+    }
 
     /// <summary>A write from the peer; <paramref name="Admission"/> is the resync planner's token on a SyncTarget.</summary>
     private sealed record PeerWriteIo(int Peer, PeerWriteReceiver Receiver, ulong RequestId, ResyncPlanner? Planner = null, long Admission = 0, PooledBlock? Block = null,

@@ -61,7 +61,28 @@ public sealed class ReplicaVolume
 
     public MetadataFlags Flags { get; internal set; }
 
-    public DiskState Disk { get; internal set; }
+    private int diskState;
+    private int diskChanges;
+
+    /// <summary>
+    /// Changed only under the host's lock, but readable without it (volatile): a host may route a
+    /// read to the local disk without the lock when it is UpToDate, see <see cref="DiskChanges"/>.
+    /// </summary>
+    public DiskState Disk
+    {
+        get => (DiskState)Volatile.Read(ref diskState);
+        internal set
+        {
+            Volatile.Write(ref diskState, (int)value);
+            Interlocked.Increment(ref diskChanges);
+        }
+    }
+
+    /// <summary>
+    /// Counts every assignment of <see cref="Disk"/> (set after it). A lock-free reader takes the count,
+    /// then checks the disk is UpToDate, reads, and trusts the data only if the count did not move.
+    /// </summary>
+    public int DiskChanges => Volatile.Read(ref diskChanges);
 
     /// <summary>Bitmap slot of each peer (node-id → slot).</summary>
     public IReadOnlyDictionary<int, int> SlotOfPeer { get; }
@@ -82,6 +103,12 @@ public sealed class ReplicaVolume
     public IReadOnlyDictionary<int, DiskState> FencedPeerDisks => fencedPeerDisks;
 
     public bool HasLocalData => Disk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated or DiskState.Inconsistent;
+
+    /// <summary>The disk state metadata flags imply for data whose currency is not known (DRBD's attach rules).</summary>
+    public static DiskState DiskFromFlags(MetadataFlags flags) =>
+        !flags.HasFlag(MetadataFlags.Consistent) ? DiskState.Inconsistent
+        : !flags.HasFlag(MetadataFlags.WasUpToDate) ? DiskState.Outdated
+        : DiskState.Consistent;
 
     /// <summary>Records (or, with null, forgets) what fencing found; true when that changed anything.</summary>
     internal bool SetFencedPeerDisk(int peerNodeId, DiskState? disk)

@@ -36,6 +36,9 @@ public readonly record struct CompletedRequest(ulong RequestId, bool Succeeded);
 /// <item>when a connection is lost, every request still in its transfer log — acknowledged or not —
 /// is reported out of sync for that peer, so a later resync covers whatever the peer may lack;
 /// pending acks from it are no longer awaited;</item>
+/// <item>a request succeeds when the local disk or a peer has it (DRBD's drbd_req_complete: local OK
+/// or net OK), so a failing local disk under `on-io-error detach` is not the application's error;
+/// a failed local write is out of sync for every peer it went to (this disk lacks what they have);</item>
 /// <item>a peer the Primary pulled ahead of (on-congestion pull-ahead) gets no new requests until it
 /// resumes; its transfer log still drains by BarrierAck.</item>
 /// </list>
@@ -147,6 +150,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
             peers[peer].Entries.Add(request.Id);
             peers[peer].PayloadBytes += request.PayloadBytes;
             request.WaitingFor.Add(peer);
+            request.SentTo.Add(peer);
         }
         requests[request.Id] = request;
         return new TrackedRequest(request.Id, epoch, sendTo, sendTo.Count > 0 ? barrier : null);
@@ -159,6 +163,13 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         Invariant.Assert(request.LocalDisk && !request.LocalDone, $"request {requestId}: local completion reported once, for a request that has a local disk");
         request.LocalDone = true;
         request.LocalOk = succeeded;
+        if (!succeeded && request.LengthBytes > 0)
+        {
+            foreach (int peer in request.SentTo)
+            {
+                outOfSync.Add(new OutOfSyncRange(peer, request.Volume, request.OffsetBytes, request.LengthBytes));
+            }
+        }
         TryComplete(request);
     }
 
@@ -280,7 +291,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
         request.Completed = true;
         completionInEpoch = true;
-        completed.Add(new CompletedRequest(request.Id, request.LocalDisk ? request.LocalOk : request.PeerOk));
+        completed.Add(new CompletedRequest(request.Id, (request.LocalDisk && request.LocalOk) || request.PeerOk));
         Forget(request);
     }
 
@@ -308,6 +319,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         public bool PeerOk { get; set; }
         public bool Completed { get; set; }
         public HashSet<int> WaitingFor { get; } = [];
+        public List<int> SentTo { get; } = [];
     }
 
     /// <summary>One peer's transfer log: requests sent to it and not yet released by a BarrierAck.</summary>

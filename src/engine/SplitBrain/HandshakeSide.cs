@@ -14,6 +14,8 @@ namespace Redundancy.Block.Engine.SplitBrain;
 /// <param name="OutOfSyncBits">Bits set in its bitmap for the other node (discard-least/zero-changes).</param>
 /// <param name="DiscardMyData">`connect --discard-my-data` was given on this node (UUID flag 1 on the wire).</param>
 /// <param name="CanDemote">Whether the node could become Secondary now; read only for the local side.</param>
+/// <param name="Negotiating">The disk is being attached while connected (DRBD's D_NEGOTIATING): <paramref name="Disk"/>
+/// is what its metadata says, and rr-conflict does not apply (its data was never exposed as this node's).</param>
 public sealed record HandshakeSide(
     UuidSet Uuids,
     MetadataFlags Flags,
@@ -22,7 +24,8 @@ public sealed record HandshakeSide(
     string NodeName,
     long OutOfSyncBits,
     bool DiscardMyData = false,
-    bool CanDemote = true)
+    bool CanDemote = true,
+    bool Negotiating = false)
 {
     public UuidCompareSide ForComparison => new(Uuids, Flags, Role);
 }

@@ -20,6 +20,13 @@ public static class SyncHandshake
     public static HandshakeOutcome Decide(HandshakeSide self, HandshakeSide peer, bool resolveConflicts, SplitBrainPolicies policies)
     {
         var run = new Run(self, peer, resolveConflicts, policies);
+        if (!HasData(self.Disk) || !HasData(peer.Disk))
+        {
+            // DRBD runs no sync handshake without a local disk on both sides.
+            run.Log.Add($"No sync handshake: {(HasData(self.Disk) ? "the peer" : "this node")} has no disk ({(HasData(self.Disk) ? peer.Disk : self.Disk)}).");
+            return run.Finish();
+        }
+
         run.Comparison = UuidComparison.Compare(self.ForComparison, peer.ForComparison, resolveConflicts);
         run.Hg = run.Comparison.Hg;
         run.Log.Add(run.Comparison.Describe());
@@ -140,18 +147,21 @@ public static class SyncHandshake
 
         Role selfRole = run.Demote ? Role.Secondary : run.Self.Role;
         Role peerRole = run.PeerDemotes ? Role.Secondary : run.Peer.Role;
-        if (run.Hg < 0 && selfRole == Role.Primary && run.Self.Disk >= DiskState.Consistent)
+        if (run.Hg < 0 && selfRole == Role.Primary && run.Self.Disk >= DiskState.Consistent && !run.Self.Negotiating)
         {
             return ApplyRrConflict(run, self: true) ?? run.Finish();
         }
 
-        if (run.Hg > 0 && peerRole == Role.Primary && run.Peer.Disk >= DiskState.Consistent)
+        if (run.Hg > 0 && peerRole == Role.Primary && run.Peer.Disk >= DiskState.Consistent && !run.Peer.Negotiating)
         {
             return ApplyRrConflict(run, self: false) ?? run.Finish();
         }
 
         return run.Finish();
     }
+
+    /// <summary>A disk state with data to compare (not Diskless, Attaching, Detaching or Failed).</summary>
+    private static bool HasData(DiskState disk) => disk >= DiskState.Negotiating;
 
     private static HandshakeOutcome? ApplyRrConflict(Run run, bool self)
     {

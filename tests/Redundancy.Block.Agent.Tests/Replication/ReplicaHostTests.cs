@@ -77,6 +77,32 @@ public sealed class ReplicaHostTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_Diskless_Primary_reads_and_writes_through_its_peer_over_tcp()
+    {
+        alpha.Host.SetRole(Role.Primary);
+        alpha.Host.Connect();
+        beta.Host.Connect();
+        await WaitAsync(() => Connected(alpha, 1) && Connected(beta, 0), "connect");
+        byte[] before = RandomNumberGenerator.GetBytes(3 << 20);
+        Assert.True(await alpha.Host.WriteAsync(0, 1 << 20, before, fua: false));
+
+        alpha.Host.Locked(r => r.AdoptLocal(0, r.Volume(0).Ids, r.Volume(0).Flags, DiskState.Diskless));
+        await WaitAsync(() => beta.Host.Locked(r => r.Links[0].PeerDisks[0] == DiskState.Diskless), "beta sees alpha Diskless");
+        var device = new ReplicatedVolumeDevice(alpha.Host, 0, alpha.Disk, alpha.Host.Locked(r => r.Volume(0).AgreedSizeBytes));
+        byte[] read = new byte[before.Length + 1536];
+        await device.ReadAsync((1 << 20) - 512, read); // unaligned, and larger than one DataRequest
+        Assert.True(read.AsSpan(512, before.Length).SequenceEqual(before), "the Diskless Primary reads what it wrote, from beta");
+
+        byte[] after = RandomNumberGenerator.GetBytes(8192);
+        await device.WriteAsync(4096, after, fua: true);
+        byte[] back = new byte[8192];
+        await device.ReadAsync(4096, back);
+        Assert.Equal(after, back);
+        Assert.Equal(8192, beta.Host.Locked(r => r.Volume(0).OutOfSyncBytes(0))); // beta records what alpha's disk lacks
+        Assert.False(ReadShared(Path.Combine(directory, "a.img")).AsSpan(4096, 8192).SequenceEqual(after), "nothing was written to alpha's own disk");
+    }
+
+    [Fact]
     public async Task A_wrong_secret_never_connects()
     {
         // Rebuild beta with another secret on the same port layout.

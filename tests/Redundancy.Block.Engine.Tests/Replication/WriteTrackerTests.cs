@@ -87,6 +87,23 @@ public class WriteTrackerTests
     }
 
     [Fact]
+    public void A_failed_local_write_that_a_peer_has_succeeds_and_is_out_of_sync_for_that_peer()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var request = tracker.Begin(0, 8192, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(request.RequestId, false);
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.Ack(Beta, request.RequestId, AckKind.WriteAck);
+        Assert.Equal([new CompletedRequest(request.RequestId, true)], tracker.TakeCompleted());
+        Assert.Equal([new OutOfSyncRange(Beta, 0, 8192, 4096)], tracker.TakeOutOfSync());
+
+        var lost = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(lost.RequestId, false);
+        tracker.Ack(Beta, lost.RequestId, AckKind.NegAck);
+        Assert.Equal([new CompletedRequest(lost.RequestId, false)], tracker.TakeCompleted());
+    }
+
+    [Fact]
     public void A_lost_peer_gets_every_range_of_its_transfer_log_marked_out_of_sync_acked_or_not()
     {
         var tracker = Tracker(ReplicationProtocol.C, Beta);

@@ -175,6 +175,26 @@ public class SyncHandshakeTests
     }
 
     [Fact]
+    public void Scenario13_a_primary_reattaching_its_disk_is_a_bitmap_target_without_rr_conflict()
+    {
+        // The peer started a new generation when the Primary's disk failed; the Primary's disk comes
+        // back with the old one (Negotiating): bitmap target, on both sides, despite rr-conflict disconnect.
+        var primary = Node("a", new UuidSet(X | 1, 0, H), Role.Primary, DiskState.Consistent) with { Negotiating = true };
+        var pair = Run(primary, Node("b", new UuidSet(Cb, X, H), bits: 4), Policies(rr: "disconnect"));
+        AssertPair(pair, HandshakeAction.SyncTarget);
+        Assert.Equal(50, pair.A.Comparison.Rule);
+    }
+
+    [Fact]
+    public void Without_a_disk_on_either_side_there_is_no_sync_handshake()
+    {
+        var pair = Run(Node("a", new UuidSet(Ca, 0, H), Role.Primary, DiskState.Diskless), Node("b", new UuidSet(Cb, 0x88, 0x55)));
+        AssertPair(pair, HandshakeAction.NoSync);
+        Assert.Contains("No sync handshake: this node has no disk (Diskless).", pair.A.Log);
+        Assert.Contains("No sync handshake: the peer has no disk (Diskless).", pair.B.Log);
+    }
+
+    [Fact]
     public void Unrelated_data_disconnects_both_without_handlers()
     {
         var pair = Run(Node("a", new UuidSet(Ca, 0x77, 0x66)), Node("b", new UuidSet(Cb, 0x88, 0x55)));

@@ -2,6 +2,7 @@ using System.Buffers;
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.Replication;
+using Redundancy.Block.Engine.States;
 using Redundancy.Block.Simulation.Infrastructure;
 
 namespace Redundancy.Block.Simulation.Replication;
@@ -9,7 +10,9 @@ namespace Redundancy.Block.Simulation.Replication;
 /// <summary>
 /// One simulated node running a <see cref="Replica"/>: its disks are <see cref="SimulatedDisk"/>s
 /// with seeded latency, its transport is the simulated network. Every completion comes back as a
-/// scheduled event, never from inside the replica's call.
+/// scheduled event, never from inside the replica's call. With <see cref="DetachOnIoError"/> a
+/// failed disk operation detaches the disk as the agent's `on-io-error detach` does (Failed, then
+/// Diskless); <see cref="AttachDisk"/> brings it back with the identifiers last persisted to it.
 /// </summary>
 public sealed class SimReplicaNode : IReplicaIo
 {
@@ -19,6 +22,9 @@ public sealed class SimReplicaNode : IReplicaIo
     private readonly Dictionary<int, SimConnection> connections = [];
     private readonly Dictionary<int, string> peerNames;
     private readonly Dictionary<long, Action<bool>> clientCallbacks = [];
+    private readonly Dictionary<long, Action<bool, byte[]>> readCallbacks = [];
+    private readonly Dictionary<int, bool> attached;
+    private readonly Dictionary<int, (GenerationIds Ids, MetadataFlags Flags)> metadata;
     private long nextClientToken = 1;
 
     public SimReplicaNode(string name, int nodeId, EventScheduler scheduler, SimulatedNetwork network, SimRandom random,
@@ -33,6 +39,8 @@ public sealed class SimReplicaNode : IReplicaIo
         peerNames = peerList.ToDictionary(p => p.PeerNodeId, p => p.PeerNodeName);
         var volumeList = volumes.ToList();
         Disks = volumeList.ToDictionary(v => v.Number, v => new SimulatedDisk($"{name}/{v.Number}", diskSizeBytes));
+        attached = volumeList.ToDictionary(v => v.Number, v => v.HasLocalData);
+        metadata = volumeList.ToDictionary(v => v.Number, v => (v.Ids, v.Flags));
         Replica = new Replica(peerList, volumeList, this, random);
         network.Listen(name, accepted =>
         {
@@ -54,6 +62,28 @@ public sealed class SimReplicaNode : IReplicaIo
     public bool Crashed { get; private set; }
 
     public long DiskLatencyMaxMs { get; set; } = 3;
+
+    /// <summary>`on-io-error detach`: a failed local operation takes the disk away.</summary>
+    public bool DetachOnIoError { get; set; }
+
+    /// <summary>Issues a client read; <paramref name="done"/> gets the outcome and the bytes.</summary>
+    public void Read(int volume, long offsetBytes, int lengthBytes, Action<bool, byte[]> done)
+    {
+        long token = nextClientToken++;
+        readCallbacks[token] = done;
+        Replica.ClientRead(token, volume, offsetBytes, lengthBytes);
+    }
+
+    /// <summary>`attach`: the disk is back, with the identifiers and flags last persisted to it.</summary>
+    public void AttachDisk(int volume)
+    {
+        attached[volume] = true;
+        var (ids, flags) = metadata[volume];
+        Replica.AttachLocal(volume, ids, flags, ReplicaVolume.DiskFromFlags(flags));
+    }
+
+    /// <summary>The generation identifiers as last persisted to the disk (what an attach reads).</summary>
+    public GenerationIds PersistedIds(int volume) => metadata[volume].Ids;
 
     /// <summary>A hung disk: writes, zeroing and flushes submitted from now on never complete.</summary>
     public bool DiskStalled { get; set; }
@@ -123,7 +153,7 @@ public sealed class SimReplicaNode : IReplicaIo
     public void WriteLocal(int volume, long offsetBytes, ReadOnlyMemory<byte> data, bool fua, long token)
     {
         byte[] copy = data.ToArray();
-        Later(() => Disks[volume].WriteAsync(offsetBytes, copy, fua).IsCompletedSuccessfully, token);
+        Later(volume, () => Disks[volume].WriteAsync(offsetBytes, copy, fua).IsCompletedSuccessfully, token);
     }
 
     public void ReadLocal(int volume, long offsetBytes, int lengthBytes, long token)
@@ -133,17 +163,18 @@ public sealed class SimReplicaNode : IReplicaIo
             if (!Crashed)
             {
                 var buffer = new byte[lengthBytes];
-                bool ok = Disks[volume].ReadAsync(offsetBytes, buffer).IsCompletedSuccessfully;
+                bool ok = attached[volume] && Disks[volume].ReadAsync(offsetBytes, buffer).IsCompletedSuccessfully;
                 Replica.LocalReadDone(token, ok, buffer);
+                DetachIfFailed(volume, ok);
             }
         });
     }
 
     public void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token) =>
-        Later(() => Disks[volume].WriteZeroesAsync(offsetBytes, lengthBytes, !trim).IsCompletedSuccessfully, token);
+        Later(volume, () => Disks[volume].WriteZeroesAsync(offsetBytes, lengthBytes, !trim).IsCompletedSuccessfully, token);
 
     public void FlushLocal(long token) =>
-        Later(() => Disks.Values.All(d => d.FlushAsync().IsCompletedSuccessfully), token);
+        Later(null, () => Disks.Where(d => attached[d.Key]).All(d => d.Value.FlushAsync().IsCompletedSuccessfully), token);
 
     /// <summary>AL transactions written, in order (the simulated metadata always takes them).</summary>
     public List<ulong> ActivityLogTransactions { get; } = [];
@@ -151,7 +182,7 @@ public sealed class SimReplicaNode : IReplicaIo
     public void WriteActivityLog(int volume, ActivityLogTransaction transaction, IReadOnlyList<uint> evictedExtents, long token)
     {
         ActivityLogTransactions.Add(transaction.TransactionNumber);
-        Later(() => true, token);
+        Later(null, () => true, token);
     }
 
     public void CompleteClient(long clientToken, bool succeeded)
@@ -161,7 +192,23 @@ public sealed class SimReplicaNode : IReplicaIo
         scheduler.After(0, () => callback(succeeded));
     }
 
-    public void PersistVolume(int volume) => Log.Add($"{Name}/{volume}: generations now current {Replica.Volume(volume).Ids.Current:X16}, disk {Replica.Volume(volume).Disk}, size {Replica.Volume(volume).AgreedSizeBytes}");
+    public void CompleteClientRead(long clientToken, bool succeeded, ReadOnlyMemory<byte> data)
+    {
+        var callback = readCallbacks[clientToken];
+        readCallbacks.Remove(clientToken);
+        byte[] copy = data.ToArray();
+        scheduler.After(0, () => callback(succeeded, copy));
+    }
+
+    public void PersistVolume(int volume)
+    {
+        var state = Replica.Volume(volume);
+        if (attached[volume] && state.Disk is not (DiskState.Failed or DiskState.Diskless or DiskState.Detaching))
+        {
+            metadata[volume] = (state.Ids, state.Flags);
+        }
+        Log.Add($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
+    }
 
     /// <summary>Handlers the replica asked for, as "name peer/volume".</summary>
     public List<string> HandlerCalls { get; } = [];
@@ -231,15 +278,35 @@ public sealed class SimReplicaNode : IReplicaIo
 
     void IReplicaIo.Log(string line) => Log.Add(line);
 
-    private void Later(Func<bool> operation, long token)
+    private void Later(int? volume, Func<bool> operation, long token)
     {
         scheduler.After(random.NextInt64(0, DiskLatencyMaxMs + 1), () =>
         {
             if (!Crashed && !DiskStalled)
             {
-                bool ok = operation();
+                bool ok = (volume is not int v || attached[v]) && operation();
                 Replica.LocalDone(token, ok);
+                if (volume is int failed)
+                {
+                    DetachIfFailed(failed, ok);
+                }
             }
+        });
+    }
+
+    /// <summary>`on-io-error detach`: Failed at once (no more I/O reaches the disk), Diskless when the host closed it.</summary>
+    private void DetachIfFailed(int volume, bool ok)
+    {
+        if (ok || !DetachOnIoError || !attached[volume])
+        {
+            return;
+        }
+        attached[volume] = false;
+        scheduler.After(0, () =>
+        {
+            var state = Replica.Volume(volume);
+            Replica.AdoptLocal(volume, state.Ids, state.Flags, DiskState.Failed);
+            scheduler.After(2, () => Replica.AdoptLocal(volume, Replica.Volume(volume).Ids, Replica.Volume(volume).Flags, DiskState.Diskless));
         });
     }
 

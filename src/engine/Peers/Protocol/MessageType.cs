@@ -41,6 +41,12 @@ public enum MessageType : ushort
     BarrierAck = 0x0023,
     /// <summary>A range changed but is not sent (Ahead mode) (P_OUT_OF_SYNC).</summary>
     OutOfSync = 0x0024,
+    /// <summary>A Primary without an UpToDate disk reads from the peer (P_DATA_REQUEST).</summary>
+    DataRequest = 0x0025,
+    /// <summary>The data a DataRequest asked for (P_DATA_REPLY).</summary>
+    DataReply = 0x0026,
+    /// <summary>The peer cannot serve a DataRequest (P_NEG_DREPLY).</summary>
+    NegDReply = 0x0027,
 
     // Liveness (meta socket in DRBD).
     Ping = 0x0030,

@@ -174,6 +174,10 @@ public class FrameReaderTests
         Assert.True(MessageTypes.IsAllowed(MessageType.Features, PeerPhase.Handshake));
         Assert.False(MessageTypes.IsAllowed(MessageType.Features, PeerPhase.Established));
         Assert.False(MessageTypes.IsAllowed(MessageType.Data, PeerPhase.Handshake));
+        Assert.False(MessageTypes.IsAllowed(MessageType.DataRequest, PeerPhase.Handshake));
+        Assert.True(MessageTypes.IsAllowed(MessageType.DataRequest, PeerPhase.Established));
+        Assert.True(MessageTypes.IsAllowed(MessageType.DataReply, PeerPhase.Established));
+        Assert.True(MessageTypes.IsAllowed(MessageType.NegDReply, PeerPhase.Established));
         Assert.True(MessageTypes.IsAllowed(MessageType.Ping, PeerPhase.Handshake));
         Assert.True(MessageTypes.IsAllowed(MessageType.Disconnect, PeerPhase.Established));
         Assert.Equal("Data is not allowed during Handshake", MessageTypes.CheckPlace(new FrameHeader(MessageType.Data, 0, 40), PeerPhase.Handshake));

@@ -66,6 +66,9 @@ public class MessageRoundTripTests
         Assert.Equal(24, RsWriteAckMessage.Size);
         Assert.Equal(24, RsIsInSyncMessage.Size);
         Assert.Equal(24, NegRsDReplyMessage.Size);
+        Assert.Equal(24, DataRequestMessage.Size);
+        Assert.Equal(24, DataReplyMessage.Size);
+        Assert.Equal(24, NegDReplyMessage.Size);
         Assert.Equal(24, RsCancelMessage.Size);
         Assert.Equal(24, OvRequestMessage.Size);
         Assert.Equal(24, OvResultMessage.Size);
@@ -154,6 +157,22 @@ public class MessageRoundTripTests
         RoundTrip(new DisconnectMessage(DisconnectReason.WrongPeer, ""));
         RoundTrip(new BitmapChunkMessage(64, 10, BitmapEncoding.Raw, BitmapChunkFlags.LastChunk), [0xFF, 0x03]);
         RoundTrip(new BitmapChunkMessage(0, 300, BitmapEncoding.RunLength, BitmapChunkFlags.StartsWithSet), [0x10, 0x80, 0x01], compressed: true); // runs are checked by the codec
+    }
+
+    [Fact]
+    public void Remote_read_messages_round_trip_with_any_byte_range()
+    {
+        RoundTrip(new DataRequestMessage(512, 1536, 7));
+        RoundTrip(new DataRequestMessage(4096, 1 << 20, ulong.MaxValue));
+        RoundTrip(new DataReplyMessage(512, 1536, 7), Enumerable.Range(0, 1536).Select(i => (byte)i).ToArray());
+        RoundTrip(new NegDReplyMessage(3, 1, 8));
+
+        byte[] block = Enumerable.Range(0, 4096).Select(i => (byte)(i * 7)).ToArray();
+        var buffer = Segmented(Frame(2, new DataReplyMessage(8192, 4096, 9), block), 13);
+        Assert.True(FrameReader.TryReadFrame(ref buffer, 1 << 20, out _, out var payload, out string? error), error);
+        Assert.True(DataReplyMessage.TryRead(payload, out var reply, out var data, out error), error);
+        Assert.Equal(new DataReplyMessage(8192, 4096, 9), reply);
+        Assert.Equal(block, data.ToArray());
     }
 
     [Fact]

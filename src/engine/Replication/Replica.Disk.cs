@@ -1,0 +1,156 @@
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Engine.Replication;
+
+// The local disk's life while replicating, after DRBD's on-io-error detach and attach:
+//  - the disk goes away (Failed, Detaching, Diskless): resyncs with it stop, and the Primary goes on
+//    through a peer whose disk is UpToDate (writes and reads);
+//  - a peer that sees the writer's disk gone starts a new data generation (the old one becomes the
+//    bitmap UUID of that writer's slot) and records every write it receives from it in that slot;
+//  - `attach` while connected (DRBD's attach-while-connected, no reconnect): the disk is Negotiating,
+//    this node sends its UUIDs and state again, the peer answers with its own and both run the sync
+//    handshake for the volume: the old generation on the disk is the peer's bitmap UUID, so this
+//    node is bitmap SyncTarget of exactly the recorded blocks (plus its own failed writes), and
+//    UpToDate at the end. A connection that drops while Negotiating leaves the disk Outdated.
+public sealed partial class Replica
+{
+    /// <summary>Resyncs stopped because a disk went away: their stragglers still on the wire are dropped.</summary>
+    private readonly HashSet<(int Peer, int Volume)> abortedSyncs = [];
+
+    /// <summary>
+    /// `attach` of a Diskless volume: adopt the disk's identifiers and flags as its metadata has
+    /// them. While connected the disk is Negotiating and the sync handshake with each peer runs again
+    /// (its decision starts the resync); otherwise the disk is what its metadata says, except that a
+    /// Primary's is at best Outdated (nothing says its data is current; DRBD refuses such an attach).
+    /// </summary>
+    public void AttachLocal(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState diskFromMetadata)
+    {
+        var volume = volumes[volumeNumber];
+        Invariant.Assert(volume.Disk == DiskState.Diskless, $"volume {volumeNumber} attaches from Diskless, not {volume.Disk}");
+        volume.Ids = ids;
+        volume.Flags = flags;
+        var peers = connected.Where(p => links[p].State == ConnectionState.Connected).Order().ToList();
+        if (peers.Count == 0)
+        {
+            SetDisk(volume, Role == Role.Primary && diskFromMetadata > DiskState.Outdated ? DiskState.Outdated : diskFromMetadata);
+            return;
+        }
+        // Not through SetDisk: the peers must get the UUIDs before they see the Negotiating state.
+        volume.Disk = DiskState.Negotiating;
+        io.PersistVolume(volumeNumber);
+        io.Log($"{ResourceName}/{volumeNumber}: disk attached while connected: negotiating the resync with the peers");
+        foreach (int peer in peers)
+        {
+            links[peer].Renegotiate(volumeNumber);
+            Drain(peer);
+        }
+    }
+
+    /// <summary>A peer's State arrived on an established connection: its disk may be gone.</summary>
+    private void OnPeerState(int peer, int volumeNumber)
+    {
+        if (volumes.TryGetValue(volumeNumber, out var volume) && WithoutData(links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown)))
+        {
+            AbortSync(peer, volume, "the peer has no disk");
+        }
+        TrackPeersWithoutDisk();
+    }
+
+    /// <summary>This node's disk of <paramref name="volume"/> went away: no resync can go on with it.</summary>
+    private void LocalDiskGone(ReplicaVolume volume)
+    {
+        foreach (int peer in syncs.Keys.Where(k => k.Volume == volume.Number).Select(k => k.Peer).ToList())
+        {
+            AbortSync(peer, volume, "the local disk is gone");
+        }
+        RetryDeferredClientWrites();
+    }
+
+    private void AbortSync(int peer, ReplicaVolume volume, string why)
+    {
+        if (!syncs.Remove((peer, volume.Number), out var sync))
+        {
+            return;
+        }
+        sync.Planner?.Interrupt();
+        abortedSyncs.Add((peer, volume.Number));
+        deferredReads.RemoveAll(r => r.Peer == peer && r.Volume == volume.Number && r is ResyncReadIo);
+        SetReplication(peer, volume.Number, ReplicationState.Established);
+        io.Log($"{Subject(peer)}/{volume.Number}: resync stopped: {why}");
+        RetryDeferredClientWrites();
+    }
+
+    /// <summary>The sync handshake ran again for a volume attached on either side: start what it decided.</summary>
+    private void Renegotiated(int peer, VolumeDecision decision)
+    {
+        var volume = volumes[decision.Volume];
+        if (syncs.ContainsKey((peer, decision.Volume)))
+        {
+            AbortSync(peer, volume, "the sync handshake runs again");
+        }
+        if (WithoutData(volume.Disk))
+        {
+            // The disk went away again before the peer answered: the peer stops when it hears so.
+            io.Log($"{Subject(peer)}/{volume.Number}: no resync: the local disk is gone again");
+            abortedSyncs.Add((peer, volume.Number));
+            return;
+        }
+        BeginSync(peer, decision, grew: false);
+    }
+
+    /// <summary>
+    /// The connection broke before the handshake for a Negotiating disk finished: nothing says the
+    /// disk is current, so it is Outdated (DRBD takes the disk away instead; the next connection's
+    /// handshake resyncs it either way).
+    /// </summary>
+    private void NegotiationLost()
+    {
+        foreach (var volume in volumes.Values.Where(v => v.Disk == DiskState.Negotiating))
+        {
+            if (!connected.Any(p => links[p].State == ConnectionState.Connected))
+            {
+                var disk = ReplicaVolume.DiskFromFlags(volume.Flags);
+                io.Log($"{ResourceName}/{volume.Number}: connection lost while negotiating the attached disk");
+                SetDisk(volume, disk > DiskState.Outdated ? DiskState.Outdated : disk);
+            }
+        }
+    }
+
+    /// <summary>
+    /// DRBD's "lost contact to peer's copy of the data": a connected peer's disk is gone while one of
+    /// us is Primary, and this node holds UpToDate data. Its writes from now on are only here: a new
+    /// data generation starts, the old one becomes that peer's bitmap UUID (once), and the peers are
+    /// told, so the peer's disk, when it returns, is the bitmap SyncTarget of what it missed.
+    /// </summary>
+    private void TrackPeersWithoutDisk()
+    {
+        foreach (var volume in volumes.Values.Where(v => v.Disk == DiskState.UpToDate))
+        {
+            var gone = connected.Where(p => links[p].State == ConnectionState.Connected
+                && WithoutData(links[p].PeerDisks.GetValueOrDefault(volume.Number, DiskState.DUnknown))
+                && (Role == Role.Primary || links[p].PeerRole == Role.Primary)
+                && volume.Ids.Bitmap[volume.SlotOfPeer[p]] == 0).Order().ToList();
+            if (gone.Count == 0)
+            {
+                continue;
+            }
+            var slots = new bool[volume.Ids.Bitmap.Length];
+            foreach (int peer in gone)
+            {
+                slots[volume.SlotOfPeer[peer]] = true;
+            }
+            volume.Ids = volume.Ids.NewCurrentUuid(random.NextUInt64(), Role == Role.Primary, slots);
+            io.PersistVolume(volume.Number);
+            io.Log($"{ResourceName}/{volume.Number}: new current UUID {volume.Ids.Current:X16}: {string.Join(", ", gone.Select(p => links[p].Settings.PeerNodeName))} has no disk");
+            foreach (int peer in connected.Where(p => links[p].State == ConnectionState.Connected).ToList())
+            {
+                links[peer].AnnounceUuids(volume.Number);
+                Drain(peer);
+            }
+        }
+    }
+
+    /// <summary>A disk state that holds no data: Diskless, Attaching, Detaching, Failed.</summary>
+    private static bool WithoutData(DiskState disk) => disk is DiskState.Diskless or DiskState.Attaching or DiskState.Detaching or DiskState.Failed;
+}
