@@ -15,6 +15,7 @@ internal static class Program
         }
         root.Subcommands.Add(AgentCommands.Up());
         root.Subcommands.Add(AgentCommands.Down());
+        root.Subcommands.Add(AgentCommands.Adjust());
         root.Subcommands.Add(AgentCommands.Attach());
         root.Subcommands.Add(AgentCommands.Detach());
         root.Subcommands.Add(AgentCommands.Primary());

@@ -336,3 +336,39 @@ rp_protocol_a_io() {
 
 it_suite replication/crash setup_replication_suite 300 crashed-primary-al-resync:rp_crashed_primary_al_resync \
     protocol-a-io:rp_protocol_a_io
+
+# --- adjust ----------------------------------------------------------------------------------------
+
+rp_adjust() {
+    rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha adjust r0        # not up yet: adjust brings it up
+    expect_ok rbadm beta adjust r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm alpha primary r0 --force
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable"
+    write_on "$URI_A" 0 2M adjust-1
+    expect_ok rbadm beta disconnect r0
+    assert_eq "$(rbadm beta cstate r0)" StandAlone "beta after disconnect"
+    expect_ok rbadm beta adjust r0         # StandAlone: adjust connects
+    expect_ok rbadm beta wait-connect r0 --timeout 20
+    # A changed setting (protocol C -> A) is applied by reconnecting with it.
+    sed -i 's/protocol C;/protocol A;/' "$RB_CONFIG"
+    # Until both run with protocol A the settings differ and the connection stands alone (as
+    # DRBD's would); a second adjust on the first node connects it again.
+    expect_ok rbadm alpha adjust r0
+    expect_ok rbadm beta adjust r0
+    expect_ok rbadm alpha adjust r0
+    grep -q "adjust: settings changed" "$TEST_DIR/agent-alpha.log" || fail "alpha did not apply the changed settings"
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    expect_ok rbadm beta wait-sync r0 --timeout 60
+    write_on "$URI_A" 4M 2M adjust-2
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    verify_on "$URI_B" 0 2M adjust-1
+    verify_on "$URI_B" 4M 2M adjust-2
+}
+
+it_suite replication/adjust setup_replication_suite 300 adjust:rp_adjust

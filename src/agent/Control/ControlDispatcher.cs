@@ -49,7 +49,8 @@ internal sealed class ControlDispatcher(ResourceManager manager, EventHub events
             "resume-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: false, cancellationToken).ConfigureAwait(false),
             "outdate" => await manager.OutdateAsync(request.Resource, request.Volume, cancellationToken).ConfigureAwait(false),
             "resume-io" => await manager.ResumeIoAsync(request.Resource, cancellationToken).ConfigureAwait(false),
-            "up" => ControlResponse.Failure("up: the resource definition is missing", ExitCodes.Usage),
+            "adjust" when request.Definition is not null => await manager.AdjustAsync(request.Definition, cancellationToken).ConfigureAwait(false),
+            "up" or "adjust" => ControlResponse.Failure($"{request.Command}: the resource definition is missing", ExitCodes.Usage),
             _ => ControlResponse.Failure($"unknown command '{request.Command}'", ExitCodes.Usage),
         };
         await reply(response).ConfigureAwait(false);

@@ -31,7 +31,8 @@ internal sealed class ResourceRuntime
         }
     }
 
-    public ResourceDefinition Definition { get; }
+    /// <summary>The definition in force (`adjust` replaces it when only settings changed).</summary>
+    public ResourceDefinition Definition { get; set; }
 
     public NodeDefinition Node { get; }
 

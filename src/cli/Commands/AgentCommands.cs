@@ -12,6 +12,8 @@ internal static class AgentCommands
 {
     public static Command Up() => Simple("up", "Bring a resource up: attach its disks and start its connections and NBD exports", withDefinition: true);
 
+    public static Command Adjust() => Simple("adjust", "Make the running resource match the config: up, attach, connect, apply changed settings", withDefinition: true);
+
     public static Command Down() => Simple("down", "Take a resource down: disconnect, detach, stop serving NBD", withDefinition: false);
 
     public static Command Attach() => Simple("attach", "Attach the backing disk(s) of a resource that is up", withDefinition: true);
