@@ -336,11 +336,7 @@ rp_protocol_a_io() {
 
 it_suite replication/crash setup_replication_suite 300 crashed-primary-al-resync:rp_crashed_primary_al_resync
 
-# KNOWN-FAILING (intermittent, about 1 run in 3): protocol-a-io:rp_protocol_a_io — after the last
-# role switch and `wait-sync`, `down` on the Secondary still had local writes from the peer queued
-# ("local disk I/O error: no disk attached (Diskless)" in its log): down detaches before the
-# replica's pending local I/O has drained, so the backing files differ although the Primary's
-# bitmap records the blocks (the next up would resync them). Enable once down drains the replica.
+it_suite replication/protocol-a setup_replication_suite 300 protocol-a-io:rp_protocol_a_io
 
 # --- adjust ----------------------------------------------------------------------------------------
 

@@ -206,6 +206,9 @@ public sealed partial class ReplicaHost
     [LoggerMessage(Level = LogLevel.Information, Message = "{Line}")]
     private static partial void LogLine(ILogger logger, string line);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Pending} local disk operations still pending after {TimeoutMs} ms; detaching anyway")]
+    private static partial void LogDrainTimeout(ILogger logger, int pending, int timeoutMs);
+
     [LoggerMessage(Level = LogLevel.Error, Message = "local disk I/O error: {Reason}")]
     private static partial void LogDiskError(ILogger logger, string reason);
 }

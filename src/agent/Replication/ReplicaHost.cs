@@ -18,6 +18,7 @@ namespace Redundancy.Block.Agent.Replication;
 public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
 {
     private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+    private const int DrainTimeoutMs = 10_000;
     private readonly Lock gate = new();
     private readonly Stopwatch clock = Stopwatch.StartNew();
     private readonly Dictionary<int, PeerConnection> connections = [];
@@ -149,6 +150,17 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
         foreach (var connection in open)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        // Writes from the peer already received (and the flushes and releases that follow them) must
+        // reach the disk before it is detached: under protocol A the peer counted them as done.
+        for (int waitedMs = 0; Locked(r => r.PendingLocalIo) is int pending && pending > 0; waitedMs += 10)
+        {
+            if (waitedMs >= DrainTimeoutMs)
+            {
+                LogDrainTimeout(logger, pending, DrainTimeoutMs);
+                break;
+            }
+            await Task.Delay(10).ConfigureAwait(false);
         }
         stopping.Dispose();
     }

@@ -56,6 +56,9 @@ public sealed partial class Replica : IPeerLinkHost
     public ReplicationState ReplicationOf(int peerNodeId, int volume) =>
         replication.TryGetValue((peerNodeId, volume), out var state) ? state : ReplicationState.Off;
 
+    /// <summary>Local disk operations started and not yet reported done (a host drains them before detaching).</summary>
+    public int PendingLocalIo => pendingIo.Count;
+
     /// <summary>Client requests accepted and not yet completed.</summary>
     public int PendingClientRequests => clientOfRequest.Count;
 
