@@ -14,6 +14,7 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        RuntimeTuning.Apply();
         var node = new Option<string?>("--node") { Description = "This node's name (default $RB_NODE or uname -n)" };
         var control = new Option<string?>("--control") { Description = "Control socket path (default $RB_CONTROL or /run/redundancy/NODE.sock)" };
         var root = new RootCommand("rbagent — Redundancy.Block node agent: serves resources over NBD and replicates them") { node, control };
