@@ -43,7 +43,7 @@ internal static class ConfigKeywords
         Choice("compression", "none", "lz4"),
         Flag("allow-remote-read"),
         Number("max-buffers", 32, 131072).Ignored(KernelTuning),
-        Number("sndbuf-size", 0, 10L << 20).Ignored(KernelTuning),
+        Number("sndbuf-size", 0, 10L << 20),
         Number("rcvbuf-size", 0, 10L << 20).Ignored(KernelTuning),
         Flag("tcp-cork").Ignored(KernelTuning),
         Flag("use-rle").Ignored("bitmap exchange uses this engine's own encoding"),

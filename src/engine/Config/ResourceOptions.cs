@@ -39,6 +39,11 @@ public static class ResourceOptions
     /// <summary>`congestion-fill` (sectors, default 0 = off) in bytes.</summary>
     public static long CongestionFillBytes(this ResourceDefinition r) => Number(r.Net, "congestion-fill", 0, 's') * 512;
     public static int CongestionExtents(this ResourceDefinition r) => (int)Number(r.Net, "congestion-extents", 1237);
+    /// <summary>
+    /// `sndbuf-size` (bytes; 0 = auto, default): how much protocol A write data may be on its way to a
+    /// peer before writes wait (see <see cref="Replication.PeerLinkSettings.SendBoundBytes"/>).
+    /// </summary>
+    public static long SndbufSizeBytes(this ResourceDefinition r) => Number(r.Net, "sndbuf-size", 0);
     /// <summary>Our extension `compression`: "none" (default) or "lz4".</summary>
     public static string Compression(this ResourceDefinition r) => Net(r, "compression", "none");
 

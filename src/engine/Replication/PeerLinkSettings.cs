@@ -46,6 +46,21 @@ public sealed record PeerLinkSettings
     /// <summary>DRBD's `congestion-extents`: active activity-log extents at which the link counts as congested.</summary>
     public int CongestionExtents { get; init; } = 1237;
 
+    /// <summary>`sndbuf-size` with 0 (auto): Linux's largest automatic TCP send buffer (tcp_wmem), as DRBD gets with auto.</summary>
+    public const long AutoSendBufferBytes = 4L << 20;
+
+    /// <summary>DRBD's `sndbuf-size` in bytes (0: auto, <see cref="AutoSendBufferBytes"/>).</summary>
+    public long SndbufSizeBytes { get; init; }
+
+    /// <summary>
+    /// Under protocol A with on-congestion block: write data on its way to the peer (sent in epochs it
+    /// has not yet BarrierAcked) beyond which a write's acknowledgement waits — DRBD's writers block on
+    /// a full TCP send buffer. Other policies have no bound here: congestion-fill pulls ahead or disconnects.
+    /// </summary>
+    public long SendBoundBytes => OnCongestion == CongestionPolicy.Block
+        ? (SndbufSizeBytes > 0 ? SndbufSizeBytes : AutoSendBufferBytes)
+        : long.MaxValue;
+
     /// <summary>`disk-flushes`: a Secondary flushes its disk at every epoch boundary (DRBD's default); no: drain only.</summary>
     public bool DiskFlushes { get; init; } = true;
 
@@ -101,6 +116,7 @@ public sealed record PeerLinkSettings
             OnCongestion = onCongestion,
             CongestionFillBytes = resource.CongestionFillBytes(),
             CongestionExtents = resource.CongestionExtents(),
+            SndbufSizeBytes = resource.SndbufSizeBytes(),
         };
         error = string.Empty;
         return true;

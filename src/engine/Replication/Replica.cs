@@ -223,7 +223,7 @@ public sealed partial class Replica : IPeerLinkHost
         discardMyData.Remove(peerNodeId); // DRBD's flag is for one handshake
         receivers[peerNodeId] = new PeerWriteReceiver(links[peerNodeId].Settings.DiskFlushes);
         // Application writes go to a connected peer whatever the resync direction, as DRBD's do.
-        writes.AddPeer(peerNodeId);
+        writes.AddPeer(peerNodeId, links[peerNodeId].Settings.SendBoundBytes);
         // Sizes first, as DRBD handles P_SIZES before P_UUIDS: the resync covers the agreed size.
         var grown = decisions.Where(d => AdoptHandshakeSize(peerNodeId, d)).Select(d => d.Volume).ToHashSet();
         foreach (var decision in decisions)

@@ -121,12 +121,23 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     public (int Volume, long OffsetBytes, long LengthBytes)? RangeOf(ulong requestId) =>
         requests.TryGetValue(requestId, out var r) ? (r.Volume, r.OffsetBytes, r.LengthBytes) : null;
 
-    /// <summary>A peer now receives replicated requests (connected and replicating).</summary>
-    public void AddPeer(int peerNodeId)
+    /// <summary>
+    /// A peer now receives replicated requests (connected and replicating). Under protocol A a write
+    /// is acknowledged when handed to the send path only while the write data sent to this peer in
+    /// earlier epochs and not yet released by a BarrierAck is at most <paramref name="sendBoundBytes"/>;
+    /// beyond it the acknowledgement waits for BarrierAcks (DRBD's on-congestion block: its writers
+    /// wait for room in the TCP send buffer). Only closed epochs count, so a waiting write never waits
+    /// for its own epoch, which could not close while it waits.
+    /// </summary>
+    public void AddPeer(int peerNodeId, long sendBoundBytes = long.MaxValue)
     {
         Invariant.Assert(!peers.ContainsKey(peerNodeId), $"peer {peerNodeId} added twice");
-        peers[peerNodeId] = new PeerLog();
+        Invariant.Assert(sendBoundBytes > 0, "the send bound is positive");
+        peers[peerNodeId] = new PeerLog(sendBoundBytes);
     }
+
+    /// <summary>Protocol A writes to <paramref name="peerNodeId"/> held back by its send bound.</summary>
+    public int HeldBySendBound(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Held.Count : 0;
 
     public bool HasPeer(int peerNodeId) => peers.ContainsKey(peerNodeId);
 
@@ -146,9 +157,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         var sendTo = pulledAhead.Count == 0 ? peers.Keys.Order().ToList() : peers.Keys.Where(p => !pulledAhead.Contains(p)).Order().ToList();
         foreach (int peer in sendTo)
         {
-            peers[peer].Unacked.Add(request.Id);
-            peers[peer].Entries.Add(request.Id);
-            peers[peer].PayloadBytes += request.PayloadBytes;
+            peers[peer].Add(request);
             request.WaitingFor.Add(peer);
             request.SentTo.Add(peer);
         }
@@ -182,6 +191,11 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         if (Protocol == ReplicationProtocol.A && requests.TryGetValue(requestId, out var r) && r.Kind != ReplicatedRequestKind.Flush
             && peers.TryGetValue(peerNodeId, out var log) && log.Unacked.Contains(requestId))
         {
+            if (log.Held.Count > 0 || log.BytesBeforeEpoch(r.Epoch) > log.SendBoundBytes)
+            {
+                log.Held.Enqueue(requestId); // in order: a later write never overtakes a held one
+                return;
+            }
             PeerAcknowledged(peerNodeId, log, requestId, ok: true);
         }
     }
@@ -224,17 +238,38 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         {
             return false;
         }
-        foreach (ulong id in log.Entries.Where(id => requests[id].Epoch <= barrierEpoch).ToList())
+        // Ids and epochs grow together, so the released requests are a prefix of the log.
+        while (log.Order.TryPeek(out ulong id) && requests[id].Epoch <= barrierEpoch)
         {
+            var request = requests[id];
+            log.RemoveOldest(request);
             if (log.Unacked.Contains(id))
             {
                 PeerAcknowledged(peerNodeId, log, id, ok: true); // the barrier ack covers what it completes
             }
-            log.Entries.Remove(id);
-            log.PayloadBytes -= requests[id].PayloadBytes;
-            Forget(requests[id]);
+            Forget(request);
         }
+        ReleaseHeld(peerNodeId, log);
         return true;
+    }
+
+    /// <summary>Acknowledges held protocol A writes, oldest first, as far as the send bound now allows.</summary>
+    private void ReleaseHeld(int peerNodeId, PeerLog log)
+    {
+        while (log.Held.TryPeek(out ulong id))
+        {
+            if (!log.Unacked.Contains(id))
+            {
+                log.Held.Dequeue(); // acknowledged meanwhile (a BarrierAck covered it)
+                continue;
+            }
+            if (log.BytesBeforeEpoch(requests[id].Epoch) > log.SendBoundBytes)
+            {
+                return;
+            }
+            log.Held.Dequeue();
+            PeerAcknowledged(peerNodeId, log, id, ok: true);
+        }
     }
 
     /// <summary>
@@ -248,7 +283,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         {
             return;
         }
-        foreach (ulong id in log.Entries)
+        foreach (ulong id in log.Order)
         {
             var request = requests[id];
             if (request.LengthBytes > 0)
@@ -323,11 +358,59 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     }
 
     /// <summary>One peer's transfer log: requests sent to it and not yet released by a BarrierAck.</summary>
-    private sealed class PeerLog
+    private sealed class PeerLog(long sendBoundBytes)
     {
+        public long SendBoundBytes { get; } = sendBoundBytes;
         public HashSet<ulong> Entries { get; } = [];
+        /// <summary><see cref="Entries"/> oldest first (BarrierAcks release a prefix).</summary>
+        public Queue<ulong> Order { get; } = [];
         public HashSet<ulong> Unacked { get; } = [];
+        /// <summary>Protocol A writes whose acknowledgement waits for room under the send bound, oldest first.</summary>
+        public Queue<ulong> Held { get; } = [];
         /// <summary>Write payload bytes of <see cref="Entries"/>.</summary>
-        public long PayloadBytes { get; set; }
+        public long PayloadBytes { get; private set; }
+        /// <summary>Requests and payload bytes per epoch in the log, oldest epoch first.</summary>
+        private readonly LinkedList<(uint Epoch, int Requests, long Bytes)> epochs = new();
+
+        public void Add(Request request)
+        {
+            Unacked.Add(request.Id);
+            Entries.Add(request.Id);
+            Order.Enqueue(request.Id);
+            PayloadBytes += request.PayloadBytes;
+            if (epochs.Last is { } last && last.Value.Epoch == request.Epoch)
+            {
+                last.Value = (request.Epoch, last.Value.Requests + 1, last.Value.Bytes + request.PayloadBytes);
+            }
+            else
+            {
+                epochs.AddLast((request.Epoch, 1, request.PayloadBytes));
+            }
+        }
+
+        public void RemoveOldest(Request request)
+        {
+            Invariant.Assert(Order.Dequeue() == request.Id, $"request {request.Id} leaves the transfer log in order");
+            Entries.Remove(request.Id);
+            PayloadBytes -= request.PayloadBytes;
+            var first = epochs.First!;
+            Invariant.Assert(first.Value.Epoch == request.Epoch, $"request {request.Id} is in the oldest epoch of the log");
+            first.Value = (request.Epoch, first.Value.Requests - 1, first.Value.Bytes - request.PayloadBytes);
+            if (first.Value.Requests == 0)
+            {
+                epochs.RemoveFirst();
+            }
+        }
+
+        /// <summary>Payload bytes in the log from epochs older than <paramref name="epoch"/>.</summary>
+        public long BytesBeforeEpoch(uint epoch)
+        {
+            long bytes = 0;
+            for (var node = epochs.First; node is not null && node.Value.Epoch < epoch; node = node.Next)
+            {
+                bytes += node.Value.Bytes;
+            }
+            return bytes;
+        }
     }
 }

@@ -223,6 +223,59 @@ public class WriteTrackerTests
         Assert.False(tracker.IsPulledAhead(Gamma));
     }
 
+    [Fact]
+    public void Protocol_A_holds_acknowledgements_beyond_the_send_bound_until_BarrierAcks_make_room()
+    {
+        var tracker = new WriteTracker(ReplicationProtocol.A);
+        tracker.AddPeer(Beta, sendBoundBytes: 8192);
+        // Epoch 1: three writes complete (nothing older is in flight), so each later one opens a new epoch.
+        var first = WriteAndSend(tracker, 0);
+        Assert.Equal([first], Completed(tracker));
+        var second = WriteAndSend(tracker, 4096); // epoch 2; epoch 1 holds 4 KiB
+        var third = WriteAndSend(tracker, 8192);  // epoch 3; epochs 1-2 hold 8 KiB: still within the bound
+        Assert.Equal([second, third], Completed(tracker));
+        var fourth = WriteAndSend(tracker, 12288); // epoch 4; 12 KiB older than it: held
+        var fifth = WriteAndSend(tracker, 16384);  // same epoch (nothing completed), held behind the fourth
+        Assert.Empty(tracker.TakeCompleted());
+        Assert.Equal(2, tracker.HeldBySendBound(Beta));
+        Assert.True(tracker.BarrierAck(Beta, 1)); // 8 KiB left in epochs 2-3: both go, in order
+        Assert.Equal([fourth, fifth], Completed(tracker));
+        Assert.Equal(0, tracker.HeldBySendBound(Beta));
+    }
+
+    [Fact]
+    public void Protocol_A_never_holds_a_write_for_its_own_epoch_and_a_lost_peer_releases_held_writes()
+    {
+        var tracker = new WriteTracker(ReplicationProtocol.A);
+        tracker.AddPeer(Beta, sendBoundBytes: 4096);
+        // One epoch far over the bound: nothing older is in flight, so every write completes.
+        var ids = Enumerable.Range(0, 8).Select(i => tracker.Begin(0, i * 65536L, 65536, ReplicatedRequestKind.Write)).ToList();
+        foreach (var r in ids)
+        {
+            tracker.LocalDone(r.RequestId, true);
+            tracker.Sent(Beta, r.RequestId);
+        }
+        Assert.Equal(8, tracker.TakeCompleted().Count);
+        var held = WriteAndSend(tracker, 1 << 20); // a new epoch behind 512 KiB: held
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.PeerLost(Beta);
+        Assert.Equal([held], Completed(tracker));
+        Assert.Contains(tracker.TakeOutOfSync(), r => r.OffsetBytes == 1 << 20);
+    }
+
+    private static ulong WriteAndSend(WriteTracker tracker, long offsetBytes)
+    {
+        var request = tracker.Begin(0, offsetBytes, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(request.RequestId, true);
+        foreach (int peer in request.SendTo)
+        {
+            tracker.Sent(peer, request.RequestId);
+        }
+        return request.RequestId;
+    }
+
+    private static List<ulong> Completed(WriteTracker tracker) => [.. tracker.TakeCompleted().Select(c => c.RequestId)];
+
     private static WriteTracker Tracker(ReplicationProtocol protocol, params int[] peerNodeIds)
     {
         var tracker = new WriteTracker(protocol);
