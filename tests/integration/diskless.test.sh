@@ -96,7 +96,7 @@ dl_io_error_detach_and_reattach() {
     after_beta=$(grep -E "resync" "$TEST_DIR/agent-beta.log" | tail -n 3)
     assert_match "$after_alpha" "bitmap resync, [0-9]+ KiB to sync" "alpha's resync after the attach"
     [[ $after_alpha != *"full resync"* ]] || fail "the reattached disk was fully resynced: $(grep resync <<< "$after_alpha" | tr '\n' ' ')"
-    assert_match "$after_alpha" "Resync done; disk is UpToDate" "alpha's resync finished"
+    assert_match "$after_alpha" "Resync done \\(total [0-9.]* sec; paused [0-9.]* sec; [0-9]* K/sec; [0-9]* KiB\\); disk is UpToDate" "alpha's resync finished"
     # beta recorded exactly the 2 MiB written while alpha was Diskless, plus the 1 MiB write that
     # failed locally when alpha's disk failure reached beta before that write did (the failing AL
     # transaction can fail the disk first); never more, never a full resync.

@@ -15,8 +15,11 @@ namespace Redundancy.Block.Engine.Replication;
 // the cleared bits cleared, so the next connection resumes instead of restarting.
 public sealed partial class Replica
 {
-    /// <summary>Resync requests the target keeps in flight, in bytes.</summary>
-    public const long ResyncWindowBytes = 4L << 20;
+    /// <summary>
+    /// Resync requests the target keeps in flight, in bytes: enough to cover a round trip and the
+    /// source's read at local-disk speed (DRBD bounds it by max-buffers, 8000 pages in DRBD 9).
+    /// </summary>
+    public const long ResyncWindowBytes = 16L << 20;
 
     private readonly Dictionary<(int Peer, int Volume), SyncState> syncs = [];
 
@@ -153,6 +156,7 @@ public sealed partial class Replica
         var incoming = new QuickSyncBitmap(volume.AgreedSizeBytes);
         syncs[(peer, volume.Number)] = new SyncState(state == ReplicationState.WFBitMapS, peerUuids, new BitmapReceiver(incoming), incoming)
         {
+            StartedMs = clockMs,
             TargetWentInconsistent = links[peer].PeerDisks.GetValueOrDefault(volume.Number) == DiskState.Inconsistent,
         };
         var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot), volume.AgreedBits);
@@ -256,7 +260,9 @@ public sealed partial class Replica
             client.Admissions.Add((sync.Planner, sync.Planner.ApplicationWriteArrived(client.OffsetBytes, client.LengthBytes).Token));
         }
         sync.Controller = new ResyncRateController(volume.ResyncRate);
-        sync.LastTurnMs = -1; // the first turn comes with the next tick
+        // The first turn now, not with the next tick: a short resync would otherwise wait up to a tick.
+        sync.LastTurnMs = clockMs;
+        sync.BudgetLeftBytes = sync.Controller.NextTurn(ResyncRateController.StepMs, 0, 0);
         if (!HoldForBeforeResyncTarget(peer, volume.Number, sync))
         {
             PumpResync(peer, volume, sync);
@@ -459,7 +465,7 @@ public sealed partial class Replica
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
         ClearCrashedPrimary(volume);
-        io.Log($"{Subject(peer)}/{volume.Number}: Resync done; disk is UpToDate");
+        io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, planner.Progress(0).TotalBits)}; disk is UpToDate");
         LogCsumsSummary(peer, volume, sync.SameCsumBits, planner.Progress(0).TotalBits);
         io.RunHandler("after-resync-target", peer, volume.Number, 0);
     }
@@ -476,7 +482,7 @@ public sealed partial class Replica
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
         ClearCrashedPrimary(volume);
-        io.Log($"{Subject(peer)}/{volume.Number}: Resync done (peer is UpToDate)");
+        io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, sync.TotalBits)}; peer is UpToDate");
         LogCsumsSummary(peer, volume, sync.SameCsumBits, sync.TotalBits);
     }
 
@@ -543,6 +549,16 @@ public sealed partial class Replica
 
     private string Subject(int peer) => $"{links[peer].Settings.ResourceName} {links[peer].Settings.PeerNodeName}";
 
+    /// <summary>DRBD's "Resync done (total N sec; paused N sec; N K/sec)", with milliseconds: short resyncs are common here.</summary>
+    private string ResyncDoneSummary(SyncState sync, long totalBits)
+    {
+        sync.Paused(false, clockMs);
+        long totalMs = Math.Max(0, clockMs - sync.StartedMs);
+        long activeMs = Math.Max(1, totalMs - sync.PausedTotalMs);
+        long kib = totalBits * (MetadataLayout.BytesPerBit / 1024);
+        return FormattableString.Invariant($"Resync done (total {totalMs / 1000.0:0.000} sec; paused {sync.PausedTotalMs / 1000.0:0.000} sec; {kib * 1000 / activeMs} K/sec; {kib} KiB)");
+    }
+
     /// <summary>One peer-volume resync in progress (either side).</summary>
     private sealed class SyncState(bool source, UuidSet peerUuids, BitmapReceiver receiving, QuickSyncBitmap incoming)
     {
@@ -568,6 +584,25 @@ public sealed partial class Replica
         public long SameCsumBits { get; set; }
         /// <summary>Source: blocks to sync when it became SyncSource (DRBD's rs_total).</summary>
         public long TotalBits { get; set; }
+        /// <summary>When the bitmap exchange began (the "total" of DRBD's Resync done line counts from here).</summary>
+        public long StartedMs { get; init; }
+        /// <summary>Time spent paused (pause-sync on either side), for the Resync done line.</summary>
+        public long PausedTotalMs { get; private set; }
+        private long pausedSinceMs = -1;
+
+        /// <summary>Notes a pause starting or ending at <paramref name="nowMs"/>.</summary>
+        public void Paused(bool paused, long nowMs)
+        {
+            if (paused && pausedSinceMs < 0)
+            {
+                pausedSinceMs = nowMs;
+            }
+            else if (!paused && pausedSinceMs >= 0)
+            {
+                PausedTotalMs += nowMs - pausedSinceMs;
+                pausedSinceMs = -1;
+            }
+        }
     }
 
     /// <summary>Source: a read to answer a request; <paramref name="TargetDigest"/> is the target's digest under csums-alg.</summary>

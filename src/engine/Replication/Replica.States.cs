@@ -275,6 +275,7 @@ public sealed partial class Replica
     {
         var state = ReplicationOf(peer, volume.Number);
         bool paused = sync.PausedHere || sync.PausedByPeer;
+        sync.Paused(paused, clockMs);
         if (state is ReplicationState.SyncSource or ReplicationState.PausedSyncS)
         {
             SetReplication(peer, volume.Number, paused ? ReplicationState.PausedSyncS : ReplicationState.SyncSource);

@@ -22,6 +22,9 @@ public sealed partial class Replica
     /// <summary>Largest verify request a VerifyT answers.</summary>
     private const long MaxVerifyRequestBytes = ResyncPlanner.DefaultMaxRequestBytes;
 
+    /// <summary>Verify requests kept in flight, in bytes (both sides read and digest every block).</summary>
+    public const long VerifyWindowBytes = 4L << 20;
+
     private const int SectorBytes = 512;
 
     private readonly Dictionary<(int Peer, int Volume), VerifyState> verifies = [];
@@ -303,7 +306,7 @@ public sealed partial class Replica
             long inFlightBytes = (long)verify.InFlight.Count * VerifyRequestBytes;
             long budget = verify.Controller!.NextTurn(elapsedMs, verify.CompletedBytes, inFlightBytes, applicationIo);
             verify.CompletedBytes = 0;
-            SendVerifyRequests(peer, volumes[number], verify, Math.Min(budget, Math.Max(0, ResyncWindowBytes - inFlightBytes)));
+            SendVerifyRequests(peer, volumes[number], verify, Math.Min(budget, Math.Max(0, VerifyWindowBytes - inFlightBytes)));
         }
     }
 

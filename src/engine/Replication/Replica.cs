@@ -25,6 +25,8 @@ public sealed partial class Replica : IPeerLinkHost
     private readonly Dictionary<int, ReplicaVolume> volumes;
     private readonly Dictionary<(int Peer, int Volume), ReplicationState> replication = [];
     private readonly Dictionary<long, PendingIo> pendingIo = [];
+    /// <summary>The time of the last Tick or Receive: for what is timed but not driven by the clock (resync totals).</summary>
+    private long clockMs;
     private readonly Dictionary<ulong, long> clientOfRequest = [];
     private readonly WriteTracker writes;
     private long nextToken = 1;
@@ -112,6 +114,7 @@ public sealed partial class Replica : IPeerLinkHost
 
     public void Tick(long nowMs)
     {
+        clockMs = nowMs;
         foreach (var (peer, link) in links)
         {
             link.Tick(nowMs);
@@ -126,6 +129,7 @@ public sealed partial class Replica : IPeerLinkHost
     /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>
     public void Receive(int peerNodeId, in FrameHeader header, in ReadOnlySequence<byte> payload, long nowMs)
     {
+        clockMs = nowMs;
         var link = links[peerNodeId];
         if (connected.Contains(peerNodeId) && IsDataPath(header.Type))
         {
