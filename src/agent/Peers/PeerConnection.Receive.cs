@@ -18,7 +18,16 @@ public sealed partial class PeerConnection
             {
                 ReadResult result = await _reader.ReadAsync().ConfigureAwait(false);
                 ReadOnlySequence<byte> buffer = result.Buffer;
-                bool stop = result.IsCanceled || IsClosing() || DispatchFrames(ref buffer);
+                bool stop;
+                Cork(); // the answers to this batch of frames leave together
+                try
+                {
+                    stop = result.IsCanceled || IsClosing() || DispatchFrames(ref buffer);
+                }
+                finally
+                {
+                    Uncork();
+                }
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (stop)
                 {
