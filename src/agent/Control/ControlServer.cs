@@ -7,8 +7,10 @@ using Redundancy.Block.Engine.Control;
 namespace Redundancy.Block.Agent.Control;
 
 /// <summary>
-/// The control socket rbadm talks to (as drbdsetup talks netlink): a Unix stream socket, mode 0600,
-/// one JSON request line per connection, JSON response lines back.
+/// The control socket rbadm talks to (as drbdsetup talks netlink): a Unix stream socket, mode 0600
+/// (root only, as drbdsetup needs root: no group is given access), one JSON request line per
+/// connection, JSON response lines back. Each connection's uid is checked too (SO_PEERCRED), so a
+/// socket whose mode was widened still answers only root (or the agent's own user).
 /// </summary>
 internal sealed partial class ControlServer(AgentOptions options, ControlDispatcher dispatcher, ILogger<ControlServer> logger) : BackgroundService
 {
@@ -54,12 +56,14 @@ internal sealed partial class ControlServer(AgentOptions options, ControlDispatc
             await using var stream = new NetworkStream(client, ownsSocket: false);
             try
             {
+                // The request is read (bounded) before a refusal is sent: closing on a client that is
+                // still writing its request would leave it with EPIPE instead of the reason.
+                string? line = await ReadLineAsync(stream, stoppingToken).ConfigureAwait(false);
                 if (!PeerCredentials.IsAllowed(client))
                 {
                     await WriteAsync(stream, ControlResponse.Failure("permission denied: only root or the agent's user may use the control socket", ExitCodes.Usage), stoppingToken).ConfigureAwait(false);
                     return;
                 }
-                string? line = await ReadLineAsync(stream, stoppingToken).ConfigureAwait(false);
                 var request = line is null ? null : ControlJson.ParseRequest(line, out string error);
                 if (request is null)
                 {
