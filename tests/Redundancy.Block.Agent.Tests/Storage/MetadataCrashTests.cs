@@ -12,10 +12,19 @@ using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Resources;
 using Redundancy.Block.Engine.States;
+using Xunit.Abstractions;
 
 namespace Redundancy.Block.Agent.Tests.Storage;
 
-public class MetadataCrashTests
+/// <summary>
+/// Runs alone: the tests flock the disk file thousands of times (attach opens it exclusively), and a
+/// process another test forks meanwhile inherits the lock until it execs, failing the next open.
+/// </summary>
+[CollectionDefinition(nameof(MetadataCrashTests), DisableParallelization = true)]
+public sealed class MetadataCrashCollection;
+
+[Collection(nameof(MetadataCrashTests))]
+public class MetadataCrashTests(ITestOutputHelper output)
 {
     private const long MiB = 1L << 20;
     private const long ExtentBytes = ActivityLogTransaction.ExtentSizeBytes;
@@ -156,6 +165,7 @@ public class MetadataCrashTests
             sawNew += landed ? 1 : 0;
         }
         Assert.Equal(5 * 4097, points);
+        output.WriteLine($"metadata-crash superblock ({(internalMetadata ? "internal" : "external")}): {points} crash points, {points} starts with the old or new superblock, {sawNew} with the new");
         Assert.True(sawNew > 5 * 1000, $"only {sawNew} crash points had the new superblock");
     }
 
@@ -194,6 +204,7 @@ public class MetadataCrashTests
             checkedPoints++;
         }
         Assert.Equal(4096 / 64 + 1, checkedPoints);
+        output.WriteLine($"metadata-crash superblock rewrite after a torn write: {checkedPoints} crash points, both copies valid afterwards at all");
     }
 
     /// <summary>
@@ -247,6 +258,7 @@ public class MetadataCrashTests
             points++;
         }
         Assert.Equal(transactions * 4097, points);
+        output.WriteLine($"metadata-crash activity log: {points} crash points over {transactions} transactions, all replayed the old or new table");
 
         // The restarted node's next transaction lands where the torn one was and replays.
         foreach (int tornBytes in new[] { 0, 1, 2000, 4095 })
@@ -283,6 +295,7 @@ public class MetadataCrashTests
     {
         var (points, lost) = await EvictionCrashAsync(pagesFirst: true);
         Assert.Empty(lost);
+        output.WriteLine($"metadata-crash bitmap before AL eviction: {points} crash points, {lost.Count} lost out-of-sync bits");
         Assert.True(points > 3 * 4097, $"only {points} crash points");
     }
 
@@ -292,6 +305,7 @@ public class MetadataCrashTests
     {
         var (_, lost) = await EvictionCrashAsync(pagesFirst: false);
         Assert.NotEmpty(lost);
+        output.WriteLine($"metadata-crash negative control (AL transaction before bitmap pages): {lost.Count} crash points lose bits, e.g. {lost[0]}");
     }
 
     private static async Task<(int Points, List<string> Lost)> EvictionCrashAsync(bool pagesFirst)
