@@ -15,6 +15,7 @@ namespace Redundancy.Block.Agent.Control;
 internal sealed partial class ControlServer(AgentOptions options, ControlDispatcher dispatcher, ILogger<ControlServer> logger) : BackgroundService
 {
     private const int MaxRequestBytes = 4 * 1024 * 1024;
+    private static readonly TimeSpan RefusalReadTimeout = TimeSpan.FromSeconds(2);
     private Socket? listener;
 
     public override Task StartAsync(CancellationToken cancellationToken)
@@ -56,14 +57,12 @@ internal sealed partial class ControlServer(AgentOptions options, ControlDispatc
             await using var stream = new NetworkStream(client, ownsSocket: false);
             try
             {
-                // The request is read (bounded) before a refusal is sent: closing on a client that is
-                // still writing its request would leave it with EPIPE instead of the reason.
-                string? line = await ReadLineAsync(stream, stoppingToken).ConfigureAwait(false);
                 if (!PeerCredentials.IsAllowed(client))
                 {
-                    await WriteAsync(stream, ControlResponse.Failure("permission denied: only root or the agent's user may use the control socket", ExitCodes.Usage), stoppingToken).ConfigureAwait(false);
+                    await RefuseAsync(stream, stoppingToken).ConfigureAwait(false);
                     return;
                 }
+                string? line = await ReadLineAsync(stream, stoppingToken).ConfigureAwait(false);
                 var request = line is null ? null : ControlJson.ParseRequest(line, out string error);
                 if (request is null)
                 {
@@ -77,6 +76,28 @@ internal sealed partial class ControlServer(AgentOptions options, ControlDispatc
                 // rbadm went away (e.g. Ctrl-C on `events`) or the agent is stopping: nothing to answer.
             }
         }
+    }
+
+    /// <summary>
+    /// Refuses a caller that is not root: its request is read first (bounded in size and to
+    /// <see cref="RefusalReadTimeout"/>), as closing on a client still writing it would leave it with
+    /// EPIPE instead of the reason.
+    /// </summary>
+    private static async Task RefuseAsync(Stream stream, CancellationToken stoppingToken)
+    {
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+        {
+            deadline.CancelAfter(RefusalReadTimeout);
+            try
+            {
+                await ReadLineAsync(stream, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+            {
+                // It sent no complete request in time: refuse anyway.
+            }
+        }
+        await WriteAsync(stream, ControlResponse.Failure("permission denied: only root or the agent's user may use the control socket", ExitCodes.Usage), stoppingToken).ConfigureAwait(false);
     }
 
     private static async ValueTask WriteAsync(Stream stream, ControlResponse response, CancellationToken cancellationToken)
