@@ -11,7 +11,7 @@
 setup_security_suite() { require_built; }
 
 SEC_SECRET=not-known-to-the-attacker-42
-SEC_OPTIONS="net { protocol C; cram-hmac-alg sha256; shared-secret \"$SEC_SECRET\"; connect-int 1; ping-int 1; }"
+SEC_OPTIONS="net { protocol C; cram-hmac-alg sha256; shared-secret \"$SEC_SECRET\"; connect-int 1; ping-int 1; } disk { c-plan-ahead 0; resync-rate 400M; }"
 
 # sec_alpha — alpha's disk, config (beta configured, not running), agent, create-md, up. Sets
 # PEER_A (alpha's peer address) and DISK_A.
@@ -38,7 +38,7 @@ agent_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/${AGENT_PID[alpha]}/status
 
 disk_sha() { sha256sum "$DISK_A" | cut -d' ' -f1; }
 
-# sec_wait_listening — alpha's link to beta is back to accepting (after an attack left it StandAlone).
+# sec_reconnect — alpha's link to beta back to Connecting (a refused secret leaves it StandAlone, as DRBD).
 sec_reconnect() {
     if [[ $(rbadm alpha cstate r0) == StandAlone ]]; then
         expect_ok rbadm alpha connect r0
