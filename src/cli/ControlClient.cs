@@ -15,6 +15,11 @@ internal sealed class ControlClient(string controlPath)
         {
             await socket.ConnectAsync(new UnixDomainSocketEndPoint(controlPath), cancellationToken).ConfigureAwait(false);
         }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AccessDenied)
+        {
+            // The socket is mode 0600, owned by root: only root may drive the agent.
+            throw new CliException($"permission denied on rbagent's control socket {controlPath}: only root may use it (run rbadm as root)", ExitCodes.NoAgent);
+        }
         catch (SocketException e)
         {
             throw new CliException($"cannot reach rbagent at {controlPath}: {e.Message} (is rbagent running with this --node/--control?)", ExitCodes.NoAgent);

@@ -7,12 +7,15 @@ using Redundancy.Block.Engine.Control;
 namespace Redundancy.Block.Agent.Control;
 
 /// <summary>
-/// The control socket rbadm talks to (as drbdsetup talks netlink): a Unix stream socket, mode 0600,
-/// one JSON request line per connection, JSON response lines back.
+/// The control socket rbadm talks to (as drbdsetup talks netlink): a Unix stream socket, mode 0600
+/// (root only, as drbdsetup needs root: no group is given access), one JSON request line per
+/// connection, JSON response lines back. Each connection's uid is checked too (SO_PEERCRED), so a
+/// socket whose mode was widened still answers only root (or the agent's own user).
 /// </summary>
 internal sealed partial class ControlServer(AgentOptions options, ControlDispatcher dispatcher, ILogger<ControlServer> logger) : BackgroundService
 {
     private const int MaxRequestBytes = 4 * 1024 * 1024;
+    private static readonly TimeSpan RefusalReadTimeout = TimeSpan.FromSeconds(2);
     private Socket? listener;
 
     public override Task StartAsync(CancellationToken cancellationToken)
@@ -56,7 +59,7 @@ internal sealed partial class ControlServer(AgentOptions options, ControlDispatc
             {
                 if (!PeerCredentials.IsAllowed(client))
                 {
-                    await WriteAsync(stream, ControlResponse.Failure("permission denied: only root or the agent's user may use the control socket", ExitCodes.Usage), stoppingToken).ConfigureAwait(false);
+                    await RefuseAsync(stream, stoppingToken).ConfigureAwait(false);
                     return;
                 }
                 string? line = await ReadLineAsync(stream, stoppingToken).ConfigureAwait(false);
@@ -73,6 +76,28 @@ internal sealed partial class ControlServer(AgentOptions options, ControlDispatc
                 // rbadm went away (e.g. Ctrl-C on `events`) or the agent is stopping: nothing to answer.
             }
         }
+    }
+
+    /// <summary>
+    /// Refuses a caller that is not root: its request is read first (bounded in size and to
+    /// <see cref="RefusalReadTimeout"/>), as closing on a client still writing it would leave it with
+    /// EPIPE instead of the reason.
+    /// </summary>
+    private static async Task RefuseAsync(Stream stream, CancellationToken stoppingToken)
+    {
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+        {
+            deadline.CancelAfter(RefusalReadTimeout);
+            try
+            {
+                await ReadLineAsync(stream, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+            {
+                // It sent no complete request in time: refuse anyway.
+            }
+        }
+        await WriteAsync(stream, ControlResponse.Failure("permission denied: only root or the agent's user may use the control socket", ExitCodes.Usage), stoppingToken).ConfigureAwait(false);
     }
 
     private static async ValueTask WriteAsync(Stream stream, ControlResponse response, CancellationToken cancellationToken)

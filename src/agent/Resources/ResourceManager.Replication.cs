@@ -53,28 +53,21 @@ internal sealed partial class ResourceManager
             {
                 return $"{runtime.ExportName(volumeState.Number)} is Diskless: replication needs every volume attached";
             }
-            var bitmaps = new List<QuickSyncBitmap>();
-            for (int slot = 0; slot < md.Peers.Length; slot++)
-            {
-                bitmaps.Add(await attached.Store.ReadBitmapAsync(slot, cancellationToken).ConfigureAwait(false));
-            }
             var slotOfPeer = runtime.State.Peers.ToDictionary(p => p.NodeId, p => md.FindPeerSlot(p.NodeId));
             var volumeDefinition = node.Volumes.First(v => v.Number == volumeState.Number);
-            var tracker = new BitmapTracker(bitmaps);
-            var recovered = await attached.Store.ReadActivityLogAsync(md, cancellationToken).ConfigureAwait(false);
+            var start = await VolumeMetadataIo.LoadAsync(attached.Store, md, definition.AlUpdates(volumeDefinition), cancellationToken).ConfigureAwait(false);
             if (md.Flags.HasFlag(MetadataFlags.CrashedPrimary))
             {
-                // DRBD's apply-al: writes may have been in flight in the extents the AL names; resync them.
-                long marked = tracker.MarkExtentsOutOfSync(ActivityLogTracker.ActiveExtentsFrom(recovered));
-                LogCrashedPrimary(logger, runtime.ExportName(volumeState.Number), ActivityLogTracker.ActiveExtentsFrom(recovered).Length, marked * 4);
+                // DRBD's apply-al: writes may have been in flight in the extents the AL names; they are resynced.
+                LogCrashedPrimary(logger, runtime.ExportName(volumeState.Number), ActivityLogTracker.ActiveExtentsFrom(start.Recovered).Length, start.CrashResyncBits * 4);
             }
             var outdatedPeers = md.Peers.Where(p => !p.IsFree && p.Flags.HasFlag(PeerSlotFlags.Outdated)).Select(p => p.NodeId);
             // The bitmaps cover all the disk holds; the device is the agreed size (la-size) of it.
             long usable = attached.Store.Layout.UsableSizeBytes;
-            volumes.Add(new ReplicaVolume(volumeState.Number, usable, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, tracker, md.UsableSizeBytes, outdatedPeers)
+            volumes.Add(new ReplicaVolume(volumeState.Number, usable, md.GenerationIds, md.Flags, volumeState.Disk, slotOfPeer, start.Bitmaps, md.UsableSizeBytes, outdatedPeers)
             {
                 ResyncRate = ResyncRateSettings.From(definition, volumeDefinition),
-                ActivityLog = ActivityLogTracker.FromRecovered(recovered, usable, md.ActivityLogSize4k, definition.AlUpdates(volumeDefinition)),
+                ActivityLog = start.ActivityLog,
             });
             disks[volumeState.Number] = dataPath;
         }
@@ -461,17 +454,6 @@ internal sealed partial class ResourceManager
         {
             throw new IOException($"{runtime.ExportName(volume)}: no disk attached for its metadata");
         }
-        foreach (var page in pages)
-        {
-            await attached.Store.WriteBitmapBytesAsync(page.Slot, page.SlotOffsetBytes, page.Bytes).ConfigureAwait(false);
-        }
-        if (pages.Count > 0)
-        {
-            await attached.Store.FlushAsync().ConfigureAwait(false);
-        }
-        if (transaction is not null)
-        {
-            await attached.Store.WriteActivityLogTransactionAsync(transaction).ConfigureAwait(false);
-        }
+        await VolumeMetadataIo.WriteAsync(attached.Store, pages, transaction).ConfigureAwait(false);
     }
 }

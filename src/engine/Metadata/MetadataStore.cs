@@ -80,7 +80,9 @@ public sealed class MetadataStore
         var probe = await ProbeAsync(metaDevice, isInternal, cancellationToken).ConfigureAwait(false);
         if (!probe.Success)
         {
-            return new MetadataOpenResult(null, null, $"no valid metadata: {probe.Error}", NoMetadata: true);
+            const string prefix = "no valid metadata";
+            string error = probe.Error.StartsWith(prefix, StringComparison.Ordinal) ? probe.Error : $"{prefix}: {probe.Error}";
+            return new MetadataOpenResult(null, null, error, NoMetadata: true);
         }
         if (!MetadataLayout.TryFromSuperblock(probe.Superblock!, isInternal, diskSizeBytes, metaDevice.SizeBytes, out var layout, out string layoutError))
         {

@@ -121,6 +121,22 @@ public class MetadataStoreTests
     }
 
     [Fact]
+    public async Task Open_with_both_copies_invalid_says_so_once_with_each_copy_error()
+    {
+        var (device, store, _) = Formatted();
+        device.Data[(int)store.Layout.SuperblockOffsetBytes(0) + 9] ^= 0xFF;
+        device.Data[(int)store.Layout.SuperblockOffsetBytes(1) + 4000] ^= 0xFF;
+        var opened = await MetadataStore.OpenAsync(device, isInternal: true, device.SizeBytes);
+        Assert.Null(opened.Store);
+        Assert.True(opened.NoMetadata);
+        Assert.StartsWith("no valid metadata: copy 0: checksum mismatch", opened.Error);
+        Assert.Contains("; copy 1: checksum mismatch", opened.Error);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(opened.Error!, "no valid metadata"));
+        var tooSmall = await MetadataStore.OpenAsync(new MemoryDevice(4096), isInternal: true, 4096);
+        Assert.StartsWith("no valid metadata: device of 4096 bytes cannot hold metadata", tooSmall.Error);
+    }
+
+    [Fact]
     public async Task Both_valid_the_higher_sequence_wins_whichever_copy_holds_it()
     {
         var (device, store, fresh) = Formatted();
