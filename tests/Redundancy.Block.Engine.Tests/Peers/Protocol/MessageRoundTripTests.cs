@@ -229,4 +229,17 @@ public class MessageRoundTripTests
         Assert.StartsWith("a b\u00e9", back.Text, StringComparison.Ordinal);
         Assert.Equal(3 + (510 * 2), System.Text.Encoding.UTF8.GetByteCount(back.Text));
     }
+
+    [Fact]
+    public void A_segmented_data_with_an_impossible_digest_length_is_refused_not_an_invariant_failure()
+    {
+        // Found by scripts/fuzz --target peer-frames (corpus: regress-data-digest-length-255): the digest
+        // length byte (up to 255) sized a copy into a 104-byte scratch before it was validated.
+        byte[] payload = Payload(new DataMessage(0, 4096, 1, 1, DataFlags.None));
+        payload[32] = 255;
+        byte[] frame = [.. payload, .. new byte[255 + 4096]];
+        Assert.False(DataMessage.TryRead(Segmented(frame, 16), out _, out _, out string? error));
+        Assert.Contains("digest length 255", error);
+    }
 }
+
