@@ -186,4 +186,3 @@ public class Lz4BlockTests
         Assert.Contains("can decode to", error);
     }
 }
-

@@ -242,4 +242,3 @@ public class MessageRoundTripTests
         Assert.Contains("digest length 255", error);
     }
 }
-
