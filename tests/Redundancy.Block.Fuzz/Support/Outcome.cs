@@ -1,5 +1,6 @@
-// Turns an error message into an outcome signature: digits and hex numbers dropped, so "payload of 17
-// bytes" and "payload of 9 bytes" count as one outcome and only new kinds of outcome grow the corpus.
+// Turns an error message into an outcome signature: digits, hex numbers and quoted text dropped, so
+// "payload of 17 bytes" and "payload of 9 bytes" count as one outcome and only new kinds of outcome
+// grow the corpus.
 using System.Text;
 
 namespace Redundancy.Block.Fuzz.Support;
@@ -28,6 +29,12 @@ public static class Outcome
 
                 i--;
                 text.Append('#');
+            }
+            else if (c is '\'' or '"' && message.IndexOf(c, i + 1) is var close && close > i)
+            {
+                // Quoted input ('name', "text") varies with every mutant: one outcome for all of them.
+                text.Append(c).Append('*').Append(c);
+                i = close;
             }
             else if (char.IsAsciiDigit(c))
             {
