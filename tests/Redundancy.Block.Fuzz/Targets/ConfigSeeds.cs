@@ -89,7 +89,7 @@ public static class ConfigSeeds
         """;
 
     private const string Includes = """
-        conf.d/*.res
+        # conf.d/*.res
         include "global_common.conf";
         include "conf.d/*.res";
         skip resource old { on x { anything goes { here; } } }

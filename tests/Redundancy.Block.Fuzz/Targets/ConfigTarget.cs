@@ -2,7 +2,7 @@
 // (ConfigParser.ParseText; lines "#@file NAME" split the input into the main file and files it may
 // include), then what the CLI and agent do with a resolved resource: every ResourceOptions accessor
 // (numbers the parser accepted must convert) and `rbadm dump`, whose output must parse back to the
-// same dump. The first line also runs as an include glob (DiskIncludeSource) inside a scratch
+// same dump. The first line (a comment) also runs as an include glob (DiskIncludeSource) inside a scratch
 // directory. Oracle: success or a ConfigException whose message starts with FILE:LINE of a real line.
 using System.Reflection;
 using System.Text;
@@ -47,7 +47,7 @@ public sealed class ConfigTarget : IFuzzTarget
             outcome = "error:" + Outcome.Normalize(error.Detail);
         }
 
-        return outcome + "|" + Glob(text.Split('\n')[0]);
+        return outcome + "|" + Glob(text.Split('\n')[0].TrimStart('#', ' '));
     }
 
     /// <summary>Main text up to the first marker, then one file per "#@file NAME" line.</summary>
