@@ -80,6 +80,11 @@ public sealed class PeerFramesTarget : IFuzzTarget
         {
             string? place = MessageTypes.CheckPlace(header, state.Phase);
             string? decode = MessageTypes.TryGetInfo(header.Type, out _) ? Decode(header, payload, state) : null;
+            if (decode is { Length: 0 })
+            {
+                throw new FuzzOracleException($"{header.Type} refused with an empty reason");
+            }
+
             outcomes.Add($"{header.Type}:{Outcome.Normalize(place)}:{Outcome.Normalize(decode)}");
         }
 
@@ -164,7 +169,7 @@ public sealed class PeerFramesTarget : IFuzzTarget
 
         if (!segmented)
         {
-            return error;
+            return error ?? throw new FuzzOracleException($"{T.Type} refused without a reason");
         }
 
         CheckRoundTrip(message, again, contiguous);
@@ -203,7 +208,7 @@ public sealed class PeerFramesTarget : IFuzzTarget
 
         if (!segmented)
         {
-            return error;
+            return error ?? throw new FuzzOracleException("Data refused without a reason");
         }
 
         int head = message.Write(_encoded);
