@@ -42,6 +42,13 @@ public static class Lz4Block
     }
 
     /// <summary>
+    /// The most bytes <paramref name="compressedLength"/> bytes of LZ4 can decode to: a match costs at
+    /// least token, offset and one length byte per 255 bytes it adds, so no block expands more than 255×.
+    /// A declared size beyond this is refused before a buffer for it is allocated.
+    /// </summary>
+    public static long MaxDecompressedLength(long compressedLength) => 255L * compressedLength;
+
+    /// <summary>
     /// Compresses <paramref name="source"/> into <paramref name="destination"/>. False when the block
     /// does not fit: pass a destination shorter than the source to give up as soon as compressing
     /// cannot pay, or <see cref="MaxCompressedLength"/> bytes to always succeed.

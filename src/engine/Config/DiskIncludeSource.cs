@@ -12,7 +12,17 @@ internal sealed class DiskIncludeSource : IIncludeSource
     {
         string baseDirectory = Path.GetDirectoryName(Path.GetFullPath(fromFile)) ?? "/";
         string absolute = Path.IsPathRooted(pattern) ? pattern : Path.Combine(baseDirectory, pattern);
-        var matches = ConfigParser.IsGlob(pattern) ? Glob(absolute) : File.Exists(absolute) ? [absolute] : [];
+        List<string> matches;
+        try
+        {
+            matches = ConfigParser.IsGlob(pattern) ? Glob(absolute) : File.Exists(absolute) ? [absolute] : [];
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            // A set the regex engine refuses ("[z-a]") or a directory we may not list.
+            throw ConfigException.At(where, $"include pattern '{pattern}' cannot be expanded: {e.Message}, expected a file name or a glob of *, ? and [...]");
+        }
+
         if (matches.Count == 0 && !ConfigParser.IsGlob(pattern))
         {
             throw ConfigException.At(where, $"included file '{pattern}' does not exist, expected an existing file or a glob");
@@ -73,7 +83,7 @@ internal sealed class DiskIncludeSource : IIncludeSource
         for (int i = 0; i < segment.Length; i++)
         {
             char c = segment[i];
-            int close = c == '[' ? segment.IndexOf(']', i + 2) : -1;
+            int close = c == '[' && i + 2 <= segment.Length ? segment.IndexOf(']', i + 2) : -1;
             if (c == '*')
             {
                 regex.Append("[^/]*");

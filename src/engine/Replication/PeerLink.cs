@@ -327,7 +327,7 @@ public sealed partial class PeerLink
     /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone.</summary>
     private void GiveUp(WireDisconnectReason reason, string text)
     {
-        Send(0, new DisconnectMessage(reason, text.Length > DisconnectMessage.MaxTextBytes ? text[..DisconnectMessage.MaxTextBytes] : text));
+        Send(0, DisconnectMessage.Create(reason, text));
         StandAlone(text);
     }
 

@@ -82,13 +82,20 @@ internal sealed class PooledBlock : IDisposable
     /// <summary>
     /// Decompresses the LZ4 block <paramref name="compressed"/> into a block of exactly
     /// <paramref name="lengthBytes"/>; null with the reason when that is more than
-    /// <paramref name="maxLengthBytes"/> (nothing is allocated for it) or the block is malformed.
+    /// <paramref name="maxLengthBytes"/> or than the compressed bytes can decode to (nothing is
+    /// allocated for it: a 16-byte payload cannot make us rent 64 MiB), or the block is malformed.
     /// </summary>
     public static PooledBlock? Decompress(in ReadOnlySequence<byte> compressed, uint lengthBytes, int maxLengthBytes, out string? error)
     {
         if (lengthBytes > maxLengthBytes)
         {
             error = $"declares {lengthBytes} bytes, more than one frame ({maxLengthBytes} bytes) carries";
+            return null;
+        }
+
+        if (lengthBytes > Lz4Block.MaxDecompressedLength(compressed.Length))
+        {
+            error = $"declares {lengthBytes} bytes, more than {compressed.Length} bytes of LZ4 can decode to";
             return null;
         }
         var buffer = ArrayPool<byte>.Shared.Rent((int)lengthBytes);

@@ -162,4 +162,18 @@ public class Lz4BlockTests
             Assert.True(RoundTrip(data) < 200, $"period {period} compresses");
         }
     }
+
+    [Fact]
+    public void The_densest_block_stays_within_the_declared_expansion_bound()
+    {
+        // Literal 'a', then one match at offset 1 whose length runs on for 1000 bytes of 255, then the
+        // five final literals: as dense as LZ4 gets.
+        var block = new List<byte> { 0x1F, (byte)'a', 1, 0 };
+        block.AddRange(Enumerable.Repeat((byte)255, 1000));
+        block.Add(10);
+        block.AddRange([0x50, 1, 2, 3, 4, 5]);
+        int decoded = 1 + (4 + 15 + (255 * 1000) + 10) + 5;
+        Assert.True(Lz4Block.TryDecompress(block.ToArray(), new byte[decoded], out string? error), error);
+        Assert.InRange(decoded, 1, Lz4Block.MaxDecompressedLength(block.Count));
+    }
 }

@@ -115,4 +115,29 @@ public sealed class ConfigIncludeTests : IDisposable
         var e = Assert.Throws<ConfigException>(() => ConfigParser.ParseText("include \"loop.res\";", "main.conf", n => files.GetValueOrDefault(n)));
         Assert.Equal("loop.res:1: include of 'main.conf' forms a cycle (main.conf -> loop.res -> main.conf), expected includes without cycles", e.Message);
     }
+
+    [Theory]
+    [InlineData("conf.d/[z-a].res")]
+    [InlineData("[z-a]/x.res")]
+    public void A_glob_set_the_regex_engine_refuses_is_a_config_error(string pattern)
+    {
+        // Found by scripts/fuzz --target config (corpus: regress-glob-reverse-range): a RegexParseException escaped.
+        Write("conf.d/r.res", "\n");
+        string main = Write("main.conf", $"include \"{pattern}\";\n");
+        string message = Assert.Throws<ConfigException>(() => ConfigParser.Parse(main)).Message;
+        Assert.StartsWith($"{main}:1: include pattern '{pattern}' cannot be expanded:", message);
+    }
+
+    [Theory]
+    [InlineData("conf.d/*[")]
+    [InlineData("conf.d/[")]
+    [InlineData("conf.d/*.res[a")]
+    public void A_glob_ending_in_an_open_bracket_matches_it_literally(string pattern)
+    {
+        // Found by scripts/fuzz --target config (corpus: regress-glob-trailing-bracket): '[' at the end threw ArgumentOutOfRangeException.
+        Write("conf.d/r.res", "global { usage-count no; }\n");
+        string main = Write("main.conf", $"include \"{pattern}\";\n");
+        Assert.Empty(ConfigParser.Parse(main).Resources);
+    }
 }
+

@@ -64,7 +64,17 @@ public class PooledBuffersTests
     {
         Assert.Null(PooledBlock.Decompress(new ReadOnlySequence<byte>([0x00]), uint.MaxValue, 1 << 20, out string? error));
         Assert.Contains($"declares {uint.MaxValue} bytes, more than one frame", error, StringComparison.Ordinal);
-        Assert.Null(PooledBlock.Decompress(new ReadOnlySequence<byte>([0x10, 1, 0, 0]), 4096, 1 << 20, out error));
+        Assert.Null(PooledBlock.Decompress(new ReadOnlySequence<byte>([0x10, 1, 0, 0]), 16, 1 << 20, out error));
         Assert.Contains("offset 0", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_payload_declaring_more_than_it_can_decode_to_is_refused_before_allocating()
+    {
+        // Found by the fuzzer's compression-bomb check: 16 bytes declaring 64 MiB made the receiver rent 64 MiB.
+        Assert.Null(PooledBlock.Decompress(new ReadOnlySequence<byte>(new byte[16]), 64u << 20, 64 << 20, out string? error));
+        Assert.Contains("can decode to", error, StringComparison.Ordinal);
+        Assert.Null(PooledBlock.Decompress(new ReadOnlySequence<byte>([0x10, 1, 0, 0]), 4096, 1 << 20, out error));
+        Assert.Contains("more than 4 bytes of LZ4 can decode to", error, StringComparison.Ordinal);
     }
 }

@@ -1,6 +1,7 @@
 // Control messages: Disconnect, sent before closing so the peer can log why and pick the right
 // connection state (e.g. StandAlone after incompatible settings rather than reconnecting).
 using System.Buffers.Binary;
+using System.Text;
 
 namespace Redundancy.Block.Engine.Peers.Protocol;
 
@@ -34,6 +35,31 @@ public readonly record struct DisconnectMessage(DisconnectReason Reason, string 
 
     public static MessageType Type => MessageType.Disconnect;
     public int EncodedLength => 4 + WireFields.TextLength(Text);
+
+    /// <summary>
+    /// A Disconnect whose text the receiver accepts whatever <paramref name="text"/> holds: control
+    /// characters become spaces and it is cut to <see cref="MaxTextBytes"/> UTF-8 bytes (not chars)
+    /// at a character boundary.
+    /// </summary>
+    public static DisconnectMessage Create(DisconnectReason reason, string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var clean = new StringBuilder(Math.Min(text.Length, MaxTextBytes));
+        int bytes = 0;
+        foreach (Rune rune in text.EnumerateRunes())
+        {
+            Rune kept = rune.Value is < 0x20 or 0x7F ? new Rune(' ') : rune;
+            if (bytes + kept.Utf8SequenceLength > MaxTextBytes)
+            {
+                break;
+            }
+
+            bytes += kept.Utf8SequenceLength;
+            clean.Append(kept.ToString());
+        }
+
+        return new DisconnectMessage(reason, clean.ToString());
+    }
 
     public int Write(Span<byte> destination)
     {

@@ -80,6 +80,8 @@ public readonly record struct DataMessage(
         if (headLength == Size)
         {
             int digestLength = payload.FirstSpan.Length > 32 ? payload.FirstSpan[32] : FramePayload.Prefix(payload, Size, scratch)[32];
+            // An impossible length (up to 255, more than the scratch holds) is refused by TryReadHead from the fixed part.
+            digestLength = WireFields.IsDigestLength(digestLength) ? digestLength : 0;
             headLength = (int)Math.Min(payload.Length, Size + digestLength);
         }
 

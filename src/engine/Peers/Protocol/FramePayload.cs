@@ -5,8 +5,14 @@ namespace Redundancy.Block.Engine.Peers.Protocol;
 
 public static class FramePayload
 {
-    /// <summary>Largest message (without trailing data) the stack-copy path handles; every steady-state message fits.</summary>
+    /// <summary>Largest segmented message copied to the stack; every steady-state message fits.</summary>
     public const int MaxStackBytes = 512;
+
+    /// <summary>
+    /// Largest message (without trailing data) <see cref="TryRead{T}"/> parses: a Disconnect with its
+    /// 1024-byte text. Larger segmented payloads than <see cref="MaxStackBytes"/> are copied to a pooled buffer.
+    /// </summary>
+    public const int MaxMessageBytes = 2048;
 
     /// <summary>
     /// The first <paramref name="length"/> bytes of <paramref name="payload"/> as one span: FirstSpan when
@@ -26,20 +32,40 @@ public static class FramePayload
     }
 
     /// <summary>
-    /// Parses a message whose payload is at most <see cref="MaxStackBytes"/> (any fixed-size message,
-    /// CsumRsRequest, OvReply, AuthResponse, ...) from a possibly segmented payload.
+    /// Parses a message of at most <see cref="MaxMessageBytes"/> (any fixed-size message, CsumRsRequest,
+    /// OvReply, AuthResponse, Hello, Disconnect, ...) from a possibly segmented payload.
     /// </summary>
     public static bool TryRead<T>(in ReadOnlySequence<byte> payload, out T message, out string? error)
         where T : struct, IPeerMessage<T>
     {
-        if (payload.Length > MaxStackBytes)
+        if (payload.Length > MaxMessageBytes)
         {
             message = default;
             error = $"{T.Type} payload of {payload.Length} bytes is larger than any such message";
             return false;
         }
 
-        Span<byte> scratch = stackalloc byte[MaxStackBytes];
-        return T.TryRead(Prefix(payload, (int)payload.Length, scratch), out message, out error);
+        if (payload.IsSingleSegment)
+        {
+            return T.TryRead(payload.FirstSpan, out message, out error);
+        }
+
+        if (payload.Length <= MaxStackBytes)
+        {
+            Span<byte> scratch = stackalloc byte[MaxStackBytes];
+            return T.TryRead(Prefix(payload, (int)payload.Length, scratch), out message, out error);
+        }
+
+        // Rare: a long Disconnect text split across receive buffers.
+        byte[] joined = ArrayPool<byte>.Shared.Rent((int)payload.Length);
+        try
+        {
+            payload.CopyTo(joined);
+            return T.TryRead(joined.AsSpan(0, (int)payload.Length), out message, out error);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(joined);
+        }
     }
 }

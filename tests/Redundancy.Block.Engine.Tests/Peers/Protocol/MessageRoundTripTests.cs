@@ -203,9 +203,42 @@ public class MessageRoundTripTests
         Assert.Equal([0x55], body.ToArray());
         Assert.False(DataMessage.TryRead(Segmented(new byte[39], 4), out _, out _, out error));
         Assert.Contains("at least 40 bytes", error);
-        Assert.False(FramePayload.TryRead<AckMessage>(Segmented(new byte[600], 100), out _, out error));
+        Assert.False(FramePayload.TryRead<AckMessage>(Segmented(new byte[FramePayload.MaxMessageBytes + 1], 100), out _, out error));
         Assert.Contains("larger than any such message", error);
         Assert.True(FramePayload.TryRead<UuidsMessage>(Segmented(Payload(new UuidsMessage(5, 6, [7, 8], 0, 1)), 3), out var uuids, out error), error);
         Assert.Equal(new ulong[] { 7, 8 }, uuids.History.ToArray());
+    }
+
+    [Fact]
+    public void A_disconnect_with_a_long_text_is_read_from_a_segmented_payload()
+    {
+        // Found by scripts/fuzz --target peer-frames: FramePayload refused any message over 512 bytes,
+        // so a peer's Disconnect with a long reason became a protocol error (corpus: crash-bd2e09cc6fdb76a5).
+        var message = new DisconnectMessage(DisconnectReason.SplitBrain, new string('x', DisconnectMessage.MaxTextBytes));
+        Assert.True(FramePayload.TryRead<DisconnectMessage>(Segmented(Payload(message), 100), out var back, out string? error), error);
+        Assert.Equal(message, back);
+        Assert.True(FramePayload.TryRead<DisconnectMessage>(new ReadOnlySequence<byte>(Payload(message)), out back, out error), error);
+        Assert.Equal(message, back);
+    }
+
+    [Fact]
+    public void Disconnect_create_cuts_the_text_at_1024_utf8_bytes_and_replaces_control_characters()
+    {
+        var message = DisconnectMessage.Create(DisconnectReason.IncompatibleSettings, "a\nb" + new string('\u00e9', 600));
+        Assert.True(DisconnectMessage.TryRead(Payload(message), out var back, out string? error), error);
+        Assert.StartsWith("a b\u00e9", back.Text, StringComparison.Ordinal);
+        Assert.Equal(3 + (510 * 2), System.Text.Encoding.UTF8.GetByteCount(back.Text));
+    }
+
+    [Fact]
+    public void A_segmented_data_with_an_impossible_digest_length_is_refused_not_an_invariant_failure()
+    {
+        // Found by scripts/fuzz --target peer-frames (corpus: regress-data-digest-length-255): the digest
+        // length byte (up to 255) sized a copy into a 104-byte scratch before it was validated.
+        byte[] payload = Payload(new DataMessage(0, 4096, 1, 1, DataFlags.None));
+        payload[32] = 255;
+        byte[] frame = [.. payload, .. new byte[255 + 4096]];
+        Assert.False(DataMessage.TryRead(Segmented(frame, 16), out _, out _, out string? error));
+        Assert.Contains("digest length 255", error);
     }
 }
