@@ -87,6 +87,14 @@ rp_status_shows_peer() {
     assert_match "$OUTPUT" "alpha node-id:0 connection:Connected role:Primary" "beta's verbose status"
     assert_match "$OUTPUT" "out-of-sync:0" "nothing out of sync after the initial sync"
     assert_eq "$(json_field alpha '.[0].connections[0]["peer_devices"][0]["replication-state"]')" Established "replication state in JSON"
+    # sent/received (KiB of data, resync included): 4 MiB more of each after 4 MiB of writes.
+    local sent received
+    sent=$(json_field alpha '.[0].connections[0]["peer_devices"][0].sent')
+    received=$(json_field beta '.[0].connections[0]["peer_devices"][0].received')
+    [[ $sent -gt 0 && $received -gt 0 ]] || fail "after the initial sync: alpha sent $sent KiB, beta received $received KiB"
+    write_on "$URI_A" 0 4M stats-1
+    assert_eq "$(json_field alpha '.[0].connections[0]["peer_devices"][0].sent')" $((sent + 4096)) "alpha's sent KiB after 4 MiB of writes"
+    assert_eq "$(json_field beta '.[0].connections[0]["peer_devices"][0].received')" $((received + 4096)) "beta's received KiB after 4 MiB of writes"
 }
 
 rp_reconnect_bitmap_resync() {

@@ -242,8 +242,11 @@ internal sealed class ResourceRuntime
                 double inSync = 100.0 * (volume.AgreedSizeBytes - outOfSyncBytes) / volume.AgreedSizeBytes;
                 var progress = replica.ResyncProgressOf(peer.NodeId, v.Number, nowMs);
                 var verify = replica.VerifyProgressOf(peer.NodeId, v.Number);
+                var (sentBytes, receivedBytes) = replica.TrafficOf(peer.NodeId, v.Number);
                 return new PeerDeviceStatus
                 {
+                    SentKib = sentBytes / 1024,
+                    ReceivedKib = receivedBytes / 1024,
                     Volume = v.Number,
                     ReplicationState = replication,
                     PeerDiskState = replica.PeerDiskOf(peer.NodeId, v.Number),

@@ -288,6 +288,7 @@ public sealed partial class Replica
                     }
                     frame ??= DataFrame(volume, message, data, compress);
                     io.Send(peer, frame.Value.Span);
+                    CountSent(peer, volume, data.Length);
                     writes.Sent(peer, tracked.RequestId);
                 }
             }
@@ -358,6 +359,7 @@ public sealed partial class Replica
                     ProtocolError(peer, error ?? $"Data for volume {header.Volume} outside the agreed size");
                     return;
                 }
+                CountReceived(peer, header.Volume, (long)data.LengthBytes);
                 if (data.LengthBytes > 0 && links[peer].PeerDisks.GetValueOrDefault(header.Volume, DiskState.DUnknown) < DiskState.Inconsistent)
                 {
                     // "In case we have the only disk of the cluster": the writer's own disk is gone (or

@@ -81,6 +81,7 @@ public sealed partial class Replica
         }
         using var reply = ResyncReplyFrame(read.Peer, (ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span);
         io.Send(read.Peer, reply.Span);
+        CountSent(read.Peer, read.Volume, request.LengthBytes);
     }
 
     private static bool IsResync(MessageType type) => type is MessageType.BitmapChunk or MessageType.SyncUuid
@@ -306,6 +307,7 @@ public sealed partial class Replica
         {
             return $"an RsDataReply for request {reply.RequestId}, which was not asked for";
         }
+        CountReceived(peer, volume.Number, reply.LengthBytes);
         PooledBlock? block = null;
         if (reply.ExpectsData && (block = ReceivedBlock(peer, data, (reply.Flags & RsDataFlags.Compressed) != 0, reply.LengthBytes, out error)) is null)
         {
