@@ -274,6 +274,7 @@ public sealed partial class Replica
         foreach (bool compress in (ReadOnlySpan<bool>)[false, true])
         {
             PooledFrame? frame = null;
+            var frameIntegrity = DigestAlgorithm.None;
             try
             {
                 foreach (int peer in tracked.SendTo)
@@ -286,7 +287,13 @@ public sealed partial class Replica
                     {
                         io.Send(peer, Frame(0, new BarrierMessage(closed)));
                     }
-                    frame ??= DataFrame(volume, message, data, compress);
+                    var integrity = IntegrityAlgorithm(peer);
+                    if (frame is null || frameIntegrity != integrity)
+                    {
+                        frame?.Dispose();
+                        frame = DataFrame(volume, WithIntegrityDigest(message, integrity, data), data, compress);
+                        frameIntegrity = integrity;
+                    }
                     io.Send(peer, frame.Value.Span);
                     CountSent(peer, volume, data.Length);
                     writes.Sent(peer, tracked.RequestId);
@@ -370,6 +377,12 @@ public sealed partial class Replica
                 if (data.ExpectsData && (bytes = ReceivedBlock(peer, block, (data.Flags & DataFlags.Compressed) != 0, data.LengthBytes, out error)) is null)
                 {
                     ProtocolError(peer, error!);
+                    return;
+                }
+                if (IntegrityFailure(peer, data, bytes) is { } failure)
+                {
+                    bytes?.Dispose();
+                    ProtocolError(peer, failure);
                     return;
                 }
                 var receiver = receivers[peer];
