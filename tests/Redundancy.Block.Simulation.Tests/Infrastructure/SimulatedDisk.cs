@@ -49,6 +49,9 @@ public sealed class SimulatedDisk : IBlockDevice
     /// <summary>Makes reads of the 4 KiB block holding <paramref name="offsetBytes"/> fail.</summary>
     public void AddLatentReadError(long offsetBytes) => latentReadErrorBlocks.Add(offsetBytes / BlockBytes);
 
+    /// <summary>The disk is replaced or its bad blocks remapped: no read fails any more.</summary>
+    public void ClearLatentReadErrors() => latentReadErrorBlocks.Clear();
+
     public ValueTask ReadAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         CheckRange(offsetBytes, buffer.Length);
