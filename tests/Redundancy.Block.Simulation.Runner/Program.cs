@@ -69,7 +69,7 @@ internal static class Report
         {
             Console.WriteLine($"  {kind}: {count}");
         }
-        foreach (var failure in failed.Take(20))
+        foreach (var failure in failed.Take(200))
         {
             Console.WriteLine($"FAILED seed {failure.Seed}: {failure.Failure}");
             Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}");
@@ -78,9 +78,9 @@ internal static class Report
                 Console.WriteLine(failure.Logs);
             }
         }
-        if (failed.Count > 20)
+        if (failed.Count > 200)
         {
-            Console.WriteLine($"... and {failed.Count - 20} more failing seeds: {string.Join(' ', failed.Skip(20).Select(f => f.Seed))}");
+            Console.WriteLine($"... and {failed.Count - 200} more failing seeds: {string.Join(' ', failed.Skip(200).Select(f => f.Seed))}");
         }
         Console.WriteLine($"{results.Length - failed.Count} seeds passed, {failed.Count} seeds failed");
     }

@@ -99,7 +99,10 @@ public sealed class ScaleCluster
         {
             if (node.Up)
             {
-                node.FollowDiskFailure();
+                if (node.FollowDiskFailure())
+                {
+                    Ledger.Lost(node.Name, flushedSurvive: false, crashedPrimary: false, HeldElsewhere);
+                }
                 Transitions.Observe(node);
             }
         }
@@ -117,6 +120,10 @@ public sealed class ScaleCluster
         {
             pendingWrites[incarnation]--;
             ulong generation = DataGeneration(node);
+            if (ok && !node.Volume.HasLocalData && !Ledger.Superseded(record))
+            {
+                CheckDisklessAcknowledgement(node, record);
+            }
             Ledger.Complete(record, ok, generation);
             Note($"{node.Name}: write #{record.Sequence} {(ok ? "acknowledged" : "failed")} in generation {generation:X16}");
         });
@@ -154,9 +161,34 @@ public sealed class ScaleCluster
         Note($"{node.Name}: CRASH{(tear ? " (torn)" : string.Empty)}, {node.Disk.UnflushedWrites} unflushed writes");
         bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary;
         node.Crash(tear);
-        Ledger.Crashed(node.Name, wasPrimary, (crashed, block, data) => Nodes.Any(n => n.Name != crashed && n.Up
-            && n.Volume.Disk is Engine.States.DiskState.UpToDate or Engine.States.DiskState.Consistent
-            && n.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes).SequenceEqual(data)));
+        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere);
+    }
+
+    /// <summary>Whether a live node other than <paramref name="except"/>, with good data, holds <paramref name="data"/> in <paramref name="block"/>.</summary>
+    private bool HeldElsewhere(string except, long block, byte[] data) => Nodes.Any(n => n.Name != except && n.Up
+        && n.Volume.Disk is Engine.States.DiskState.UpToDate or Engine.States.DiskState.Consistent
+        && Block(n, block).SequenceEqual(data));
+
+    private static ReadOnlySpan<byte> Block(ScaleNode node, long block) =>
+        node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
+
+    /// <summary>
+    /// A write acknowledged on a node whose disk has failed since: it must be on the peer, or else
+    /// it reached the failed disk before it failed (its only copy is gone with it: forgiven).
+    /// A write on neither disk was acknowledged without being written anywhere.
+    /// </summary>
+    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record)
+    {
+        var peer = Other(node);
+        if (peer.Up && peer.Volume.HasLocalData && Block(peer, record.Block).SequenceEqual(record.Data))
+        {
+            return;
+        }
+        if (!Block(node, record.Block).SequenceEqual(record.Data))
+        {
+            throw new SimulationViolation("acknowledged-write", $"{node.Name} acknowledged write #{record.Sequence} (block {record.Block}) without a disk, and neither disk holds it");
+        }
+        Ledger.Forgive(record);
     }
 
     private readonly Dictionary<Replication.SimReplicaNode, int> pendingWrites = [];

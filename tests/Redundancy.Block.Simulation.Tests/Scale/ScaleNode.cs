@@ -164,18 +164,21 @@ public sealed class ScaleNode
         return result;
     }
 
-    /// <summary>The replica's disk failed under `on-io-error detach`: the state machine follows (Failed, then Diskless).</summary>
-    public void FollowDiskFailure()
+    /// <summary>The replica's disk failed under `on-io-error detach`: the state machine follows (Failed, then Diskless); true when it just failed.</summary>
+    public bool FollowDiskFailure()
     {
         var disk = State.Volume(0).Disk;
+        bool failed = false;
         if (Volume.Disk is DiskState.Failed or DiskState.Diskless && disk is not (DiskState.Diskless or DiskState.Failed))
         {
             State.DiskFailed(0);
+            failed = true;
         }
         if (Volume.Disk == DiskState.Diskless && State.Volume(0).Disk == DiskState.Failed)
         {
             State.CompleteDetach(0);
         }
+        return failed;
     }
 
     private ResourceStateMachine NewState()

@@ -204,7 +204,8 @@ public static class ScaleRun
         {
             case 0:
             case 1:
-                op.Primary(node, force: random.Chance(0.1));
+                // --force is for disasters (no UpToDate data reachable): only while the peer is not connected.
+                op.Primary(node, force: random.Chance(0.2) && node.Replica.Links[node.PeerNodeId].State != ConnectionState.Connected);
                 break;
             case 2:
             case 3:
@@ -260,6 +261,13 @@ public static class ScaleRun
             foreach (var node in cluster.Nodes.Where(n => n.Replica.Links[n.PeerNodeId].State == ConnectionState.StandAlone))
             {
                 op.Connect(node, discardMyData: node == victim);
+            }
+            if (cluster.Nodes.All(n => n.Replica.ReplicationOf(n.PeerNodeId, 0) == ReplicationState.Established)
+                && cluster.Nodes.Any(n => n.Volume.OutOfSyncBytes(n.PeerNodeId) > 0))
+            {
+                // Blocks online verify found out of sync are only marked (DRBD 8.4's rule 40 finds
+                // nothing to sync on reconnect): the operator invalidates the Secondary.
+                op.Invalidate(victim);
             }
             cluster.RunUntil(() => InSync(cluster), 60_000);
         }

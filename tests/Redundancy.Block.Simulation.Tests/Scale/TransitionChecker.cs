@@ -36,9 +36,9 @@ public sealed class TransitionChecker
         }
         var allowed = Allowed.GetValueOrDefault(node.Name);
         bool synced = now.Disk == DiskState.Inconsistent
-            && (before.SyncedAsTarget || now.Replication is ReplicationState.SyncTarget or ReplicationState.PausedSyncT || before.Replication is ReplicationState.SyncTarget or ReplicationState.PausedSyncT);
+            && (before.SyncedAsTarget || IsTarget(now.Replication) || IsTarget(before.Replication));
         CheckChange(node.Name, before, now, allowed);
-        CheckStatic(node.Name, now);
+        CheckStatic($"{node.Name} (was {Describe(before)})", now);
         last[node.Name] = now with { SyncedAsTarget = synced };
     }
 
@@ -55,7 +55,7 @@ public sealed class TransitionChecker
         }
         bool good = now.Disk is DiskState.Outdated or DiskState.Consistent or DiskState.UpToDate;
         if (before.Disk == DiskState.Inconsistent && good && !allowed.Force
-            && !(before.SyncedAsTarget || before.Replication is ReplicationState.SyncTarget or ReplicationState.PausedSyncT))
+            && !(before.SyncedAsTarget || IsTarget(before.Replication)))
         {
             Fail($"Inconsistent became {now.Disk} without a finished resync: {change}");
         }
@@ -100,9 +100,12 @@ public sealed class TransitionChecker
         };
         if (!ok)
         {
-            Fail($"{name}: {now.Replication} with a {now.Disk} disk");
+            Fail($"{name}: {now.Replication} with a {now.Disk} disk ({Describe(now)})");
         }
     }
+
+    /// <summary>A resync target, or about to be one (WFSyncUUID: an empty resync starts and ends within one event).</summary>
+    private static bool IsTarget(ReplicationState state) => state is ReplicationState.SyncTarget or ReplicationState.PausedSyncT or ReplicationState.WFSyncUUID;
 
     private static string Describe(Seen s) => $"{s.Role}/{s.Disk}/{s.Connection}/{s.Replication}";
 

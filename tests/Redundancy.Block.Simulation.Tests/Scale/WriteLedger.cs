@@ -83,23 +83,36 @@ public sealed class WriteLedger
         [.. byBlock.Values.SelectMany(l => l).Where(r => r.Acknowledged && !r.Durable && r.Writer == writer)];
 
     /// <summary>
-    /// <paramref name="crashed"/> lost power. An acknowledged, never flushed write is gone
-    /// legitimately when no other live node with good data (UpToDate or Consistent) still holds it,
-    /// or when its writer crashed as Primary: DRBD then resyncs the activity log's extents from the
-    /// crashed Primary's disk (uuid_compare rule 40), which may have lost it.
+    /// <paramref name="node"/> lost its disk's contents: a crash (<paramref name="flushedSurvive"/>:
+    /// what was flushed stays) or a failed disk (all of it is gone). An acknowledged write is then
+    /// gone legitimately when no other live node with good data (UpToDate or Consistent) still holds
+    /// it, or (crash) when its writer crashed as Primary: DRBD then resyncs the activity log's
+    /// extents from the crashed Primary's disk (uuid_compare rule 40), which may have lost it.
     /// </summary>
-    public void Crashed(string crashed, bool wasPrimary, Func<string, long, byte[], bool> heldElsewhere)
+    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere)
     {
         foreach (var record in byBlock.Values.SelectMany(l => l))
         {
-            if (record.Acknowledged && !record.Durable && !record.IsForgiven
-                && ((wasPrimary && record.Writer == crashed) || !heldElsewhere(crashed, record.Block, record.Data)))
+            if (record.Acknowledged && !record.IsForgiven && !(flushedSurvive && record.Durable)
+                && ((crashedPrimary && record.Writer == node) || !heldElsewhere(node, record.Block, record.Data)))
             {
-                record.IsForgiven = true;
-                Forgiven++;
+                Forgive(record);
             }
         }
     }
+
+    /// <summary>An acknowledged write whose every copy is gone (crash, failed disk) is no longer required.</summary>
+    public void Forgive(WriteRecord record)
+    {
+        if (!record.IsForgiven)
+        {
+            record.IsForgiven = true;
+            Forgiven++;
+        }
+    }
+
+    /// <summary>True when a write to the block was issued after <paramref name="record"/>.</summary>
+    public bool Superseded(WriteRecord record) => byBlock[record.Block][^1] != record;
 
     /// <summary>
     /// What <paramref name="block"/> must hold on a disk at generation <paramref name="uuid"/>: the
