@@ -11,6 +11,11 @@ public class ScaleRegressionTests
     [InlineData(1)]
     [InlineData(140)]
     [InlineData(151)]
+    // state-transition: a verify went on (VerifyS/VerifyT) after this node's or the peer's disk failed.
+    [InlineData(26)]
+    [InlineData(51)]
+    [InlineData(69)]
+    [InlineData(130)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
