@@ -26,12 +26,9 @@ public static class AckChecker
             foreach (long block in cluster.Ledger.Blocks)
             {
                 var actual = contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
-                if (cluster.Ledger.Expectation(block, uuid).Required is null)
-                {
-                    continue;
-                }
-                checkedPairs++;
-                if (cluster.Ledger.Check(block, uuid, actual) is { } problem)
+                var problem = cluster.Ledger.Check(block, uuid, actual, out bool required);
+                checkedPairs += required ? 1 : 0;
+                if (problem is not null)
                 {
                     throw new SimulationViolation("acknowledged-write", $"{node.Name} ({node.Replica.Role}, {node.Volume.Disk}, generation {uuid:X16}): {problem}");
                 }

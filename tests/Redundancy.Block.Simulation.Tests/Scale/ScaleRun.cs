@@ -56,6 +56,15 @@ public static class ScaleRun
         return result;
     }
 
+    /// <summary>A pair as every seed starts: connected, in sync, alpha Primary (for tests of the checkers).</summary>
+    public static (ScaleCluster Cluster, ScaleOperator Operator) Started(int seed)
+    {
+        var cluster = new ScaleCluster(seed, Calm);
+        var op = new ScaleOperator(cluster);
+        Start(cluster, op);
+        return (cluster, op);
+    }
+
     private static void Start(ScaleCluster cluster, ScaleOperator op)
     {
         if (!cluster.RunUntil(() => InSync(cluster), 10_000))

@@ -51,10 +51,14 @@ public sealed class WriteLedger
         bases[generation] = new GenerationBase(firstOpen, byBlock.Keys.ToDictionary(b => b, contentOf));
     }
 
+    /// <summary>The write issued last, if any.</summary>
+    public WriteRecord? LastIssued { get; private set; }
+
     public WriteRecord Issue(string writer, long block, byte[] data)
     {
         Issued++;
         var record = new WriteRecord(nextSequence++, writer, block, data);
+        LastIssued = record;
         if (!byBlock.TryGetValue(block, out var list))
         {
             byBlock[block] = list = [];
@@ -143,9 +147,10 @@ public sealed class WriteLedger
     /// 512-byte sector equals that sector of the required content or of a later write (a torn write
     /// leaves a mix); otherwise what is wrong.
     /// </summary>
-    public string? Check(long block, ulong uuid, ReadOnlySpan<byte> actual)
+    public string? Check(long block, ulong uuid, ReadOnlySpan<byte> actual, out bool hadRequirement)
     {
         var (required, what, allowed) = Expectation(block, uuid);
+        hadRequirement = required is not null;
         if (required is null)
         {
             return null;
