@@ -101,7 +101,7 @@ public sealed class ScaleCluster
             {
                 if (node.FollowDiskFailure())
                 {
-                    Ledger.Lost(node.Name, flushedSurvive: false, crashedPrimary: false, HeldElsewhere);
+                    Ledger.Lost(node.Name, flushedSurvive: false, crashedPrimary: false, HeldElsewhere, (_, _) => false);
                 }
                 Transitions.Observe(node);
             }
@@ -161,7 +161,7 @@ public sealed class ScaleCluster
         Note($"{node.Name}: CRASH{(tear ? " (torn)" : string.Empty)}, {node.Disk.UnflushedWrites} unflushed writes");
         bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary;
         node.Crash(tear);
-        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere);
+        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
     }
 
     /// <summary>Whether a live node other than <paramref name="except"/>, with good data, holds <paramref name="data"/> in <paramref name="block"/>.</summary>

@@ -90,16 +90,23 @@ public sealed class WriteLedger
     /// <paramref name="node"/> lost its disk's contents: a crash (<paramref name="flushedSurvive"/>:
     /// what was flushed stays) or a failed disk (all of it is gone). An acknowledged write is then
     /// gone legitimately when no other live node with good data (UpToDate or Consistent) still holds
-    /// it, or (crash) when its writer crashed as Primary: DRBD then resyncs the activity log's
-    /// extents from the crashed Primary's disk (uuid_compare rule 40), which may have lost it.
+    /// it, or (crash) when its writer crashed as Primary and the crash took it from that disk
+    /// (<paramref name="stillOnDisk"/> false): DRBD then resyncs the activity log's extents from the
+    /// crashed Primary's disk (uuid_compare rule 40).
     /// </summary>
-    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere)
+    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
     {
-        foreach (var record in byBlock.Values.SelectMany(l => l))
+        // Per block, newest first: an older write only matters once every newer one is gone.
+        foreach (var records in byBlock.Values)
         {
-            if (record.Acknowledged && !record.IsForgiven && !(flushedSurvive && record.Durable)
-                && ((crashedPrimary && record.Writer == node) || !heldElsewhere(node, record.Block, record.Data)))
+            foreach (var record in Enumerable.Reverse(records).Where(r => r.Acknowledged && !r.IsForgiven))
             {
+                bool lost = !(flushedSurvive && record.Durable)
+                    && ((crashedPrimary && record.Writer == node && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
+                if (!lost)
+                {
+                    break;
+                }
                 Forgive(record);
             }
         }
