@@ -244,12 +244,17 @@ public sealed class SimConnection
         network.Scheduler.After(network.Options.DialTimeoutMs, target.PeerClosed);
     }
 
+    /// <summary>
+    /// Both ends see the connection reset. The ends learn it from the scheduler, never from inside
+    /// the <see cref="Send"/> that hit the reset: a host is not re-entered from its own call.
+    /// </summary>
     private void Reset()
     {
         IsOpen = false;
         other.IsOpen = false;
-        OnClosed?.Invoke();
-        other.OnClosed?.Invoke();
+        var (near, far) = (this, other);
+        network.Scheduler.After(0, () => near.OnClosed?.Invoke());
+        network.Scheduler.After(0, () => far.OnClosed?.Invoke());
     }
 
     /// <summary>TCP's receive side: a duplicate (already delivered or held) is dropped; a segment after a gap waits for it.</summary>
