@@ -120,7 +120,7 @@ public sealed class ScaleCluster
         {
             pendingWrites[incarnation]--;
             ulong generation = DataGeneration(node);
-            if (ok && !node.Volume.HasLocalData && !Ledger.Superseded(record))
+            if (ok && !node.Volume.HasLocalData)
             {
                 CheckDisklessAcknowledgement(node, record);
             }
@@ -173,18 +173,21 @@ public sealed class ScaleCluster
         node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
 
     /// <summary>
-    /// A write acknowledged on a node whose disk has failed since: it must be on the peer, or else
-    /// it reached the failed disk before it failed (its only copy is gone with it: forgiven).
-    /// A write on neither disk was acknowledged without being written anywhere.
+    /// A write acknowledged on a node whose disk has failed since: it (or a write issued after it)
+    /// must be on the peer, or else it reached the failed disk before it failed and the peer never
+    /// confirmed it (a partition and a disk failure at once): its only copy is gone with that disk,
+    /// which no replication can prevent, so it is forgiven. On neither disk, it was acknowledged
+    /// without being written anywhere.
     /// </summary>
     private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record)
     {
         var peer = Other(node);
-        if (peer.Up && peer.Volume.HasLocalData && Block(peer, record.Block).SequenceEqual(record.Data))
+        var versions = Ledger.SameOrLater(record);
+        if (peer.Up && peer.Volume.HasLocalData && versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
         {
             return;
         }
-        if (!Block(node, record.Block).SequenceEqual(record.Data))
+        if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)))
         {
             throw new SimulationViolation("acknowledged-write", $"{node.Name} acknowledged write #{record.Sequence} (block {record.Block}) without a disk, and neither disk holds it");
         }

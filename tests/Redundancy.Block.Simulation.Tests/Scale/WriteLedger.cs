@@ -122,8 +122,8 @@ public sealed class WriteLedger
         }
     }
 
-    /// <summary>True when a write to the block was issued after <paramref name="record"/>.</summary>
-    public bool Superseded(WriteRecord record) => byBlock[record.Block][^1] != record;
+    /// <summary>The data of <paramref name="record"/> and of every write to its block issued after it.</summary>
+    public List<byte[]> SameOrLater(WriteRecord record) => [.. byBlock[record.Block].Where(r => r.Sequence >= record.Sequence).Select(r => r.Data)];
 
     /// <summary>
     /// What <paramref name="block"/> must hold on a disk at generation <paramref name="uuid"/>: the
