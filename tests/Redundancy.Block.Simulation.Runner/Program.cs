@@ -62,7 +62,7 @@ internal static class Report
         var failed = results.Where(r => r.Failure is not null).ToList();
         Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs, {elapsed.TotalSeconds:F1} s");
         Console.WriteLine($"steps: {results.Sum(r => r.Steps)}");
-        Console.WriteLine($"writes: {results.Sum(r => r.WritesIssued)} issued, {results.Sum(r => r.WritesAcknowledged)} acknowledged, {results.Sum(r => r.WritesForgiven)} unflushed acknowledged writes lost with every copy in crashes (allowed)");
+        Console.WriteLine($"writes: {results.Sum(r => r.WritesIssued)} issued, {results.Sum(r => r.WritesAcknowledged)} acknowledged, {results.Sum(r => r.WritesForgiven)} acknowledged writes whose every copy was lost (unflushed at a crash, or only on a failed disk): no longer required");
         Console.WriteLine($"acknowledged writes checked: {results.Sum(r => r.AcknowledgedChecks)} (node, block) comparisons against the newest required acknowledged write");
         Console.WriteLine($"bitmap coverage checks: {results.Sum(r => r.BitmapChecks)}; state observations: {results.Sum(r => r.TransitionsObserved)}");
         Console.WriteLine("faults injected:");
