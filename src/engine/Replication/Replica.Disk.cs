@@ -53,6 +53,7 @@ public sealed partial class Replica
         if (volumes.TryGetValue(volumeNumber, out var volume) && WithoutData(links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown)))
         {
             AbortSync(peer, volume, "the peer has no disk");
+            AbortVerify(peer, volume, "the peer has no disk");
         }
         TrackPeersWithoutDisk();
     }
@@ -63,6 +64,10 @@ public sealed partial class Replica
         foreach (int peer in syncs.Keys.Where(k => k.Volume == volume.Number).Select(k => k.Peer).ToList())
         {
             AbortSync(peer, volume, "the local disk is gone");
+        }
+        foreach (int peer in verifies.Keys.Where(k => k.Volume == volume.Number).Select(k => k.Peer).ToList())
+        {
+            AbortVerify(peer, volume, "the local disk is gone");
         }
         RetryDeferredClientWrites();
     }

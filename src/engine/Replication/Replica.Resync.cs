@@ -143,9 +143,10 @@ public sealed partial class Replica
         int slot = volume.SlotOfPeer[peer];
         abortedSyncs.Remove((peer, volume.Number));
         SetReplication(peer, volume.Number, state);
-        if (state == ReplicationState.WFBitMapS && volume.Disk == DiskState.Consistent)
+        if (state == ReplicationState.WFBitMapS && volume.Disk is DiskState.Consistent or DiskState.Outdated)
         {
-            // The handshake found this copy the newest: it is the UpToDate one (DRBD does the same).
+            // The handshake found this copy the newest: it is the UpToDate one. DRBD does the same for
+            // an Outdated one (sanitize_state: a SyncSource is UpToDate, "implicitly upgraded disk").
             volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
             SetDisk(volume, DiskState.UpToDate);
         }

@@ -31,6 +31,9 @@ public sealed partial class Replica
     /// <summary>Where an interrupted verify stopped: the next one without a start offset resumes there (DRBD's ov_start_sector).</summary>
     private readonly Dictionary<(int Peer, int Volume), long> verifyResumeBytes = [];
     private readonly List<VerifyReadIo> deferredVerifyReads = [];
+
+    /// <summary>Verifies stopped because a disk went away: their stragglers still on the wire are dropped.</summary>
+    private readonly HashSet<(int Peer, int Volume)> abortedVerifies = [];
     private uint nextVerifyStartId = 1;
 
     /// <summary>
@@ -63,6 +66,7 @@ public sealed partial class Replica
             Controller = new ResyncRateController(local.ResyncRate),
         };
         verifies[(peerNodeId, volume)] = verify;
+        abortedVerifies.Remove((peerNodeId, volume));
         SetReplication(peerNodeId, volume, ReplicationState.VerifyS);
         io.Log($"{Subject(peerNodeId)}/{volume}: Starting Online Verify from sector {start / SectorBytes}");
         links[peerNodeId].SendMessage(volume, new StateChangeRequestMessage(verify.StartRequestId, StateChangeKind.StartVerify, StateChangeRequestFlags.None, (ulong)start));
@@ -106,6 +110,7 @@ public sealed partial class Replica
             return StateChangeResult.NothingToDo;
         }
         long startBit = (long)startOffsetBytes / VerifyRequestBytes;
+        abortedVerifies.Remove((peer, volume.Number));
         verifies[(peer, volume.Number)] = new VerifyState(source: false, receivers[peer], startBit, volume.AgreedSizeBytes / VerifyRequestBytes);
         SetReplication(peer, volume.Number, ReplicationState.VerifyT);
         io.Log($"{Subject(peer)}/{volume.Number}: Online Verify start sector: {startOffsetBytes / SectorBytes}");
@@ -136,6 +141,10 @@ public sealed partial class Replica
     {
         if (!volumes.TryGetValue(header.Volume, out var volume) || !verifies.TryGetValue((peer, header.Volume), out var verify))
         {
+            if (abortedVerifies.Contains((peer, header.Volume)))
+            {
+                return; // sent before the peer learned that a disk went away
+            }
             ProtocolError(peer, $"{header.Type} for volume {header.Volume}, which is not verifying");
             return;
         }
@@ -374,9 +383,27 @@ public sealed partial class Replica
         }
     }
 
+    /// <summary>
+    /// A disk under a verify went away (this node's or the peer's): the verify ends, as DRBD's
+    /// sanitize_state ends any verify when a disk fails; what it found stays marked.
+    /// </summary>
+    private void AbortVerify(int peer, ReplicaVolume volume, string why)
+    {
+        if (!verifies.Remove((peer, volume.Number), out var verify))
+        {
+            return;
+        }
+        abortedVerifies.Add((peer, volume.Number));
+        deferredVerifyReads.RemoveAll(r => r.Peer == peer && r.Volume == volume.Number);
+        LogOutOfSyncRuns(peer, volume, verify);
+        SetReplication(peer, volume.Number, ReplicationState.Established);
+        io.Log($"{Subject(peer)}/{volume.Number}: online verify stopped: {why}");
+    }
+
     /// <summary>The connection is gone: every verify with the peer stops, remembering where (DRBD: "Online Verify reached sector").</summary>
     private void StopVerifies(int peer)
     {
+        abortedVerifies.RemoveWhere(k => k.Peer == peer);
         foreach (var ((p, number), verify) in verifies.Where(v => v.Key.Peer == peer).ToList())
         {
             long reachedBit = verify.Source

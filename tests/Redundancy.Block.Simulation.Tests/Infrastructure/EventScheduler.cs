@@ -13,6 +13,9 @@ public sealed class EventScheduler
 
     public int Pending => queue.Count;
 
+    /// <summary>When the next event is due, or null when none is queued.</summary>
+    public long? NextEventMs => queue.TryPeek(out _, out var key) ? key.TimeMs : null;
+
     /// <summary>Runs <paramref name="action"/> <paramref name="delayMs"/> from now (0 = after what is already due now).</summary>
     public void After(long delayMs, Action action)
     {

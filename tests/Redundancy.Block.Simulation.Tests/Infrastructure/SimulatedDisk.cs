@@ -35,6 +35,12 @@ public sealed class SimulatedDisk : IBlockDevice
     /// <summary>When set, writes (and zeroing, discards) fail with an I/O error.</summary>
     public bool FailWrites { get; set; }
 
+    /// <summary>
+    /// A lying disk (a test double for the checkers): writes report success but change nothing.
+    /// Never part of a random run: it breaks the contract every replication layer relies on.
+    /// </summary>
+    public bool LoseWritesSilently { get; set; }
+
     /// <summary>When set, flushes fail with an I/O error.</summary>
     public bool FailFlushes { get; set; }
 
@@ -48,6 +54,9 @@ public sealed class SimulatedDisk : IBlockDevice
 
     /// <summary>Makes reads of the 4 KiB block holding <paramref name="offsetBytes"/> fail.</summary>
     public void AddLatentReadError(long offsetBytes) => latentReadErrorBlocks.Add(offsetBytes / BlockBytes);
+
+    /// <summary>The disk is replaced or its bad blocks remapped: no read fails any more.</summary>
+    public void ClearLatentReadErrors() => latentReadErrorBlocks.Clear();
 
     public ValueTask ReadAsync(long offsetBytes, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -69,6 +78,10 @@ public sealed class SimulatedDisk : IBlockDevice
         if (FailWrites)
         {
             return ValueTask.FromException(new IOException($"{Name}: write error at {offsetBytes}"));
+        }
+        if (LoseWritesSilently)
+        {
+            return default;
         }
         data.Span.CopyTo(visible.AsSpan((int)offsetBytes));
         if (fua)

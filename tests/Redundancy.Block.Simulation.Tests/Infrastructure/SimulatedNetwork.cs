@@ -18,6 +18,18 @@ public sealed record NetworkOptions
     /// slow link builds a send queue as TCP's does. Unset, timings and random draws are as before.
     /// </summary>
     public long BandwidthBytesPerSecond { get; init; }
+    /// <summary>
+    /// Chance that a segment is duplicated on the wire: the copy arrives later and the receiving
+    /// end discards it by its sequence number, as TCP does (the application never sees it twice).
+    /// </summary>
+    public double DuplicationProbability { get; init; }
+    /// <summary>
+    /// Chance that a segment takes a slower path (up to <see cref="ReorderDelayMs"/> more) and
+    /// arrives after later ones: the receiving end holds those back until the gap is filled, as
+    /// TCP's reassembly does, so the application still reads in order.
+    /// </summary>
+    public double ReorderProbability { get; init; }
+    public long ReorderDelayMs { get; init; } = 20;
 }
 
 /// <summary>
@@ -36,6 +48,13 @@ public sealed class SimulatedNetwork(EventScheduler scheduler, SimRandom random,
     public NetworkOptions Options { get; set; } = options;
 
     public long MessagesSent { get; private set; }
+
+    /// <summary>Segments lost and retransmitted, duplicated (the copy discarded), and overtaken by later ones.</summary>
+    public long MessagesLost { get; private set; }
+
+    public long MessagesDuplicated { get; private set; }
+
+    public long MessagesReordered { get; private set; }
 
     internal EventScheduler Scheduler => scheduler;
 
@@ -90,6 +109,12 @@ public sealed class SimulatedNetwork(EventScheduler scheduler, SimRandom random,
     internal long Delay() => random.NextInt64(Options.MinDelayMs, Options.MaxDelayMs + 1);
 
     internal void CountMessage() => MessagesSent++;
+
+    internal void CountLoss() => MessagesLost++;
+
+    internal void CountDuplicate() => MessagesDuplicated++;
+
+    internal void CountReorder() => MessagesReordered++;
 }
 
 /// <summary>
@@ -104,6 +129,10 @@ public sealed class SimConnection
     /// <summary>When the bytes queued so far have left this end (only with a bandwidth limit).</summary>
     private double wireFreeAtMs;
     private readonly Queue<byte[]> inbox = new();
+    /// <summary>Segments that arrived ahead of a gap (TCP reassembly), by sequence number.</summary>
+    private readonly SortedDictionary<long, byte[]> outOfOrder = [];
+    private long nextSendSequence;
+    private long nextExpectedSequence;
     private bool pumpScheduled;
     private bool dropIncoming;
 
@@ -150,6 +179,7 @@ public sealed class SimConnection
         long delay = network.Delay();
         if (network.Random.Chance(network.Options.LossProbability))
         {
+            network.CountLoss();
             delay += network.Options.RetransmitDelayMs;
         }
         long departureMs = network.Scheduler.NowMs;
@@ -158,11 +188,29 @@ public sealed class SimConnection
             wireFreeAtMs = Math.Max(wireFreeAtMs, network.Scheduler.NowMs) + message.Length * 1000.0 / network.Options.BandwidthBytesPerSecond;
             departureMs = (long)Math.Ceiling(wireFreeAtMs);
         }
-        // In-order delivery: never before the previous message on this direction.
-        long at = Math.Max(departureMs + delay, lastDeliveryMs);
-        lastDeliveryMs = at;
+        long sequence = nextSendSequence++;
         var target = other;
-        network.Scheduler.After(at - network.Scheduler.NowMs, () => target.Deliver(message));
+        if (network.Random.Chance(network.Options.ReorderProbability))
+        {
+            // A slower path: later segments may arrive first; the receiver reassembles.
+            network.CountReorder();
+            long slow = departureMs + delay + network.Random.NextInt64(1, network.Options.ReorderDelayMs + 1);
+            network.Scheduler.After(slow - network.Scheduler.NowMs, () => target.Deliver(sequence, message));
+            lastDeliveryMs = Math.Max(lastDeliveryMs, departureMs + delay);
+        }
+        else
+        {
+            // In-order delivery: never before the previous message on this direction.
+            long at = Math.Max(departureMs + delay, lastDeliveryMs);
+            lastDeliveryMs = at;
+            network.Scheduler.After(at - network.Scheduler.NowMs, () => target.Deliver(sequence, message));
+        }
+        if (network.Random.Chance(network.Options.DuplicationProbability))
+        {
+            network.CountDuplicate();
+            long copyAt = departureMs + delay + network.Random.NextInt64(0, network.Options.ReorderDelayMs + 1);
+            network.Scheduler.After(Math.Max(0, copyAt - network.Scheduler.NowMs), () => target.Deliver(sequence, message));
+        }
     }
 
     /// <summary>Closes this end; the other end learns of it after a network delay (if it can hear us).</summary>
@@ -196,21 +244,32 @@ public sealed class SimConnection
         network.Scheduler.After(network.Options.DialTimeoutMs, target.PeerClosed);
     }
 
+    /// <summary>
+    /// Both ends see the connection reset. The ends learn it from the scheduler, never from inside
+    /// the <see cref="Send"/> that hit the reset: a host is not re-entered from its own call.
+    /// </summary>
     private void Reset()
     {
         IsOpen = false;
         other.IsOpen = false;
-        OnClosed?.Invoke();
-        other.OnClosed?.Invoke();
+        var (near, far) = (this, other);
+        network.Scheduler.After(0, () => near.OnClosed?.Invoke());
+        network.Scheduler.After(0, () => far.OnClosed?.Invoke());
     }
 
-    private void Deliver(byte[] message)
+    /// <summary>TCP's receive side: a duplicate (already delivered or held) is dropped; a segment after a gap waits for it.</summary>
+    private void Deliver(long sequence, byte[] message)
     {
-        if (dropIncoming)
+        if (dropIncoming || sequence < nextExpectedSequence || outOfOrder.ContainsKey(sequence))
         {
             return;
         }
-        inbox.Enqueue(message);
+        outOfOrder[sequence] = message;
+        while (outOfOrder.Remove(nextExpectedSequence, out var next))
+        {
+            inbox.Enqueue(next);
+            nextExpectedSequence++;
+        }
         Pump();
     }
 

@@ -12,7 +12,7 @@ namespace Redundancy.Block.Simulation.Replication;
 /// with seeded latency, its transport is the simulated network. Every completion comes back as a
 /// scheduled event, never from inside the replica's call. With <see cref="DetachOnIoError"/> a
 /// failed disk operation detaches the disk as the agent's `on-io-error detach` does (Failed, then
-/// Diskless); <see cref="AttachDisk"/> brings it back with the identifiers last persisted to it.
+/// Diskless); <see cref="AttachDisk(int)"/> brings it back with the identifiers last persisted to it.
 /// </summary>
 public sealed class SimReplicaNode : IReplicaIo
 {
@@ -23,12 +23,14 @@ public sealed class SimReplicaNode : IReplicaIo
     private readonly Dictionary<int, string> peerNames;
     private readonly Dictionary<long, Action<bool>> clientCallbacks = [];
     private readonly Dictionary<long, Action<bool, byte[]>> readCallbacks = [];
+    private readonly Dictionary<long, (int Volume, Action<bool, ulong> Done)> trackedWrites = [];
     private readonly Dictionary<int, bool> attached;
     private readonly Dictionary<int, (GenerationIds Ids, MetadataFlags Flags)> metadata;
     private long nextClientToken = 1;
 
     public SimReplicaNode(string name, int nodeId, EventScheduler scheduler, SimulatedNetwork network, SimRandom random,
-        IEnumerable<PeerLinkSettings> peers, IEnumerable<ReplicaVolume> volumes, long diskSizeBytes)
+        IEnumerable<PeerLinkSettings> peers, IEnumerable<ReplicaVolume> volumes, long diskSizeBytes,
+        IReadOnlyDictionary<int, SimulatedDisk>? disks = null)
     {
         Name = name;
         NodeId = nodeId;
@@ -38,7 +40,8 @@ public sealed class SimReplicaNode : IReplicaIo
         var peerList = peers.ToList();
         peerNames = peerList.ToDictionary(p => p.PeerNodeId, p => p.PeerNodeName);
         var volumeList = volumes.ToList();
-        Disks = volumeList.ToDictionary(v => v.Number, v => new SimulatedDisk($"{name}/{v.Number}", diskSizeBytes));
+        // A restarted node keeps its disks (as they were left by the crash).
+        Disks = volumeList.ToDictionary(v => v.Number, v => disks?.GetValueOrDefault(v.Number) ?? new SimulatedDisk($"{name}/{v.Number}", diskSizeBytes));
         attached = volumeList.ToDictionary(v => v.Number, v => v.HasLocalData);
         metadata = volumeList.ToDictionary(v => v.Number, v => (v.Ids, v.Flags));
         Replica = new Replica(peerList, volumeList, this, random);
@@ -63,6 +66,18 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public long DiskLatencyMaxMs { get; set; } = 3;
 
+    /// <summary>The node's own clock from simulated time (drift, jumps); the replica sees only this.</summary>
+    public Func<long, long> Clock { get; set; } = t => t;
+
+    /// <summary>Now on this node's clock.</summary>
+    public long NowMs => Clock(scheduler.NowMs);
+
+    /// <summary>Called after each <see cref="IReplicaIo.PersistVolume"/> with the volume.</summary>
+    public Action<int>? Persisted { get; set; }
+
+    /// <summary>call-pri-lost-after-sb: what the resource answers (default: demoted).</summary>
+    public Func<bool> BecomeSecondary { get; set; } = () => true;
+
     /// <summary>`on-io-error detach`: a failed local operation takes the disk away.</summary>
     public bool DetachOnIoError { get; set; }
 
@@ -82,6 +97,14 @@ public sealed class SimReplicaNode : IReplicaIo
         Replica.AttachLocal(volume, ids, flags, ReplicaVolume.DiskFromFlags(flags));
     }
 
+    /// <summary>`attach` with identifiers, flags and disk state the caller read from the metadata.</summary>
+    public void AttachDisk(int volume, GenerationIds ids, MetadataFlags flags, DiskState disk)
+    {
+        attached[volume] = true;
+        metadata[volume] = (ids, flags);
+        Replica.AttachLocal(volume, ids, flags, disk);
+    }
+
     /// <summary>The generation identifiers as last persisted to the disk (what an attach reads).</summary>
     public GenerationIds PersistedIds(int volume) => metadata[volume].Ids;
 
@@ -97,6 +120,17 @@ public sealed class SimReplicaNode : IReplicaIo
         long token = nextClientToken++;
         clientCallbacks[token] = done;
         Replica.ClientWrite(token, volume, offsetBytes, data, fua);
+    }
+
+    /// <summary>
+    /// Issues a client write; <paramref name="done"/> gets the outcome and the volume's current
+    /// generation UUID when the completion reaches the application (the generation the ack belongs to).
+    /// </summary>
+    public void WriteTracked(int volume, long offsetBytes, byte[] data, Action<bool, ulong> done)
+    {
+        long token = nextClientToken++;
+        trackedWrites[token] = (volume, done);
+        Replica.ClientWrite(token, volume, offsetBytes, data, fua: false);
     }
 
     public void Flush(Action<bool> done)
@@ -187,6 +221,13 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public void CompleteClient(long clientToken, bool succeeded)
     {
+        if (trackedWrites.Remove(clientToken, out var tracked))
+        {
+            // The generation the application's acknowledgement belongs to: the one current when it
+            // arrives (a Primary that lost its peer completes the pending writes, then starts a new one).
+            scheduler.After(0, () => tracked.Done(succeeded, Replica.Volume(tracked.Volume).Ids.Current));
+            return;
+        }
         var callback = clientCallbacks[clientToken];
         clientCallbacks.Remove(clientToken);
         scheduler.After(0, () => callback(succeeded));
@@ -208,6 +249,7 @@ public sealed class SimReplicaNode : IReplicaIo
             metadata[volume] = (state.Ids, state.Flags);
         }
         Log.Add($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
+        Persisted?.Invoke(volume);
     }
 
     /// <summary>Handlers the replica asked for, as "name peer/volume".</summary>
@@ -254,7 +296,7 @@ public sealed class SimReplicaNode : IReplicaIo
     }
 
     /// <summary>Nothing holds a simulated device open: demotion always succeeds.</summary>
-    public bool TryBecomeSecondary() => true;
+    public bool TryBecomeSecondary() => BecomeSecondary();
 
     public bool RunHandler(string handler, int peerNodeId, int volume, long token)
     {
@@ -326,16 +368,16 @@ public sealed class SimReplicaNode : IReplicaIo
             }
             var buffer = new ReadOnlySequence<byte>(bytes);
             Engine.Invariant.Assert(FrameReader.TryReadFrame(ref buffer, 64 << 20, out var header, out var payload, out string? error), $"whole frames only ({error})");
-            Replica.Receive(peer, header, payload, scheduler.NowMs);
+            Replica.Receive(peer, header, payload, NowMs);
         };
         connection.OnClosed = () =>
         {
             if (!Crashed && connections.TryGetValue(peer, out var current) && current == connection)
             {
                 connections.Remove(peer);
-                Replica.TransportClosed(peer, "connection closed", scheduler.NowMs);
+                Replica.TransportClosed(peer, "connection closed", NowMs);
             }
         };
-        Replica.TransportConnected(peer, scheduler.NowMs);
+        Replica.TransportConnected(peer, NowMs);
     }
 }

@@ -1,0 +1,134 @@
+using Redundancy.Block.Engine.States;
+
+namespace Redundancy.Block.Simulation.Scale;
+
+/// <summary>
+/// Every checker of the simulation at scale catches a violation planted on purpose (a lying disk
+/// that drops an acknowledged write, a role set behind the state machine's back, a block changed
+/// behind the bitmap's back), and each passes on the same cluster before: none can pass vacuously.
+/// </summary>
+public class ScaleCheckerTests
+{
+    private const int Seed = 7;
+
+    [Fact]
+    public void Acknowledged_write_checker_catches_a_secondary_that_drops_an_acknowledged_write()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed);
+        WriteAndWait(cluster, block: 3);
+        Assert.True(AckChecker.Check(cluster) >= 2, "both UpToDate nodes owe the acknowledged write");
+
+        cluster.Beta.Disk.LoseWritesSilently = true; // the test double: acknowledges, stores nothing
+        var record = WriteAndWait(cluster, block: 3);
+        Assert.True(record.Acknowledged, "protocol C acknowledged the write the Secondary's disk dropped");
+
+        var violation = Assert.Throws<SimulationViolation>(() => AckChecker.Check(cluster));
+        Assert.Equal("acknowledged-write", violation.Checker);
+        Assert.Contains("beta", violation.Detail, StringComparison.Ordinal);
+        Assert.Contains($"write #{record.Sequence}", violation.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Acknowledged_write_checker_catches_a_write_lost_on_the_primary_itself()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed);
+        cluster.Alpha.Disk.LoseWritesSilently = true;
+        WriteAndWait(cluster, block: 5);
+        var violation = Assert.Throws<SimulationViolation>(() => AckChecker.Check(cluster));
+        Assert.Contains("alpha", violation.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Two_primaries_checker_catches_a_promotion_behind_the_state_machine()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed);
+        PrimaryChecker.Check(cluster); // alpha alone is Primary
+        cluster.Beta.Replica.SetRole(Role.Primary);
+        var violation = Assert.Throws<SimulationViolation>(() => PrimaryChecker.Check(cluster));
+        Assert.Equal("two-primaries", violation.Checker);
+    }
+
+    [Fact]
+    public void Operator_refuses_a_second_primary_for_the_right_reason()
+    {
+        var (cluster, op) = ScaleRun.Started(Seed);
+        cluster.RunUntil(cluster.Scheduler.NowMs + 200); // beta has heard that alpha is Primary
+        Assert.Equal(StateChangeResult.TwoPrimaries, op.Primary(cluster.Beta, force: false));
+        Assert.Equal(Role.Secondary, cluster.Beta.Replica.Role);
+    }
+
+    [Fact]
+    public void Bitmap_coverage_checker_catches_a_block_changed_behind_the_bitmap()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed);
+        WriteAndWait(cluster, block: 9);
+        Assert.True(BitmapCoverageChecker.Check(cluster), "the check runs on a quiet, connected pair");
+
+        var other = new byte[WriteLedger.BlockBytes];
+        other.AsSpan().Fill(0xA5);
+        Assert.True(cluster.Beta.Disk.WriteAsync(9 * WriteLedger.BlockBytes, other, fua: false).IsCompletedSuccessfully);
+        var violation = Assert.Throws<SimulationViolation>(() => BitmapCoverageChecker.Check(cluster));
+        Assert.Equal("bitmap-coverage", violation.Checker);
+
+        // Marked in a bitmap, the same difference is legitimate (a resync will repair it).
+        cluster.Alpha.Volume.Bitmaps.SetBits(cluster.Alpha.Volume.SlotOfPeer[1], 9, 1);
+        Assert.True(BitmapCoverageChecker.Check(cluster));
+    }
+
+    [Fact]
+    public void Transition_checker_catches_a_role_change_no_operator_made()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed);
+        cluster.AfterEvent();
+        cluster.Alpha.Replica.SetRole(Role.Secondary);
+        var violation = Assert.Throws<SimulationViolation>(cluster.AfterEvent);
+        Assert.Equal("state-transition", violation.Checker);
+        Assert.Contains("role changed", violation.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Transition_checker_catches_an_inconsistent_disk_made_up_to_date_without_a_resync()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed);
+        var beta = cluster.Beta;
+        beta.Replica.AdoptLocal(0, beta.Volume.Ids, beta.Volume.Flags, DiskState.Inconsistent);
+        cluster.AfterEvent(); // UpToDate -> Inconsistent is legal (invalidate, a resync starting)
+        beta.Replica.AdoptLocal(0, beta.Volume.Ids, beta.Volume.Flags, DiskState.UpToDate);
+        var violation = Assert.Throws<SimulationViolation>(cluster.AfterEvent);
+        Assert.Contains("Inconsistent became UpToDate without a finished resync", violation.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Convergence_checker_catches_replicas_that_differ()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed);
+        WriteAndWait(cluster, block: 2);
+        ConvergenceChecker.Check(cluster);
+        Assert.True(cluster.Alpha.Disk.WriteAsync(100 * WriteLedger.BlockBytes + 512, new byte[] { 1 }, fua: false).IsCompletedSuccessfully);
+        var violation = Assert.Throws<SimulationViolation>(() => ConvergenceChecker.Check(cluster));
+        Assert.Equal("byte-identical", violation.Checker);
+        Assert.Contains("block 100", violation.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_seed_replays_exactly()
+    {
+        var first = ScaleRun.Run(Seed, steps: 60);
+        var second = ScaleRun.Run(Seed, steps: 60);
+        Assert.Null(first.Failure);
+        Assert.Equal(first.WritesAcknowledged, second.WritesAcknowledged);
+        Assert.Equal(first.AcknowledgedChecks, second.AcknowledgedChecks);
+        Assert.Equal(first.TransitionsObserved, second.TransitionsObserved);
+        Assert.Equal(first.Faults, second.Faults);
+    }
+
+    private static WriteRecord WriteAndWait(ScaleCluster cluster, long block)
+    {
+        var data = new byte[WriteLedger.BlockBytes];
+        cluster.Random.Fill(data);
+        cluster.Write(cluster.Alpha, block, data);
+        Assert.True(cluster.RunUntil(() => cluster.PendingWrites == 0, 10_000), "the write completes");
+        cluster.RunUntil(cluster.Scheduler.NowMs + 50);
+        return cluster.Ledger.LastIssued!;
+    }
+}

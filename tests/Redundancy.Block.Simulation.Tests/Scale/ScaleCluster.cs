@@ -1,0 +1,209 @@
+using Redundancy.Block.Engine.Config;
+using Redundancy.Block.Simulation.Infrastructure;
+
+namespace Redundancy.Block.Simulation.Scale;
+
+/// <summary>
+/// Two nodes of one resource (alpha node-id 0, beta node-id 1) over the simulated network, with
+/// the application's writes and flushes recorded in the <see cref="WriteLedger"/>. Time advances
+/// one event at a time; after each the cheap checkers run (state transitions, two Primaries).
+/// </summary>
+public sealed class ScaleCluster
+{
+    private const ulong InitialUuid = 0x5CA1_E000_0000_0000;
+
+    public ScaleCluster(int seed, NetworkOptions network)
+    {
+        Random = new SimRandom(seed);
+        Network = new SimulatedNetwork(Scheduler, Random.Fork(), network);
+        var resource = ConfigParser.ParseText("""
+            resource r0 {
+              net { protocol C; verify-alg sha256; connect-int 1; ping-int 1; cram-hmac-alg sha256; shared-secret "sim"; }
+              on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
+              on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
+            }
+            """, "scale.conf").Resources.Single();
+        Ledger.Root(InitialUuid);
+        Alpha = new ScaleNode("alpha", 0, "beta", 1, resource, InitialUuid, Scheduler, Network, Random.Fork());
+        Beta = new ScaleNode("beta", 1, "alpha", 0, resource, InitialUuid, Scheduler, Network, Random.Fork());
+        foreach (var node in Nodes)
+        {
+            node.GenerationSeen = (n, uuid) => Ledger.ObserveGeneration(uuid, block => n.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes).ToArray());
+        }
+        Scheduler.After(100, Tick);
+    }
+
+    public EventScheduler Scheduler { get; } = new();
+
+    public SimRandom Random { get; }
+
+    public SimulatedNetwork Network { get; }
+
+    public WriteLedger Ledger { get; } = new();
+
+    public TransitionChecker Transitions { get; } = new();
+
+    public ScaleNode Alpha { get; }
+
+    public ScaleNode Beta { get; }
+
+    public IReadOnlyList<ScaleNode> Nodes => [Alpha, Beta];
+
+    /// <summary>Application writes issued on running nodes and not yet completed.</summary>
+    public int PendingWrites => Nodes.Where(n => n.Up).Sum(n => pendingWrites.GetValueOrDefault(n.Sim));
+
+    public int PendingFlushes => Nodes.Where(n => n.Up).Sum(n => pendingFlushes.GetValueOrDefault(n.Sim));
+
+    /// <summary>Writes in flight on <paramref name="node"/> (the application holds the device open meanwhile).</summary>
+    public int PendingOn(ScaleNode node) => pendingWrites.GetValueOrDefault(node.Sim) + pendingFlushes.GetValueOrDefault(node.Sim);
+
+    /// <summary>A timeline of steps and outcomes, kept only when replaying one seed (it costs time).</summary>
+    public List<string>? Trace { get; set; }
+
+    public void Note(string what) => Trace?.Add($"{Scheduler.NowMs,7} ms  {what}");
+
+    public ScaleNode Other(ScaleNode node) => node == Alpha ? Beta : Alpha;
+
+    /// <summary>Runs events until <paramref name="untilMs"/>, checking after each.</summary>
+    public void RunUntil(long untilMs)
+    {
+        while (Scheduler.NextEventMs is long next && next <= untilMs)
+        {
+            Scheduler.Step();
+            AfterEvent();
+        }
+        Scheduler.RunUntil(untilMs);
+    }
+
+    /// <summary>Runs until <paramref name="condition"/> holds or <paramref name="maxMs"/> pass; whether it held.</summary>
+    public bool RunUntil(Func<bool> condition, long maxMs)
+    {
+        long deadline = Scheduler.NowMs + maxMs;
+        while (!condition())
+        {
+            if (Scheduler.NextEventMs is not long next || next > deadline)
+            {
+                Scheduler.RunUntil(deadline);
+                return condition();
+            }
+            Scheduler.Step();
+            AfterEvent();
+        }
+        return true;
+    }
+
+    /// <summary>The cheap checkers, and the state machine following a disk the replica lost.</summary>
+    public void AfterEvent()
+    {
+        foreach (var node in Nodes)
+        {
+            if (node.Up)
+            {
+                if (node.FollowDiskFailure())
+                {
+                    Ledger.Lost(node.Name, flushedSurvive: false, crashedPrimary: false, HeldElsewhere, (_, _) => false);
+                }
+                Transitions.Observe(node);
+            }
+        }
+        PrimaryChecker.Check(this);
+    }
+
+    /// <summary>An application write of one 4 KiB block on <paramref name="node"/>.</summary>
+    public void Write(ScaleNode node, long block, byte[] data)
+    {
+        var record = Ledger.Issue(node.Name, block, data);
+        Note($"{node.Name}: write #{record.Sequence} block {block}");
+        var incarnation = node.Sim;
+        pendingWrites[incarnation] = pendingWrites.GetValueOrDefault(incarnation) + 1;
+        incarnation.WriteTracked(0, block * WriteLedger.BlockBytes, data, (ok, _) =>
+        {
+            pendingWrites[incarnation]--;
+            ulong generation = DataGeneration(node);
+            if (ok && !node.Volume.HasLocalData)
+            {
+                CheckDisklessAcknowledgement(node, record);
+            }
+            Ledger.Complete(record, ok, generation);
+            Note($"{node.Name}: write #{record.Sequence} {(ok ? "acknowledged" : "failed")} in generation {generation:X16}");
+        });
+    }
+
+    /// <summary>
+    /// The generation of the data a write on <paramref name="node"/> went to: its own disk's, or for a
+    /// Primary without a disk, its peer's (the data it reads and writes lives there).
+    /// </summary>
+    public ulong DataGeneration(ScaleNode node) =>
+        node.Volume.HasLocalData || !Other(node).Up ? node.Volume.Ids.Current : Other(node).Volume.Ids.Current;
+
+    /// <summary>An application flush on <paramref name="node"/>: when it succeeds, the writes acknowledged before it are durable.</summary>
+    public void Flush(ScaleNode node, Action<bool>? done = null)
+    {
+        var covers = Ledger.FlushCovers(node.Name);
+        Note($"{node.Name}: flush (covers {string.Join(",", covers.Select(r => r.Sequence))})");
+        var incarnation = node.Sim;
+        pendingFlushes[incarnation] = pendingFlushes.GetValueOrDefault(incarnation) + 1;
+        incarnation.Flush(ok =>
+        {
+            pendingFlushes[incarnation]--;
+            if (ok)
+            {
+                covers.ForEach(r => r.Durable = true);
+            }
+            Note($"{node.Name}: flush {(ok ? "done" : "failed")}");
+            done?.Invoke(ok);
+        });
+    }
+
+    /// <summary>Power loss on <paramref name="node"/>; the ledger forgives unflushed writes no live node still holds.</summary>
+    public void Crash(ScaleNode node, bool tear)
+    {
+        Note($"{node.Name}: CRASH{(tear ? " (torn)" : string.Empty)}, {node.Disk.UnflushedWrites} unflushed writes");
+        bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary;
+        node.Crash(tear);
+        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
+    }
+
+    /// <summary>Whether a live node other than <paramref name="except"/>, with good data, holds <paramref name="data"/> in <paramref name="block"/>.</summary>
+    private bool HeldElsewhere(string except, long block, byte[] data) => Nodes.Any(n => n.Name != except && n.Up
+        && n.Volume.Disk is Engine.States.DiskState.UpToDate or Engine.States.DiskState.Consistent
+        && Block(n, block).SequenceEqual(data));
+
+    private static ReadOnlySpan<byte> Block(ScaleNode node, long block) =>
+        node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
+
+    /// <summary>
+    /// A write acknowledged on a node whose disk has failed since: it (or a write issued after it)
+    /// must be on the peer, or else it reached the failed disk before it failed and the peer never
+    /// confirmed it (a partition and a disk failure at once): its only copy is gone with that disk,
+    /// which no replication can prevent, so it is forgiven. On neither disk, it was acknowledged
+    /// without being written anywhere.
+    /// </summary>
+    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record)
+    {
+        var peer = Other(node);
+        var versions = Ledger.SameOrLater(record);
+        if (peer.Up && peer.Volume.HasLocalData && versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
+        {
+            return;
+        }
+        if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)))
+        {
+            throw new SimulationViolation("acknowledged-write", $"{node.Name} acknowledged write #{record.Sequence} (block {record.Block}) without a disk, and neither disk holds it");
+        }
+        Ledger.Forgive(record);
+    }
+
+    private readonly Dictionary<Replication.SimReplicaNode, int> pendingWrites = [];
+    private readonly Dictionary<Replication.SimReplicaNode, int> pendingFlushes = [];
+
+    private void Tick()
+    {
+        foreach (var node in Nodes.Where(n => n.Up))
+        {
+            node.Replica.Tick(node.Sim.NowMs);
+        }
+        Scheduler.After(100, Tick);
+        AfterEvent();
+    }
+}

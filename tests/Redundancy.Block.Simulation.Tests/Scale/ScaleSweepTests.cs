@@ -1,0 +1,26 @@
+namespace Redundancy.Block.Simulation.Scale;
+
+/// <summary>
+/// A small sweep of the simulation at scale inside `dotnet test` (scripts/sim runs thousands):
+/// every seed passes every checker, or hits an engine issue already known, and the run really
+/// wrote, acknowledged, checked and injected faults.
+/// </summary>
+public class ScaleSweepTests
+{
+    [Fact]
+    public void Forty_seeds_pass_every_checker()
+    {
+        var results = Enumerable.Range(1, 40).Select(seed => ScaleRun.Run(seed)).ToList();
+        foreach (var result in results.Where(r => r.Failure is not null))
+        {
+            Assert.True(KnownEngineIssues.Match(result.Failure) is not null,
+                $"seed {result.Seed} (replay: scripts/sim --seed {result.Seed}): {result.Failure}\n{result.Logs}");
+        }
+        Assert.True(results.Sum(r => r.WritesAcknowledged) > 500, "the workload wrote");
+        Assert.True(results.Sum(r => r.AcknowledgedChecks) > 10_000, "the acknowledged-write checker compared");
+        Assert.True(results.Sum(r => r.BitmapChecks) > 100, "the bitmap checker ran");
+        Assert.True(results.SelectMany(r => r.Faults.Keys).Distinct().Count() >= 12, "faults of many kinds were injected");
+        Assert.Contains(results, r => r.Faults.Keys.Any(k => k.StartsWith("crash", StringComparison.Ordinal)));
+        Assert.Contains(results, r => r.Operator.Keys.Any(k => k.StartsWith("connect --discard-my-data", StringComparison.Ordinal)));
+    }
+}

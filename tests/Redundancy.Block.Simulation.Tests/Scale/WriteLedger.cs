@@ -1,0 +1,211 @@
+namespace Redundancy.Block.Simulation.Scale;
+
+/// <summary>
+/// The model the acknowledged-write checker compares disks against: every application write
+/// (block, data, outcome, the data generation UUID it was acknowledged in, whether a later flush
+/// made it durable) and, for every data generation, what the disk that started it held then (its
+/// base). A node whose current generation is g must hold, per block, the newest write acknowledged
+/// in g, or else g's base, or a write issued after that. A generation started on a stale copy (a
+/// Consistent node promoted alone) inherits its staleness: DRBD allows that, and the UUIDs make
+/// the later handshake detect the split brain. An acknowledged write that was never flushed and
+/// whose every copy was lost in crashes is forgiven (a block device promises nothing more).
+/// </summary>
+public sealed class WriteLedger
+{
+    public const int BlockBytes = 4096;
+    public const int SectorBytes = 512;
+    private readonly Dictionary<long, List<WriteRecord>> byBlock = [];
+    private readonly Dictionary<ulong, GenerationBase> bases = [];
+    private long nextSequence;
+
+    public long Issued { get; private set; }
+
+    public long Acknowledged { get; private set; }
+
+    public long Failed { get; private set; }
+
+    public long Forgiven { get; private set; }
+
+    public IEnumerable<long> Blocks => byBlock.Keys;
+
+    public int Generations => bases.Count;
+
+    /// <summary>The UUID without its Primary bit: a generation's identity.</summary>
+    public static ulong Generation(ulong uuid) => uuid & ~1UL;
+
+    /// <summary>The generation every node starts from: all zeroes.</summary>
+    public void Root(ulong uuid) => bases[Generation(uuid)] = new GenerationBase(0, []);
+
+    /// <summary>
+    /// A disk holds <paramref name="uuid"/> now; the first time a generation is seen, what that disk
+    /// holds (<paramref name="contentOf"/> per written block) becomes the generation's base.
+    /// </summary>
+    public void ObserveGeneration(ulong uuid, Func<long, byte[]> contentOf)
+    {
+        ulong generation = Generation(uuid);
+        if (bases.ContainsKey(generation))
+        {
+            return;
+        }
+        long firstOpen = byBlock.Values.SelectMany(l => l).Where(r => !r.Done).Select(r => r.Sequence).DefaultIfEmpty(nextSequence).Min();
+        bases[generation] = new GenerationBase(firstOpen, byBlock.Keys.ToDictionary(b => b, contentOf));
+    }
+
+    /// <summary>The write issued last, if any.</summary>
+    public WriteRecord? LastIssued { get; private set; }
+
+    public WriteRecord Issue(string writer, long block, byte[] data)
+    {
+        Issued++;
+        var record = new WriteRecord(nextSequence++, writer, block, data);
+        LastIssued = record;
+        if (!byBlock.TryGetValue(block, out var list))
+        {
+            byBlock[block] = list = [];
+        }
+        list.Add(record);
+        return record;
+    }
+
+    public void Complete(WriteRecord record, bool succeeded, ulong generation)
+    {
+        record.Done = true;
+        record.Acknowledged = succeeded;
+        record.Generation = Generation(generation);
+        if (succeeded)
+        {
+            Acknowledged++;
+        }
+        else
+        {
+            Failed++;
+        }
+    }
+
+    /// <summary>Acknowledged writes of <paramref name="writer"/> not yet durable: a flush issued now covers these.</summary>
+    public List<WriteRecord> FlushCovers(string writer) =>
+        [.. byBlock.Values.SelectMany(l => l).Where(r => r.Acknowledged && !r.Durable && r.Writer == writer)];
+
+    /// <summary>
+    /// <paramref name="node"/> lost its disk's contents: a crash (<paramref name="flushedSurvive"/>:
+    /// what was flushed stays) or a failed disk (all of it is gone). An acknowledged write is then
+    /// gone legitimately when no other live node with good data (UpToDate or Consistent) still holds
+    /// it, or (crash) when its writer crashed as Primary and the crash took it from that disk
+    /// (<paramref name="stillOnDisk"/> false): DRBD then resyncs the activity log's extents from the
+    /// crashed Primary's disk (uuid_compare rule 40).
+    /// </summary>
+    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
+    {
+        // Per block, newest first: an older write only matters once every newer one is gone.
+        foreach (var records in byBlock.Values)
+        {
+            foreach (var record in Enumerable.Reverse(records).Where(r => r.Acknowledged && !r.IsForgiven))
+            {
+                bool lost = !(flushedSurvive && record.Durable)
+                    && ((crashedPrimary && record.Writer == node && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
+                if (!lost)
+                {
+                    break;
+                }
+                Forgive(record);
+            }
+        }
+    }
+
+    /// <summary>An acknowledged write whose every copy is gone (crash, failed disk) is no longer required.</summary>
+    public void Forgive(WriteRecord record)
+    {
+        if (!record.IsForgiven)
+        {
+            record.IsForgiven = true;
+            Forgiven++;
+        }
+    }
+
+    /// <summary>The data of <paramref name="record"/> and of every write to its block issued after it.</summary>
+    public List<byte[]> SameOrLater(WriteRecord record) => [.. byBlock[record.Block].Where(r => r.Sequence >= record.Sequence).Select(r => r.Data)];
+
+    /// <summary>
+    /// What <paramref name="block"/> must hold on a disk at generation <paramref name="uuid"/>: the
+    /// newest write acknowledged in it (and not forgiven), or else the generation's base; also what
+    /// it may hold instead: any write issued after that (in flight, failed or acknowledged later).
+    /// Required is null when the generation was never seen (nothing is known of it).
+    /// </summary>
+    public (byte[]? Required, string What, List<byte[]> Allowed) Expectation(long block, ulong uuid)
+    {
+        ulong generation = Generation(uuid);
+        var records = byBlock.GetValueOrDefault(block) ?? [];
+        var acknowledged = records.LastOrDefault(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation);
+        if (acknowledged is not null)
+        {
+            return (acknowledged.Data, $"write #{acknowledged.Sequence} by {acknowledged.Writer} acknowledged in generation {generation:X16}{(acknowledged.Durable ? " (flushed)" : string.Empty)}",
+                [.. records.Where(r => r.Sequence >= acknowledged.Sequence).Select(r => r.Data)]);
+        }
+        if (!bases.TryGetValue(generation, out var start))
+        {
+            return (null, string.Empty, []);
+        }
+        var held = start.Blocks.GetValueOrDefault(block) ?? new byte[BlockBytes];
+        return (held, $"what generation {generation:X16} started from", [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence).Select(r => r.Data)]);
+    }
+
+    /// <summary>
+    /// Null when <paramref name="actual"/> (one block of a disk) meets the expectation: every
+    /// 512-byte sector equals that sector of the required content or of a later write (a torn write
+    /// leaves a mix); otherwise what is wrong.
+    /// </summary>
+    public string? Check(long block, ulong uuid, ReadOnlySpan<byte> actual, out bool hadRequirement)
+    {
+        var (required, what, allowed) = Expectation(block, uuid);
+        hadRequirement = required is not null;
+        if (required is null)
+        {
+            return null;
+        }
+        for (int sector = 0; sector < BlockBytes; sector += SectorBytes)
+        {
+            var have = actual.Slice(sector, SectorBytes);
+            bool ok = false;
+            foreach (var data in allowed)
+            {
+                if (have.SequenceEqual(data.AsSpan(sector, SectorBytes)))
+                {
+                    ok = true;
+                    break;
+                }
+            }
+            if (!ok)
+            {
+                return $"block {block} sector {sector / SectorBytes} lacks {what} and holds none of the {allowed.Count - 1} writes issued after it";
+            }
+        }
+        return null;
+    }
+}
+
+/// <summary>What the disk that started a generation held then (per written block), and the first write still open at that moment.</summary>
+public sealed record GenerationBase(long FirstOpenSequence, Dictionary<long, byte[]> Blocks);
+
+/// <summary>One application write as the ledger tracks it.</summary>
+public sealed class WriteRecord(long sequence, string writer, long block, byte[] data)
+{
+    public long Sequence { get; } = sequence;
+
+    public string Writer { get; } = writer;
+
+    public long Block { get; } = block;
+
+    public byte[] Data { get; } = data;
+
+    public bool Done { get; set; }
+
+    public bool Acknowledged { get; set; }
+
+    public ulong Generation { get; set; }
+
+    /// <summary>A flush issued after its acknowledgement completed.</summary>
+    public bool Durable { get; set; }
+
+    /// <summary>Unflushed and lost with every copy in crashes: no longer required.</summary>
+    public bool IsForgiven { get; set; }
+}
