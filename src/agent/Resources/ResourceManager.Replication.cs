@@ -438,6 +438,13 @@ internal sealed partial class ResourceManager
         {
             foreach (var (volume, pages) in pending)
             {
+                // A cleared bit vouches for data written since (a resync block, a peer's write):
+                // that data is made durable first, or a crash could keep the clear bit and lose the
+                // data it stands for (DRBD writes bitmap pages with a preflush for the same reason).
+                if (runtime.Attached.TryGetValue(volume, out var attached))
+                {
+                    await attached.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                }
                 await WriteMetadataAsync(runtime, volume, pages, null).ConfigureAwait(false);
             }
         }

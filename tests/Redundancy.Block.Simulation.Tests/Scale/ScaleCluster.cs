@@ -183,8 +183,13 @@ public sealed class ScaleCluster
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
-        if (peer.Up && peer.Volume.HasLocalData && versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
+        if (peer.Up && versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
         {
+            if (!peer.Volume.HasLocalData)
+            {
+                // The peer wrote it and then lost its own disk too: two failed disks, no copy left.
+                Ledger.Forgive(record);
+            }
             return;
         }
         if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)))
