@@ -3,6 +3,7 @@
 # (ackwriter.py) keeps 4 KiB writes in flight at random offsets on alpha and logs each one only
 # after alpha acknowledged it; then alpha dies (protocol C, SIGKILL) or is disconnected cleanly
 # (protocol A), beta is promoted without --force, and every logged write must be on beta.
+# The checker is shown to find writes that are not there (checker-finds-lost-writes).
 
 # shellcheck source=tests/integration/replication.test.sh
 source "$IT_DIR/replication.test.sh"
@@ -91,9 +92,56 @@ aw_protocol_a_clean_disconnect() {
     aw_check "$URI_B" "$TEST_DIR/acked.log"
 }
 
+# aw_check_expect URI LOG WANT_RC ERE [OPTIONS...] — run the check; its exit status and summary must match.
+aw_check_expect() {
+    local uri=$1 log=$2 want=$3 ere=$4 rc=0
+    shift 4
+    OUTPUT=$("$PYTHON" "$ACKWRITER" check "$uri" "$log" "$@" 2>&1) || rc=$?
+    assert_match "$OUTPUT" "$ere" "ackwriter check $*"
+    assert_eq "$rc" "$want" "ackwriter check $* exit status"
+}
+
+# The checker itself: a write logged as acknowledged but not on the disk is missing; with
+# --durable-only it is forgiven only when logged after the last completed FLUSH, and the block
+# then must keep what it holds; a durable write that was overwritten is missing in both modes.
+aw_checker_finds_lost_writes() {
+    make_disk "$TEST_DIR/alpha.img" 64M
+    rb_primary_export alpha "$TEST_DIR/alpha.img"
+    local log=$TEST_DIR/acked.log durable_block lost_block
+    aw_start "$URI" "$log" --seconds 1 --flush-seconds 0.2 --inflight 4
+    aw_wait_exit 30
+    assert_eq "$AW_RC" 0 "the writer's exit status ($(tail -n 1 "$TEST_DIR/ackwriter.log"))"
+    grep -q '^durable [1-9]' "$log" || fail "the writer logged no completed FLUSH: $(tail -n 3 "$log" | tr '\n' ' ')"
+    aw_check_expect "$URI" "$log" 0 "^checked [1-9][0-9]* acknowledged writes, 0 missing"
+    # Two blocks whose every write the last FLUSH covered.
+    read -r durable_block lost_block < <("$PYTHON" - "$log" <<'PY'
+import sys
+durable, last = 0, {}
+for n, line in enumerate(l for l in open(sys.argv[1]) if l[0].isdigit()):
+    last[int(line.split()[0])] = n
+for line in open(sys.argv[1]):
+    if line.startswith("durable "):
+        durable = max(durable, int(line.split()[1]))
+print(*[b for b, n in sorted(last.items()) if n < durable][:2])
+PY
+    )
+    [[ -n $lost_block ]] || fail "no two blocks written before the last FLUSH"
+    # A write of lost_block logged as acknowledged after the FLUSH, never made.
+    echo "$lost_block $((1 << 40)) 12345" >> "$log"
+    aw_check_expect "$URI" "$log" 1 ", 1 missing"
+    aw_check_expect "$URI" "$log" 0 ", 0 missing .*, 1 not durable and not kept\)" --durable-only
+    grep -q "^holds $lost_block " "$log" || fail "--durable-only did not log what block $lost_block holds"
+    aw_check_expect "$URI" "$log" 0 ", 0 missing .*, 0 not durable and not kept\)"
+    # A durable write overwritten behind the writer's back: missing in both modes.
+    expect_ok "$PYTHON" "$NBDTOOL" write "$URI" $((durable_block * 4096)) 4096 not-the-writer
+    aw_check_expect "$URI" "$log" 1 ", 1 missing" --durable-only
+    aw_check_expect "$URI" "$log" 1 ", 1 missing"
+}
+
 ACKWRITER_CASES=(
     protocol-c-sigkill-primary:aw_protocol_c_sigkill:90
     protocol-a-clean-disconnect:aw_protocol_a_clean_disconnect:90
+    checker-finds-lost-writes:aw_checker_finds_lost_writes:60
 )
 
 it_suite ackwriter/two-node setup_ackwriter_suite 300 "${ACKWRITER_CASES[@]}"

@@ -287,6 +287,40 @@ stop_agent() {
     unset "AGENT_PID[$node]"
 }
 
+# ---------------------------------------------------------------------------------------------
+# Network namespaces: two nodes joined by a veth pair (netns.test.sh, congestion.test.sh, scripts/chaos)
+
+NN_ADDR_A=10.99.0.1
+NN_ADDR_B=10.99.0.2
+
+# netns_pair TAG — namespaces NS_A=rbit-TAG-a and NS_B=rbit-TAG-b, a veth pair VETH_A (in NS_A,
+# $NN_ADDR_A/24) — VETH_B (in NS_B, $NN_ADDR_B/24), loopback up in both. Everything is created
+# inside the namespaces (recorded in the ledger): deleting them leaves nothing behind. TAG must
+# be unique among concurrent runs (a PID) and short (interface names have at most 15 bytes).
+netns_pair() {
+    local tag=$1 ns
+    NS_A=rbit-$tag-a NS_B=rbit-$tag-b VETH_A=rbv$tag-a VETH_B=rbv$tag-b
+    ip netns add "$NS_A" || fail "ip netns add $NS_A failed"
+    track_netns "$NS_A"
+    ip netns add "$NS_B" || fail "ip netns add $NS_B failed"
+    track_netns "$NS_B"
+    ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" || fail "creating the veth pair failed"
+    ip -n "$NS_A" addr add "$NN_ADDR_A/24" dev "$VETH_A" || fail "addressing $VETH_A failed"
+    ip -n "$NS_B" addr add "$NN_ADDR_B/24" dev "$VETH_B" || fail "addressing $VETH_B failed"
+    for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up || fail "lo up in $ns failed"; done
+    netns_link a up
+    netns_link b up
+}
+
+# netns_link a|b up|down — one end of the veth pair up or down (down: the link is cut).
+netns_link() {
+    if [[ $1 == a ]]; then
+        ip -n "$NS_A" link set "$VETH_A" "$2" || fail "ip link set $VETH_A $2 failed"
+    else
+        ip -n "$NS_B" link set "$VETH_B" "$2" || fail "ip link set $VETH_B $2 failed"
+    fi
+}
+
 # nbd_uri NBD_PORT [EXPORT]
 nbd_uri() { printf 'nbd://127.0.0.1:%s/%s\n' "$1" "${2:-}"; }
 

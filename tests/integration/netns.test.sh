@@ -16,30 +16,12 @@ setup_netns_suite() {
     command -v ip > /dev/null || fail "ip (iproute2) is needed for network namespaces"
 }
 
-NN_ADDR_A=10.99.0.1
-NN_ADDR_B=10.99.0.2
+# nn_links — the two namespaces and the veth pair (lib.sh's netns_pair), tagged with the case's
+# PID: unique among concurrent runs.
+nn_links() { netns_pair $$; }
 
-# nn_links — namespaces NS_A and NS_B, a veth pair VETH_A (in NS_A, 10.99.0.1/24) — VETH_B (in
-# NS_B, 10.99.0.2/24), loopback up in both. Created inside the namespaces: deleting them (the
-# ledger does) leaves nothing behind.
-nn_links() {
-    local tag=$$ # the case's PID: unique among concurrent runs
-    NS_A=rbit-$tag-a NS_B=rbit-$tag-b VETH_A=rbv$tag-a VETH_B=rbv$tag-b
-    ip netns add "$NS_A" || fail "ip netns add $NS_A failed"
-    track_netns "$NS_A"
-    ip netns add "$NS_B" || fail "ip netns add $NS_B failed"
-    track_netns "$NS_B"
-    ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" || fail "creating the veth pair failed"
-    ip -n "$NS_A" addr add "$NN_ADDR_A/24" dev "$VETH_A"
-    ip -n "$NS_B" addr add "$NN_ADDR_B/24" dev "$VETH_B"
-    local ns
-    for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
-    ip -n "$NS_A" link set "$VETH_A" up
-    ip -n "$NS_B" link set "$VETH_B" up
-}
-
-nn_cut()     { ip -n "$NS_A" link set "$VETH_A" down; } # the replication link goes down (alpha's end)
-nn_restore() { ip -n "$NS_A" link set "$VETH_A" up; }
+nn_cut()     { netns_link a down; } # the replication link goes down (alpha's end)
+nn_restore() { netns_link a up; }
 
 nn_ns() { if [[ $1 == alpha ]]; then echo "$NS_A"; else echo "$NS_B"; fi; } # NODE -> namespace
 
