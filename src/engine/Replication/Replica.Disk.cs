@@ -55,7 +55,29 @@ public sealed partial class Replica
             AbortSync(peer, volume, "the peer has no disk");
             AbortVerify(peer, volume, "the peer has no disk");
         }
+        UpgradeAfterPeerUpToDate(peer, volumeNumber);
         TrackPeersWithoutDisk();
+    }
+
+    /// <summary>
+    /// A Consistent (or Outdated) disk whose peer became UpToDate later than the handshake (it was
+    /// still Negotiating, say, after attaching) on the same data generation, in sync and with nothing
+    /// to resync, is UpToDate too — the same upgrade the handshake makes (DRBD's "Upgrading local
+    /// disk to UpToDate after unstable/weak"), applied when the peer's state arrives.
+    /// </summary>
+    private void UpgradeAfterPeerUpToDate(int peer, int volumeNumber)
+    {
+        if (!volumes.TryGetValue(volumeNumber, out var volume) || volume.Disk is not (DiskState.Consistent or DiskState.Outdated)
+            || links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown) != DiskState.UpToDate
+            || ReplicationOf(peer, volumeNumber) != ReplicationState.Established || syncs.ContainsKey((peer, volumeNumber))
+            || volume.OutOfSyncBytes(peer) > 0 || links[peer].PeerUuids(volumeNumber) is not { } peerUuids
+            || (peerUuids.Current & ~1UL) != (volume.Ids.Current & ~1UL))
+        {
+            return;
+        }
+        io.Log($"{Subject(peer)}/{volume.Number}: Upgrading local disk to UpToDate after unstable/weak (and no resync)");
+        volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        SetDisk(volume, DiskState.UpToDate);
     }
 
     /// <summary>This node's disk of <paramref name="volume"/> went away: no resync can go on with it.</summary>

@@ -96,19 +96,30 @@ public sealed class WriteLedger
     /// </summary>
     public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
     {
-        // Per block, newest first: an older write only matters once every newer one is gone.
+        // Per block and data generation, newest first: an older write only matters once every newer
+        // one of the same generation is gone (another generation's copy, after a split brain, says
+        // nothing about this one's).
         foreach (var records in byBlock.Values)
         {
-            foreach (var record in Enumerable.Reverse(records).Where(r => r.Acknowledged && !r.IsForgiven))
+            foreach (var generation in records.Where(r => r.Acknowledged && !r.IsForgiven).GroupBy(r => r.Generation))
             {
-                bool lost = !(flushedSurvive && record.Durable)
-                    && ((crashedPrimary && record.Writer == node && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
-                if (!lost)
-                {
-                    break;
-                }
-                Forgive(record);
+                ForgiveLost(generation, node, flushedSurvive, crashedPrimary, heldElsewhere, stillOnDisk);
             }
+        }
+    }
+
+    private void ForgiveLost(IEnumerable<WriteRecord> generation, string node, bool flushedSurvive, bool crashedPrimary,
+        Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
+    {
+        foreach (var record in generation.Reverse())
+        {
+            bool lost = !(flushedSurvive && record.Durable)
+                && ((crashedPrimary && record.Writer == node && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
+            if (!lost)
+            {
+                break;
+            }
+            Forgive(record);
         }
     }
 
