@@ -207,6 +207,7 @@ public sealed class ScaleCluster
         foreach (var node in Nodes.Where(n => n.Up))
         {
             node.Replica.Tick(node.Sim.NowMs);
+            node.WriteOutBitmap();
         }
         Scheduler.After(100, Tick);
         AfterEvent();

@@ -19,8 +19,10 @@ namespace Redundancy.Block.Simulation.Scale;
 /// one from what survives: the disk (unflushed writes lost or torn), the last persisted superblock
 /// (a Primary that never demoted comes back crashed-primary) and the bitmaps, with the activity
 /// log's extents marked out of sync after a Primary crash (DRBD's apply-al). The agent writes
-/// dirty bitmap pages on every tick, so the bitmaps are taken as they were at the crash. Each
-/// superblock write flushes the device, as the agent's does (the metadata is internal).
+/// dirty bitmap pages on every tick after flushing the data disk (a cleared bit must not outlive
+/// the data it vouches for), so after a crash a bit cleared since the last write-out is set again;
+/// bits set since are taken as they were at the crash. Each superblock write flushes the device, as
+/// the agent's does (the metadata is internal).
 /// </summary>
 public sealed class ScaleNode
 {
@@ -95,6 +97,43 @@ public sealed class ScaleNode
     /// <summary>The superblock as it is on disk now.</summary>
     public Superblock PersistedSuperblock => persisted;
 
+    /// <summary>The quick-sync bitmap as the agent last wrote it out.</summary>
+    private QuickSyncBitmap writtenOutBitmap = new(DiskBytes);
+
+    /// <summary>
+    /// The agent's tick: when the bitmap changed, the data disk is flushed and the pages written out
+    /// (a failing flush leaves the pages as they were, as the agent's write-out does).
+    /// </summary>
+    public void WriteOutBitmap()
+    {
+        var volume = Sim.Replica.Volume(0);
+        if (!Up || !volume.HasLocalData || Disk.FailFlushes)
+        {
+            return;
+        }
+        var current = volume.Bitmaps.Bitmap(PeerSlot0);
+        bool changed = false;
+        for (long bit = 0; bit < current.BitCount && !changed; bit++)
+        {
+            changed = current.IsSet(bit) != writtenOutBitmap.IsSet(bit);
+        }
+        if (changed)
+        {
+            _ = Disk.FlushAsync();
+            writtenOutBitmap = Copy(current);
+        }
+    }
+
+    private static QuickSyncBitmap Copy(QuickSyncBitmap bitmap)
+    {
+        var copy = new QuickSyncBitmap(DiskBytes);
+        for (long bit = bitmap.FindNextSet(0); bit >= 0 && bit < bitmap.BitCount; bit = bitmap.FindNextSet(bit + 1))
+        {
+            copy.SetBits(bit, 1);
+        }
+        return copy;
+    }
+
     /// <summary>Power loss; <paramref name="tear"/>: unflushed writes may land in part.</summary>
     public void Crash(bool tear)
     {
@@ -108,11 +147,14 @@ public sealed class ScaleNode
         Engine.Invariant.Assert(!Up, $"{Name} restarts only after a crash");
         var old = Sim.Replica.Volume(0);
         var bitmap = new QuickSyncBitmap(DiskBytes);
-        var before = old.Bitmaps.Bitmap(PeerSlot0);
-        for (long bit = before.FindNextSet(0); bit >= 0 && bit < before.BitCount; bit = before.FindNextSet(bit + 1))
+        foreach (var survivor in (ReadOnlySpan<QuickSyncBitmap>)[old.Bitmaps.Bitmap(PeerSlot0), writtenOutBitmap])
         {
-            bitmap.SetBits(bit, 1);
+            for (long bit = survivor.FindNextSet(0); bit >= 0 && bit < survivor.BitCount; bit = survivor.FindNextSet(bit + 1))
+            {
+                bitmap.SetBits(bit, 1);
+            }
         }
+        writtenOutBitmap = Copy(bitmap);
         var extents = old.ActivityLog?.ActiveExtents ?? [];
         Disk.FailWrites = false;
         State = NewState();
