@@ -268,14 +268,14 @@ ag_dump() {
     cat > "$RB_CONFIG" <<'CONF'
 common { net { protocol C; } disk { resync-rate 40M; } }
 resource r0 {
-  net { sndbuf-size 0; }
+  net { rcvbuf-size 0; }
   on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
 }
 CONF
     expect_ok "$RB_OUT/rbadm" -c "$RB_CONFIG" --node alpha dump r0
     assert_match "$OUTPUT" 'protocol +C;' "inherited net option"
     assert_match "$OUTPUT" 'resync-rate +40M;' "inherited disk option"
-    assert_match "$OUTPUT" '# ignored: sndbuf-size' "ignored keyword reported"
+    assert_match "$OUTPUT" '# ignored: rcvbuf-size' "ignored keyword reported"
     printf '%s\n' "$OUTPUT" | sed '/^#/d' > "$TEST_DIR/dumped.conf"
     expect_ok "$RB_OUT/rbadm" -c "$TEST_DIR/dumped.conf" --node alpha dump r0
 }
