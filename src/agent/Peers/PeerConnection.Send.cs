@@ -32,6 +32,8 @@ public sealed partial class PeerConnection
     /// <summary>Small frames held while corked, sent together at <see cref="Uncork"/> (guarded by _lock).</summary>
     private readonly ArrayBufferWriter<byte> _corked = new(16 * 1024);
     private int _corkDepth;
+    /// <summary>The thread that corked: only its frames wait (another thread's send must not be held).</summary>
+    private int _corkThreadId;
 
     /// <summary>Largest frame held by a cork (acks and other control frames; data goes out at once).</summary>
     private const int CorkMaxFrameBytes = 4096;
@@ -45,7 +47,10 @@ public sealed partial class PeerConnection
     {
         lock (_lock)
         {
-            _corkDepth++;
+            if (_corkDepth++ == 0)
+            {
+                _corkThreadId = Environment.CurrentManagedThreadId;
+            }
         }
     }
 
@@ -54,39 +59,39 @@ public sealed partial class PeerConnection
     {
         lock (_lock)
         {
-            if (--_corkDepth > 0 || _corked.WrittenCount == 0)
+            if (--_corkDepth > 0)
             {
                 return;
             }
+            _corkThreadId = 0;
             if (_closeReason is not null || _sendWriterCompleted)
             {
                 _corked.ResetWrittenCount();
                 return;
             }
-            ReadOnlySpan<byte> held = _corked.WrittenSpan;
-            if (_queuedBytes == 0)
-            {
-                held = held[TrySendDirectLocked(held)..];
-            }
-            if (!held.IsEmpty)
-            {
-                CopyLocked(_sendPipe.Writer, held);
-                _queuedBytes += held.Length;
-                FlushLocked();
-            }
-            _corked.ResetWrittenCount();
+            PushCorkedLocked();
         }
     }
 
-    /// <summary>Moves held frames into the pipe ahead of a frame that is queued now.</summary>
+    /// <summary>Sends held frames now (straight to the socket when nothing is queued), ahead of anything sent after.</summary>
     private void PushCorkedLocked()
     {
-        if (_corked.WrittenCount > 0)
+        if (_corked.WrittenCount == 0)
         {
-            CopyLocked(_sendPipe.Writer, _corked.WrittenSpan);
-            _queuedBytes += _corked.WrittenCount;
-            _corked.ResetWrittenCount();
+            return;
         }
+        ReadOnlySpan<byte> held = _corked.WrittenSpan;
+        if (_queuedBytes == 0)
+        {
+            held = held[TrySendDirectLocked(held)..];
+        }
+        if (!held.IsEmpty)
+        {
+            CopyLocked(_sendPipe.Writer, held);
+            _queuedBytes += held.Length;
+            FlushLocked();
+        }
+        _corked.ResetWrittenCount();
     }
 
     /// <summary>
@@ -126,7 +131,7 @@ public sealed partial class PeerConnection
             }
 
             CountSentLocked(frames.Length);
-            if (_corkDepth > 0 && _queuedBytes == 0 && frames.Length <= CorkMaxFrameBytes)
+            if (_corkDepth > 0 && _corkThreadId == Environment.CurrentManagedThreadId && _queuedBytes == 0 && frames.Length <= CorkMaxFrameBytes)
             {
                 _corked.Write(frames);
                 return true;

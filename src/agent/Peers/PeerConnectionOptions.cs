@@ -18,7 +18,7 @@ public sealed record PeerConnectionOptions
     public int SendResumeThresholdBytes { get; init; } = 4 << 20;
 
     /// <summary>Smallest buffer one receive fills; larger means fewer syscalls for bulk data.</summary>
-    public int ReceiveBufferBytes { get; init; } = 64 << 10;
+    public int ReceiveBufferBytes { get; init; } = 1 << 20;
 
     /// <summary>How long an accepted connection may take to send its Hello before it is closed.</summary>
     public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(5);
