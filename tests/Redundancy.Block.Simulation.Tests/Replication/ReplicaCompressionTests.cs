@@ -133,7 +133,7 @@ public class ReplicaCompressionTests
         byte[] data = Compressible(4096, 1);
         var block = new byte[4096];
         Assert.True(Lz4Block.TryCompress(data, block, out int written));
-        Inject(pair, new DataMessage(0, 4096, 77, 1, DataFlags.Compressed | DataFlags.SendWriteAck), block[..written]);
+        pair.DeliverDataToBeta(new DataMessage(0, 4096, 77, 1, DataFlags.Compressed | DataFlags.SendWriteAck), block[..written]);
         Assert.Contains(pair.Beta.Log, l => l.Contains("protocol error: a COMPRESSED payload, but LZ4 compression was not agreed", StringComparison.Ordinal));
         Assert.True(pair.Beta.Disks[0].Contents[..4096].SequenceEqual(new byte[4096]), "nothing was written");
     }
@@ -146,19 +146,8 @@ public class ReplicaCompressionTests
         Assert.NotEqual(FeatureFlags.None, pair.Beta.Replica.Links[0].AgreedFeatures & FeatureFlags.Lz4Compression);
         // 1 literal, then a match at offset 2 (before the start of the output); 1024 bytes declared,
         // which 10 bytes of LZ4 could decode to (more is refused before any buffer is rented).
-        Inject(pair, new DataMessage(0, 1024, 77, 1, DataFlags.Compressed | DataFlags.SendWriteAck), [0x10, (byte)'a', 0x02, 0x00, 0x50, 1, 2, 3, 4, 5]);
+        pair.DeliverDataToBeta(new DataMessage(0, 1024, 77, 1, DataFlags.Compressed | DataFlags.SendWriteAck), [0x10, (byte)'a', 0x02, 0x00, 0x50, 1, 2, 3, 4, 5]);
         Assert.Contains(pair.Beta.Log, l => l.Contains("protocol error: a malformed LZ4 payload: LZ4 match offset 2 reaches before the start", StringComparison.Ordinal));
         Assert.True(pair.Beta.Disks[0].Contents[..4096].SequenceEqual(new byte[4096]), "nothing was written");
-    }
-
-    /// <summary>Hands beta a Data frame as if alpha had sent it.</summary>
-    private static void Inject(SimReplicaPair pair, DataMessage message, byte[] trailing)
-    {
-        var frame = new byte[FrameWriter.FrameLength(message) + trailing.Length];
-        int written = FrameWriter.Write(frame, 0, message, trailing.Length);
-        trailing.CopyTo(frame, written);
-        var buffer = new ReadOnlySequence<byte>(frame);
-        Assert.True(FrameReader.TryReadFrame(ref buffer, 64 << 20, out var header, out var payload, out string? error), error);
-        pair.Beta.Replica.Receive(0, header, payload, pair.Scheduler.NowMs);
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using Redundancy.Block.Engine.Peers.Protocol;
 
 namespace Redundancy.Block.Simulation.Replication;
@@ -37,7 +36,7 @@ public class ReplicaIntegrityTests
         pair.Random.Fill(data);
         var digest = Digest.Compute(DigestAlgorithm.Sha256, data);
         data[100] ^= 0x10; // one bit flipped after the sender digested it
-        Inject(pair, new DataMessage(8192, 4096, 77, 1, DataFlags.SendWriteAck, digest), data);
+        pair.DeliverDataToBeta(new DataMessage(8192, 4096, 77, 1, DataFlags.SendWriteAck, digest), data);
         Assert.Contains(pair.Beta.Log, l => l.Contains("protocol error: Digest integrity check FAILED: 16s +4096", StringComparison.Ordinal));
         Assert.True(pair.Beta.Disks[0].Contents.Slice(8192, 4096).SequenceEqual(new byte[4096]), "nothing was written");
     }
@@ -47,18 +46,7 @@ public class ReplicaIntegrityTests
     {
         var pair = new SimReplicaPair(403, netOptions: Sha256);
         pair.ConnectWithAlphaPrimary();
-        Inject(pair, new DataMessage(0, 4096, 77, 1, DataFlags.SendWriteAck), new byte[4096]);
+        pair.DeliverDataToBeta(new DataMessage(0, 4096, 77, 1, DataFlags.SendWriteAck), new byte[4096]);
         Assert.Contains(pair.Beta.Log, l => l.Contains("without the agreed data-integrity-alg sha256 digest", StringComparison.Ordinal));
-    }
-
-    /// <summary>Hands beta a Data frame as if alpha had sent it.</summary>
-    private static void Inject(SimReplicaPair pair, DataMessage message, byte[] trailing)
-    {
-        var frame = new byte[FrameWriter.FrameLength(message) + trailing.Length];
-        int written = FrameWriter.Write(frame, 0, message, trailing.Length);
-        trailing.CopyTo(frame, written);
-        var buffer = new ReadOnlySequence<byte>(frame);
-        Assert.True(FrameReader.TryReadFrame(ref buffer, 64 << 20, out var header, out var payload, out string? error), error);
-        pair.Beta.Replica.Receive(0, header, payload, pair.Scheduler.NowMs);
     }
 }

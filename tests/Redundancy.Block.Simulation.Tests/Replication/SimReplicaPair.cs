@@ -98,6 +98,17 @@ public sealed class SimReplicaPair
         };
         return new SimReplicaNode(local, settings.LocalNodeId, Scheduler, Network, Random.Fork(), [settings], [volume], Math.Max(size.DiskBytes, size.UsableBytes));
     }
+
+    /// <summary>Hands beta a Data frame as if alpha had sent it (for malformed or damaged frames alpha would never send).</summary>
+    public void DeliverDataToBeta(Engine.Peers.Protocol.DataMessage message, byte[] trailing)
+    {
+        var frame = new byte[Engine.Peers.Protocol.FrameWriter.FrameLength(message) + trailing.Length];
+        int written = Engine.Peers.Protocol.FrameWriter.Write(frame, 0, message, trailing.Length);
+        trailing.CopyTo(frame, written);
+        var buffer = new System.Buffers.ReadOnlySequence<byte>(frame);
+        Assert.True(Engine.Peers.Protocol.FrameReader.TryReadFrame(ref buffer, 64 << 20, out var header, out var payload, out string? error), error);
+        Beta.Replica.Receive(0, header, payload, Scheduler.NowMs);
+    }
 }
 
 /// <summary>A simulated volume's sizes: what the disk holds, the agreed size (0: the same), the simulated disk (0: the same; bigger leaves room to grow).</summary>
