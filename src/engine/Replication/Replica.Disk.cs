@@ -61,16 +61,17 @@ public sealed partial class Replica
 
     /// <summary>
     /// A Consistent (or Outdated) disk whose peer became UpToDate later than the handshake (it was
-    /// still Negotiating, say, after attaching) on the same data generation, in sync and with nothing
-    /// to resync, is UpToDate too — the same upgrade the handshake makes (DRBD's "Upgrading local
-    /// disk to UpToDate after unstable/weak"), applied when the peer's state arrives.
+    /// still Negotiating, say, after attaching) on the same data generation, with no resync running,
+    /// is UpToDate too — the same upgrade the handshake makes (DRBD's "Upgrading local disk to
+    /// UpToDate after unstable/weak"), applied when the peer's state arrives. Bits already in the
+    /// bitmap (an online verify's finds) stay set for the next resync, as after the handshake.
     /// </summary>
     private void UpgradeAfterPeerUpToDate(int peer, int volumeNumber)
     {
         if (!volumes.TryGetValue(volumeNumber, out var volume) || volume.Disk is not (DiskState.Consistent or DiskState.Outdated)
             || links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown) != DiskState.UpToDate
             || ReplicationOf(peer, volumeNumber) != ReplicationState.Established || syncs.ContainsKey((peer, volumeNumber))
-            || volume.OutOfSyncBytes(peer) > 0 || links[peer].PeerUuids(volumeNumber) is not { } peerUuids
+            || links[peer].PeerUuids(volumeNumber) is not { } peerUuids
             || (peerUuids.Current & ~1UL) != (volume.Ids.Current & ~1UL))
         {
             return;
