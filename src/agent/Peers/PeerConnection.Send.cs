@@ -80,18 +80,26 @@ public sealed partial class PeerConnection
         {
             return;
         }
-        ReadOnlySpan<byte> held = _corked.WrittenSpan;
-        if (_queuedBytes == 0)
+        SendNowLocked(_corked.WrittenSpan, directMaxBytes: int.MaxValue);
+        _corked.ResetWrittenCount();
+    }
+
+    /// <summary>
+    /// Writes <paramref name="frames"/> straight to the socket when nothing is queued and they are at
+    /// most <paramref name="directMaxBytes"/>; whatever the socket does not take goes into the pipe.
+    /// </summary>
+    private void SendNowLocked(ReadOnlySpan<byte> frames, int directMaxBytes)
+    {
+        if (_queuedBytes == 0 && frames.Length <= directMaxBytes)
         {
-            held = held[TrySendDirectLocked(held)..];
+            frames = frames[TrySendDirectLocked(frames)..];
         }
-        if (!held.IsEmpty)
+        if (!frames.IsEmpty)
         {
-            CopyLocked(_sendPipe.Writer, held);
-            _queuedBytes += held.Length;
+            CopyLocked(_sendPipe.Writer, frames);
+            _queuedBytes += frames.Length;
             FlushLocked();
         }
-        _corked.ResetWrittenCount();
     }
 
     /// <summary>
@@ -137,18 +145,7 @@ public sealed partial class PeerConnection
                 return true;
             }
             PushCorkedLocked();
-            if (_queuedBytes == 0 && frames.Length <= DirectSendMaxBytes)
-            {
-                frames = frames[TrySendDirectLocked(frames)..];
-                if (frames.IsEmpty)
-                {
-                    return true;
-                }
-            }
-
-            CopyLocked(_sendPipe.Writer, frames);
-            _queuedBytes += frames.Length;
-            FlushLocked();
+            SendNowLocked(frames, DirectSendMaxBytes);
             return true;
         }
     }

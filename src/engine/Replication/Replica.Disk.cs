@@ -76,6 +76,12 @@ public sealed partial class Replica
         {
             return;
         }
+        UpgradeToUpToDate(peer, volume);
+    }
+
+    /// <summary>DRBD's "Upgrading local disk to UpToDate after unstable/weak (and no resync)".</summary>
+    private void UpgradeToUpToDate(int peer, ReplicaVolume volume)
+    {
         io.Log($"{Subject(peer)}/{volume.Number}: Upgrading local disk to UpToDate after unstable/weak (and no resync)");
         volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
         SetDisk(volume, DiskState.UpToDate);

@@ -117,9 +117,7 @@ public sealed partial class Replica
             if ((volume.Disk == DiskState.Consistent && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
                 || (volume.Disk == DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent))
             {
-                io.Log($"{Subject(peer)}/{volume.Number}: Upgrading local disk to UpToDate after unstable/weak (and no resync)");
-                volume.Flags |= MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
-                SetDisk(volume, DiskState.UpToDate);
+                UpgradeToUpToDate(peer, volume);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
             }
             if (grew)
