@@ -380,4 +380,47 @@ rp_adjust() {
     verify_on "$URI_B" 4M 2M adjust-2
 }
 
-it_suite replication/adjust setup_replication_suite 300 adjust:rp_adjust
+# adjust with an NBD client holding the Primary's device: the resync rate (even of a running
+# resync) and net options change without restarting replication or dropping the client.
+rp_adjust_live() {
+    rp_synced
+    "$PYTHON" "$NBDTOOL" hold "$URI_A" "$TEST_DIR/hold.status" > "$TEST_DIR/hold.log" 2>&1 &
+    local hold=$!
+    track_pid "$hold"
+    wait_for "grep -q connected '$TEST_DIR/hold.status'" 20 || fail "client could not connect"
+    sed -i 's/resync-rate 400M;/resync-rate 1M;/' "$RB_CONFIG"
+    expect_ok rbadm alpha adjust r0
+    expect_ok rbadm beta adjust r0
+    # Beta misses 32 MiB, which at 1 MiB/s would take half a minute to resync.
+    expect_ok rbadm beta disconnect r0
+    write_on "$URI_A" 0 32M live-1
+    expect_ok rbadm beta connect r0
+    wait_for "[[ \$(rbadm beta status r0) == *SyncTarget* ]]" 20 || fail "no resync started: $(rbadm beta status r0)"
+    sleep 2
+    assert_match "$(rbadm beta status r0)" 'SyncTarget' "beta still syncing at 1 MiB/s"
+    sed -i 's/resync-rate 1M;/resync-rate 400M;/' "$RB_CONFIG"
+    expect_ok rbadm beta adjust r0
+    expect_ok rbadm alpha adjust r0
+    expect_ok rbadm beta wait-sync r0 --timeout 10
+    grep -q "the running resync continues at the new rate settings" "$TEST_DIR/agent-beta.log" \
+        || fail "beta's running resync did not take the new rate"
+    # Options the handshake agrees on: alpha reconnects at once, beta stands alone until its adjust.
+    sed -i 's/ping-int 1;/ping-int 1; after-sb-0pri discard-zero-changes; data-integrity-alg crc32c;/' "$RB_CONFIG"
+    expect_ok rbadm alpha adjust r0
+    expect_ok rbadm beta adjust r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm beta wait-sync r0 --timeout 20
+    grep -q "adjust: net options changed: reconnecting" "$TEST_DIR/agent-alpha.log" || fail "alpha did not reconnect for the new net options"
+    if grep -q "restarting replication" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log"; then
+        fail "adjust restarted replication"
+    fi
+    write_on "$URI_A" 40M 4M live-2
+    grep -qx connected "$TEST_DIR/hold.status" || fail "the NBD client lost its connection during adjust"
+    kill_pid "$hold"
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    verify_on "$URI_B" 0 32M live-1
+    verify_on "$URI_B" 40M 4M live-2
+}
+
+it_suite replication/adjust setup_replication_suite 300 adjust:rp_adjust adjust-live:rp_adjust_live

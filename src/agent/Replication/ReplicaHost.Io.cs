@@ -25,7 +25,7 @@ public sealed partial class ReplicaHost
 
     public void Dial(int peerNodeId)
     {
-        var settings = peers[peerNodeId];
+        var settings = Replica.Links[peerNodeId].Settings; // under the lock (the replica asks); adjust may have changed them
         string name = $"{settings.ResourceName} {settings.PeerNodeName}";
         _ = Task.Run(async () =>
         {

@@ -1,16 +1,20 @@
 using Microsoft.Extensions.Logging;
 using Redundancy.Block.Engine.Config;
+using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Control;
+using Redundancy.Block.Engine.Replication;
 using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Agent.Resources;
 
 // drbdadm adjust: make what runs match the configuration file. A resource that is not up is
-// brought up; Diskless volumes are attached; StandAlone peers are connected; when the resource's
-// settings changed (net, disk, handlers...), replication restarts with the new ones (the peers
-// reconnect and the handshake decides as usual) — only while no NBD client holds the device, since
-// open handles write through the running replica. The set of nodes and volumes cannot change
-// while up: that needs `down` and `up`, and adjust says so.
+// brought up; Diskless volumes are attached; StandAlone peers are connected. Changed settings are
+// applied to the running replication where they can be (LiveAdjust, SettingsChange: net options
+// live or by reconnecting the peer, the resync rate even for a running resync, handlers at once),
+// with NBD clients connected. Otherwise (the replication protocol, direct-io, al-updates...)
+// replication restarts with the new ones — only while no NBD client holds the device, since open
+// handles write through the running replica. The set of nodes and volumes cannot change while
+// up: that needs `down` and `up`, and adjust says so.
 internal sealed partial class ResourceManager
 {
     public async Task<ControlResponse> AdjustAsync(ResourceDefinition definition, CancellationToken cancellationToken)
@@ -30,12 +34,12 @@ internal sealed partial class ResourceManager
             {
                 return ControlResponse.Failure($"{definition.Name}: {difference} changed: adjust cannot apply that while the resource is up (run `down`, then `up`)", ExitCodes.StateChangeFailed);
             }
-            if (ConfigDumper.Dump(runtime.Definition) != ConfigDumper.Dump(definition))
+            if (ConfigDumper.Dump(runtime.Definition) != ConfigDumper.Dump(definition) && !AdjustedLive(runtime, definition, out string? restartReason))
             {
                 if (runtime.OpenCount > 0)
                 {
                     // Open NBD handles write through the running replica; it is replaced below.
-                    return ControlResponse.Failure($"{definition.Name}: settings changed, but NBD clients hold the device: disconnect them (or demote) and adjust again", ExitCodes.StateChangeFailed);
+                    return ControlResponse.Failure($"{definition.Name}: {restartReason} changed, which needs replication restarted, but NBD clients hold the device: disconnect them (or demote) and adjust again", ExitCodes.StateChangeFailed);
                 }
                 LogAdjusting(logger, definition.Name);
                 await StopReplicationAsync(runtime).ConfigureAwait(false);
@@ -67,6 +71,54 @@ internal sealed partial class ResourceManager
         }, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Applies <paramref name="definition"/> to the running replication when nothing in it needs a
+    /// restart; else false with what does in <paramref name="restartReason"/>.
+    /// </summary>
+    private bool AdjustedLive(ResourceRuntime runtime, ResourceDefinition definition, out string? restartReason)
+    {
+        restartReason = null;
+        if (runtime.Replication is not { } host || definition.Nodes.Count < 2)
+        {
+            restartReason = "the configuration";
+            return false;
+        }
+        if (LiveAdjust.RestartNeededFor(runtime.Definition, definition) is { Count: > 0 } needRestart)
+        {
+            restartReason = string.Join(", ", needRestart);
+            return false;
+        }
+        var node = definition.FindNode(options.NodeName)!;
+        var peers = new List<PeerLinkSettings>();
+        foreach (var peerNode in definition.Nodes.Where(n => n.NodeId != node.NodeId))
+        {
+            if (!PeerLinkSettings.TryCreate(definition, node, peerNode, out var settings, out string error))
+            {
+                restartReason = error;
+                return false;
+            }
+            peers.Add(settings);
+        }
+        var rates = node.Volumes.ToDictionary(v => v.Number, v => ResyncRateSettings.From(definition, v));
+        bool applied = host.Locked(replica =>
+        {
+            if (!replica.CanReconfigure(peers))
+            {
+                return false;
+            }
+            replica.Reconfigure(peers, rates, host.NowMs);
+            return true;
+        });
+        if (!applied)
+        {
+            restartReason = "the replication protocol";
+            return false;
+        }
+        runtime.Definition = definition;
+        LogAdjustedLive(logger, definition.Name);
+        return true;
+    }
+
     /// <summary>Same nodes (name, node-id, addresses) and the same volumes and disks on this node.</summary>
     private bool SameShape(ResourceDefinition running, ResourceDefinition wanted, out string difference)
     {
@@ -86,6 +138,9 @@ internal sealed partial class ResourceManager
         return true;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: adjust: settings changed, reconnecting with the new ones")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: adjust: new settings applied to the running replication")]
+    private static partial void LogAdjustedLive(ILogger logger, string resource);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Resource}: adjust: settings changed, restarting replication with the new ones")]
     private static partial void LogAdjusting(ILogger logger, string resource);
 }

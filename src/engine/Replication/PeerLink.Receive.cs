@@ -282,6 +282,11 @@ public sealed partial class PeerLink
             return;
         }
         // The peer refused us for a reason retrying cannot fix: both ends stand alone.
+        if (RetriesAfterAdjust(message.Reason))
+        {
+            Drop($"{text} (retrying: the peer may not have run adjust yet)", ConnectionState.Disconnecting);
+            return;
+        }
         StandAlone(text);
     }
 

@@ -17,7 +17,7 @@ namespace Redundancy.Block.Engine.Replication;
 /// </summary>
 public sealed partial class PeerLink
 {
-    private readonly PeerLinkSettings settings;
+    private PeerLinkSettings settings;
     private readonly IPeerLinkHost host;
     private readonly IRandom random;
     private PeerLinkOutput output = new();
@@ -98,6 +98,7 @@ public sealed partial class PeerLink
             CloseTransport(reason ?? "disconnect requested");
         }
         nextDialAtMs = long.MaxValue;
+        adjustPending = false;
         SetState(ConnectionState.StandAlone);
     }
 
@@ -324,15 +325,24 @@ public sealed partial class PeerLink
         Reconnect(failure, lastReceivedMs);
     }
 
-    /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone.</summary>
+    /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone (but see <see cref="RetriesAfterAdjust"/>).</summary>
     private void GiveUp(WireDisconnectReason reason, string text)
     {
         Send(0, DisconnectMessage.Create(reason, text));
+        if (RetriesAfterAdjust(reason))
+        {
+            Drop($"{text} (retrying: the peer may not have run adjust yet)", ConnectionState.Disconnecting);
+            return;
+        }
         StandAlone(text);
     }
 
     private void SetState(ConnectionState state)
     {
+        if (state == ConnectionState.Connected)
+        {
+            adjustPending = false;
+        }
         if (State != state)
         {
             output.Transitions.Add(new StateTransition(Subject, "conn", State.ToString(), state.ToString()));

@@ -437,7 +437,7 @@ public sealed partial class Replica
         public bool Confirmed { get; set; }
         /// <summary>VerifyS: requests without a result, by block number.</summary>
         public Dictionary<long, VerifyRequest> InFlight { get; } = [];
-        public ResyncRateController? Controller { get; init; }
+        public ResyncRateController? Controller { get; set; }
         public long LastTurnMs { get; set; } = -1;
         public long CompletedBytes { get; set; }
         public long StartedMs { get; set; } = -1;

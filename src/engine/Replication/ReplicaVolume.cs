@@ -90,7 +90,12 @@ public sealed class ReplicaVolume
     public BitmapTracker Bitmaps { get; }
 
     /// <summary>resync-rate and the c-* controller settings for resyncs this volume pulls (DRBD's defaults unless set).</summary>
-    public ResyncRateSettings ResyncRate { get; init; } = new();
+    public ResyncRateSettings ResyncRate { get => resyncRate; init => resyncRate = value; }
+
+    private ResyncRateSettings resyncRate = new();
+
+    /// <summary>`adjust` with new disk options: resyncs and verifies started from now on use them.</summary>
+    internal void SetResyncRate(ResyncRateSettings settings) => resyncRate = settings;
 
     /// <summary>The activity log of this disk (as recovered from the metadata); null: no AL kept (tests).</summary>
     public ActivityLog.ActivityLogTracker? ActivityLog { get; init; }

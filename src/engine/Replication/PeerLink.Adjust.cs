@@ -1,0 +1,59 @@
+using Redundancy.Block.Engine.Peers.Protocol;
+using Redundancy.Block.Engine.States;
+using WireDisconnectReason = Redundancy.Block.Engine.Peers.Protocol.DisconnectReason;
+
+namespace Redundancy.Block.Engine.Replication;
+
+// `adjust` on a running connection. Settings used where they are read take effect at once; those
+// the handshake agrees on need a new handshake, so the connection is re-established. An operator
+// adjusts one node and then the other: in between, the two disagree. DRBD avoids a StandAlone here
+// by pushing the new values to the peer (P_PROTOCOL_UPDATE); this link instead keeps retrying, after
+// an adjust, the refusals the other node's own adjust will cure (different settings or secret),
+// until one handshake succeeds. The node not adjusted yet still stands alone on the mismatch, as
+// usual, and its adjust connects it again.
+public sealed partial class PeerLink
+{
+    /// <summary>Set by an adjust that needs a new handshake; cleared once one succeeds or the administrator disconnects.</summary>
+    private bool adjustPending;
+
+    /// <summary>
+    /// New settings for this connection (same resource and nodes). With <paramref name="reconnect"/>
+    /// a live connection is closed gracefully and dialled again at once; a StandAlone link stays so
+    /// until `connect` (adjust connects it).
+    /// </summary>
+    public void Reconfigure(PeerLinkSettings wanted, bool reconnect, long nowMs)
+    {
+        Invariant.Assert(wanted.ResourceName == settings.ResourceName && wanted.LocalNodeId == settings.LocalNodeId && wanted.PeerNodeId == settings.PeerNodeId,
+            "adjust keeps the resource and the nodes of a connection");
+        settings = wanted;
+        if (!reconnect)
+        {
+            output.Log.Add($"{Subject}: adjust: new net options in effect");
+            return;
+        }
+        adjustPending = true;
+        if (State == ConnectionState.StandAlone)
+        {
+            return;
+        }
+        output.Log.Add($"{Subject}: adjust: net options changed: reconnecting with the new ones");
+        if (handshake is not null)
+        {
+            if (State == ConnectionState.Connected)
+            {
+                output.GracefulDisconnectPeerRole = PeerRole;
+            }
+            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, "adjust: reconnecting with new net options"));
+            CloseTransport("adjust: reconnecting with new net options");
+        }
+        SetState(ConnectionState.Disconnecting);
+        SetState(ConnectionState.Unconnected);
+        SetState(ConnectionState.Connecting);
+        nextDialAtMs = settings.Dials ? nowMs : long.MaxValue;
+        Tick(nowMs);
+    }
+
+    /// <summary>After an adjust, a refusal the peer's own adjust can cure is retried rather than final.</summary>
+    private bool RetriesAfterAdjust(WireDisconnectReason reason) =>
+        adjustPending && reason is WireDisconnectReason.IncompatibleSettings or WireDisconnectReason.AuthenticationFailed;
+}

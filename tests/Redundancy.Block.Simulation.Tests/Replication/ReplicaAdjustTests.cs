@@ -1,0 +1,140 @@
+using System.Collections.Immutable;
+using Redundancy.Block.Engine.Bitmap.Resync;
+using Redundancy.Block.Engine.Config;
+using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Replication;
+using Redundancy.Block.Engine.States;
+using Redundancy.Block.Simulation.Infrastructure;
+
+namespace Redundancy.Block.Simulation.Replication;
+
+/// <summary>`adjust` on a running pair: new settings without restarting replication, writes going on throughout.</summary>
+public class ReplicaAdjustTests
+{
+    private const int BlockBytes = 4096;
+
+    [Fact]
+    public void Timers_change_live_without_dropping_the_connection()
+    {
+        var pair = new SimReplicaPair(501);
+        pair.ConnectWithAlphaPrimary();
+        var wanted = Settings("alpha", "ping-int 3; ko-count 2; timeout 90;");
+        Assert.Equal(SettingsChange.Live, SettingsChanges.Compare(pair.Alpha.Replica.Links[1].Settings, wanted));
+        int transitions = pair.Alpha.Log.Count(l => l.Contains("conn(", StringComparison.Ordinal));
+
+        pair.Alpha.Replica.Reconfigure([wanted], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 10_000);
+
+        Assert.True(pair.BothConnected(), pair.Logs);
+        Assert.Equal(transitions, pair.Alpha.Log.Count(l => l.Contains("conn(", StringComparison.Ordinal)));
+        Assert.Equal(3000, pair.Alpha.Replica.Links[1].Settings.PingIntervalMs);
+        Assert.Equal(2, pair.Alpha.Replica.Links[1].Settings.KoCount);
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("adjust: new net options in effect", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_changed_policy_reconnects_and_waits_for_the_peers_adjust_while_writes_go_on()
+    {
+        var pair = new SimReplicaPair(502, options: new NetworkOptions { MaxDelayMs = 3 });
+        pair.ConnectWithAlphaPrimary();
+        var alphaWanted = Settings("alpha", "after-sb-0pri discard-zero-changes; data-integrity-alg crc32c;");
+        Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(pair.Alpha.Replica.Links[1].Settings, alphaWanted));
+        int done = 0;
+        WriteBlocks(pair, 60, spacingMs: 200, () => done++);
+
+        // Alpha adjusts first: it reconnects, beta (old settings) refuses and stands alone; alpha keeps trying.
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 1_000);
+        pair.Alpha.Replica.Reconfigure([alphaWanted], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Beta.Replica.Links[0].State == ConnectionState.StandAlone, 30_000), pair.Logs);
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 25_000);
+        Assert.NotEqual(ConnectionState.StandAlone, pair.Alpha.Replica.Links[1].State);
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("retrying: the peer may not have run adjust yet", StringComparison.Ordinal));
+
+        // Then beta adjusts (its StandAlone link is connected again, as rbadm adjust does).
+        pair.Beta.Replica.Reconfigure([Settings("beta", "after-sb-0pri discard-zero-changes; data-integrity-alg crc32c;")], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
+        pair.Beta.Replica.Connect(pair.Scheduler.NowMs);
+        Assert.True(pair.Scheduler.RunUntil(() => done == 60 && pair.InSync(), 60_000), pair.Logs);
+
+        Assert.Equal(Role.Primary, pair.Alpha.Replica.Role);
+        Assert.Equal(DiskState.UpToDate, pair.Beta.Replica.Volume(0).Disk);
+        Assert.Equal(Engine.Peers.Protocol.DigestAlgorithm.Crc32C, pair.Beta.Replica.Links[0].Settings.Protocol.DataIntegrityAlg);
+        AssertIdentical(pair);
+    }
+
+    [Fact]
+    public void A_new_resync_rate_speeds_up_the_running_resync()
+    {
+        var slow = new ResyncRateSettings { ResyncRateKibPerSec = 100, CPlanAheadMs = 0 };
+        var pair = new SimReplicaPair(503, resyncRate: slow, initial: node => node == "alpha"
+            ? (new GenerationIds(0x7300_0000_0000_0001, ImmutableArray.Create(GenerationIds.JustCreated), ImmutableArray<ulong>.Empty), MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate)
+            : (new GenerationIds(GenerationIds.JustCreated, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty), MetadataFlags.None, DiskState.Inconsistent));
+        var bytes = new byte[SimReplicaPair.DiskBytes];
+        pair.Random.Fill(bytes);
+        pair.Alpha.Disks[0].WriteAsync(0, bytes, fua: true);
+        pair.ConnectWithAlphaPrimary();
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 5_000);
+        // 16 MiB at 100 KiB/s would take nearly three minutes.
+        Assert.Equal(ReplicationState.SyncTarget, pair.Beta.Replica.ReplicationOf(0, 0));
+        Assert.True(pair.Beta.Replica.Volume(0).OutOfSyncBytes(0) > 8 << 20);
+
+        var fast = new ResyncRateSettings { ResyncRateKibPerSec = 100 * 1024, CPlanAheadMs = 0 };
+        pair.Beta.Replica.Reconfigure([pair.Beta.Replica.Links[0].Settings], new Dictionary<int, ResyncRateSettings> { [0] = fast }, pair.Scheduler.NowMs);
+
+        Assert.True(pair.Scheduler.RunUntil(pair.InSync, 10_000), pair.Logs);
+        Assert.Equal(fast, pair.Beta.Replica.Volume(0).ResyncRate);
+        Assert.Contains(pair.Beta.Log, l => l.Contains("the running resync continues at the new rate settings", StringComparison.Ordinal));
+        AssertIdentical(pair);
+    }
+
+    [Fact]
+    public void A_protocol_change_needs_a_restart()
+    {
+        var running = Settings("alpha", "");
+        Assert.Equal(SettingsChange.None, SettingsChanges.Compare(running, Settings("alpha", "")));
+        Assert.Equal(SettingsChange.Restart, SettingsChanges.Compare(running, Settings("alpha", "", protocol: "A")));
+        Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "shared-secret \"other\";")));
+        Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "sndbuf-size 1M;")));
+        Assert.Equal(SettingsChange.Live, SettingsChanges.Compare(running, Settings("alpha", "connect-int 3; ping-timeout 10; fencing resource-only;")));
+    }
+
+    /// <summary>The settings SimReplicaPair's configuration gives <paramref name="local"/> with <paramref name="net"/> added.</summary>
+    private static PeerLinkSettings Settings(string local, string net, string protocol = "C")
+    {
+        var resource = ConfigParser.ParseText($$"""
+            resource r0 {
+              net { protocol {{protocol}}; cram-hmac-alg sha256; shared-secret "sim"; {{net}} }
+              on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
+              on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
+            }
+            """, "sim.conf").Resources.Single();
+        string peer = local == "alpha" ? "beta" : "alpha";
+        Assert.True(PeerLinkSettings.TryCreate(resource, resource.FindNode(local)!, resource.FindNode(peer)!, out var settings, out string error), error);
+        return settings;
+    }
+
+    private static void WriteBlocks(SimReplicaPair pair, int count, long spacingMs, Action onDone)
+    {
+        var random = pair.Random.Fork();
+        for (int i = 0; i < count; i++)
+        {
+            long offset = random.NextInt64(0, SimReplicaPair.DiskBytes / BlockBytes) * BlockBytes;
+            var data = new byte[BlockBytes];
+            random.Fill(data);
+            pair.Scheduler.After(i * spacingMs, () => pair.Alpha.Write(0, offset, data, ok =>
+            {
+                Assert.True(ok);
+                onDone();
+            }));
+        }
+    }
+
+    private static void AssertIdentical(SimReplicaPair pair)
+    {
+        var alpha = pair.Alpha.Disks[0].Contents;
+        var beta = pair.Beta.Disks[0].Contents;
+        for (int block = 0; block < SimReplicaPair.DiskBytes / BlockBytes; block++)
+        {
+            Assert.True(alpha.Slice(block * BlockBytes, BlockBytes).SequenceEqual(beta.Slice(block * BlockBytes, BlockBytes)), $"block {block} differs");
+        }
+    }
+}
