@@ -294,6 +294,31 @@ sc_resize() {
     cmp -n "$new" "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" || fail "the backing disks differ within the grown device"
 }
 
+# A Diskless Primary (detached) takes the size its peer grew to: new clients see the bigger
+# device, and its new area is written and read through the peer. Its own disk, still small, is
+# then refused at attach.
+sc_resize_diskless() {
+    rp_synced
+    local old new
+    old=$(nbdinfo --size "$URI_A")
+    expect_ok rbadm alpha detach r0
+    assert_eq "$(rbadm alpha dstate r0)" Diskless/UpToDate "alpha after detach"
+    fallocate -l 96M "$TEST_DIR/beta.img"
+    expect_ok rbadm beta resize r0
+    new=$(json_field beta '.[0].devices[0].size')
+    new=$((new * 1024))
+    (( new > old )) || fail "beta's device did not grow: $new bytes (was $old)"
+    grep -q "Diskless: the peer's device size" "$TEST_DIR/agent-alpha.log" || fail "alpha did not take beta's size"
+    assert_eq "$(nbdinfo --size "$URI_A")" "$new" "the Diskless Primary's export size after the peer grew"
+    write_on "$URI_A" $((new - (2 << 20))) 2M rsd-new-tail
+    verify_on "$URI_A" $((new - (2 << 20))) 2M rsd-new-tail
+    expect_fail rbadm alpha attach r0
+    assert_match "$OUTPUT" "too small for the device" "the refusal names the reason"
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable after the switch-over"
+    verify_on "$URI_B" $((new - (2 << 20))) 2M rsd-new-tail
+}
+
 # drbd.md §8 item 9: an Inconsistent disk cannot be promoted; --force can, and its data then syncs.
 sc_may_promote() {
     rp_pair
@@ -334,6 +359,7 @@ SCENARIOS_CASES=(
     may-promote:sc_may_promote:60
     differing-sizes:sc_differing_sizes:90
     resize:sc_resize:120
+    resize-diskless:sc_resize_diskless:120
 )
 
 it_suite scenarios/two-node setup_scenarios_suite 600 "${SCENARIOS_CASES[@]}"

@@ -281,6 +281,10 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         return host.Locked(replica =>
         {
             var volume = replica.Volume(number);
+            if (usable < volume.AgreedSizeBytes)
+            {
+                return $"the disk is too small for the device ({usable / 1024} KiB usable, the device is {volume.AgreedSizeBytes / 1024} KiB since the peer grew it): grow the disk, then `down` and `up` the resource";
+            }
             if (usable != volume.UsableSizeBytes)
             {
                 return $"the disk's usable size ({usable} bytes) differs from the replicated volume's ({volume.UsableSizeBytes} bytes): `down` and `up` the resource to use it";

@@ -312,7 +312,10 @@ public sealed partial class PeerLink
         {
             var peer = hs.Volumes[volume.Volume];
             long peerUsable = (long)peer.Sizes!.Value.UsableSizeBytes;
-            long agreed = SizeAgreement.Agree(volume.AdvertisedUsableBytes, peerUsable, volume.SizeLimitBytes);
+            // Without a disk here the peer's device size is the one to serve (DRBD's receive_sizes, p_csize).
+            long agreed = volume.AdvertisedUsableBytes == 0 && peer.Sizes.Value.CurrentSizeBytes > 0
+                ? (long)peer.Sizes.Value.CurrentSizeBytes
+                : SizeAgreement.Agree(volume.AdvertisedUsableBytes, peerUsable, volume.SizeLimitBytes);
             if (SizeAgreement.RefusesShrink(agreed, volume.CurrentSizeBytes, volume.Disk))
             {
                 // DRBD: "Never shrink a device with usable data during connect" — it disconnects and retries.

@@ -137,7 +137,12 @@ public sealed partial class Replica
     private bool AdoptAgreedSize(int peer, ReplicaVolume volume, long agreed, bool markNewArea, bool shrink)
     {
         long before = volume.AgreedSizeBytes;
-        if (!volume.HasLocalData || agreed == 0 || agreed == before || (agreed < before && !shrink))
+        if (!volume.HasLocalData)
+        {
+            AdoptDisklessSize(peer, volume, agreed);
+            return false;
+        }
+        if (agreed == 0 || agreed == before || (agreed < before && !shrink))
         {
             if (agreed != 0 && agreed < before)
             {
@@ -155,6 +160,27 @@ public sealed partial class Replica
         io.PersistVolume(volume.Number);
         io.Log($"{Subject(peer)}/{volume.Number}: device size {before / 1024} KiB -> {agreed / 1024} KiB (usable here {volume.UsableSizeBytes / 1024} KiB)");
         return agreed > before;
+    }
+
+    /// <summary>
+    /// A Diskless volume serves the size of its peer's device (DRBD's receive_sizes without a local
+    /// disk takes the peer's current size), growing only: clients hold the device. The bitmaps grow
+    /// with it, so writes to the new area can still be recorded for a peer; a disk attached later
+    /// must hold the whole device (the host checks, ReplicatedAttachRefusal).
+    /// </summary>
+    private void AdoptDisklessSize(int peer, ReplicaVolume volume, long agreed)
+    {
+        long before = volume.AgreedSizeBytes;
+        if (volume.Disk != DiskState.Diskless || agreed <= before)
+        {
+            return;
+        }
+        if (agreed > volume.UsableSizeBytes)
+        {
+            volume.GrowCapacity(agreed);
+        }
+        volume.SetAgreedSize(agreed, markNewArea: true);
+        io.Log($"{Subject(peer)}/{volume.Number}: device size {before / 1024} KiB -> {agreed / 1024} KiB (Diskless: the peer's device size)");
     }
 
     /// <summary>

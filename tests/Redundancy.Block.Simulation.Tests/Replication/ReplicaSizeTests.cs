@@ -171,6 +171,44 @@ public class ReplicaSizeTests
     }
 
     [Fact]
+    public void A_Diskless_Primary_takes_the_size_its_peer_grew_to_and_writes_the_new_area_through_it()
+    {
+        var pair = new SimReplicaPair(371, options: new NetworkOptions { MaxDelayMs = 3 }, sizes: _ => new SimVolumeSize(Small, DiskBytes: Large));
+        Fill(pair.Alpha, 0, Small, pair.Random);
+        Fill(pair.Beta, 0, Small, pair.Alpha.Disks[0]);
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DetachOnIoError = true;
+        pair.Alpha.Disks[0].FailWrites = true;
+        var first = new byte[BlockBytes];
+        pair.Random.Fill(first);
+        bool? failedLocally = null;
+        pair.Alpha.Write(0, 0, first, ok => failedLocally = ok);
+        Assert.True(pair.Scheduler.RunUntil(() => failedLocally is not null && pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless, 10_000), pair.Logs);
+
+        // Only beta has a disk now; it grows, and the Diskless Primary serves the bigger device.
+        pair.Beta.GrownUsableBytes[0] = Large;
+        Assert.Equal(StateChangeResult.Success, pair.Beta.Resize(0));
+        Assert.True(pair.Scheduler.RunUntil(() => !pair.Beta.Replica.ResizePending(0), 10_000), pair.Logs);
+        Assert.Equal(Large, pair.Beta.Replica.Volume(0).AgreedSizeBytes);
+        Assert.Equal(Large, pair.Alpha.Replica.Volume(0).AgreedSizeBytes);
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("(Diskless: the peer's device size)", StringComparison.Ordinal));
+
+        var last = new byte[BlockBytes];
+        pair.Random.Fill(last);
+        bool? written = null;
+        pair.Alpha.Write(0, Large - BlockBytes, last, ok => written = ok);
+        Assert.True(pair.Scheduler.RunUntil(() => written is not null, 10_000), pair.Logs);
+        Assert.True(written);
+        Assert.True(pair.Beta.Disks[0].Contents.Slice((int)(Large - BlockBytes), BlockBytes).SequenceEqual(last), "the new area's write is on beta");
+        byte[]? read = null;
+        pair.Alpha.Read(0, Large - BlockBytes, BlockBytes, (ok, data) => read = ok ? data : []);
+        Assert.True(pair.Scheduler.RunUntil(() => read is not null, 10_000), pair.Logs);
+        Assert.Equal(last, read);
+        // Beta still records the whole new area (and the write) for alpha's absent disk.
+        Assert.True(pair.Beta.Replica.Volume(0).OutOfSyncBytes(0) >= Large - Small);
+    }
+
+    [Fact]
     public void A_resize_when_only_one_disk_grew_keeps_the_size()
     {
         var pair = new SimReplicaPair(361, sizes: _ => new SimVolumeSize(Small, DiskBytes: Large));
