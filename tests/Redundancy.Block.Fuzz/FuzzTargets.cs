@@ -6,7 +6,7 @@ namespace Redundancy.Block.Fuzz;
 public static class FuzzTargets
 {
     public static IReadOnlyList<IFuzzTarget> All() =>
-        [new NbdParsersTarget(), new NbdSessionTarget(), new PeerFramesTarget(), new MetadataTarget(), new ConfigTarget()];
+        [new NbdParsersTarget(), new NbdSessionTarget(), new PeerFramesTarget(), new ReplicaFramesTarget(), new MetadataTarget(), new ConfigTarget()];
 
     /// <summary>The targets named in a comma list (all when null); ArgumentException for an unknown name.</summary>
     public static IReadOnlyList<IFuzzTarget> Select(string? names)
