@@ -1,7 +1,8 @@
 // Two real replicas back to back in memory for the replica fuzz target. Frames are queued and
 // handed over when the pair is pumped (a Replica is not re-entrant), local disk operations complete
 // then too, and time moves only with Advance. The scenario byte picks the starting point (in sync,
-// a bitmap resync, a full sync) and the net options (protocol, csums-alg, data-integrity-alg, lz4).
+// a bitmap resync, a full sync), the net options (protocol, csums-alg, data-integrity-alg, lz4) and
+// which node is fuzzed (bit 7: the Primary, else the Secondary).
 using System.Buffers;
 using System.Collections.Immutable;
 using Redundancy.Block.Engine.ActivityLog;
@@ -36,7 +37,7 @@ internal sealed class FuzzReplicaPair
               on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
             }
             """, "fuzz.conf").Resources.Single();
-        int start = scenario % 3;
+        int start = (scenario & 3) % 3;
         Alpha = Node(resource, "alpha", "beta", start switch
         {
             0 => (new GenerationIds(Shared, ImmutableArray.Create(0UL), []), DiskState.UpToDate),
@@ -69,15 +70,27 @@ internal sealed class FuzzReplicaPair
         return Alpha.Replica.Links[1].State == ConnectionState.Connected && Beta.Replica.Links[0].State == ConnectionState.Connected;
     }
 
-    /// <summary>From now on alpha's frames are dropped: what beta receives comes from the input.</summary>
-    public void SilenceAlpha() => Alpha.Deliver = null;
+    /// <summary>The node under fuzz: beta (the Secondary) unless bit 7 of the scenario picks alpha (the Primary).</summary>
+    public static bool FuzzesPrimary(byte scenario) => (scenario & 0x80) != 0;
 
-    /// <summary>From now on alpha's frames are also appended to <paramref name="recorded"/> (seed inputs).</summary>
-    public void RecordAlpha(List<byte[]> recorded) => Alpha.Deliver = frame =>
+    /// <summary>The other node's frames are dropped from now on: what <paramref name="victim"/> receives comes from the input.</summary>
+    public void Silence(FuzzReplicaNode victim) => Other(victim).Deliver = null;
+
+    /// <summary>From now on the frames the other node sends <paramref name="victim"/> are also appended to <paramref name="recorded"/> (seed inputs).</summary>
+    public void RecordFramesTo(FuzzReplicaNode victim, List<byte[]> recorded)
     {
-        recorded.Add(frame);
-        _toBeta.Enqueue(frame);
-    };
+        var queue = victim == Beta ? _toBeta : _toAlpha;
+        Other(victim).Deliver = frame =>
+        {
+            recorded.Add(frame);
+            queue.Enqueue(frame);
+        };
+    }
+
+    /// <summary>The node id frames to <paramref name="node"/> come from.</summary>
+    public int PeerOf(FuzzReplicaNode node) => node == Beta ? 0 : 1;
+
+    private FuzzReplicaNode Other(FuzzReplicaNode node) => node == Beta ? Alpha : Beta;
 
     /// <summary>Delivers queued frames and completes disk operations until nothing moves.</summary>
     public void Pump()

@@ -1,6 +1,8 @@
-// Seeds for "replica-frames": what alpha really sends beta after the handshake in each scenario —
-// application writes (plain, FUA, zeroing, a flush), the resync replies beta asks for, and an online
-// verify — recorded from the same in-memory pair the target runs, up to a size the fuzzer takes.
+// Seeds for "replica-frames": what one node really sends the fuzzed one after the handshake in each
+// scenario while the Primary (alpha) writes (plain, FUA, zeroing, a flush), the Secondary resyncs and
+// an online verify runs — alpha's Data, resync replies and verify requests for beta; beta's acks,
+// barrier acks, resync requests and verify replies for alpha — recorded from the same in-memory pair
+// the target runs, up to a size the fuzzer takes.
 using Redundancy.Block.Fuzz.Support;
 
 namespace Redundancy.Block.Fuzz.Targets;
@@ -9,13 +11,16 @@ public static class ReplicaFrameSeeds
 {
     private const int MaxSeedBytes = 192 * 1024;
 
-    /// <summary>Scenario bytes: start (0 in sync, 1 bitmap resync, 2 full sync), protocol in bits 2-3, options in bits 4-6.</summary>
+    /// <summary>Scenario bytes: start (0 in sync, 1 bitmap resync, 2 full sync), protocol in bits 2-3, options in bits 4-6, bit 7 the Primary fuzzed.</summary>
     private static readonly (string Name, byte Scenario)[] Scenarios =
     [
         ("in-sync-c-verify", 0x08),
         ("in-sync-a-integrity-lz4", 0x60),
         ("bitmap-resync-c-csums", 0x19),
         ("full-sync-b", 0x06),
+        ("primary-in-sync-c-verify", 0x88),
+        ("primary-bitmap-resync-c-csums", 0x99),
+        ("primary-full-sync-a-integrity", 0xA2),
     ];
 
     public static IReadOnlyList<(string Name, byte[] Input)> All() => [.. Scenarios.Select(s => (s.Name, Record(s.Scenario)))];
@@ -28,7 +33,7 @@ public static class ReplicaFrameSeeds
             throw new InvalidOperationException($"scenario {scenario}: the pair did not connect");
         }
         var recorded = new List<byte[]>();
-        pair.RecordAlpha(recorded);
+        pair.RecordFramesTo(FuzzReplicaPair.FuzzesPrimary(scenario) ? pair.Alpha : pair.Beta, recorded);
         var alpha = pair.Alpha.Replica;
         long token = 1;
         for (int i = 0; i < 8; i++)
@@ -40,7 +45,7 @@ public static class ReplicaFrameSeeds
         alpha.ClientFlush(token);
         pair.Pump();
         pair.Advance(500);
-        if (scenario % 3 == 0)
+        if ((scenario & 3) == 0)
         {
             alpha.StartVerify(1, 0);
             pair.Pump();

@@ -1,8 +1,9 @@
-// Fuzz target "replica-frames": what a connected Secondary's engine does with a peer's frames, not
-// only whether they parse (peer-frames covers that). Two real replicas connect in memory (the
-// scenario byte, the input's first, picks in sync / bitmap resync / full sync and the net options);
-// then alpha falls silent and the rest of the input is the frame stream beta receives from it, with
-// beta's disk completions, its answers reaching alpha, and time passing between frames. Oracle: no
+// Fuzz target "replica-frames": what a connected node's engine does with a peer's frames, not only
+// whether they parse (peer-frames covers that). Two real replicas connect in memory (the scenario
+// byte, the input's first, picks in sync / bitmap resync / full sync, the net options, and whether
+// the Secondary or the Primary is fuzzed); then the other node falls silent and the rest of the
+// input is the frame stream the fuzzed node receives from it, with its disk completions, its
+// answers reaching the silent node, and time passing between frames. Oracle: no
 // exception — a peer's bytes, however wrong, must end in a refused message or a dropped
 // connection, never in a failed invariant (which would stop the agent).
 using System.Buffers;
@@ -42,34 +43,35 @@ public sealed class ReplicaFramesTarget : IFuzzTarget
         {
             throw new FuzzOracleException($"scenario {input[0]}: the pair did not connect");
         }
-        pair.SilenceAlpha();
-        var beta = pair.Beta;
+        var victim = FuzzReplicaPair.FuzzesPrimary(input[0]) ? pair.Alpha : pair.Beta;
+        int peer = pair.PeerOf(victim);
+        pair.Silence(victim);
         var buffer = new ReadOnlySequence<byte>(input, 1, input.Length - 1);
         int frames = 0;
         string? error = null;
         string? firstDrop = null;
-        while (beta.TransportOpen && FrameReader.TryReadFrame(ref buffer, beta.Replica.Links[0].MaxFramePayloadBytes, out var header, out var payload, out error))
+        while (victim.TransportOpen && FrameReader.TryReadFrame(ref buffer, victim.Replica.Links[peer].MaxFramePayloadBytes, out var header, out var payload, out error))
         {
-            beta.Replica.Receive(0, header, payload, pair.NowMs);
+            victim.Replica.Receive(peer, header, payload, pair.NowMs);
             pair.Pump();
-            firstDrop ??= beta.TransportOpen ? null : $"{header.Type}: {beta.Replica.Links[0].LastError}";
+            firstDrop ??= victim.TransportOpen ? null : $"{header.Type}: {victim.Replica.Links[peer].LastError}";
             if (++frames % 8 == 0)
             {
                 pair.Advance(100);
             }
         }
-        if (beta.TransportOpen && !buffer.IsEmpty)
+        if (victim.TransportOpen && !buffer.IsEmpty)
         {
             // The agent's receive loop closes the connection on a frame it cannot read.
-            beta.TransportOpen = false;
-            beta.Replica.TransportClosed(0, error ?? "incomplete frame", pair.NowMs);
+            victim.TransportOpen = false;
+            victim.Replica.TransportClosed(peer, error ?? "incomplete frame", pair.NowMs);
             pair.Pump();
             firstDrop ??= $"unreadable frame: {error}";
         }
         pair.Advance(2_000); // timers: ping-timeout, ko-count, resync and verify turns
-        // The first reason beta dropped the connection (its kind, numbers removed) and where it ended.
-        var link = beta.Replica.Links[0];
-        return $"{Outcome.Normalize(firstDrop ?? "kept")}|{link.State}|{beta.Replica.ReplicationOf(0, 0)}|{beta.Replica.Volume(0).Disk}";
+        // The first reason the fuzzed node dropped the connection (its kind, numbers removed) and where it ended.
+        var link = victim.Replica.Links[peer];
+        return $"{Outcome.Normalize(firstDrop ?? "kept")}|{link.State}|{victim.Replica.ReplicationOf(peer, 0)}|{victim.Replica.Volume(0).Disk}";
     }
 
     public IReadOnlyList<(string Name, Func<string?> Check)> Checks() => [];
