@@ -101,10 +101,11 @@ public sealed partial class Replica
         string? error;
         ulong id;
         (ulong Offset, uint Length) range;
+        Digest digest = default;
         if (succeeded)
         {
             valid = DataReplyMessage.TryRead(payload, out var reply, out data, out error);
-            (id, range) = (reply.RequestId, (reply.OffsetBytes, reply.LengthBytes));
+            (id, range, digest) = (reply.RequestId, (reply.OffsetBytes, reply.LengthBytes), reply.IntegrityDigest);
         }
         else
         {
@@ -117,10 +118,16 @@ public sealed partial class Replica
             ProtocolError(peer, error ?? $"a {header.Type} for read {id}, which was not asked for");
             return;
         }
+        ReadOnlySpan<byte> bytes = succeeded ? (data.IsSingleSegment ? data.FirstSpan : data.ToArray()) : default;
+        if (succeeded && IntegrityFailure(peer, MessageType.DataReply, digest, bytes, range.Offset, range.Length) is { } damaged)
+        {
+            ProtocolError(peer, damaged); // the read goes to another peer or fails with the connection
+            return;
+        }
         remoteReads.Remove(id);
         if (succeeded)
         {
-            piece.Read.Fill(piece.At, data.IsSingleSegment ? data.FirstSpan : data.ToArray());
+            piece.Read.Fill(piece.At, bytes);
         }
         else
         {
@@ -179,7 +186,7 @@ public sealed partial class Replica
         }
         var request = read.Request;
         io.Send(read.Peer, succeeded
-            ? Frame((ushort)read.Volume, new DataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span)
+            ? Frame((ushort)read.Volume, new DataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId, IntegrityDigestFor(read.Peer, data.Span)), data.Span)
             : Frame((ushort)read.Volume, new NegDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
     }
 

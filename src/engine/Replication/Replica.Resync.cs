@@ -79,7 +79,8 @@ public sealed partial class Replica
             io.Send(read.Peer, Frame((ushort)read.Volume, new NegRsDReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId)));
             return;
         }
-        using var reply = ResyncReplyFrame(read.Peer, (ushort)read.Volume, new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), data.Span);
+        var message = new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId, IntegrityDigest: IntegrityDigestFor(read.Peer, data.Span));
+        using var reply = ResyncReplyFrame(read.Peer, (ushort)read.Volume, message, data.Span);
         io.Send(read.Peer, reply.Span);
         CountSent(read.Peer, read.Volume, request.LengthBytes);
     }
@@ -311,6 +312,11 @@ public sealed partial class Replica
         if (reply.ExpectsData && (block = ReceivedBlock(peer, data, (reply.Flags & RsDataFlags.Compressed) != 0, reply.LengthBytes, out error)) is null)
         {
             return error;
+        }
+        if (block is not null && IntegrityFailure(peer, MessageType.RsDataReply, reply.IntegrityDigest, block.Memory.Span, reply.OffsetBytes, reply.LengthBytes) is { } damaged)
+        {
+            block.Dispose();
+            return damaged; // not written: the bit stays set and the reconnect resyncs the range
         }
         if (planner.BeginReply(request.Id) == ReplyDisposition.Discard)
         {

@@ -111,6 +111,9 @@ public sealed class SimReplicaNode : IReplicaIo
     /// <summary>A hung disk: writes, zeroing and flushes submitted from now on never complete.</summary>
     public bool DiskStalled { get; set; }
 
+    /// <summary>Damages frames on their way out (a broken NIC): given the type and the frame, returns what travels.</summary>
+    public Func<MessageType, byte[], byte[]>? Tamper { get; set; }
+
     /// <summary>Frames this node sent to its peers, by message type (payload bytes and count).</summary>
     public Dictionary<MessageType, (long Frames, long PayloadBytes)> Sent { get; } = [];
 
@@ -163,7 +166,8 @@ public sealed class SimReplicaNode : IReplicaIo
             Engine.Invariant.Assert(FrameHeader.TryRead(frame, out var header, out string? error), $"a valid frame header ({error})");
             var (frames, bytes) = Sent.GetValueOrDefault(header.Type);
             Sent[header.Type] = (frames + 1, bytes + header.PayloadLengthBytes);
-            connection.Send(frame.ToArray());
+            byte[] copy = frame.ToArray();
+            connection.Send(Tamper?.Invoke(header.Type, copy) ?? copy);
         }
     }
 

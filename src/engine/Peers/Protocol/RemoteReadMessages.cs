@@ -43,27 +43,39 @@ public readonly record struct NegDReplyMessage(ulong OffsetBytes, uint LengthByt
     }
 }
 
-/// <summary>The answer to a DataRequest: 24 bytes, then exactly LengthBytes of data (P_DATA_REPLY).</summary>
-public readonly record struct DataReplyMessage(ulong OffsetBytes, uint LengthBytes, ulong RequestId) : IPeerMessage<DataReplyMessage>
+/// <summary>
+/// The answer to a DataRequest: 24 bytes (the last word flags: bit 0, a digest follows), the
+/// data-integrity-alg digest when one is agreed (u8 length + digest), then exactly LengthBytes of
+/// data (P_DATA_REPLY).
+/// </summary>
+public readonly record struct DataReplyMessage(ulong OffsetBytes, uint LengthBytes, ulong RequestId, Digest IntegrityDigest = default) : IPeerMessage<DataReplyMessage>
 {
     public const int Size = BlockRequestFields.Size;
 
+    /// <summary>The flag that says a digest follows the fixed part.</summary>
+    public const uint IntegrityDigestFlag = 1;
+
     public static MessageType Type => MessageType.DataReply;
-    /// <summary>The fixed part; the data follows.</summary>
-    public int EncodedLength => Size;
+    /// <summary>The fixed part and the digest; the data follows.</summary>
+    public int EncodedLength => Size + IntegrityTrailer.Length(IntegrityDigest);
 
-    public int Write(Span<byte> destination) => BlockRequestFields.Write(destination, OffsetBytes, LengthBytes, RequestId);
+    public int Write(Span<byte> destination)
+    {
+        int at = BlockRequestFields.Write(destination, OffsetBytes, LengthBytes, RequestId, IntegrityDigest.LengthBytes > 0 ? IntegrityDigestFlag : 0);
+        return at + IntegrityTrailer.Write(destination[at..], IntegrityDigest);
+    }
 
-    /// <summary>Parses a whole contiguous payload (fixed part and data).</summary>
+    /// <summary>Parses a whole contiguous payload (fixed part, digest and data).</summary>
     public static bool TryRead(ReadOnlySpan<byte> source, out DataReplyMessage message, out string? error) =>
         TryReadHead(source, source.Length, out message, out error);
 
     /// <summary>Parses a possibly segmented payload; <paramref name="data"/> is the data slice, not copied.</summary>
     public static bool TryRead(in ReadOnlySequence<byte> payload, out DataReplyMessage message, out ReadOnlySequence<byte> data, out string? error)
     {
-        Span<byte> scratch = stackalloc byte[Size];
-        bool ok = TryReadHead(FramePayload.Prefix(payload, (int)Math.Min(payload.Length, Size), scratch), payload.Length, out message, out error);
-        data = ok ? payload.Slice(Size) : default;
+        Span<byte> scratch = stackalloc byte[IntegrityTrailer.MaxHeadBytes];
+        int headLength = IntegrityTrailer.HeadLength(payload, IntegrityDigestFlag, scratch);
+        bool ok = TryReadHead(FramePayload.Prefix(payload, headLength, scratch), payload.Length, out message, out error);
+        data = ok ? payload.Slice(message.EncodedLength) : default;
         return ok;
     }
 
@@ -71,14 +83,20 @@ public readonly record struct DataReplyMessage(ulong OffsetBytes, uint LengthByt
     {
         message = default;
         if (!WireFields.MinLength(head, Size, Type, out error) ||
-            !RemoteReadFields.TryRead(head, Type, out ulong offset, out uint length, out ulong id, out error))
+            !RemoteReadFields.TryRead(head, Type, IntegrityDigestFlag, out ulong offset, out uint length, out ulong id, out uint flags, out error))
+        {
+            return false;
+        }
+        Digest digest = default;
+        if ((flags & IntegrityDigestFlag) != 0 && !IntegrityTrailer.TryRead(head, payloadLength, Type, out digest, out error))
         {
             return false;
         }
 
-        long dataBytes = payloadLength - Size;
+        var m = new DataReplyMessage(offset, length, id, digest);
+        long dataBytes = payloadLength - m.EncodedLength;
         error = dataBytes == length ? null : $"DataReply of {length} bytes is followed by {dataBytes} bytes";
-        message = error is null ? new DataReplyMessage(offset, length, id) : default;
+        message = error is null ? m : default;
         return error is null;
     }
 }
@@ -90,17 +108,19 @@ internal static class RemoteReadFields
     {
         (offsetBytes, lengthBytes, requestId) = (0, 0, 0);
         return WireFields.ExactLength(source, BlockRequestFields.Size, type, out error) &&
-            TryRead(source, type, out offsetBytes, out lengthBytes, out requestId, out error);
+            TryRead(source, type, 0, out offsetBytes, out lengthBytes, out requestId, out _, out error);
     }
 
-    public static bool TryRead(ReadOnlySpan<byte> source, MessageType type, out ulong offsetBytes, out uint lengthBytes, out ulong requestId, out string? error)
+    /// <summary>The 24 bytes; the last word is reserved (0) unless <paramref name="knownFlags"/> names flags it may carry.</summary>
+    public static bool TryRead(ReadOnlySpan<byte> source, MessageType type, uint knownFlags, out ulong offsetBytes, out uint lengthBytes, out ulong requestId, out uint flags, out string? error)
     {
         // The shared reader checks whole blocks; a remote read only needs a range inside the device.
         offsetBytes = BinaryPrimitives.ReadUInt64BigEndian(source);
         requestId = BinaryPrimitives.ReadUInt64BigEndian(source[8..]);
         lengthBytes = BinaryPrimitives.ReadUInt32BigEndian(source[16..]);
-        uint reserved = BinaryPrimitives.ReadUInt32BigEndian(source[20..]);
-        error = WireFields.Range(type, offsetBytes, lengthBytes) ?? WireFields.Reserved(type, reserved);
+        flags = BinaryPrimitives.ReadUInt32BigEndian(source[20..]);
+        error = WireFields.Range(type, offsetBytes, lengthBytes)
+            ?? (knownFlags == 0 ? WireFields.Reserved(type, flags) : WireFields.UnknownFlags(type, flags, knownFlags));
         return error is null;
     }
 }

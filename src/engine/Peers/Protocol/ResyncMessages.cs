@@ -105,33 +105,45 @@ public enum RsDataFlags : uint
     Compressed = 1,
     /// <summary>The range reads as zeroes on the source (unallocated); no data follows.</summary>
     Zeroes = 2,
+    /// <summary>On the wire only: a data-integrity-alg digest precedes the data (see IntegrityDigest).</summary>
+    IntegrityDigest = 4,
 }
 
-/// <summary>The source's answer to RsDataRequest: 24 bytes, then the data. P_RS_DATA_REPLY.</summary>
-public readonly record struct RsDataReplyMessage(ulong OffsetBytes, uint LengthBytes, ulong RequestId, RsDataFlags Flags = RsDataFlags.None)
+/// <summary>
+/// The source's answer to RsDataRequest: 24 bytes, the data-integrity-alg digest of the uncompressed
+/// data when one is agreed (u8 length + digest, flagged), then the data. P_RS_DATA_REPLY.
+/// </summary>
+public readonly record struct RsDataReplyMessage(ulong OffsetBytes, uint LengthBytes, ulong RequestId, RsDataFlags Flags = RsDataFlags.None, Digest IntegrityDigest = default)
     : IPeerMessage<RsDataReplyMessage>
 {
     public const int Size = BlockRequestFields.Size;
+    private const uint KnownFlags = (uint)(RsDataFlags.Compressed | RsDataFlags.Zeroes | RsDataFlags.IntegrityDigest);
 
     public static MessageType Type => MessageType.RsDataReply;
-    /// <summary>The fixed part; the data follows.</summary>
-    public int EncodedLength => Size;
+    /// <summary>The fixed part and the digest; the data follows.</summary>
+    public int EncodedLength => Size + IntegrityTrailer.Length(IntegrityDigest);
 
     /// <summary>True when data bytes follow (not ZEROES).</summary>
     public bool ExpectsData => (Flags & RsDataFlags.Zeroes) == 0;
 
-    public int Write(Span<byte> destination) => BlockRequestFields.Write(destination, OffsetBytes, LengthBytes, RequestId, (uint)Flags);
+    public int Write(Span<byte> destination)
+    {
+        var flags = Flags & ~RsDataFlags.IntegrityDigest | (IntegrityDigest.LengthBytes > 0 ? RsDataFlags.IntegrityDigest : 0);
+        int at = BlockRequestFields.Write(destination, OffsetBytes, LengthBytes, RequestId, (uint)flags);
+        return at + IntegrityTrailer.Write(destination[at..], IntegrityDigest);
+    }
 
-    /// <summary>Parses a whole contiguous payload (fixed part and data).</summary>
+    /// <summary>Parses a whole contiguous payload (fixed part, digest and data).</summary>
     public static bool TryRead(ReadOnlySpan<byte> source, out RsDataReplyMessage message, out string? error) =>
         TryReadHead(source, source.Length, out message, out error);
 
     /// <summary>Parses a possibly segmented payload; <paramref name="data"/> is the data slice, not copied.</summary>
     public static bool TryRead(in ReadOnlySequence<byte> payload, out RsDataReplyMessage message, out ReadOnlySequence<byte> data, out string? error)
     {
-        Span<byte> scratch = stackalloc byte[Size];
-        bool ok = TryReadHead(FramePayload.Prefix(payload, (int)Math.Min(payload.Length, Size), scratch), payload.Length, out message, out error);
-        data = ok ? payload.Slice(Size) : default;
+        Span<byte> scratch = stackalloc byte[IntegrityTrailer.MaxHeadBytes];
+        int headLength = IntegrityTrailer.HeadLength(payload, (uint)RsDataFlags.IntegrityDigest, scratch);
+        bool ok = TryReadHead(FramePayload.Prefix(payload, headLength, scratch), payload.Length, out message, out error);
+        data = ok ? payload.Slice(message.EncodedLength) : default;
         return ok;
     }
 
@@ -139,14 +151,21 @@ public readonly record struct RsDataReplyMessage(ulong OffsetBytes, uint LengthB
     {
         message = default;
         if (!WireFields.MinLength(head, Size, Type, out error) ||
-            !BlockRequestFields.TryRead(head, Type, (uint)(RsDataFlags.Compressed | RsDataFlags.Zeroes), out ulong offset, out uint length, out ulong id, out uint flags, out error))
+            !BlockRequestFields.TryRead(head, Type, KnownFlags, out ulong offset, out uint length, out ulong id, out uint flags, out error))
+        {
+            return false;
+        }
+        var wire = (RsDataFlags)flags;
+        Digest digest = default;
+        if ((wire & RsDataFlags.IntegrityDigest) != 0 && !IntegrityTrailer.TryRead(head, payloadLength, Type, out digest, out error))
         {
             return false;
         }
 
-        var m = new RsDataReplyMessage(offset, length, id, (RsDataFlags)flags);
-        long dataBytes = payloadLength - Size;
+        var m = new RsDataReplyMessage(offset, length, id, wire & ~RsDataFlags.IntegrityDigest, digest);
+        long dataBytes = payloadLength - m.EncodedLength;
         error = m.Flags == (RsDataFlags.Compressed | RsDataFlags.Zeroes) ? "RsDataReply cannot be both COMPRESSED and ZEROES"
+            : !m.ExpectsData && digest.LengthBytes > 0 ? "RsDataReply ZEROES carries no digest"
             : !m.ExpectsData ? (dataBytes == 0 ? null : $"RsDataReply ZEROES is followed by {dataBytes} bytes")
             : (m.Flags & RsDataFlags.Compressed) != 0
             ? (dataBytes > 0 && dataBytes < length ? null : $"RsDataReply COMPRESSED payload of {dataBytes} bytes for {length} must be 1..{length - 1}")

@@ -143,6 +143,8 @@ public class MessageRoundTripTests
         RoundTrip(new RsDataReplyMessage(4096, 4096, 1), new byte[4096]);
         RoundTrip(new RsDataReplyMessage(4096, 1 << 20, 1, RsDataFlags.Zeroes));
         RoundTrip(new RsDataReplyMessage(4096, 4096, 1, RsDataFlags.Compressed), new byte[17], compressed: true);
+        RoundTrip(new RsDataReplyMessage(4096, 4096, 1, IntegrityDigest: Sha256), new byte[4096]);
+        RoundTrip(new RsDataReplyMessage(4096, 4096, 1, RsDataFlags.Compressed, Crc), new byte[17], compressed: true);
         RoundTrip(new RsWriteAckMessage(0, 4096, 2));
         RoundTrip(new CsumRsRequestMessage(8192, 4096, 3, Sha256));
         RoundTrip(new CsumRsRequestMessage(8192, 4096, 3, Crc));
@@ -165,6 +167,7 @@ public class MessageRoundTripTests
         RoundTrip(new DataRequestMessage(512, 1536, 7));
         RoundTrip(new DataRequestMessage(4096, 1 << 20, ulong.MaxValue));
         RoundTrip(new DataReplyMessage(512, 1536, 7), Enumerable.Range(0, 1536).Select(i => (byte)i).ToArray());
+        RoundTrip(new DataReplyMessage(512, 1536, 7, Sha256), Enumerable.Range(0, 1536).Select(i => (byte)i).ToArray());
         RoundTrip(new NegDReplyMessage(3, 1, 8));
 
         byte[] block = Enumerable.Range(0, 4096).Select(i => (byte)(i * 7)).ToArray();
@@ -172,6 +175,13 @@ public class MessageRoundTripTests
         Assert.True(FrameReader.TryReadFrame(ref buffer, 1 << 20, out _, out var payload, out string? error), error);
         Assert.True(DataReplyMessage.TryRead(payload, out var reply, out var data, out error), error);
         Assert.Equal(new DataReplyMessage(8192, 4096, 9), reply);
+        Assert.Equal(block, data.ToArray());
+
+        // With a digest, cut into segments that split the fixed part, the digest and the data.
+        buffer = Segmented(Frame(2, new RsDataReplyMessage(8192, 4096, 9, IntegrityDigest: Sha256), block), 7);
+        Assert.True(FrameReader.TryReadFrame(ref buffer, 1 << 20, out _, out payload, out error), error);
+        Assert.True(RsDataReplyMessage.TryRead(payload, out var resync, out data, out error), error);
+        Assert.Equal(new RsDataReplyMessage(8192, 4096, 9, IntegrityDigest: Sha256), resync);
         Assert.Equal(block, data.ToArray());
     }
 

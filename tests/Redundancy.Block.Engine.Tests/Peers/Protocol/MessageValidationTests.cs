@@ -155,7 +155,8 @@ public class MessageValidationTests
         Refused(request, U32(16, 0), "length is 0");
         Refused(request, U32(20, 1), "reserved");
         Refused(new RsDataReplyMessage(0, 4096, 1, RsDataFlags.Zeroes), U32(20, 3), "both COMPRESSED and ZEROES");
-        Refused(new RsDataReplyMessage(0, 4096, 1, RsDataFlags.Zeroes), U32(20, 4), "unknown flags");
+        Refused(new RsDataReplyMessage(0, 4096, 1, RsDataFlags.Zeroes), U32(20, 8), "unknown flags");
+        Refused(new RsDataReplyMessage(0, 4096, 1, RsDataFlags.Zeroes), U32(20, 6), "digest length");
         Refused(new RsDataReplyMessage(0, 4096, 1, RsDataFlags.Zeroes), U32(20, 0), "followed by 0 bytes");
         var read = new DataRequestMessage(512, 512, 1);
         Refused(read, U32(16, 0), "length is 0");
@@ -163,7 +164,8 @@ public class MessageValidationTests
         Refused(read, U32(20, 1), "reserved");
         Refused(new NegDReplyMessage(0, 4096, 1), U32(20, 1), "reserved");
         Refused(new DataReplyMessage(0, 8, 1), U32(16, 9), "followed by 8 bytes", new byte[8]);
-        Refused(new DataReplyMessage(0, 8, 1), U32(20, 2), "reserved", new byte[8]);
+        Refused(new DataReplyMessage(0, 8, 1), U32(20, 2), "unknown flags", new byte[8]);
+        Refused(new DataReplyMessage(0, 8, 1), U32(20, 1), "digest length 0", new byte[8]);
         Invalid(new DataReplyMessage(0, 8, 1), "followed by 0 bytes");
         var csum = new CsumRsRequestMessage(0, 4096, 1, Digest.Compute(DigestAlgorithm.Crc32C, "x"u8));
         Refused(csum, Byte(24, 3), "digest length 3");
