@@ -320,7 +320,10 @@ public sealed class ResourceStateMachine
     {
         DiskState.UpToDate => null,
         DiskState.Consistent when !peers.Any(p => p.IsConnected) => null,
-        DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force => null,
+        // DRBD 9 forces a disk UpToDate only without an UpToDate peer (has_up_to_date_peer_disks);
+        // with one (a SyncTarget's source, say) it would promote over the peer's data, which this
+        // engine does not do for a disk it has: refused.
+        DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force && !PeerHasUpToDateData() => null,
         DiskState.Diskless or DiskState.Failed or DiskState.Detaching or DiskState.Attaching =>
             PeerHasUpToDateData() ? null : StateChangeResult.NoUpToDateDisk,
         _ => StateChangeResult.NoUpToDateDisk,

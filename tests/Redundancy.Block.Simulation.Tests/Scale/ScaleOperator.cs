@@ -53,7 +53,8 @@ public sealed class ScaleOperator(ScaleCluster cluster)
                 return; // a peer that connected meanwhile is being asked too
             }
             sim.PromotionAnswered = null;
-            done?.Invoke(PromotionAnswered(node, force, token, answer));
+            var result = PromotionAnswered(node, force, token, answer);
+            done?.Invoke(result);
         };
     }
 
@@ -103,7 +104,7 @@ public sealed class ScaleOperator(ScaleCluster cluster)
             {
                 DiskState.UpToDate => StateChangeResult.Success,
                 DiskState.Consistent when !peerConnected => StateChangeResult.Success,
-                DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force => StateChangeResult.Success,
+                DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force && !(peerConnected && peerDisk == DiskState.UpToDate) => StateChangeResult.Success,
                 DiskState.Diskless or DiskState.Failed or DiskState.Detaching or DiskState.Attaching =>
                     peerConnected && peerDisk == DiskState.UpToDate ? StateChangeResult.Success : StateChangeResult.NoUpToDateDisk,
                 _ => StateChangeResult.NoUpToDateDisk,
