@@ -245,6 +245,8 @@ public sealed partial class Replica
     private void FailPromotion(PromotionRequest request, StateChangeResult refusal)
     {
         request.Refusal = refusal;
+        // A peer still owing its answer may have granted already (the answer on its way): released too.
+        request.Granted.UnionWith(request.Awaiting);
         request.Awaiting.Clear();
         request.Deferred.Clear();
         AbortGranted(request);

@@ -13,8 +13,8 @@ public sealed class ScaleOperator(ScaleCluster cluster)
     /// <summary>Outcomes by "command result", e.g. "primary Success", "invalidate NoConnection".</summary>
     public Dictionary<string, long> Outcomes { get; } = [];
 
-    /// <summary>twopc-timeout as configured by default (30 s): how long a promotion waits for the peer's answer.</summary>
-    public const long TwopcTimeoutMs = 30_000;
+    /// <summary>twopc-timeout (default 30 s, as configured by default): how long a promotion waits for the peer's answer.</summary>
+    public long TwopcTimeoutMs { get; init; } = 30_000;
 
     /// <summary>
     /// primary [--force], as the agent runs it: the resource's rules, then — while the peer is
