@@ -69,6 +69,7 @@ public sealed partial class Replica
         }
         promotion = request;
         token = request.Token;
+        io.Log($"{ResourceName}: Preparing cluster-wide state change {request.RequestId & ~PromotionRequestIdBit} (role Secondary -> Primary)");
         return StateChangeResult.Success;
     }
 
@@ -146,6 +147,7 @@ public sealed partial class Replica
             FailPromotion(own, StateChangeResult.ConcurrentStateChange);
         }
         grantedPromotions[peer] = request.RequestId;
+        io.Log($"{Subject(peer)}: Preparing remote state change {request.RequestId & ~PromotionRequestIdBit} (peer role Primary): agreed");
         return StateChangeResult.Success;
     }
 
