@@ -424,3 +424,55 @@ rp_adjust_live() {
 }
 
 it_suite replication/adjust setup_replication_suite 300 adjust:rp_adjust adjust-live:rp_adjust_live
+
+# --- promotion is cluster-wide ---------------------------------------------------------------------
+
+# rp_concurrent_primary — both Secondary and connected, `primary` started on both at the same
+# instant, three rounds: exactly one exits 0, the other is refused with DRBD's message (the
+# concurrent change, or the Primary peer when its promotion was already carried out); data
+# written through the Primary verifies on the other node after a switch-over.
+rp_concurrent_primary() {
+    rp_synced
+    local round winner loser rc_a rc_b out_a out_b
+    for round in 1 2 3; do
+        wait_for "rbadm alpha secondary r0" 10 || expect_ok rbadm alpha secondary r0
+        wait_for "rbadm beta secondary r0" 10 || expect_ok rbadm beta secondary r0
+        wait_for "[[ \$(rbadm alpha status r0 --json | jq -r '.[0].connections[0][\"peer-role\"]') == Secondary ]]" 10 \
+            || fail "round $round: alpha does not see beta Secondary"
+        out_a=$TEST_DIR/primary-alpha.$round
+        out_b=$TEST_DIR/primary-beta.$round
+        # Both agents are held (SIGSTOP) while both CLIs start and send `primary`; released at
+        # once, the agents handle the two commands within a moment of each other, so the two
+        # promotion requests cross on the wire (a CLI's start-up alone takes longer than a promotion).
+        kill -STOP "${AGENT_PID[alpha]}" "${AGENT_PID[beta]}"
+        rbadm alpha primary r0 > "$out_a" 2>&1 &
+        local pid_a=$!
+        rbadm beta primary r0 > "$out_b" 2>&1 &
+        local pid_b=$!
+        sleep 2
+        kill -CONT "${AGENT_PID[alpha]}" "${AGENT_PID[beta]}"
+        rc_a=0; wait "$pid_a" || rc_a=$?
+        rc_b=0; wait "$pid_b" || rc_b=$?
+        if [[ $rc_a -eq 0 && $rc_b -ne 0 ]]; then winner=alpha loser=beta
+        elif [[ $rc_b -eq 0 && $rc_a -ne 0 ]]; then winner=beta loser=alpha
+        else fail "round $round: exit codes alpha $rc_a, beta $rc_b: exactly one must succeed ($(tr '\n' ' ' < "$out_a") / $(tr '\n' ' ' < "$out_b"))"
+        fi
+        assert_match "$(cat "$TEST_DIR/primary-$loser.$round")" \
+            "Concurrent state changes detected and aborted|Multiple primaries not allowed by config" "round $round: $loser's refusal"
+        assert_eq "$(rbadm "$winner" role r0)/$(rbadm "$loser" role r0)" Primary/Secondary "round $round: roles"
+        assert_eq "$(rbadm "$loser" cstate r0)" Connected "round $round: $loser's connection after the refusal"
+        local uri_w=$URI_A uri_l=$URI_B
+        [[ $winner == beta ]] && uri_w=$URI_B uri_l=$URI_A
+        wait_nbd "$uri_w" 20 || fail "round $round: $winner's export not reachable"
+        write_on "$uri_w" $((round * 4))M 2M "race-$round"
+        switch_to "$loser" "$winner"
+        wait_nbd "$uri_l" 20 || fail "round $round: $loser's export not reachable after the switch-over"
+        verify_on "$uri_l" $((round * 4))M 2M "race-$round"
+    done
+    grep -q "Preparing cluster-wide state change" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log" \
+        || fail "no promotion was asked of the peer"
+    grep -qE "Rejecting concurrent remote state change|refused the peer's BecomePrimary" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log" \
+        || fail "no promotion request was refused by the peer: the two promotions never overlapped"
+}
+
+it_suite replication/promotion setup_replication_suite 300 concurrent-primary:rp_concurrent_primary

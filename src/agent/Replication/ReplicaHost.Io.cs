@@ -135,6 +135,29 @@ public sealed partial class ReplicaHost
 
     public bool TryBecomeSecondary() => resource.TryBecomeSecondary();
 
+    public void PromotionAnswered(long token)
+    {
+        if (promotionWaiters.Remove(token, out var waiter))
+        {
+            Effect(() => waiter.TrySetResult()); // outside the lock: the waiting command takes it again
+        }
+    }
+
+    /// <summary>
+    /// Completes when the replica next has news about promotion request <paramref name="token"/>.
+    /// Call under the lock (from <see cref="Locked(Action{Engine.Replication.Replica})"/>), after
+    /// reading the request's answer there, so no news is missed in between.
+    /// </summary>
+    public Task PromotionNewsUnderLock(long token)
+    {
+        if (!promotionWaiters.TryGetValue(token, out var waiter))
+        {
+            waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            promotionWaiters[token] = waiter;
+        }
+        return waiter.Task;
+    }
+
     public void RefreshCapacity(int volume)
     {
         _ = Task.Run(async () =>

@@ -28,6 +28,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
     private readonly Dictionary<long, TaskCompletionSource<bool>> clients = [];
     private readonly Dictionary<long, (TaskCompletionSource<bool> Completion, Memory<byte> Buffer)> reads = [];
     private readonly Dictionary<long, Task> handlersRunning = [];
+    private readonly Dictionary<long, TaskCompletionSource> promotionWaiters = [];
     private readonly PeerListener listener;
     private readonly PeerDialer dialer;
     private readonly ILogger logger;

@@ -106,11 +106,15 @@ internal sealed partial class ResourceManager
     /// A state change of the resource. With peers it runs under the replica's lock with the peers'
     /// states as the replica knows them, is persisted at once, and the replica adopts the result.
     /// </summary>
-    private StateChangeResult ChangeState(ResourceRuntime runtime, Func<int, StateChangeResult> change)
+    private StateChangeResult ChangeState(ResourceRuntime runtime, Func<int, StateChangeResult> change) =>
+        ChangeState(runtime, (_, open) => change(open));
+
+    /// <summary>As above; <paramref name="change"/> also gets the replica (null without peers), under its lock.</summary>
+    private StateChangeResult ChangeState(ResourceRuntime runtime, Func<Replica?, int, StateChangeResult> change)
     {
         if (runtime.Replication is not { } host)
         {
-            return runtime.UnderExportsLock(change);
+            return runtime.UnderExportsLock(open => change(null, open));
         }
         var result = StateChangeResult.NothingToDo;
         host.Locked(replica =>
@@ -121,7 +125,7 @@ internal sealed partial class ResourceManager
                 var firstVolume = runtime.State.Volumes[0].Number;
                 runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, replica.PeerDiskOf(peer.NodeId, firstVolume));
             }
-            result = runtime.UnderExportsLock(change);
+            result = runtime.UnderExportsLock(open => change(replica, open));
             if (result != StateChangeResult.Success)
             {
                 return;

@@ -129,12 +129,12 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     public Task<ControlResponse> PrimaryAsync(string name, bool force, CancellationToken cancellationToken) =>
         WithResource(name, async runtime =>
         {
-            var result = ChangeState(runtime, _ => runtime.State.Promote(force));
+            var result = await PromoteAsync(runtime, force, peersFenced: false, cancellationToken).ConfigureAwait(false);
             if (result == StateChangeResult.PrimaryNop)
             {
                 // DRBD: fence-peer for the peers not known Outdated, then one more try.
                 await FencePeersAsync(runtime).ConfigureAwait(false);
-                result = ChangeState(runtime, _ => runtime.State.Promote(force, peersFenced: true));
+                result = await PromoteAsync(runtime, force, peersFenced: true, cancellationToken).ConfigureAwait(false);
                 if (result.IsSuccess() && runtime.State.UnfencedPeers().Any())
                 {
                     LogForcedSplitBrain(logger, runtime.Name);

@@ -72,6 +72,13 @@ public interface IReplicaIo
     /// </summary>
     bool TryBecomeSecondary();
 
+    /// <summary>
+    /// The promotion request <paramref name="token"/> (<see cref="Replica.RequestPromotion"/>) has
+    /// news: read it with <see cref="Replica.PromotionAnswer"/> once the call returned. May come
+    /// more than once (a peer that connects meanwhile is asked too).
+    /// </summary>
+    void PromotionAnswered(long token);
+
     /// <summary>A line for the log, in DRBD's words.</summary>
     void Log(string line);
 }

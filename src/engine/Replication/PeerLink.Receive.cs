@@ -330,6 +330,10 @@ public sealed partial class PeerLink
             }
             decisions.Add(decision);
         }
+        if (RefuseTwoPrimaries(hs.Volumes[local[0].Volume].State!.Value.Role, decisions))
+        {
+            return;
+        }
         SetState(ConnectionState.Connected);
         SetPeerRole(hs.Volumes[local[0].Volume].State!.Value.Role);
         foreach (var decision in decisions)
@@ -337,6 +341,30 @@ public sealed partial class PeerLink
             peerDisks[decision.Volume] = decision.PeerDisk;
         }
         output.Decisions = decisions;
+    }
+
+    /// <summary>
+    /// DRBD refuses to connect two Primaries without allow-two-primaries (SS_TWO_PRIMARIES for the
+    /// change to Connected): StandAlone, or with rr-conflict retry-connect a later try. Not when the
+    /// split-brain policies make one of them give up its role (call-pri-lost-after-sb).
+    /// </summary>
+    private bool RefuseTwoPrimaries(Role peerRole, List<VolumeDecision> decisions)
+    {
+        if (host.Role != Role.Primary || peerRole != Role.Primary || settings.Protocol.AllowTwoPrimaries
+            || decisions.Any(d => d.Outcome.Demote || d.Outcome.SplitBrain == SplitBrainResolution.AfterSbPolicy))
+        {
+            return false;
+        }
+        const string text = "State change failed: (-1) Multiple primaries not allowed by config: both nodes are Primary";
+        if (settings.Policies.RrConflict == RrConflictPolicy.RetryConnect)
+        {
+            Drop($"{text}, retrying", ConnectionState.Unconnected);
+        }
+        else
+        {
+            GiveUp(WireDisconnectReason.TwoPrimaries, text);
+        }
+        return true;
     }
 
     /// <summary>

@@ -38,6 +38,9 @@ public sealed partial class PeerLink
 
     public ConnectionState State { get; private set; } = ConnectionState.StandAlone;
 
+    /// <summary>A transport is up and its handshake under way (not Connected yet).</summary>
+    public bool Handshaking => handshake is not null && State != ConnectionState.Connected;
+
     public Role PeerRole { get; private set; } = Role.Unknown;
 
     /// <summary>The peer's disk state per volume, as of the handshake; DUnknown while not connected.</summary>

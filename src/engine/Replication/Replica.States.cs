@@ -23,6 +23,10 @@ public sealed partial class Replica
             CloseEpoch(); // the peers confirm the last writes before they learn of the demotion
         }
         Role = role;
+        if (role == Role.Primary)
+        {
+            CommitPromotion();
+        }
         if (role != Role.Primary)
         {
             EndSuspensionOnDemotion();
@@ -199,16 +203,32 @@ public sealed partial class Replica
         links[peer].SetPeerDisk(volumeNumber, DiskState.UpToDate);
     }
 
-    private static bool IsStateChange(MessageType type) => type is MessageType.StateChangeRequest or MessageType.StateChangeReply;
+    private static bool IsStateChange(MessageType type) => type is MessageType.StateChangeRequest or MessageType.StateChangeReply or MessageType.StateChangeAbort;
 
     /// <summary>A peer's request on an established connection. Untrusted: a malformed one drops the connection.</summary>
     private void ReceiveStateChange(int peer, in FrameHeader header, in ReadOnlySequence<byte> payload)
     {
+        if (header.Type == MessageType.StateChangeAbort)
+        {
+            if (!FramePayload.TryRead(payload, out StateChangeAbortMessage abort, out string? abortError))
+            {
+                ProtocolError(peer, abortError!);
+            }
+            else
+            {
+                PromotionAborted(peer, abort);
+            }
+            return;
+        }
         if (header.Type == MessageType.StateChangeReply)
         {
             if (!FramePayload.TryRead(payload, out StateChangeReplyMessage reply, out string? replyError))
             {
                 ProtocolError(peer, replyError!);
+            }
+            else if ((reply.RequestId & PromotionRequestIdBit) != 0)
+            {
+                PromotionReplied(peer, reply);
             }
             else if (!VerifyStartAnswered(peer, header.Volume, reply) && !reply.Result.IsSuccess())
             {
@@ -228,15 +248,16 @@ public sealed partial class Replica
             StateChangeKind.InvalidateSelf => StartFullSyncAsSource(peer, volume.Number),
             StateChangeKind.PauseSync or StateChangeKind.ResumeSync => PausedByPeer(peer, volume, request.Kind == StateChangeKind.PauseSync),
             StateChangeKind.StartVerify => BecomeVerifyTarget(peer, volume, request.Argument),
+            StateChangeKind.BecomePrimary => AnswerPromotionRequest(peer, request),
             _ => StateChangeResult.NothingToDo,
         };
         if (!result.IsSuccess())
         {
             io.Log($"{Subject(peer)}/{volume.Number}: refused the peer's {request.Kind}: {StateChangeResults.Describe(result)}");
         }
-        if (!result.IsSuccess() || request.Kind == StateChangeKind.StartVerify)
+        if (!result.IsSuccess() || request.Kind is StateChangeKind.StartVerify or StateChangeKind.BecomePrimary)
         {
-            // VerifyS sends no OvRequest before it heard that this node is VerifyT.
+            // VerifyS sends no OvRequest before it heard that this node is VerifyT; a promotion waits for its answer.
             links[peer].SendMessage(volume.Number, new StateChangeReplyMessage(request.RequestId, result));
         }
     }

@@ -124,6 +124,7 @@ public sealed partial class Replica : IPeerLinkHost
         VerifyTurns(nowMs);
         KoCountCheck(nowMs);
         CongestionTurns(nowMs);
+        PromotionTurn(nowMs);
     }
 
     /// <summary>A frame from the peer: the data path's own messages here, the rest to the link.</summary>
@@ -168,6 +169,7 @@ public sealed partial class Replica : IPeerLinkHost
                 PeerDiskReported(peerNodeId, header.Volume);
                 OnPeerReplicationState(peerNodeId, header.Volume, payload);
                 OnPeerState(peerNodeId, header.Volume);
+                PromotionPeerState(peerNodeId);
             }
         }
         Drain(peerNodeId);
@@ -218,6 +220,7 @@ public sealed partial class Replica : IPeerLinkHost
         {
             OnConnectionLost(peerNodeId, output.GracefulDisconnectPeerRole);
         }
+        PromotionLinkChanged(peerNodeId);
         CompleteRequests();
     }
 

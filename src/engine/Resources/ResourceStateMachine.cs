@@ -244,25 +244,10 @@ public sealed class ResourceStateMachine
     /// </summary>
     public StateChangeResult Promote(bool force, bool peersFenced = false)
     {
-        if (Role == Role.Primary)
+        var check = CanPromote(force, peersFenced);
+        if (check != StateChangeResult.Success)
         {
-            return StateChangeResult.NothingToDo;
-        }
-        if (peers.Any(p => p.IsConnected && p.PeerRole == Role.Primary))
-        {
-            return StateChangeResult.TwoPrimaries;
-        }
-        foreach (var volume in volumes)
-        {
-            var refusal = PromotionRefusal(volume, force);
-            if (refusal is not null)
-            {
-                return refusal.Value;
-            }
-        }
-        if (UnfencedPeers().Any() && !(force && peersFenced))
-        {
-            return StateChangeResult.PrimaryNop;
+            return check;
         }
         foreach (var volume in volumes)
         {
@@ -282,6 +267,31 @@ public sealed class ResourceStateMachine
         }
         SetRole(Role.Primary);
         return StateChangeResult.Success;
+    }
+
+    /// <summary>
+    /// What <see cref="Promote"/> would answer, changing nothing: Success when it would promote. The
+    /// host checks this before it asks connected peers to agree (a promotion is cluster-wide).
+    /// </summary>
+    public StateChangeResult CanPromote(bool force, bool peersFenced = false)
+    {
+        if (Role == Role.Primary)
+        {
+            return StateChangeResult.NothingToDo;
+        }
+        if (peers.Any(p => p.IsConnected && p.PeerRole == Role.Primary))
+        {
+            return StateChangeResult.TwoPrimaries;
+        }
+        foreach (var volume in volumes)
+        {
+            var refusal = PromotionRefusal(volume, force);
+            if (refusal is not null)
+            {
+                return refusal.Value;
+            }
+        }
+        return UnfencedPeers().Any() && !(force && peersFenced) ? StateChangeResult.PrimaryNop : StateChangeResult.Success;
     }
 
     /// <summary>
@@ -310,7 +320,10 @@ public sealed class ResourceStateMachine
     {
         DiskState.UpToDate => null,
         DiskState.Consistent when !peers.Any(p => p.IsConnected) => null,
-        DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force => null,
+        // DRBD 9 forces a disk UpToDate only without an UpToDate peer (has_up_to_date_peer_disks);
+        // with one (a SyncTarget's source, say) it would promote over the peer's data, which this
+        // engine does not do for a disk it has: refused.
+        DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force && !PeerHasUpToDateData() => null,
         DiskState.Diskless or DiskState.Failed or DiskState.Detaching or DiskState.Attaching =>
             PeerHasUpToDateData() ? null : StateChangeResult.NoUpToDateDisk,
         _ => StateChangeResult.NoUpToDateDisk,

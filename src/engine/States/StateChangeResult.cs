@@ -38,6 +38,10 @@ public enum StateChangeResult
     PrimaryNop = -7,
     /// <summary>SS_LOWER_THAN_OUTDATED (DRBD's -16, which <see cref="UnknownResource"/> holds here): `outdate` of an Inconsistent or absent disk.</summary>
     LowerThanOutdated = -20,
+    /// <summary>SS_CONCURRENT_ST_CHG (DRBD's -19): the peer asked for a conflicting cluster-wide change at the same time and won.</summary>
+    ConcurrentStateChange = -21,
+    /// <summary>SS_TIMEOUT (DRBD's -23): the peer did not answer a cluster-wide state change in time (twopc-timeout).</summary>
+    Timeout = -22,
 }
 
 public static class StateChangeResults
@@ -62,6 +66,8 @@ public static class StateChangeResults
         StateChangeResult.ConnectedOutdates => "State change failed: (-6) Refusing to be Outdated while Connected",
         StateChangeResult.PrimaryNop => "State change failed: (-7) Refusing to be Primary while peer is not outdated",
         StateChangeResult.LowerThanOutdated => "State change failed: (-16) Disk state is lower than outdated",
+        StateChangeResult.ConcurrentStateChange => "State change failed: (-19) Concurrent state changes detected and aborted",
+        StateChangeResult.Timeout => "State change failed: (-23) Timeout in operation",
         _ => result.ToString(),
     };
 

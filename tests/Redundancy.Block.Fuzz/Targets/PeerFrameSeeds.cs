@@ -51,6 +51,9 @@ public static class PeerFrameSeeds
                 .Add(new StateMessage(Role.Primary, DiskState.UpToDate, DiskState.Outdated, ReplicationState.Established, StateFlags.ResolveConflicts))
                 .Add(new StateChangeRequestMessage(3, StateChangeKind.StartVerify, StateChangeRequestFlags.None, 8192))
                 .Add(new StateChangeReplyMessage(3, StateChangeResult.Success))
+                .Add(new StateChangeRequestMessage(0x8000_0001, StateChangeKind.BecomePrimary, StateChangeRequestFlags.None, 0))
+                .Add(new StateChangeReplyMessage(0x8000_0001, StateChangeResult.ConcurrentStateChange))
+                .Add(new StateChangeAbortMessage(0x8000_0001))
                 .Add(new SyncUuidMessage(0x5555))
                 .ToArray()),
             ("data-path", Handshake()

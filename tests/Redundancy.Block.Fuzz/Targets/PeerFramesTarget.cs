@@ -125,6 +125,7 @@ public sealed class PeerFramesTarget : IFuzzTarget
             case MessageType.State: return Generic<StateMessage>(payload);
             case MessageType.StateChangeRequest: return Generic<StateChangeRequestMessage>(payload);
             case MessageType.StateChangeReply: return Generic<StateChangeReplyMessage>(payload);
+            case MessageType.StateChangeAbort: return Generic<StateChangeAbortMessage>(payload);
             case MessageType.SyncUuid: return Generic<SyncUuidMessage>(payload);
             case MessageType.Data: return DecodeData(payload, state);
             case MessageType.Ack: return Generic<AckMessage>(payload);

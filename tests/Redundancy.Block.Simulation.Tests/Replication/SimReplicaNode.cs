@@ -302,6 +302,17 @@ public sealed class SimReplicaNode : IReplicaIo
     /// <summary>Nothing holds a simulated device open: demotion always succeeds.</summary>
     public bool TryBecomeSecondary() => BecomeSecondary();
 
+    /// <summary>A promotion request has news (<see cref="IReplicaIo.PromotionAnswered"/>): told after the replica's call returned.</summary>
+    public Action<long>? PromotionAnswered { get; set; }
+
+    void IReplicaIo.PromotionAnswered(long token) => scheduler.After(0, () =>
+    {
+        if (!Crashed)
+        {
+            PromotionAnswered?.Invoke(token);
+        }
+    });
+
     public bool RunHandler(string handler, int peerNodeId, int volume, long token)
     {
         HandlerCalls.Add($"{handler} {peerNodeId}/{volume}");

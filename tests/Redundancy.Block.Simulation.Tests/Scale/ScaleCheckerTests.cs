@@ -53,7 +53,9 @@ public class ScaleCheckerTests
     {
         var (cluster, op) = ScaleRun.Started(Seed);
         cluster.RunUntil(cluster.Scheduler.NowMs + 200); // beta has heard that alpha is Primary
-        Assert.Equal(StateChangeResult.TwoPrimaries, op.Primary(cluster.Beta, force: false));
+        StateChangeResult? result = null;
+        op.Primary(cluster.Beta, force: false, r => result = r);
+        Assert.Equal(StateChangeResult.TwoPrimaries, result);
         Assert.Equal(Role.Secondary, cluster.Beta.Replica.Role);
     }
 

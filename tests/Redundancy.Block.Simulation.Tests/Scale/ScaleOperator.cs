@@ -13,7 +13,86 @@ public sealed class ScaleOperator(ScaleCluster cluster)
     /// <summary>Outcomes by "command result", e.g. "primary Success", "invalidate NoConnection".</summary>
     public Dictionary<string, long> Outcomes { get; } = [];
 
-    public StateChangeResult Primary(ScaleNode node, bool force)
+    /// <summary>twopc-timeout (default 30 s, as configured by default): how long a promotion waits for the peer's answer.</summary>
+    public long TwopcTimeoutMs { get; init; } = 30_000;
+
+    /// <summary>
+    /// primary [--force], as the agent runs it: the resource's rules, then — while the peer is
+    /// connected or its handshake is under way — the peer's agreement (a cluster-wide state
+    /// change), then the promotion. <paramref name="done"/> gets the result: at once when no peer
+    /// is asked, else when the answer arrived (simulated time passes meanwhile). A peer's refusal
+    /// is judged by DRBD's conflict rule; a promotion it agreed to, by the rules at that moment.
+    /// </summary>
+    public void Primary(ScaleNode node, bool force, Action<StateChangeResult>? done = null)
+    {
+        var expected = ExpectedPromotion(node, force);
+        long token = 0;
+        var result = Run(node, new Allowance(Role: true, Force: force, Attach: false, Connect: false), () =>
+        {
+            node.UpdatePeerView();
+            var check = node.State.CanPromote(force);
+            if (check != StateChangeResult.Success)
+            {
+                return check;
+            }
+            var asked = node.Replica.RequestPromotion(node.Sim.NowMs, TwopcTimeoutMs, out token);
+            return asked != StateChangeResult.Success || token != 0 ? asked : Promote(node, force);
+        });
+        if (token == 0)
+        {
+            Expect("primary", node, expected, result);
+            done?.Invoke(result);
+            return;
+        }
+        cluster.Note($"{node.Name}: operator primary: asking the peer");
+        var sim = node.Sim;
+        sim.PromotionAnswered = answered =>
+        {
+            if (answered != token || sim != node.Sim || node.Replica.PromotionAnswer(token) is not { } answer)
+            {
+                return; // a peer that connected meanwhile is being asked too
+            }
+            sim.PromotionAnswered = null;
+            var result = PromotionAnswered(node, force, token, answer);
+            done?.Invoke(result);
+        };
+    }
+
+    /// <summary>The peers answered: promote (judged by the rules now) or report their refusal (judged by the conflict rule).</summary>
+    private StateChangeResult PromotionAnswered(ScaleNode node, bool force, long token, StateChangeResult answer)
+    {
+        if (answer != StateChangeResult.Success)
+        {
+            node.Replica.EndPromotion(token);
+            bool holds = answer switch
+            {
+                // The side without resolve-conflicts yields when both ask at once.
+                StateChangeResult.ConcurrentStateChange => !node.Replica.Links[node.PeerNodeId].Settings.ResolvesConflicts,
+                StateChangeResult.TwoPrimaries or StateChangeResult.Timeout => true,
+                _ => false,
+            };
+            Judge("primary", node, answer, holds);
+            return answer;
+        }
+        var expected = ExpectedPromotion(node, force, asked: true);
+        var result = Run(node, new Allowance(Role: true, Force: force, Attach: false, Connect: false), () =>
+        {
+            var promoted = Promote(node, force);
+            if (promoted != StateChangeResult.Success)
+            {
+                node.Replica.EndPromotion(token);
+            }
+            return promoted;
+        });
+        Expect("primary", node, expected, result);
+        return result;
+    }
+
+    /// <summary>
+    /// DRBD's rules for `primary` from what the node knows. <paramref name="asked"/>: the peers agreed
+    /// already (this node's request is the one in flight, a grant to the peer cannot be pending).
+    /// </summary>
+    private static StateChangeResult ExpectedPromotion(ScaleNode node, bool force, bool asked = false)
     {
         var link = node.Replica.Links[node.PeerNodeId];
         bool peerConnected = link.State == ConnectionState.Connected;
@@ -25,13 +104,23 @@ public sealed class ScaleOperator(ScaleCluster cluster)
             {
                 DiskState.UpToDate => StateChangeResult.Success,
                 DiskState.Consistent when !peerConnected => StateChangeResult.Success,
-                DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force => StateChangeResult.Success,
+                DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent when force && !(peerConnected && peerDisk == DiskState.UpToDate) => StateChangeResult.Success,
                 DiskState.Diskless or DiskState.Failed or DiskState.Detaching or DiskState.Attaching =>
                     peerConnected && peerDisk == DiskState.UpToDate ? StateChangeResult.Success : StateChangeResult.NoUpToDateDisk,
                 _ => StateChangeResult.NoUpToDateDisk,
             };
-        var result = Run(node, new Allowance(Role: true, Force: force, Attach: false, Connect: false), () => node.Change(s => s.Promote(force)));
-        Expect("primary", node, expected, result);
+        return expected != StateChangeResult.Success || asked ? expected
+            : node.Replica.PromotionInFlight ? StateChangeResult.ConcurrentStateChange
+            : node.Replica.PeerPromotionGranted(node.PeerNodeId) ? StateChangeResult.TwoPrimaries
+            : StateChangeResult.Success;
+    }
+
+    /// <summary>The promotion itself, and after `--force` the agent's StartInitialSync.</summary>
+    private static StateChangeResult Promote(ScaleNode node, bool force)
+    {
+        bool peerConnected = node.Replica.Links[node.PeerNodeId].State == ConnectionState.Connected;
+        var peerDisk = node.Replica.PeerDiskOf(node.PeerNodeId, 0);
+        var result = node.Change(s => s.Promote(force));
         if (result == StateChangeResult.Success && force && peerConnected
             && peerDisk is DiskState.Inconsistent or DiskState.Outdated or DiskState.Consistent
             && node.Replica.ReplicationOf(node.PeerNodeId, 0) == ReplicationState.Established)

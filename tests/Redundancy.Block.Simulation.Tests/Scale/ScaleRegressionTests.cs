@@ -16,6 +16,13 @@ public class ScaleRegressionTests
     [InlineData(51)]
     [InlineData(69)]
     [InlineData(130)]
+    // two-primaries: both nodes Primary and connected — a promotion while the peer's was in flight,
+    // or a handshake between two Primaries (promotion is now a cluster-wide state change).
+    [InlineData(57)]
+    [InlineData(71)]
+    [InlineData(111)]
+    [InlineData(303)]
+    [InlineData(405)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);

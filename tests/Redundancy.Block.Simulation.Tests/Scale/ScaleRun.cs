@@ -71,7 +71,9 @@ public static class ScaleRun
         {
             throw new SimulationViolation("convergence", $"the fresh pair does not connect: {States(cluster)}");
         }
-        if (op.Primary(cluster.Alpha, force: false) != StateChangeResult.Success)
+        StateChangeResult? promoted = null;
+        op.Primary(cluster.Alpha, force: false, r => promoted = r);
+        if (!cluster.RunUntil(() => promoted is not null, 10_000) || promoted != StateChangeResult.Success)
         {
             throw new SimulationViolation("operator-rules", "alpha cannot become Primary on a fresh, connected, UpToDate pair");
         }

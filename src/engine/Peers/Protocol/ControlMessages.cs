@@ -24,6 +24,8 @@ public enum DisconnectReason : ushort
     UnrelatedData = 7,
     /// <summary>Hello names another resource, node or node-id than the configuration: StandAlone.</summary>
     WrongPeer = 8,
+    /// <summary>Both nodes are Primary and allow-two-primaries is not set (SS_TWO_PRIMARIES at connect): StandAlone.</summary>
+    TwoPrimaries = 9,
 }
 
 /// <summary>The sender closes the connection: u16 reason, u16 reserved, u16-prefixed UTF-8 text (≤ 1024 bytes).</summary>
@@ -77,7 +79,7 @@ public readonly record struct DisconnectMessage(DisconnectReason Reason, string 
         }
 
         var reason = (DisconnectReason)BinaryPrimitives.ReadUInt16BigEndian(source);
-        error = reason is < DisconnectReason.Requested or > DisconnectReason.WrongPeer ? $"Disconnect reason {(ushort)reason} is unknown"
+        error = reason is < DisconnectReason.Requested or > DisconnectReason.TwoPrimaries ? $"Disconnect reason {(ushort)reason} is unknown"
             : WireFields.Reserved(Type, BinaryPrimitives.ReadUInt16BigEndian(source[2..]));
         ReadOnlySpan<byte> rest = source[4..];
         if (error is not null || !WireFields.TryReadText(ref rest, MaxTextBytes, "Disconnect text", out string text, out error))

@@ -29,6 +29,8 @@ public enum MessageType : ushort
     StateChangeReply = 0x0014,
     /// <summary>The UUID a sync target adopts as its bitmap UUID when resync starts (P_SYNC_UUID).</summary>
     SyncUuid = 0x0015,
+    /// <summary>The requester gives up a state change the receiver granted (P_TWOPC_ABORT).</summary>
+    StateChangeAbort = 0x0016,
 
     // Data path.
     /// <summary>An application write (or trim, zeroes, flush) (P_DATA).</summary>

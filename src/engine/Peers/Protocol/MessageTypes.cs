@@ -53,6 +53,7 @@ public static class MessageTypes
             MessageType.StateChangeRequest => new(Est, Vol, StateChangeRequestMessage.Size, StateChangeRequestMessage.Size),
             MessageType.StateChangeReply => new(Est, Vol, StateChangeReplyMessage.Size, StateChangeReplyMessage.Size),
             MessageType.SyncUuid => new(Est, Vol, SyncUuidMessage.Size, SyncUuidMessage.Size),
+            MessageType.StateChangeAbort => new(Est, Vol, StateChangeAbortMessage.Size, StateChangeAbortMessage.Size),
             MessageType.Data => new(Est, Vol, DataMessage.Size, Unbounded),
             MessageType.Ack => new(Est, Vol, AckMessage.Size, AckMessage.Size),
             MessageType.Barrier => new(Est, Conn, BarrierMessage.Size, BarrierMessage.Size),

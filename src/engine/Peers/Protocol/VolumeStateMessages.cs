@@ -338,6 +338,41 @@ public readonly record struct StateChangeReplyMessage(uint RequestId, StateChang
     }
 }
 
+/// <summary>
+/// The requester of a granted StateChangeRequest gives it up (DRBD 9's P_TWOPC_ABORT): it did not
+/// carry the change out (refused elsewhere, timed out, or its own rules changed their mind), so the
+/// receiver stops holding back for it. A carried-out promotion needs no message: the State that
+/// announces Primary is the commit. Size 8.
+/// </summary>
+public readonly record struct StateChangeAbortMessage(uint RequestId) : IPeerMessage<StateChangeAbortMessage>
+{
+    public const int Size = 8;
+
+    public static MessageType Type => MessageType.StateChangeAbort;
+    public int EncodedLength => Size;
+
+    public int Write(Span<byte> destination)
+    {
+        BinaryPrimitives.WriteUInt32BigEndian(destination, RequestId);  // u32 request id
+        BinaryPrimitives.WriteUInt32BigEndian(destination[4..], 0);     // u32 reserved
+        return Size;
+    }
+
+    public static bool TryRead(ReadOnlySpan<byte> source, out StateChangeAbortMessage message, out string? error)
+    {
+        message = default;
+        if (!WireFields.ExactLength(source, Size, Type, out error))
+        {
+            return false;
+        }
+
+        uint requestId = BinaryPrimitives.ReadUInt32BigEndian(source);
+        error = requestId == 0 ? "StateChangeAbort request id 0 names no request" : WireFields.Reserved(Type, BinaryPrimitives.ReadUInt32BigEndian(source[4..]));
+        message = error is null ? new StateChangeAbortMessage(requestId) : default;
+        return error is null;
+    }
+}
+
 /// <summary>The UUID the sync target records as its bitmap UUID when a resync starts. Size 8.</summary>
 public readonly record struct SyncUuidMessage(ulong Uuid) : IPeerMessage<SyncUuidMessage>
 {

@@ -52,6 +52,7 @@ public class MessageRoundTripTests
         Assert.Equal(8, StateMessage.Size);
         Assert.Equal(16, StateChangeRequestMessage.Size);
         Assert.Equal(8, StateChangeReplyMessage.Size);
+        Assert.Equal(8, StateChangeAbortMessage.Size);
         Assert.Equal(8, SyncUuidMessage.Size);
         Assert.Equal(40, DataMessage.Size);
         Assert.Equal(32, AckMessage.Size);
@@ -111,6 +112,9 @@ public class MessageRoundTripTests
         RoundTrip(new StateChangeRequestMessage(11, StateChangeKind.ResyncAfterGrow, StateChangeRequestFlags.None, 0));
         RoundTrip(new StateChangeReplyMessage(9, StateChangeResult.TwoPrimaries));
         RoundTrip(new StateChangeReplyMessage(10, StateChangeResult.Success));
+        RoundTrip(new StateChangeReplyMessage(0x8000_0001, StateChangeResult.ConcurrentStateChange));
+        RoundTrip(new StateChangeReplyMessage(0x8000_0002, StateChangeResult.Timeout));
+        RoundTrip(new StateChangeAbortMessage(0x8000_0001));
         RoundTrip(new SyncUuidMessage(0x77));
     }
 
@@ -157,6 +161,7 @@ public class MessageRoundTripTests
         RoundTrip(new OvResultMessage(0, 1 << 20, 6, InSync: false));
         RoundTrip(new DisconnectMessage(DisconnectReason.IncompatibleSettings, "incompatible protocol settings (local C, peer A)"));
         RoundTrip(new DisconnectMessage(DisconnectReason.WrongPeer, ""));
+        RoundTrip(new DisconnectMessage(DisconnectReason.TwoPrimaries, "Multiple primaries not allowed by config"));
         RoundTrip(new BitmapChunkMessage(64, 10, BitmapEncoding.Raw, BitmapChunkFlags.LastChunk), [0xFF, 0x03]);
         RoundTrip(new BitmapChunkMessage(0, 300, BitmapEncoding.RunLength, BitmapChunkFlags.StartsWithSet), [0x10, 0x80, 0x01], compressed: true); // runs are checked by the codec
     }

@@ -110,6 +110,10 @@ public class MessageValidationTests
         Refused(request, U64(8, 1), "reserved");
         Refused(new StateChangeRequestMessage(1, StateChangeKind.StartVerify, 0, 4096), U64(8, 4097), "verify start 4097");
         Refused(new StateChangeReplyMessage(1, StateChangeResult.Success), U32(4, 77), "result 77");
+        var abort = new StateChangeAbortMessage(0x8000_0001);
+        Refused(abort, U32(0, 0), "request id 0");
+        Refused(abort, U32(4, 1), "reserved");
+        Invalid(abort, "StateChangeAbort payload must be 8 bytes, got 9", trailing: [0]);
         Refused(new SyncUuidMessage(9), U64(0, 0), "not a generation");
         Refused(new SyncUuidMessage(9), U64(0, 4), "not a generation");
     }
@@ -187,7 +191,7 @@ public class MessageValidationTests
 
         var bye = new DisconnectMessage(DisconnectReason.Requested, "down");
         Refused(bye, U16(0, 0), "reason 0");
-        Refused(bye, U16(0, 9), "reason 9");
+        Refused(bye, U16(0, 10), "reason 10");
         Refused(bye, U16(2, 1), "reserved");
         Refused(bye, U16(4, 5), "truncated");
         Refused(bye, Byte(6, 0x1B), "control characters");
