@@ -100,6 +100,11 @@ internal sealed class FuzzReplicaNode : IReplicaIo
 
     public bool TryBecomeSecondary() => true;
 
+    public void PromotionAnswered(long token)
+    {
+        // No promotion is requested on the fuzzed pair after the handshake (alpha is Primary from the start).
+    }
+
     public void Log(string line)
     {
         // Logs are not part of the outcome: they carry numbers that would make every input "new".
