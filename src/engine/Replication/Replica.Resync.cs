@@ -375,6 +375,10 @@ public sealed partial class Replica
         {
             return "an RsWriteAck on the sync target";
         }
+        if (ack.OffsetBytes + ack.LengthBytes > (ulong)volume.AgreedSizeBytes)
+        {
+            return $"an RsWriteAck beyond the device ({ack.OffsetBytes}+{ack.LengthBytes} > {volume.AgreedSizeBytes})";
+        }
         volume.Bitmaps.MarkInSync(volume.SlotOfPeer[peer], (long)ack.OffsetBytes, ack.LengthBytes);
         FinishSourceIfDone(peer, volume, sync);
         return null;
