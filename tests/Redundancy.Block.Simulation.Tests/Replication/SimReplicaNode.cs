@@ -62,6 +62,9 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public List<string> Log { get; } = [];
 
+    /// <summary>Called with every line added to <see cref="Log"/> (a replay's timeline interleaves them).</summary>
+    public Action<string>? Logged { get; set; }
+
     public bool Crashed { get; private set; }
 
     public long DiskLatencyMaxMs { get; set; } = 3;
@@ -248,7 +251,7 @@ public sealed class SimReplicaNode : IReplicaIo
         {
             metadata[volume] = (state.Ids, state.Flags);
         }
-        Log.Add($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
+        AddLog($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
         Persisted?.Invoke(volume);
     }
 
@@ -318,7 +321,13 @@ public sealed class SimReplicaNode : IReplicaIo
         return true;
     }
 
-    void IReplicaIo.Log(string line) => Log.Add(line);
+    void IReplicaIo.Log(string line) => AddLog(line);
+
+    private void AddLog(string line)
+    {
+        Log.Add(line);
+        Logged?.Invoke(line);
+    }
 
     private void Later(int? volume, Func<bool> operation, long token)
     {

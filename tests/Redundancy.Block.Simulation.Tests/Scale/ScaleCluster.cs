@@ -28,6 +28,7 @@ public sealed class ScaleCluster
         Beta = new ScaleNode("beta", 1, "alpha", 0, resource, InitialUuid, Scheduler, Network, Random.Fork());
         foreach (var node in Nodes)
         {
+            node.Logged = (n, line) => Note($"{n.Name}| {line}");
             node.GenerationSeen = (n, uuid) => Ledger.ObserveGeneration(uuid, block => n.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes).ToArray());
         }
         Scheduler.After(100, Tick);

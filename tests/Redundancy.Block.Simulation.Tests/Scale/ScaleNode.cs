@@ -94,6 +94,9 @@ public sealed class ScaleNode
     /// <summary>The generation UUID changed (persisted, or set by an operator action): the ledger's generation tree learns it.</summary>
     public Action<ScaleNode, ulong>? GenerationSeen { get; set; }
 
+    /// <summary>Every line the running incarnation logs (the replay's timeline shows them in order).</summary>
+    public Action<ScaleNode, string>? Logged { get; set; }
+
     /// <summary>The superblock as it is on disk now.</summary>
     public Superblock PersistedSuperblock => persisted;
 
@@ -251,6 +254,7 @@ public sealed class ScaleNode
             Clock = t => t * ClockRatePercent / 100 + ClockOffsetMs,
         };
         sim.Persisted = _ => OnPersisted(sim);
+        sim.Logged = line => Logged?.Invoke(this, line);
         sim.BecomeSecondary = () => DemoteAfterSplitBrain(sim);
         sim.Replica.SetRole(State.Role);
         sim.Replica.Connect(sim.NowMs);
