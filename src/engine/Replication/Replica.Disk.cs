@@ -52,6 +52,9 @@ public sealed partial class Replica
     {
         if (volumes.TryGetValue(volumeNumber, out var volume) && WithoutData(links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown)))
         {
+            // What the peer acknowledged but has not flushed (no BarrierAck yet) may be lost with its disk.
+            writes.PeerDiskGone(peer, volumeNumber);
+            RecordOutOfSync();
             AbortSync(peer, volume, "the peer has no disk");
             AbortVerify(peer, volume, "the peer has no disk");
         }
