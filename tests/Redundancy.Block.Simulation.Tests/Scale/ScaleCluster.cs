@@ -116,12 +116,15 @@ public sealed class ScaleCluster
         var record = Ledger.Issue(node.Name, block, data);
         Note($"{node.Name}: write #{record.Sequence} block {block}");
         var incarnation = node.Sim;
+        int diskFailuresAtIssue = node.DiskFailures;
         pendingWrites[incarnation] = pendingWrites.GetValueOrDefault(incarnation) + 1;
         incarnation.WriteTracked(0, block * WriteLedger.BlockBytes, data, (ok, _) =>
         {
             pendingWrites[incarnation]--;
             ulong generation = DataGeneration(node);
-            if (ok && !node.Volume.HasLocalData)
+            // The disk failed while the write was in flight (it may be attached again by now, with what
+            // the failure left on it): the write's local copy went to the disk that failed.
+            if (ok && (!node.Volume.HasLocalData || node.DiskFailures != diskFailuresAtIssue))
             {
                 CheckDisklessAcknowledgement(node, record);
             }
@@ -174,11 +177,14 @@ public sealed class ScaleCluster
         node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
 
     /// <summary>
-    /// A write acknowledged on a node whose disk has failed since: it (or a write issued after it)
-    /// must be on the peer, or else it reached the failed disk before it failed and the peer never
-    /// confirmed it (a partition and a disk failure at once): its only copy is gone with that disk,
-    /// which no replication can prevent, so it is forgiven. On neither disk, it was acknowledged
-    /// without being written anywhere.
+    /// A write acknowledged on a node whose disk has failed since it was issued: it (or a write issued
+    /// after it) must be on the peer, or else it reached the failed disk before it failed and the peer
+    /// never confirmed it (a partition and a disk failure at once): its only copy is gone with that
+    /// disk, which no replication can prevent, so it is forgiven. DRBD acknowledges such a write too
+    /// (drbd_req_complete: a write succeeds when the local disk or a peer has it, RQ_LOCAL_OK or
+    /// RQ_NET_OK; the local write succeeded, the connection then dropped) and promises nothing of
+    /// a failed disk's data, even when that disk is attached again (it comes back Outdated at best).
+    /// On neither disk, it was acknowledged without being written anywhere.
     /// </summary>
     private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record)
     {

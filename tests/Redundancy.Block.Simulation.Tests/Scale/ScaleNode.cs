@@ -209,6 +209,9 @@ public sealed class ScaleNode
         return result;
     }
 
+    /// <summary>How often the disk failed so far (a re-attach does not undo what a failure lost).</summary>
+    public int DiskFailures { get; private set; }
+
     /// <summary>The replica's disk failed under `on-io-error detach`: the state machine follows (Failed, then Diskless); true when it just failed.</summary>
     public bool FollowDiskFailure()
     {
@@ -217,6 +220,7 @@ public sealed class ScaleNode
         if (Volume.Disk is DiskState.Failed or DiskState.Diskless && disk is not (DiskState.Diskless or DiskState.Failed))
         {
             State.DiskFailed(0);
+            DiskFailures++;
             failed = true;
         }
         if (Volume.Disk == DiskState.Diskless && State.Volume(0).Disk == DiskState.Failed)
