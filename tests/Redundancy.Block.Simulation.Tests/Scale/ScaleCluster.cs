@@ -124,9 +124,10 @@ public sealed class ScaleCluster
             ulong generation = DataGeneration(node);
             // The disk failed while the write was in flight (it may be attached again by now, with what
             // the failure left on it): the write's local copy went to the disk that failed.
-            if (ok && (!node.Volume.HasLocalData || node.DiskFailures != diskFailuresAtIssue))
+            bool failedInFlight = node.DiskFailures != diskFailuresAtIssue;
+            if (ok && (!node.Volume.HasLocalData || failedInFlight))
             {
-                CheckDisklessAcknowledgement(node, record);
+                CheckDisklessAcknowledgement(node, record, failedInFlight);
             }
             Ledger.Complete(record, ok, generation);
             Note($"{node.Name}: write #{record.Sequence} {(ok ? "acknowledged" : "failed")} in generation {generation:X16}");
@@ -186,7 +187,7 @@ public sealed class ScaleCluster
     /// a failed disk's data, even when that disk is attached again (it comes back Outdated at best).
     /// On neither disk, it was acknowledged without being written anywhere.
     /// </summary>
-    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record)
+    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight)
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
@@ -195,6 +196,16 @@ public sealed class ScaleCluster
             if (!peer.Volume.HasLocalData)
             {
                 // The peer wrote it and then lost its own disk too: two failed disks, no copy left.
+                Ledger.Forgive(record);
+            }
+            else if (failedInFlight && peer.Volume.Disk != Engine.States.DiskState.UpToDate)
+            {
+                // This node's disk, the only UpToDate one, failed under the write, and only an
+                // Inconsistent peer (a SyncTarget) has it. DRBD completes it (the peer's ack is net
+                // OK) but keeps no guarantee for it: without an UpToDate disk nothing is current
+                // (drbd_data_accessible is false, further I/O fails), and when the failed disk
+                // returns its data (Consistent at best) is the sync source over the Inconsistent
+                // peer ("Becoming sync source due to disk states"), overwriting the write there.
                 Ledger.Forgive(record);
             }
             return;
