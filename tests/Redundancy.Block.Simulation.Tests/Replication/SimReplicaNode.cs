@@ -345,6 +345,9 @@ public sealed class SimReplicaNode : IReplicaIo
         });
     }
 
+    /// <summary>An I/O error the host met outside the replica's I/O (a superblock write): handled as any other.</summary>
+    public void HostIoError(int volume) => DetachIfFailed(volume, ok: false);
+
     /// <summary>`on-io-error detach`: Failed at once (no more I/O reaches the disk), Diskless when the host closed it.</summary>
     private void DetachIfFailed(int volume, bool ok)
     {

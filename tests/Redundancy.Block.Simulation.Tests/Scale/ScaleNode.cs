@@ -298,13 +298,25 @@ public sealed class ScaleNode
     /// <summary>
     /// The agent's PersistVolumeAsync: a changed superblock is written to the metadata area of the
     /// same device, then the device is flushed, which makes every completed data write durable too.
-    /// A write error leaves it unwritten (and still dirty, so the next persist tries again).
+    /// A write error leaves it unwritten (and still dirty) and is a meta-data I/O error: as in DRBD
+    /// (drbd_md_write fails → drbd_chk_io_error(DRBD_META_IO_ERROR) → on-io-error detach) the disk
+    /// fails, after the state change that wanted it written, as the simulated host fails it on a data
+    /// write error. Otherwise a promotion whose primary indicator never reached the disk would, after
+    /// a crash, come back without "crashed primary", and the activity log's extents would go unmarked.
     /// </summary>
     private void Persist(ResourceStateMachine state)
     {
         var volume = state.Volume(0);
-        if (!volume.MetadataDirty || volume.Metadata is not { } md || Disk.FailWrites || Disk.FailFlushes)
+        if (!volume.MetadataDirty || volume.Metadata is not { } md)
         {
+            return;
+        }
+        if (Disk.FailWrites || Disk.FailFlushes)
+        {
+            if (Sim is { Crashed: false } running)
+            {
+                running.HostIoError(0);
+            }
             return;
         }
         persisted = md;
