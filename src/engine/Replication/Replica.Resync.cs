@@ -111,11 +111,7 @@ public sealed partial class Replica
         }
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
         {
-            // Same data generation on both sides: a Consistent copy is as good as the peer's, and an
-            // Outdated one is too when the peer's is at least Consistent (DRBD 9: "Upgrading local
-            // disk to UpToDate after unstable/weak (and no resync)").
-            if ((volume.Disk == DiskState.Consistent && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
-                || (volume.Disk == DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent))
+            if (UpgradesWithoutResync(volume.Disk, decision.PeerDisk))
             {
                 UpgradeToUpToDate(peer, volume);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
