@@ -95,6 +95,16 @@ public sealed partial class Replica
     private void BeginSync(int peer, VolumeDecision decision, bool grew)
     {
         var volume = volumes[decision.Volume];
+        if (WithoutData(volume.Disk))
+        {
+            // The disk failed after this node's state went out, before the handshake's decision:
+            // DRBD runs no sync handshake without a disk, and a Diskless node is never SyncSource.
+            // The peer stops its side when it hears our disk state.
+            replication[(peer, volume.Number)] = ReplicationState.Established;
+            abortedSyncs.Add((peer, volume.Number));
+            io.Log($"{Subject(peer)}/{volume.Number}: no resync: the local disk is {volume.Disk}");
+            return;
+        }
         int slot = volume.SlotOfPeer[peer];
         if (decision.Outcome.Comparison.SelfFixup is { } fixup)
         {

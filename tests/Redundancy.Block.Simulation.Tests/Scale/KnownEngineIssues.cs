@@ -13,8 +13,6 @@ public static class KnownEngineIssues
     [
         new("two-primaries-race", "two-primaries", "both Primary and connected",
             "primary on a node whose peer's promotion is still in flight succeeds: promotion is not a cluster-wide (two-phase) state change as in DRBD"),
-        new("sync-source-without-disk", "state-transition", "SyncSource with a Diskless disk",
-            "a handshake while the local disk is Failed starts a resync as SyncSource; the disk then goes Diskless without stopping it"),
         new("unrelated-data-after-interrupted-sync", "convergence", "Unrelated data",
             "a SyncTarget whose resync was interrupted keeps the sync UUID as its current one; after a promotion its UUIDs no longer relate to the peer's"),
     ];
