@@ -55,6 +55,7 @@ public sealed partial class Replica
             // What the peer acknowledged but has not flushed (no BarrierAck yet) may be lost with its disk.
             writes.PeerDiskGone(peer, volumeNumber);
             RecordOutOfSync();
+            ForgetSyncUuid(peer, volume);
             AbortSync(peer, volume, "the peer has no disk");
             AbortVerify(peer, volume, "the peer has no disk");
         }

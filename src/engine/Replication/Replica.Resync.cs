@@ -255,7 +255,9 @@ public sealed partial class Replica
         int slot = volume.SlotOfPeer[peer];
         // Not Consistent from the first resync write on, and durably so before it lands.
         volume.Flags &= ~MetadataFlags.Consistent;
+        sync.IdsBeforeSyncUuid = volume.Ids;
         SetIds(volume, ResyncUuids.ReceiveSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), syncUuid, Role == Role.Primary).ApplyTo(volume.Ids, slot));
+        sync.IdsWithSyncUuid = volume.Ids;
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
         // With csums-alg each request is one block, so only blocks whose digests differ are transferred.
@@ -274,6 +276,26 @@ public sealed partial class Replica
             PumpResync(peer, volume, sync);
         }
         return null;
+    }
+
+    /// <summary>
+    /// The source's disk went away during a resync this node is the target of. The source wrote its
+    /// sync UUID (P_SYNC_UUID) to that disk just before; if the disk failed under that very write,
+    /// the source comes back with its previous bitmap UUID, which no rule relates to the sync UUID
+    /// taken here as current: the handshake would find unrelated data. So the target goes back to
+    /// the UUIDs it had (its data is Inconsistent either way; nothing was adopted from the source
+    /// yet): they relate to the source's by rule 50/70 if the sync UUID was lost, or by the lost
+    /// P_SYNC_UUID fix-ups 51/71 if it was kept, and the resync resumes from the bitmap (DRBD 9,
+    /// protocol 110, leaves the target's UUIDs alone until the resync finishes for the same reason).
+    /// </summary>
+    private void ForgetSyncUuid(int peer, ReplicaVolume volume)
+    {
+        if (syncs.TryGetValue((peer, volume.Number), out var sync) && !sync.Source
+            && sync.IdsBeforeSyncUuid is { } before && sync.IdsWithSyncUuid is { } adopted && volume.Ids == adopted)
+        {
+            SetIds(volume, before);
+            io.Log($"{Subject(peer)}/{volume.Number}: the sync source lost its disk: back to current UUID {before.Current:X16}");
+        }
     }
 
     /// <summary>
@@ -581,6 +603,9 @@ public sealed partial class Replica
         public bool PausedByPeer { get; set; }
         /// <summary>Non-zero while before-resync-target runs: the target requests nothing until it returns.</summary>
         public long HandlerToken { get; set; }
+        /// <summary>Target: its UUIDs before it took the source's sync UUID as current, and with it.</summary>
+        public GenerationIds? IdsBeforeSyncUuid { get; set; }
+        public GenerationIds? IdsWithSyncUuid { get; set; }
         /// <summary>Source: the target reported Inconsistent for this resync (so a later UpToDate means it finished).</summary>
         public bool TargetWentInconsistent { get; set; }
         /// <summary>What the rate controller's last turn still allows to be requested.</summary>

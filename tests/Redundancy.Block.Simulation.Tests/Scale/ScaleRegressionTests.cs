@@ -45,6 +45,17 @@ public class ScaleRegressionTests
     [InlineData(1309)]
     [InlineData(2213)]
     [InlineData(2574)]
+    // convergence (known issue unrelated-data-after-interrupted-sync): the source's disk failed as it wrote
+    // its sync UUID; the target had taken that UUID as current, so the next handshake found unrelated data.
+    [InlineData(114)]
+    [InlineData(132)]
+    [InlineData(235)]
+    [InlineData(383)]
+    [InlineData(394)]
+    [InlineData(1368)]
+    [InlineData(1375)]
+    [InlineData(1445)]
+    [InlineData(2427)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
