@@ -252,6 +252,11 @@ public sealed class SimReplicaNode : IReplicaIo
             metadata[volume] = (state.Ids, state.Flags);
         }
         AddLog($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
+        if (Logged is not null)
+        {
+            Logged($"  bitmap {string.Join(",", state.Ids.Bitmap.Select(u => u.ToString("X16", System.Globalization.CultureInfo.InvariantCulture)))}"
+                + $" history {string.Join(",", state.Ids.History.Where(u => u != 0).Select(u => u.ToString("X16", System.Globalization.CultureInfo.InvariantCulture)))}");
+        }
         Persisted?.Invoke(volume);
     }
 
