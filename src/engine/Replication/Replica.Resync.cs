@@ -99,10 +99,16 @@ public sealed partial class Replica
         {
             // The disk failed after this node's state went out, before the handshake's decision:
             // DRBD runs no sync handshake without a disk, and a Diskless node is never SyncSource.
-            // The peer stops its side when it hears our disk state.
+            // The peer hears our disk state now (the change happened before the connection counted
+            // as established, so it was not sent): it stops its side and records what we write.
             replication[(peer, volume.Number)] = ReplicationState.Established;
             abortedSyncs.Add((peer, volume.Number));
-            io.Log($"{Subject(peer)}/{volume.Number}: no resync: the local disk is {volume.Disk}");
+            if (decision.Outcome.NextReplicationState != ReplicationState.Established)
+            {
+                io.Log($"{Subject(peer)}/{volume.Number}: no resync: the local disk is {volume.Disk}");
+            }
+            links[peer].AnnounceState();
+            Drain(peer);
             return;
         }
         int slot = volume.SlotOfPeer[peer];
