@@ -164,7 +164,10 @@ public sealed class ScaleCluster
     public void Crash(ScaleNode node, bool tear)
     {
         Note($"{node.Name}: CRASH{(tear ? " (torn)" : string.Empty)}, {node.Disk.UnflushedWrites} unflushed writes");
-        bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary;
+        // DRBD's rule 40 resyncs the activity log from the disk whose metadata says "crashed primary":
+        // a Primary, or one demoted while its disk was gone (the demotion never reached that disk).
+        bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary
+            || node.PersistedSuperblock.Flags.HasFlag(Engine.Metadata.MetadataFlags.CrashedPrimary);
         node.Crash(tear);
         Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
     }

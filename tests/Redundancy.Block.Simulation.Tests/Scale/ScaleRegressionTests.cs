@@ -84,6 +84,10 @@ public class ScaleRegressionTests
     // acknowledged-write: the Primary's disk failed under a write that only its Inconsistent peer (a
     // SyncTarget) then had; the returning disk was the sync source over it.
     [InlineData(3799)]
+    // acknowledged-write: the Primary's disk failed, it was demoted while Diskless (its metadata kept
+    // "crashed primary"), then crashed; the unflushed write it held went with the crash, and rule 40
+    // resynced from that disk over the peer's copy, as DRBD does for a crashed primary.
+    [InlineData(6024)]
     public void Seed_of_a_double_fault_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
