@@ -68,6 +68,9 @@ public sealed partial class Replica
             case ActivityLogIo activityLog:
                 ActivityLogWritten(activityLog, succeeded);
                 break;
+            case ResyncFlushIo resyncFlush:
+                ResyncFlushDone(resyncFlush, succeeded);
+                break;
             case PeerFlushIo flush:
                 flush.Receiver.FlushDone(succeeded);
                 Carry(flush.Peer, flush.Receiver);

@@ -424,13 +424,48 @@ public sealed partial class Replica
             write.Sync.CompletedBytes += write.Reply.LengthBytes;
             if (live)
             {
-                io.Send(write.Peer, Frame((ushort)write.Volume, new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId)));
+                write.Sync.UnflushedAcks.Add(new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId));
+                FlushResyncWrites(write.Peer, write.Volume, write.Sync);
             }
         }
         if (live)
         {
             PumpResync(write.Peer, volume, write.Sync);
         }
+    }
+
+    /// <summary>
+    /// Target: RsWriteAck tells the source a block is in sync, and it clears its bit for good — so the
+    /// block must be durable here first. A crash of this node would otherwise take resync writes
+    /// still in the disk's cache while neither bitmap marks them any more (the bits the bitmap
+    /// exchange set were cleared again before the host wrote them out). Completed writes are
+    /// acknowledged in batches, after a flush that covers them (one flush in flight at a time).
+    /// </summary>
+    private void FlushResyncWrites(int peer, int volumeNumber, SyncState sync)
+    {
+        if (sync.FlushingAcks is not null || sync.UnflushedAcks.Count == 0)
+        {
+            return;
+        }
+        sync.FlushingAcks = sync.UnflushedAcks;
+        sync.UnflushedAcks = [];
+        io.FlushLocal(NewToken(new ResyncFlushIo(peer, sync, volumeNumber)));
+    }
+
+    /// <summary>Target: the flush after resync writes finished: acknowledge what it covers (a failed one acknowledges nothing).</summary>
+    private void ResyncFlushDone(ResyncFlushIo flush, bool succeeded)
+    {
+        var acks = flush.Sync.FlushingAcks ?? [];
+        flush.Sync.FlushingAcks = null;
+        if (!syncs.TryGetValue((flush.Peer, flush.Volume), out var current) || !ReferenceEquals(current, flush.Sync) || !succeeded)
+        {
+            return;
+        }
+        foreach (var ack in acks)
+        {
+            io.Send(flush.Peer, Frame((ushort)flush.Volume, ack));
+        }
+        FlushResyncWrites(flush.Peer, flush.Volume, flush.Sync);
     }
 
     /// <summary>
@@ -609,6 +644,9 @@ public sealed partial class Replica
         public bool PausedByPeer { get; set; }
         /// <summary>Non-zero while before-resync-target runs: the target requests nothing until it returns.</summary>
         public long HandlerToken { get; set; }
+        /// <summary>Target: RsWriteAcks of resync writes done but not yet flushed, and those the running flush covers.</summary>
+        public List<RsWriteAckMessage> UnflushedAcks { get; set; } = [];
+        public List<RsWriteAckMessage>? FlushingAcks { get; set; }
         /// <summary>Target: its UUIDs before it took the source's sync UUID as current, and with it.</summary>
         public GenerationIds? IdsBeforeSyncUuid { get; set; }
         public GenerationIds? IdsWithSyncUuid { get; set; }
@@ -646,6 +684,8 @@ public sealed partial class Replica
     /// <summary>Source: a read to answer a request; <paramref name="TargetDigest"/> is the target's digest under csums-alg.</summary>
     private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request, Digest? TargetDigest = null)
         : ServedReadIo(Peer, Connection, Volume, (long)Request.OffsetBytes, (int)Request.LengthBytes);
+
+    private sealed record ResyncFlushIo(int Peer, SyncState Sync, int Volume) : PendingIo;
 
     private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply, PooledBlock? Block = null) : PendingIo;
 }
