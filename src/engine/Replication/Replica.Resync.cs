@@ -290,14 +290,18 @@ public sealed partial class Replica
     /// the source comes back with its previous bitmap UUID, which no rule relates to the sync UUID
     /// taken here as current: the handshake would find unrelated data. So the target goes back to
     /// the UUIDs it had (its data is Inconsistent either way; nothing was adopted from the source
-    /// yet): they relate to the source's by rule 50/70 if the sync UUID was lost, or by the lost
-    /// P_SYNC_UUID fix-ups 51/71 if it was kept, and the resync resumes from the bitmap (DRBD 9,
-    /// protocol 110, leaves the target's UUIDs alone until the resync finishes for the same reason).
+    /// yet) where those relate to the source's either way: when the source had no bitmap UUID (a
+    /// full sync: its history and current did not change), or when this node's current was that
+    /// bitmap UUID (rule 50/70 if the sync UUID was lost, the lost-P_SYNC_UUID fix-ups 51/71 if it
+    /// was kept); the resync then resumes from the bitmap. DRBD 9 (protocol 110) leaves the target's
+    /// UUIDs alone until the resync finishes for the same reason. After a split-brain resolution
+    /// (rule 90: equal bitmap UUIDs) only the sync UUID relates the two, and it stays.
     /// </summary>
     private void ForgetSyncUuid(int peer, ReplicaVolume volume)
     {
         if (syncs.TryGetValue((peer, volume.Number), out var sync) && !sync.Source
-            && sync.IdsBeforeSyncUuid is { } before && sync.IdsWithSyncUuid is { } adopted && volume.Ids == adopted)
+            && sync.IdsBeforeSyncUuid is { } before && sync.IdsWithSyncUuid is { } adopted && volume.Ids == adopted
+            && (sync.PeerUuids.Bitmap is 0 or GenerationIds.JustCreated || ((before.Current ^ sync.PeerUuids.Bitmap) & ~GenerationIds.PrimaryBit) == 0))
         {
             SetIds(volume, before);
             io.Log($"{Subject(peer)}/{volume.Number}: the sync source lost its disk: back to current UUID {before.Current:X16}");
