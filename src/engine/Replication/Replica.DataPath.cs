@@ -68,6 +68,9 @@ public sealed partial class Replica
             case ActivityLogIo activityLog:
                 ActivityLogWritten(activityLog, succeeded);
                 break;
+            case ResyncFlushIo resyncFlush:
+                ResyncFlushDone(resyncFlush, succeeded);
+                break;
             case PeerFlushIo flush:
                 flush.Receiver.FlushDone(succeeded);
                 Carry(flush.Peer, flush.Receiver);
@@ -309,11 +312,7 @@ public sealed partial class Replica
     /// <summary>Replies to clients whose requests completed; records what peers missed.</summary>
     private void CompleteRequests()
     {
-        foreach (var range in writes.TakeOutOfSync())
-        {
-            var volume = volumes[range.Volume];
-            volume.Bitmaps.MarkOutOfSync(volume.SlotOfPeer[range.PeerNodeId], range.OffsetBytes, range.LengthBytes);
-        }
+        RecordOutOfSync();
         var completedNow = writes.TakeCompleted();
         foreach (var done in completedNow)
         {
@@ -332,6 +331,16 @@ public sealed partial class Replica
         if (completedNow.Count > 0 && clientOfRequest.Count == 0)
         {
             CloseEpoch(); // the writer went idle
+        }
+    }
+
+    /// <summary>Marks in the peers' bitmap slots the ranges the write tracker found they may lack.</summary>
+    private void RecordOutOfSync()
+    {
+        foreach (var range in writes.TakeOutOfSync())
+        {
+            var volume = volumes[range.Volume];
+            volume.Bitmaps.MarkOutOfSync(volume.SlotOfPeer[range.PeerNodeId], range.OffsetBytes, range.LengthBytes);
         }
     }
 

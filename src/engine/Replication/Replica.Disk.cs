@@ -52,24 +52,29 @@ public sealed partial class Replica
     {
         if (volumes.TryGetValue(volumeNumber, out var volume) && WithoutData(links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown)))
         {
+            // What the peer acknowledged but has not flushed (no BarrierAck yet) may be lost with its disk.
+            writes.PeerDiskGone(peer, volumeNumber);
+            RecordOutOfSync();
+            ForgetSyncUuid(peer, volume);
             AbortSync(peer, volume, "the peer has no disk");
             AbortVerify(peer, volume, "the peer has no disk");
         }
-        UpgradeAfterPeerUpToDate(peer, volumeNumber);
+        UpgradeAfterPeerDiskSettled(peer, volumeNumber);
         TrackPeersWithoutDisk();
     }
 
     /// <summary>
-    /// A Consistent (or Outdated) disk whose peer became UpToDate later than the handshake (it was
-    /// still Negotiating, say, after attaching) on the same data generation, with no resync running,
-    /// is UpToDate too — the same upgrade the handshake makes (DRBD's "Upgrading local disk to
-    /// UpToDate after unstable/weak"), applied when the peer's state arrives. Bits already in the
-    /// bitmap (an online verify's finds) stay set for the next resync, as after the handshake.
+    /// A Consistent (or Outdated) disk whose peer's disk settled later than the handshake (it was
+    /// still Negotiating, say, after attaching on both sides at once) on the same data generation,
+    /// with no resync running, is UpToDate too — the same upgrade the handshake makes (DRBD's
+    /// "Upgrading local disk to UpToDate after unstable/weak"), applied when the peer's state
+    /// arrives. Bits already in the bitmap (an online verify's finds) stay set for the next resync,
+    /// as after the handshake.
     /// </summary>
-    private void UpgradeAfterPeerUpToDate(int peer, int volumeNumber)
+    private void UpgradeAfterPeerDiskSettled(int peer, int volumeNumber)
     {
-        if (!volumes.TryGetValue(volumeNumber, out var volume) || volume.Disk is not (DiskState.Consistent or DiskState.Outdated)
-            || links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown) != DiskState.UpToDate
+        if (!volumes.TryGetValue(volumeNumber, out var volume)
+            || !UpgradesWithoutResync(volume.Disk, links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown))
             || ReplicationOf(peer, volumeNumber) != ReplicationState.Established || syncs.ContainsKey((peer, volumeNumber))
             || links[peer].PeerUuids(volumeNumber) is not { } peerUuids
             || (peerUuids.Current & ~1UL) != (volume.Ids.Current & ~1UL))
@@ -78,6 +83,16 @@ public sealed partial class Replica
         }
         UpgradeToUpToDate(peer, volume);
     }
+
+    /// <summary>
+    /// Same data generation on both sides and no resync: a Consistent copy is as good as the peer's,
+    /// and an Outdated one is too when the peer's is at least Consistent (DRBD 8.4's sanitize_state:
+    /// "D_CONSISTENT and D_OUTDATED vanish when we get connected"; DRBD 9: "Upgrading local disk to
+    /// UpToDate after unstable/weak (and no resync)").
+    /// </summary>
+    private static bool UpgradesWithoutResync(DiskState disk, DiskState peerDisk) =>
+        (disk == DiskState.Consistent && peerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
+        || (disk == DiskState.Outdated && peerDisk is DiskState.UpToDate or DiskState.Consistent);
 
     /// <summary>DRBD's "Upgrading local disk to UpToDate after unstable/weak (and no resync)".</summary>
     private void UpgradeToUpToDate(int peer, ReplicaVolume volume)

@@ -96,6 +96,22 @@ public sealed partial class Replica
     private void BeginSync(int peer, VolumeDecision decision, bool grew)
     {
         var volume = volumes[decision.Volume];
+        if (WithoutData(volume.Disk))
+        {
+            // The disk failed after this node's state went out, before the handshake's decision:
+            // DRBD runs no sync handshake without a disk, and a Diskless node is never SyncSource.
+            // The peer hears our disk state now (the change happened before the connection counted
+            // as established, so it was not sent): it stops its side and records what we write.
+            replication[(peer, volume.Number)] = ReplicationState.Established;
+            abortedSyncs.Add((peer, volume.Number));
+            if (decision.Outcome.NextReplicationState != ReplicationState.Established)
+            {
+                io.Log($"{Subject(peer)}/{volume.Number}: no resync: the local disk is {volume.Disk}");
+            }
+            links[peer].AnnounceState();
+            Drain(peer);
+            return;
+        }
         int slot = volume.SlotOfPeer[peer];
         if (decision.Outcome.Comparison.SelfFixup is { } fixup)
         {
@@ -112,11 +128,7 @@ public sealed partial class Replica
         }
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
         {
-            // Same data generation on both sides: a Consistent copy is as good as the peer's, and an
-            // Outdated one is too when the peer's is at least Consistent (DRBD 9: "Upgrading local
-            // disk to UpToDate after unstable/weak (and no resync)").
-            if ((volume.Disk == DiskState.Consistent && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
-                || (volume.Disk == DiskState.Outdated && decision.PeerDisk is DiskState.UpToDate or DiskState.Consistent))
+            if (UpgradesWithoutResync(volume.Disk, decision.PeerDisk))
             {
                 UpgradeToUpToDate(peer, volume);
                 links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
@@ -250,7 +262,9 @@ public sealed partial class Replica
         int slot = volume.SlotOfPeer[peer];
         // Not Consistent from the first resync write on, and durably so before it lands.
         volume.Flags &= ~MetadataFlags.Consistent;
+        sync.IdsBeforeSyncUuid = volume.Ids;
         SetIds(volume, ResyncUuids.ReceiveSyncUuid(UuidSet.FromGenerationIds(volume.Ids, slot), syncUuid, Role == Role.Primary).ApplyTo(volume.Ids, slot));
+        sync.IdsWithSyncUuid = volume.Ids;
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
         // With csums-alg each request is one block, so only blocks whose digests differ are transferred.
@@ -269,6 +283,30 @@ public sealed partial class Replica
             PumpResync(peer, volume, sync);
         }
         return null;
+    }
+
+    /// <summary>
+    /// The source's disk went away during a resync this node is the target of. The source wrote its
+    /// sync UUID (P_SYNC_UUID) to that disk just before; if the disk failed under that very write,
+    /// the source comes back with its previous bitmap UUID, which no rule relates to the sync UUID
+    /// taken here as current: the handshake would find unrelated data. So the target goes back to
+    /// the UUIDs it had (its data is Inconsistent either way; nothing was adopted from the source
+    /// yet) where those relate to the source's either way: when the source had no bitmap UUID (a
+    /// full sync: its history and current did not change), or when this node's current was that
+    /// bitmap UUID (rule 50/70 if the sync UUID was lost, the lost-P_SYNC_UUID fix-ups 51/71 if it
+    /// was kept); the resync then resumes from the bitmap. DRBD 9 (protocol 110) leaves the target's
+    /// UUIDs alone until the resync finishes for the same reason. After a split-brain resolution
+    /// (rule 90: equal bitmap UUIDs) only the sync UUID relates the two, and it stays.
+    /// </summary>
+    private void ForgetSyncUuid(int peer, ReplicaVolume volume)
+    {
+        if (syncs.TryGetValue((peer, volume.Number), out var sync) && !sync.Source
+            && sync.IdsBeforeSyncUuid is { } before && sync.IdsWithSyncUuid is { } adopted && volume.Ids == adopted
+            && (sync.PeerUuids.Bitmap is 0 or GenerationIds.JustCreated || ((before.Current ^ sync.PeerUuids.Bitmap) & ~GenerationIds.PrimaryBit) == 0))
+        {
+            SetIds(volume, before);
+            io.Log($"{Subject(peer)}/{volume.Number}: the sync source lost its disk: back to current UUID {before.Current:X16}");
+        }
     }
 
     /// <summary>
@@ -400,13 +438,48 @@ public sealed partial class Replica
             write.Sync.CompletedBytes += write.Reply.LengthBytes;
             if (live)
             {
-                io.Send(write.Peer, Frame((ushort)write.Volume, new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId)));
+                write.Sync.UnflushedAcks.Add(new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId));
+                FlushResyncWrites(write.Peer, write.Volume, write.Sync);
             }
         }
         if (live)
         {
             PumpResync(write.Peer, volume, write.Sync);
         }
+    }
+
+    /// <summary>
+    /// Target: RsWriteAck tells the source a block is in sync, and it clears its bit for good — so the
+    /// block must be durable here first. A crash of this node would otherwise take resync writes
+    /// still in the disk's cache while neither bitmap marks them any more (the bits the bitmap
+    /// exchange set were cleared again before the host wrote them out). Completed writes are
+    /// acknowledged in batches, after a flush that covers them (one flush in flight at a time).
+    /// </summary>
+    private void FlushResyncWrites(int peer, int volumeNumber, SyncState sync)
+    {
+        if (sync.FlushingAcks is not null || sync.UnflushedAcks.Count == 0)
+        {
+            return;
+        }
+        sync.FlushingAcks = sync.UnflushedAcks;
+        sync.UnflushedAcks = [];
+        io.FlushLocal(NewToken(new ResyncFlushIo(peer, sync, volumeNumber)));
+    }
+
+    /// <summary>Target: the flush after resync writes finished: acknowledge what it covers (a failed one acknowledges nothing).</summary>
+    private void ResyncFlushDone(ResyncFlushIo flush, bool succeeded)
+    {
+        var acks = flush.Sync.FlushingAcks ?? [];
+        flush.Sync.FlushingAcks = null;
+        if (!syncs.TryGetValue((flush.Peer, flush.Volume), out var current) || !ReferenceEquals(current, flush.Sync) || !succeeded)
+        {
+            return;
+        }
+        foreach (var ack in acks)
+        {
+            io.Send(flush.Peer, Frame((ushort)flush.Volume, ack));
+        }
+        FlushResyncWrites(flush.Peer, flush.Volume, flush.Sync);
     }
 
     /// <summary>
@@ -585,6 +658,12 @@ public sealed partial class Replica
         public bool PausedByPeer { get; set; }
         /// <summary>Non-zero while before-resync-target runs: the target requests nothing until it returns.</summary>
         public long HandlerToken { get; set; }
+        /// <summary>Target: RsWriteAcks of resync writes done but not yet flushed, and those the running flush covers.</summary>
+        public List<RsWriteAckMessage> UnflushedAcks { get; set; } = [];
+        public List<RsWriteAckMessage>? FlushingAcks { get; set; }
+        /// <summary>Target: its UUIDs before it took the source's sync UUID as current, and with it.</summary>
+        public GenerationIds? IdsBeforeSyncUuid { get; set; }
+        public GenerationIds? IdsWithSyncUuid { get; set; }
         /// <summary>Source: the target reported Inconsistent for this resync (so a later UpToDate means it finished).</summary>
         public bool TargetWentInconsistent { get; set; }
         /// <summary>What the rate controller's last turn still allows to be requested.</summary>
@@ -619,6 +698,8 @@ public sealed partial class Replica
     /// <summary>Source: a read to answer a request; <paramref name="TargetDigest"/> is the target's digest under csums-alg.</summary>
     private sealed record ResyncReadIo(int Peer, PeerWriteReceiver Connection, int Volume, RsDataRequestMessage Request, Digest? TargetDigest = null)
         : ServedReadIo(Peer, Connection, Volume, (long)Request.OffsetBytes, (int)Request.LengthBytes);
+
+    private sealed record ResyncFlushIo(int Peer, SyncState Sync, int Volume) : PendingIo;
 
     private sealed record ResyncWriteIo(int Peer, SyncState Sync, int Volume, RsDataReplyMessage Reply, PooledBlock? Block = null) : PendingIo;
 }

@@ -80,9 +80,17 @@ public sealed partial class Replica
         return StateChangeResult.Success;
     }
 
+    /// <summary>invalidate asked of a peer (InvalidateSelf sent), not yet answered by its InvalidatePeer or a refusal.</summary>
+    private readonly HashSet<(int Peer, int Volume)> invalidateRequested = [];
+
     /// <summary>
     /// invalidate: this node's copy is discarded and fully resynced from <paramref name="peerNodeId"/>.
-    /// The disk is Inconsistent from now on; the peer starts the resync as source.
+    /// As in DRBD (a cluster-wide state change to StartingSyncT), the disk goes Inconsistent only
+    /// once the peer has agreed: it answers InvalidateSelf by starting the full resync as source
+    /// (its InvalidatePeer makes this disk Inconsistent), or refuses (it has no UpToDate data, or
+    /// is invalidating itself at the same moment), and nothing changes here. Before, the disk was
+    /// discarded at once, even when the peer's data was already gone (both invalidated across a
+    /// partition, or the peer's disk had failed unseen): no UpToDate copy was left.
     /// </summary>
     public StateChangeResult Invalidate(int peerNodeId, int volumeNumber)
     {
@@ -107,8 +115,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.ResyncRunning;
         }
-        volume.Flags &= ~MetadataFlags.Consistent;
-        SetDisk(volume, DiskState.Inconsistent);
+        invalidateRequested.Add((peerNodeId, volumeNumber));
         links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidateSelf, StateChangeRequestFlags.None, 0));
         Drain(peerNodeId);
         return StateChangeResult.Success;
@@ -232,6 +239,7 @@ public sealed partial class Replica
             }
             else if (!VerifyStartAnswered(peer, header.Volume, reply) && !reply.Result.IsSuccess())
             {
+                invalidateRequested.Remove((peer, header.Volume));
                 io.Log($"{Subject(peer)}/{header.Volume}: the peer refused: {StateChangeResults.Describe(reply.Result)}");
             }
             return;
@@ -245,7 +253,8 @@ public sealed partial class Replica
         {
             StateChangeKind.InvalidatePeer => BecomeSyncTarget(peer, volume, fullSync: true),
             StateChangeKind.ResyncAfterGrow => BecomeSyncTarget(peer, volume, fullSync: false),
-            StateChangeKind.InvalidateSelf => StartFullSyncAsSource(peer, volume.Number),
+            // Both invalidating at once: neither copy may be the source (DRBD serialises the two changes).
+            StateChangeKind.InvalidateSelf => invalidateRequested.Contains((peer, volume.Number)) ? StateChangeResult.NoUpToDateDisk : StartFullSyncAsSource(peer, volume.Number),
             StateChangeKind.PauseSync or StateChangeKind.ResumeSync => PausedByPeer(peer, volume, request.Kind == StateChangeKind.PauseSync),
             StateChangeKind.StartVerify => BecomeVerifyTarget(peer, volume, request.Argument),
             StateChangeKind.BecomePrimary => AnswerPromotionRequest(peer, request),
@@ -275,6 +284,13 @@ public sealed partial class Replica
         if (SyncOrVerifyRunning(peer, volume.Number))
         {
             return StateChangeResult.ResyncRunning;
+        }
+        invalidateRequested.Remove((peer, volume.Number));
+        if (fullSync && volume.Disk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated)
+        {
+            // StartingSyncT: this copy is discarded from now on (invalidate here, or invalidate-remote there).
+            volume.Flags &= ~MetadataFlags.Consistent;
+            SetDisk(volume, DiskState.Inconsistent);
         }
         StartSync(peer, volume, ReplicationState.WFBitMapT, fullSync, ConnectedPeerUuids(peer, volume.Number));
         return StateChangeResult.Success;

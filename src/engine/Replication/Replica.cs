@@ -258,6 +258,7 @@ public sealed partial class Replica : IPeerLinkHost
         ForgetCongestion(peerNodeId);
         connected.Remove(peerNodeId);
         receivers.Remove(peerNodeId);
+        invalidateRequested.RemoveWhere(k => k.Peer == peerNodeId);
         foreach (var volume in volumes.Values)
         {
             replication[(peerNodeId, volume.Number)] = ReplicationState.Off;

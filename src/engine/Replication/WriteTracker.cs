@@ -296,6 +296,24 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
     }
 
+    /// <summary>
+    /// The peer's disk of <paramref name="volume"/> is gone (failed or detached) while connected:
+    /// what its transfer log holds for that volume may have been only in the failed disk's cache
+    /// (written, acknowledged, not yet flushed by a BarrierAck), so it is out of sync for that peer.
+    /// The requests stay in the log: the BarrierAck still releases them.
+    /// </summary>
+    public void PeerDiskGone(int peerNodeId, int volume)
+    {
+        if (!peers.TryGetValue(peerNodeId, out var log))
+        {
+            return;
+        }
+        foreach (var request in log.Order.Select(id => requests[id]).Where(r => r.Volume == volume && r.LengthBytes > 0))
+        {
+            outOfSync.Add(new OutOfSyncRange(peerNodeId, request.Volume, request.OffsetBytes, request.LengthBytes));
+        }
+    }
+
     /// <summary>Requests completed since the last call (in completion order).</summary>
     public IReadOnlyList<CompletedRequest> TakeCompleted() => Take(completed);
 

@@ -62,6 +62,9 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public List<string> Log { get; } = [];
 
+    /// <summary>Called with every line added to <see cref="Log"/> (a replay's timeline interleaves them).</summary>
+    public Action<string>? Logged { get; set; }
+
     public bool Crashed { get; private set; }
 
     public long DiskLatencyMaxMs { get; set; } = 3;
@@ -252,7 +255,12 @@ public sealed class SimReplicaNode : IReplicaIo
         {
             metadata[volume] = (state.Ids, state.Flags);
         }
-        Log.Add($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
+        AddLog($"{Name}/{volume}: generations now current {state.Ids.Current:X16}, disk {state.Disk}, size {state.AgreedSizeBytes}");
+        if (Logged is not null)
+        {
+            Logged($"  bitmap {string.Join(",", state.Ids.Bitmap.Select(u => u.ToString("X16", System.Globalization.CultureInfo.InvariantCulture)))}"
+                + $" history {string.Join(",", state.Ids.History.Where(u => u != 0).Select(u => u.ToString("X16", System.Globalization.CultureInfo.InvariantCulture)))}");
+        }
         Persisted?.Invoke(volume);
     }
 
@@ -333,7 +341,13 @@ public sealed class SimReplicaNode : IReplicaIo
         return true;
     }
 
-    void IReplicaIo.Log(string line) => Log.Add(line);
+    void IReplicaIo.Log(string line) => AddLog(line);
+
+    private void AddLog(string line)
+    {
+        Log.Add(line);
+        Logged?.Invoke(line);
+    }
 
     private void Later(int? volume, Func<bool> operation, long token)
     {
@@ -350,6 +364,9 @@ public sealed class SimReplicaNode : IReplicaIo
             }
         });
     }
+
+    /// <summary>An I/O error the host met outside the replica's I/O (a superblock write): handled as any other.</summary>
+    public void HostIoError(int volume) => DetachIfFailed(volume, ok: false);
 
     /// <summary>`on-io-error detach`: Failed at once (no more I/O reaches the disk), Diskless when the host closed it.</summary>
     private void DetachIfFailed(int volume, bool ok)

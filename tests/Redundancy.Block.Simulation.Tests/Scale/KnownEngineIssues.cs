@@ -11,10 +11,8 @@ public static class KnownEngineIssues
 {
     public static readonly IReadOnlyList<KnownEngineIssue> All =
     [
-        new("sync-source-without-disk", "state-transition", "SyncSource with a Diskless disk",
-            "a handshake while the local disk is Failed starts a resync as SyncSource; the disk then goes Diskless without stopping it"),
         new("unrelated-data-after-interrupted-sync", "convergence", "Unrelated data",
-            "a SyncTarget whose resync was interrupted keeps the sync UUID as its current one; after a promotion its UUIDs no longer relate to the peer's"),
+            "a SyncSource that missed the end of its resync (or whose sync UUID the target never took) keeps the sync UUID as its bitmap UUID; its next new current UUID goes to the history instead of that slot (DRBD 8.4's drbd_uuid_new_current overwrites it), and once both sides moved on apart no rule relates their UUIDs"),
     ];
 
     /// <summary>The known issue <paramref name="failure"/> (a checker's message) is, or null.</summary>

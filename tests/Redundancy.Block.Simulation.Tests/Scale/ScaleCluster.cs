@@ -28,6 +28,7 @@ public sealed class ScaleCluster
         Beta = new ScaleNode("beta", 1, "alpha", 0, resource, InitialUuid, Scheduler, Network, Random.Fork());
         foreach (var node in Nodes)
         {
+            node.Logged = (n, line) => Note($"{n.Name}| {line}");
             node.GenerationSeen = (n, uuid) => Ledger.ObserveGeneration(uuid, block => n.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes).ToArray());
         }
         Scheduler.After(100, Tick);
@@ -115,14 +116,18 @@ public sealed class ScaleCluster
         var record = Ledger.Issue(node.Name, block, data);
         Note($"{node.Name}: write #{record.Sequence} block {block}");
         var incarnation = node.Sim;
+        int diskFailuresAtIssue = node.DiskFailures;
         pendingWrites[incarnation] = pendingWrites.GetValueOrDefault(incarnation) + 1;
         incarnation.WriteTracked(0, block * WriteLedger.BlockBytes, data, (ok, _) =>
         {
             pendingWrites[incarnation]--;
             ulong generation = DataGeneration(node);
-            if (ok && !node.Volume.HasLocalData)
+            // The disk failed while the write was in flight (it may be attached again by now, with what
+            // the failure left on it): the write's local copy went to the disk that failed.
+            bool failedInFlight = node.DiskFailures != diskFailuresAtIssue;
+            if (ok && (!node.Volume.HasLocalData || failedInFlight))
             {
-                CheckDisklessAcknowledgement(node, record);
+                CheckDisklessAcknowledgement(node, record, failedInFlight);
             }
             Ledger.Complete(record, ok, generation);
             Note($"{node.Name}: write #{record.Sequence} {(ok ? "acknowledged" : "failed")} in generation {generation:X16}");
@@ -159,7 +164,10 @@ public sealed class ScaleCluster
     public void Crash(ScaleNode node, bool tear)
     {
         Note($"{node.Name}: CRASH{(tear ? " (torn)" : string.Empty)}, {node.Disk.UnflushedWrites} unflushed writes");
-        bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary;
+        // DRBD's rule 40 resyncs the activity log from the disk whose metadata says "crashed primary":
+        // a Primary, or one demoted while its disk was gone (the demotion never reached that disk).
+        bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary
+            || node.PersistedSuperblock.Flags.HasFlag(Engine.Metadata.MetadataFlags.CrashedPrimary);
         node.Crash(tear);
         Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
     }
@@ -173,13 +181,16 @@ public sealed class ScaleCluster
         node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
 
     /// <summary>
-    /// A write acknowledged on a node whose disk has failed since: it (or a write issued after it)
-    /// must be on the peer, or else it reached the failed disk before it failed and the peer never
-    /// confirmed it (a partition and a disk failure at once): its only copy is gone with that disk,
-    /// which no replication can prevent, so it is forgiven. On neither disk, it was acknowledged
-    /// without being written anywhere.
+    /// A write acknowledged on a node whose disk has failed since it was issued: it (or a write issued
+    /// after it) must be on the peer, or else it reached the failed disk before it failed and the peer
+    /// never confirmed it (a partition and a disk failure at once): its only copy is gone with that
+    /// disk, which no replication can prevent, so it is forgiven. DRBD acknowledges such a write too
+    /// (drbd_req_complete: a write succeeds when the local disk or a peer has it, RQ_LOCAL_OK or
+    /// RQ_NET_OK; the local write succeeded, the connection then dropped) and promises nothing of
+    /// a failed disk's data, even when that disk is attached again (it comes back Outdated at best).
+    /// On neither disk, it was acknowledged without being written anywhere.
     /// </summary>
-    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record)
+    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight)
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
@@ -188,6 +199,16 @@ public sealed class ScaleCluster
             if (!peer.Volume.HasLocalData)
             {
                 // The peer wrote it and then lost its own disk too: two failed disks, no copy left.
+                Ledger.Forgive(record);
+            }
+            else if (failedInFlight && peer.Volume.Disk != Engine.States.DiskState.UpToDate)
+            {
+                // This node's disk, the only UpToDate one, failed under the write, and only an
+                // Inconsistent peer (a SyncTarget) has it. DRBD completes it (the peer's ack is net
+                // OK) but keeps no guarantee for it: without an UpToDate disk nothing is current
+                // (drbd_data_accessible is false, further I/O fails), and when the failed disk
+                // returns its data (Consistent at best) is the sync source over the Inconsistent
+                // peer ("Becoming sync source due to disk states"), overwriting the write there.
                 Ledger.Forgive(record);
             }
             return;

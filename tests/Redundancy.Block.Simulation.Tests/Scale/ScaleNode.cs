@@ -94,6 +94,9 @@ public sealed class ScaleNode
     /// <summary>The generation UUID changed (persisted, or set by an operator action): the ledger's generation tree learns it.</summary>
     public Action<ScaleNode, ulong>? GenerationSeen { get; set; }
 
+    /// <summary>Every line the running incarnation logs (the replay's timeline shows them in order).</summary>
+    public Action<ScaleNode, string>? Logged { get; set; }
+
     /// <summary>The superblock as it is on disk now.</summary>
     public Superblock PersistedSuperblock => persisted;
 
@@ -206,6 +209,9 @@ public sealed class ScaleNode
         return result;
     }
 
+    /// <summary>How often the disk failed so far (a re-attach does not undo what a failure lost).</summary>
+    public int DiskFailures { get; private set; }
+
     /// <summary>The replica's disk failed under `on-io-error detach`: the state machine follows (Failed, then Diskless); true when it just failed.</summary>
     public bool FollowDiskFailure()
     {
@@ -214,6 +220,7 @@ public sealed class ScaleNode
         if (Volume.Disk is DiskState.Failed or DiskState.Diskless && disk is not (DiskState.Diskless or DiskState.Failed))
         {
             State.DiskFailed(0);
+            DiskFailures++;
             failed = true;
         }
         if (Volume.Disk == DiskState.Diskless && State.Volume(0).Disk == DiskState.Failed)
@@ -251,6 +258,7 @@ public sealed class ScaleNode
             Clock = t => t * ClockRatePercent / 100 + ClockOffsetMs,
         };
         sim.Persisted = _ => OnPersisted(sim);
+        sim.Logged = line => Logged?.Invoke(this, line);
         sim.BecomeSecondary = () => DemoteAfterSplitBrain(sim);
         sim.Replica.SetRole(State.Role);
         sim.Replica.Connect(sim.NowMs);
@@ -290,13 +298,25 @@ public sealed class ScaleNode
     /// <summary>
     /// The agent's PersistVolumeAsync: a changed superblock is written to the metadata area of the
     /// same device, then the device is flushed, which makes every completed data write durable too.
-    /// A write error leaves it unwritten (and still dirty, so the next persist tries again).
+    /// A write error leaves it unwritten (and still dirty) and is a meta-data I/O error: as in DRBD
+    /// (drbd_md_write fails → drbd_chk_io_error(DRBD_META_IO_ERROR) → on-io-error detach) the disk
+    /// fails, after the state change that wanted it written, as the simulated host fails it on a data
+    /// write error. Otherwise a promotion whose primary indicator never reached the disk would, after
+    /// a crash, come back without "crashed primary", and the activity log's extents would go unmarked.
     /// </summary>
     private void Persist(ResourceStateMachine state)
     {
         var volume = state.Volume(0);
-        if (!volume.MetadataDirty || volume.Metadata is not { } md || Disk.FailWrites || Disk.FailFlushes)
+        if (!volume.MetadataDirty || volume.Metadata is not { } md)
         {
+            return;
+        }
+        if (Disk.FailWrites || Disk.FailFlushes)
+        {
+            if (Sim is { Crashed: false } running)
+            {
+                running.HostIoError(0);
+            }
             return;
         }
         persisted = md;

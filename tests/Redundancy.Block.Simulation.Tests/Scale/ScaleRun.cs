@@ -190,7 +190,7 @@ public static class ScaleRun
         {
             node.Restart();
             result.Fault("restart");
-            cluster.Note($"{node.Name}: restart, disk {node.Volume.Disk}, uuid {node.Volume.Ids.Current:X16}, oos {node.Volume.OutOfSyncBytes(node.PeerNodeId)}");
+            cluster.Note($"{node.Name}: restart, disk {node.Volume.Disk}, uuid {node.Volume.Ids.Current:X16}, flags {node.PersistedSuperblock.Flags}, oos {node.Volume.OutOfSyncBytes(node.PeerNodeId)}");
             cluster.AfterEvent();
         }
     }

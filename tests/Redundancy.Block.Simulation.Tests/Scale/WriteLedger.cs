@@ -34,7 +34,7 @@ public sealed class WriteLedger
     public static ulong Generation(ulong uuid) => uuid & ~1UL;
 
     /// <summary>The generation every node starts from: all zeroes.</summary>
-    public void Root(ulong uuid) => bases[Generation(uuid)] = new GenerationBase(0, []);
+    public void Root(ulong uuid) => bases[Generation(uuid)] = new GenerationBase(0, [], []);
 
     /// <summary>
     /// A disk holds <paramref name="uuid"/> now; the first time a generation is seen, what that disk
@@ -48,7 +48,18 @@ public sealed class WriteLedger
             return;
         }
         long firstOpen = byBlock.Values.SelectMany(l => l).Where(r => !r.Done).Select(r => r.Sequence).DefaultIfEmpty(nextSequence).Min();
-        bases[generation] = new GenerationBase(firstOpen, byBlock.Keys.ToDictionary(b => b, contentOf));
+        var blocks = byBlock.Keys.ToDictionary(b => b, contentOf);
+        bases[generation] = new GenerationBase(firstOpen, blocks, blocks.ToDictionary(b => b.Key, b => SequenceOf(b.Key, b.Value)));
+    }
+
+    /// <summary>
+    /// The newest write to <paramref name="block"/> whose data <paramref name="content"/> is: -1 for
+    /// a block never written (all zeroes), long.MaxValue when it matches no write (a torn mix).
+    /// </summary>
+    private long SequenceOf(long block, byte[] content)
+    {
+        var match = byBlock[block].LastOrDefault(r => r.Data.AsSpan().SequenceEqual(content));
+        return match?.Sequence ?? (content.AsSpan().IndexOfAnyExcept((byte)0) < 0 ? -1 : long.MaxValue);
     }
 
     /// <summary>The write issued last, if any.</summary>
@@ -157,7 +168,9 @@ public sealed class WriteLedger
             return (null, string.Empty, []);
         }
         var held = start.Blocks.GetValueOrDefault(block) ?? new byte[BlockBytes];
-        return (held, $"what generation {generation:X16} started from", [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence).Select(r => r.Data)]);
+        long heldSequence = start.HeldSequence.GetValueOrDefault(block, -1);
+        return (held, $"what generation {generation:X16} started from",
+            [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence || r.Sequence > heldSequence).Select(r => r.Data)]);
     }
 
     /// <summary>
@@ -194,8 +207,14 @@ public sealed class WriteLedger
     }
 }
 
-/// <summary>What the disk that started a generation held then (per written block), and the first write still open at that moment.</summary>
-public sealed record GenerationBase(long FirstOpenSequence, Dictionary<long, byte[]> Blocks);
+/// <summary>
+/// What the disk that started a generation held then (per written block), and the first write still
+/// open at that moment. A block may also hold a write newer than what it held (<see cref="HeldSequence"/>:
+/// the write it held), issued before the generation started: one already on its way to this disk
+/// (received from the peer, not yet written) lands after the generation started — in the order the
+/// peer sent it, so never an older one.
+/// </summary>
+public sealed record GenerationBase(long FirstOpenSequence, Dictionary<long, byte[]> Blocks, Dictionary<long, long> HeldSequence);
 
 /// <summary>One application write as the ledger tracks it.</summary>
 public sealed class WriteRecord(long sequence, string writer, long block, byte[] data)
