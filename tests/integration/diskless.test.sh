@@ -119,8 +119,41 @@ dl_io_error_detach_and_reattach() {
     expect_ok rbadm beta down r0
 }
 
+# A meta-data write that fails gives the disk up whatever the on-io-error policy (here pass_on,
+# which passes data I/O errors on), as DRBD does: alpha's external metadata is on a loop device
+# made read-only, its demotion's superblock write fails, and it goes Diskless; once the device is
+# writable again `attach` brings the disk back and a resync gives it what beta wrote meanwhile.
+dl_metadata_error_detaches() {
+    dl_two_node_helpers
+    make_disk "$TEST_DIR/alpha-md.img" 16M
+    new_loop "$TEST_DIR/alpha-md.img"
+    local md=$LOOP_DEV
+    RP_ALPHA_META=$md RB_RESOURCE_EXTRA='net { protocol C; connect-int 1; ping-int 1; } disk { c-plan-ahead 0; resync-rate 400M; on-io-error pass_on; }' rp_synced
+    write_on "$URI_A" 0 4M md-before
+    blockdev --setro "$md" || fail "blockdev --setro $md failed"
+    rbadm alpha secondary r0 > "$TEST_DIR/secondary.out" 2>&1 || true
+    wait_for "[[ \$(rbadm alpha dstate r0) == Diskless/UpToDate ]]" 20 \
+        || fail "alpha did not give up its disk after the meta-data write failed: $(rbadm alpha dstate r0)"
+    grep -q "meta-data write failed" "$TEST_DIR/agent-alpha.log" || fail "the meta-data error was not logged"
+    wait_for "rbadm alpha secondary r0" 10 || true
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    write_on "$URI_B" 8M 2M md-diskless
+    blockdev --setrw "$md" || fail "blockdev --setrw $md failed"
+    expect_ok rbadm alpha attach r0
+    expect_ok rbadm alpha wait-sync r0 --timeout 30
+    assert_eq "$(rbadm alpha dstate r0)" UpToDate/UpToDate "alpha after the attach and resync"
+    switch_to alpha beta
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable after switching back"
+    verify_on "$URI_A" 0 4M md-before
+    verify_on "$URI_A" 8M 2M md-diskless
+    expect_ok rbadm alpha down r0
+    expect_ok rbadm beta down r0
+}
+
 DISKLESS_CASES=(
     io-error-detach-and-reattach:dl_io_error_detach_and_reattach:180
+    metadata-error-detaches:dl_metadata_error_detaches:180
 )
 
 it_suite diskless/two-node setup_diskless_suite 600 "${DISKLESS_CASES[@]}"

@@ -11,7 +11,8 @@ setup_replication_suite() { require_built; }
 RB_TWO_NODE_OPTIONS='net { protocol C; connect-int 1; ping-int 1; } disk { c-plan-ahead 0; resync-rate 400M; }'
 
 # rp_pair — disks, config and both agents; sets URI_A and URI_B. RP_BETA_SIZE (default 64M)
-# sizes beta's disk differently. $RP_ALPHA_DISK (if set) is alpha's backing disk instead of a
+# sizes beta's disk differently. $RP_ALPHA_META (if set) is alpha's external meta-disk.
+# $RP_ALPHA_DISK (if set) is alpha's backing disk instead of a
 # file (e.g. a loop device the case made, at least 64 MiB).
 rp_pair() {
     local alpha_disk=${RP_ALPHA_DISK:-$TEST_DIR/alpha.img}
@@ -21,7 +22,7 @@ rp_pair() {
     nbd_a=$(free_port)
     nbd_b=$(free_port)
     RB_RESOURCE_EXTRA=${RB_RESOURCE_EXTRA:-$RB_TWO_NODE_OPTIONS} write_config r0 \
-        "alpha 0 $(free_port) $nbd_a $alpha_disk" \
+        "alpha 0 $(free_port) $nbd_a $alpha_disk ${RP_ALPHA_META:-}" \
         "beta 1 $(free_port) $nbd_b $TEST_DIR/beta.img"
     URI_A=$(nbd_uri "$nbd_a" r0)
     URI_B=$(nbd_uri "$nbd_b" r0)

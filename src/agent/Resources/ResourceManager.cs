@@ -409,14 +409,14 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     /// `on-io-error` policy applies: `detach` (DRBD 9's default) makes the volume Diskless,
     /// `call-local-io-error` runs the handler and detaches, `pass_on` only reports.
     /// </summary>
-    private void OnDiskError(ResourceRuntime runtime, int number, IOException error)
+    private void OnDiskError(ResourceRuntime runtime, int number, IOException error, bool metadataError = false)
     {
         string subject = runtime.ExportName(number);
         string policy = runtime.Definition.OnIoError(runtime.Node.Volumes.First(v => v.Number == number));
         LogIoError(logger, subject, error.Message, policy);
-        if (policy == "pass_on")
+        if (policy == "pass_on" && !metadataError)
         {
-            return;
+            return; // DRBD passes data I/O errors on, but detaches on meta-data errors whatever the policy
         }
         _ = Task.Run(async () =>
         {
@@ -502,6 +502,9 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             {
                 LogDiskError(logger, runtime.ExportName(number), e.Message);
                 ok = false;
+                // DRBD's meta-data I/O error: the disk is given up (as drbd_md_write's failure does),
+                // so a node never goes on with a superblock that does not say what it does.
+                OnDiskError(runtime, number, new IOException($"meta-data write failed: {e.Message}", e), metadataError: true);
             }
         }
         return ok;
