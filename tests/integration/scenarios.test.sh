@@ -310,6 +310,7 @@ sc_resize_diskless() {
     (( new > old )) || fail "beta's device did not grow: $new bytes (was $old)"
     grep -q "Diskless: the peer's device size" "$TEST_DIR/agent-alpha.log" || fail "alpha did not take beta's size"
     assert_eq "$(nbdinfo --size "$URI_A")" "$new" "the Diskless Primary's export size after the peer grew"
+    assert_eq "$(json_field alpha '.[0].devices[0].size')" $((new / 1024)) "the Diskless Primary's status size"
     write_on "$URI_A" $((new - (2 << 20))) 2M rsd-new-tail
     verify_on "$URI_A" $((new - (2 << 20))) 2M rsd-new-tail
     expect_fail rbadm alpha attach r0

@@ -207,7 +207,7 @@ internal sealed class ResourceRuntime
             Role = State.Role,
             Suspended = suspendedFencing,
             SuspendedFencing = suspendedFencing,
-            Devices = [.. State.Volumes.Select(v => DeviceSnapshot(v, open))],
+            Devices = [.. State.Volumes.Select(v => DeviceSnapshot(v, open, replica))],
             Connections = [.. State.Peers.Select(p => replica is null ? new ConnectionStatus
             {
                 PeerNodeId = p.NodeId,
@@ -261,7 +261,7 @@ internal sealed class ResourceRuntime
         };
     }
 
-    private DeviceStatus DeviceSnapshot(VolumeState volume, int openCount)
+    private DeviceStatus DeviceSnapshot(VolumeState volume, int openCount, Replica? replica)
     {
         var dataPath = DataPaths.GetValueOrDefault(volume.Number);
         return new DeviceStatus
@@ -271,7 +271,8 @@ internal sealed class ResourceRuntime
             DiskState = volume.Disk,
             Client = volume.Disk == DiskState.Diskless,
             Open = openCount > 0,
-            SizeKib = (volume.Metadata?.UsableSizeBytes ?? 0) / 1024,
+            // The device's size: the agreed one in the metadata, or the replica's while Diskless (the peer serves it).
+            SizeKib = (volume.Metadata?.UsableSizeBytes ?? replica?.Volume(volume.Number).AgreedSizeBytes ?? 0) / 1024,
             ReadKib = (dataPath?.ReadBytes ?? 0) / 1024,
             WrittenKib = (dataPath?.WrittenBytes ?? 0) / 1024,
             UpperPending = dataPath?.InFlight ?? 0,
