@@ -315,6 +315,7 @@ public sealed partial class Replica
             volume.Bitmaps.MarkOutOfSync(volume.SlotOfPeer[range.PeerNodeId], range.OffsetBytes, range.LengthBytes);
         }
         var completedNow = writes.TakeCompleted();
+        List<QueuedClientRequest>? postponed = null;
         foreach (var done in completedNow)
         {
             Invariant.Assert(clientOfRequest.Remove(done.RequestId, out long clientToken), $"request {done.RequestId} belongs to a client");
@@ -322,8 +323,21 @@ public sealed partial class Replica
             if (activeClientRanges.Remove(done.RequestId, out var finished))
             {
                 LeaveActivityLog(finished);
+                if (done.Postponed)
+                {
+                    (postponed ??= []).Add(finished);
+                    continue;
+                }
             }
             CompleteClient(clientToken, done.Succeeded);
+        }
+        if (postponed is not null)
+        {
+            RestartPostponed(postponed);
+        }
+        if (completedNow.Count > 0)
+        {
+            RetryConflictingPeerWrites();
         }
         if (completedNow.Count > 0 && waitingClientRequests.Count > 0)
         {
@@ -359,7 +373,7 @@ public sealed partial class Replica
             case MessageType.DataReply or MessageType.NegDReply:
                 ReceiveRemoteRead(peer, header, payload);
                 break;
-            case MessageType.Data when Role != Role.Primary:
+            case MessageType.Data when Role != Role.Primary || links[peer].Settings.Protocol.AllowTwoPrimaries:
                 if (!DataMessage.TryRead(payload, out var data, out var block, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
                     || data.OffsetBytes + data.LengthBytes > (ulong)volume.AgreedSizeBytes)
                 {
@@ -466,6 +480,10 @@ public sealed partial class Replica
     /// </summary>
     private void SubmitPeerWrite(DeferredPeerWrite write)
     {
+        if (HeldByWriteConflict(write))
+        {
+            return;
+        }
         var data = write.Action.Data;
         ResyncPlanner? planner = syncs.TryGetValue((write.Peer, write.Action.Volume), out var sync) ? sync.Planner : null;
         long admission = 0;
