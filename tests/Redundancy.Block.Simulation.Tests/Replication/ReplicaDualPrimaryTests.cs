@@ -1,6 +1,7 @@
 using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Simulation.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Redundancy.Block.Simulation.Replication;
 
@@ -10,15 +11,16 @@ namespace Redundancy.Block.Simulation.Replication;
 /// of a write no other write to it followed in real time (an acknowledged write survives unless a
 /// later or concurrent overlapping write replaced it). Replica.WriteConflicts.cs resolves conflicts.
 /// </summary>
-public class ReplicaDualPrimaryTests
+public class ReplicaDualPrimaryTests(ITestOutputHelper output)
 {
     private const int SectorBytes = 512;
+    private const int Seeds = 30;
 
     [Fact]
     public void Concurrent_overlapping_writes_from_both_Primaries_leave_identical_replicas()
     {
         int superseded = 0, retried = 0;
-        for (int seed = 1; seed <= 40; seed++)
+        for (int seed = 1; seed <= Seeds; seed++)
         {
             var pair = new SimReplicaPair(seed, options: new NetworkOptions { MaxDelayMs = 1 + seed % 4 }, netOptions: "allow-two-primaries yes;");
             ConnectBothPrimary(pair);
@@ -40,6 +42,7 @@ public class ReplicaDualPrimaryTests
             retried += pair.Alpha.Log.Concat(pair.Beta.Log).Count(l => l.Contains("answered RetryWrite", StringComparison.Ordinal));
             Assert.DoesNotContain(pair.Alpha.Log, l => l.Contains("answered", StringComparison.Ordinal)); // only beta (node-id 1) resolves
         }
+        output.WriteLine($"dual-primary: {Seeds} seeds, {Seeds * 240} writes, {superseded} answered Superseded, {retried} answered RetryWrite, replicas byte-identical");
         Assert.True(superseded > 0 && retried > 0, $"the workload exercised both answers: {superseded} Superseded, {retried} RetryWrite");
     }
 
