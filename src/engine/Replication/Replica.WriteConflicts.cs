@@ -82,6 +82,21 @@ public sealed partial class Replica
     }
 
     /// <summary>
+    /// A request the activity log held is let go: a write from the peer to the same blocks that
+    /// arrived meanwhile goes first, as it does for a new request (Admit), or the two would be on
+    /// the local disk together and land in either order, while the peer keeps its own.
+    /// </summary>
+    private void StartAfterActivityLog(QueuedClientRequest request)
+    {
+        if (OverlapsPeerWrite(request))
+        {
+            waitingClientRequests.Insert(0, request); // admitted before any request waiting now
+            return;
+        }
+        Start(request);
+    }
+
+    /// <summary>
     /// The resolving peer answered RetryWrite and the local write is done: the request is issued
     /// again, ahead of the client requests that arrived after it, and behind the peer's write.
     /// </summary>

@@ -15,9 +15,16 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
 {
     private const int SectorBytes = 512;
     private const int Seeds = 30;
+    private const long ExtentBytes = 4 << 20;
 
-    [Fact]
-    public void Concurrent_overlapping_writes_from_both_Primaries_leave_identical_replicas()
+    /// <param name="hotSpots">
+    /// 1: one 64 KiB region, nearly every write conflicts. 4: one per 4 MiB activity-log extent, so
+    /// the two AL slots keep evicting and writes also start from the AL's wait paths.
+    /// </param>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void Concurrent_overlapping_writes_from_both_Primaries_leave_identical_replicas(int hotSpots)
     {
         int superseded = 0, retried = 0;
         for (int seed = 1; seed <= Seeds; seed++)
@@ -26,10 +33,10 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
             ConnectBothPrimary(pair);
             var writes = new List<WriteRecord>();
             var random = pair.Random.Fork();
-            // 64 KiB hot region, writes of 1..32 sectors: most of them overlap one in flight on the other node.
+            // 64 KiB hot spots, writes of 1..32 sectors: many overlap one in flight on the other node.
             foreach (var node in new[] { pair.Alpha, pair.Beta })
             {
-                StartWrites(pair, node, writes, random, count: 120, regionSectors: 128, windowMs: 300);
+                StartWrites(pair, node, writes, random, count: 120, regionSectors: 128, windowMs: 300, hotSpots);
             }
             Assert.True(pair.Scheduler.RunUntil(() => writes.All(w => w.CompletedAtMs is not null), 60_000), $"seed {seed}: every write completes\n{pair.Logs}");
             pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 1_000);
@@ -42,7 +49,7 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
             retried += pair.Alpha.Log.Concat(pair.Beta.Log).Count(l => l.Contains("answered RetryWrite", StringComparison.Ordinal));
             Assert.DoesNotContain(pair.Alpha.Log, l => l.Contains("answered", StringComparison.Ordinal)); // only beta (node-id 1) resolves
         }
-        output.WriteLine($"dual-primary: {Seeds} seeds, {Seeds * 240} writes, {superseded} answered Superseded, {retried} answered RetryWrite, replicas byte-identical");
+        output.WriteLine($"dual-primary ({hotSpots} hot spots): {Seeds} seeds, {Seeds * 240} writes, {superseded} answered Superseded, {retried} answered RetryWrite, replicas byte-identical");
         Assert.True(superseded > 0 && retried > 0, $"the workload exercised both answers: {superseded} Superseded, {retried} RetryWrite");
     }
 
@@ -119,13 +126,17 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
         Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].PeerRole == Role.Primary && pair.Beta.Replica.Links[0].PeerRole == Role.Primary, 5_000), pair.Logs);
     }
 
-    /// <summary>Schedules <paramref name="count"/> writes of random data over <paramref name="windowMs"/> into the first <paramref name="regionSectors"/> sectors.</summary>
-    private static void StartWrites(SimReplicaPair pair, SimReplicaNode node, List<WriteRecord> writes, SimRandom random, int count, int regionSectors, int windowMs)
+    /// <summary>
+    /// Schedules <paramref name="count"/> writes of random data over <paramref name="windowMs"/>, each into
+    /// the first <paramref name="regionSectors"/> sectors of one of the first <paramref name="hotSpots"/> AL extents.
+    /// </summary>
+    private static void StartWrites(SimReplicaPair pair, SimReplicaNode node, List<WriteRecord> writes, SimRandom random, int count, int regionSectors, int windowMs, int hotSpots = 1)
     {
         for (int i = 0; i < count; i++)
         {
             int sectors = (int)random.NextInt64(1, 33);
-            long offsetBytes = random.NextInt64(0, regionSectors - sectors + 1) * SectorBytes;
+            long hotSpotBytes = random.NextInt64(0, hotSpots) * ExtentBytes;
+            long offsetBytes = hotSpotBytes + random.NextInt64(0, regionSectors - sectors + 1) * SectorBytes;
             var data = new byte[sectors * SectorBytes];
             random.Fill(data);
             var record = new WriteRecord(node.Name, offsetBytes, data);
