@@ -74,11 +74,21 @@ public sealed partial class Replica
         {
             if (!IsCurrent(write.Peer, write.Receiver))
             {
-                (write.Action.Payload as PooledBlock)?.Dispose(); // the connection ended: the resync covers it
+                (write.Action.Payload as PooledBlock)?.Dispose(); // its connection ended: never written late
                 continue;
             }
             SubmitPeerWrite(write);
         }
+    }
+
+    /// <summary>The connection to <paramref name="peer"/> ended: its writes waiting here are dropped (the resync covers them).</summary>
+    private void DropConflictingPeerWrites(int peer)
+    {
+        foreach (var write in conflictingPeerWrites.Where(w => w.Peer == peer))
+        {
+            (write.Action.Payload as PooledBlock)?.Dispose();
+        }
+        conflictingPeerWrites.RemoveAll(w => w.Peer == peer);
     }
 
     /// <summary>
