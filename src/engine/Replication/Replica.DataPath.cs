@@ -413,6 +413,12 @@ public sealed partial class Replica
                     ProtocolError(peer, error!);
                     return;
                 }
+                if (ack.Kind is AckKind.Superseded or AckKind.RetryWrite && (!links[peer].Settings.Protocol.AllowTwoPrimaries || links[peer].Settings.ResolvesConflicts))
+                {
+                    // Only the peer holding resolve-conflicts answers so, and only between two Primaries.
+                    ProtocolError(peer, $"a {ack.Kind} for request {ack.RequestId} without allow-two-primaries, or from the peer that does not resolve conflicts");
+                    return;
+                }
                 var range = writes.RangeOf(ack.RequestId);
                 if (!writes.Ack(peer, ack.RequestId, ack.Kind))
                 {

@@ -105,6 +105,26 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
         Assert.Contains(pair.Beta.Log, l => l.Contains("two primaries are not allowed", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(AckKind.Superseded)]
+    [InlineData(AckKind.RetryWrite)]
+    public void A_conflict_answer_without_allow_two_primaries_is_a_protocol_error(AckKind kind)
+    {
+        var pair = new SimReplicaPair(6);
+        pair.ConnectWithAlphaPrimary();
+        bool done = false;
+        pair.Alpha.Write(0, 0, new byte[4096], _ => done = true);
+        // Beta answers alpha's first write (request id 1) as only a resolving Primary may.
+        var ack = new AckMessage(kind, 0, 4096, 1, 0);
+        var frame = new byte[FrameWriter.FrameLength(ack)];
+        FrameWriter.Write(frame, 0, ack);
+        var buffer = new System.Buffers.ReadOnlySequence<byte>(frame);
+        Assert.True(FrameReader.TryReadFrame(ref buffer, 1 << 20, out var header, out var payload, out string? error), error);
+        pair.Alpha.Replica.Receive(1, header, payload, pair.Scheduler.NowMs);
+        Assert.True(pair.Alpha.Log.Any(l => l.Contains($"a {kind} for request 1 without allow-two-primaries", StringComparison.Ordinal)), pair.Logs);
+        Assert.True(pair.Scheduler.RunUntil(() => done, 5_000), "the write completes (locally) all the same");
+    }
+
     [Fact]
     public void Two_Primaries_cut_apart_write_alone_and_meet_as_a_split_brain_after_sb_2pri_decides()
     {
