@@ -21,6 +21,10 @@ namespace Redundancy.Block.Engine.Replication;
 // (it waits for D's answer and local write). Superseded: R covers D, both end with R. RetryWrite:
 // D is written again after R on the other node and sent again; it reaches the resolving node after
 // the WriteAck for R, so it is no longer concurrent and is written after R there: both end with D.
+// Unlike DRBD, a request the peer already acknowledged (its local write still pending) is not
+// resolved against: the peer's write came after it and simply waits for the local write. Client
+// requests on either node wait for overlapping peer writes received and not yet written (Admit,
+// StartAfterActivityLog), so a write issued after the peer's is never taken for a concurrent one.
 public sealed partial class Replica
 {
     /// <summary>Writes from the peer waiting for an overlapping client request of this node (second case above).</summary>
