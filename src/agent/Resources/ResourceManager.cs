@@ -77,7 +77,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
                 return ControlResponse.Failure($"{definition.Name}: no `on {options.NodeName}` section: this node is not part of the resource", ExitCodes.Usage);
             }
             bool fencing = definition.Fencing() != "dont-care";
-            var peers = definition.Nodes.Where(n => n.Name != node.Name).Select(n => new PeerState(n.Name, n.NodeId) { Fencing = fencing });
+            var peers = definition.Nodes.Where(n => n.Name != node.Name).Select(n => new PeerState(n.Name, n.NodeId) { Fencing = fencing, AllowTwoPrimaries = definition.AllowTwoPrimaries() });
             var state = new ResourceStateMachine(definition.Name, node.NodeId, node.Volumes.Select(v => v.Number), peers, CryptoRandom.Instance);
             var runtime = new ResourceRuntime(definition, node, state);
             try

@@ -116,6 +116,20 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
     }
 
     /// <summary>
+    /// Dual-primary: the write of <paramref name="requestId"/> is not written here, because this
+    /// node's own concurrent write to the same blocks wins (DRBD's handle_write_conflicts on the
+    /// resolving side): it is answered with <paramref name="answer"/> (Superseded or RetryWrite)
+    /// instead of a WriteAck.
+    /// </summary>
+    public void Resolved(ulong requestId, AckKind answer)
+    {
+        Invariant.Assert(answer is AckKind.Superseded or AckKind.RetryWrite, $"a conflict is answered Superseded or RetryWrite, not {answer}");
+        Invariant.Assert(active.Remove(requestId, out var write), $"write {requestId} resolved once, after it was submitted");
+        actions.Add(Ack(write.Volume, write.Data, answer));
+        MaybeFlushForBarrier();
+    }
+
+    /// <summary>
     /// The local flush finished: what it covers is acknowledged (a barrier then lets held frames
     /// through); what arrived while it ran needs the next flush.
     /// </summary>

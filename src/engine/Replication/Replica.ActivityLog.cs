@@ -70,7 +70,7 @@ public sealed partial class Replica
         }
         foreach (var request in ready)
         {
-            Start(request);
+            StartAfterActivityLog(request);
         }
         RetryActivityLogWaiters();
     }
@@ -85,7 +85,7 @@ public sealed partial class Replica
         alWaiting.Clear();
         foreach (var request in waiting)
         {
-            Start(request);
+            StartAfterActivityLog(request);
         }
     }
 

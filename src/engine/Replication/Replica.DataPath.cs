@@ -314,6 +314,7 @@ public sealed partial class Replica
     {
         RecordOutOfSync();
         var completedNow = writes.TakeCompleted();
+        List<QueuedClientRequest>? postponed = null;
         foreach (var done in completedNow)
         {
             Invariant.Assert(clientOfRequest.Remove(done.RequestId, out long clientToken), $"request {done.RequestId} belongs to a client");
@@ -321,8 +322,21 @@ public sealed partial class Replica
             if (activeClientRanges.Remove(done.RequestId, out var finished))
             {
                 LeaveActivityLog(finished);
+                if (done.Postponed)
+                {
+                    (postponed ??= []).Add(finished);
+                    continue;
+                }
             }
             CompleteClient(clientToken, done.Succeeded);
+        }
+        if (postponed is not null)
+        {
+            RestartPostponed(postponed);
+        }
+        if (completedNow.Count > 0)
+        {
+            RetryConflictingPeerWrites();
         }
         if (completedNow.Count > 0 && waitingClientRequests.Count > 0)
         {
@@ -368,7 +382,7 @@ public sealed partial class Replica
             case MessageType.DataReply or MessageType.NegDReply:
                 ReceiveRemoteRead(peer, header, payload);
                 break;
-            case MessageType.Data when Role != Role.Primary:
+            case MessageType.Data when Role != Role.Primary || links[peer].Settings.Protocol.AllowTwoPrimaries:
                 if (!DataMessage.TryRead(payload, out var data, out var block, out string? error) || !volumes.TryGetValue(header.Volume, out var volume)
                     || data.OffsetBytes + data.LengthBytes > (ulong)volume.AgreedSizeBytes)
                 {
@@ -406,6 +420,12 @@ public sealed partial class Replica
                 if (!FramePayload.TryRead(payload, out AckMessage ack, out error))
                 {
                     ProtocolError(peer, error!);
+                    return;
+                }
+                if (ack.Kind is AckKind.Superseded or AckKind.RetryWrite && (!links[peer].Settings.Protocol.AllowTwoPrimaries || links[peer].Settings.ResolvesConflicts))
+                {
+                    // Only the peer holding resolve-conflicts answers so, and only between two Primaries.
+                    ProtocolError(peer, $"a {ack.Kind} for request {ack.RequestId} without allow-two-primaries, or from the peer that does not resolve conflicts");
                     return;
                 }
                 var range = writes.RangeOf(ack.RequestId);
@@ -475,6 +495,10 @@ public sealed partial class Replica
     /// </summary>
     private void SubmitPeerWrite(DeferredPeerWrite write)
     {
+        if (HeldByWriteConflict(write))
+        {
+            return;
+        }
         var data = write.Action.Data;
         ResyncPlanner? planner = syncs.TryGetValue((write.Peer, write.Action.Volume), out var sync) ? sync.Planner : null;
         long admission = 0;

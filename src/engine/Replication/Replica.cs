@@ -272,6 +272,7 @@ public sealed partial class Replica : IPeerLinkHost
         ForgetPeerSizes(peerNodeId);
         deferredReads.RemoveAll(r => r.Peer == peerNodeId);
         deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
+        DropConflictingPeerWrites(peerNodeId);
         // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
         // only received) everything its transfer log still holds.
         bool lostUnacked = writes.InFlight(peerNodeId) > 0 || (Protocol != ReplicationProtocol.C && writes.InTransferLog(peerNodeId) > 0);

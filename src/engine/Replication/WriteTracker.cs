@@ -23,7 +23,14 @@ public readonly record struct TrackedRequest(ulong RequestId, uint Epoch, IReadO
 public readonly record struct OutOfSyncRange(int PeerNodeId, int Volume, long OffsetBytes, long LengthBytes);
 
 /// <summary>A request whose protocol guarantee now holds (or that failed): reply to the client.</summary>
-public readonly record struct CompletedRequest(ulong RequestId, bool Succeeded);
+/// <param name="RequestId">The request's id (<see cref="TrackedRequest.RequestId"/>).</param>
+/// <param name="Succeeded">The local disk or a peer has the data.</param>
+/// <param name="Postponed">
+/// Dual-primary: the peer answered RetryWrite (its concurrent write to the same blocks wins this
+/// round), so the client is not answered yet: the host issues the request again after the peer's
+/// write (DRBD's RQ_POSTPONED and drbd_restart_request).
+/// </param>
+public readonly record struct CompletedRequest(ulong RequestId, bool Succeeded, bool Postponed = false);
 
 /// <summary>
 /// The Primary's bookkeeping of replicated requests, after DRBD's request states and transfer log:
@@ -41,6 +48,9 @@ public readonly record struct CompletedRequest(ulong RequestId, bool Succeeded);
 /// a failed local write is out of sync for every peer it went to (this disk lacks what they have);</item>
 /// <item>a peer the Primary pulled ahead of (on-congestion pull-ahead) gets no new requests until it
 /// resumes; its transfer log still drains by BarrierAck.</item>
+/// <item>dual-primary (protocol C): the resolving peer may answer a conflicting write with
+/// Superseded (its own write covers it: counts as written) or RetryWrite (the request is
+/// <see cref="CompletedRequest.Postponed"/>).</item>
 /// </list>
 /// Pure and not thread-safe: the host serialises calls.
 /// </summary>
@@ -66,6 +76,12 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
 
     /// <summary>Requests sent to <paramref name="peerNodeId"/> and not yet acknowledged (DRBD's ap-in-flight).</summary>
     public int InFlight(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Unacked.Count : 0;
+
+    /// <summary>
+    /// True while <paramref name="requestId"/> was sent to <paramref name="peerNodeId"/> and the peer has not
+    /// answered it yet: a write the peer sends now was issued without knowing of this one (dual-primary: a conflict).
+    /// </summary>
+    public bool AwaitsAck(int peerNodeId, ulong requestId) => peers.TryGetValue(peerNodeId, out var log) && log.Unacked.Contains(requestId);
 
     /// <summary>The oldest request sent to <paramref name="peerNodeId"/> that it has not acknowledged (ids grow), if any.</summary>
     public ulong? OldestUnacked(int peerNodeId) =>
@@ -214,8 +230,13 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
             AckKind.NegAck => true,
             AckKind.RecvAck => Protocol == ReplicationProtocol.B && !flush,
             AckKind.WriteAck => Protocol == ReplicationProtocol.C || flush,
+            AckKind.Superseded or AckKind.RetryWrite => Protocol == ReplicationProtocol.C && !flush && request.LengthBytes > 0,
             _ => false,
         };
+        if (kind == AckKind.RetryWrite && counts && log.Unacked.Contains(requestId))
+        {
+            request.Postponed = true;
+        }
         if (kind == AckKind.NegAck && request.LengthBytes > 0)
         {
             // The peer could not write it: it lacks these blocks.
@@ -344,7 +365,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
         request.Completed = true;
         completionInEpoch = true;
-        completed.Add(new CompletedRequest(request.Id, (request.LocalDisk && request.LocalOk) || request.PeerOk));
+        completed.Add(new CompletedRequest(request.Id, (request.LocalDisk && request.LocalOk) || request.PeerOk, request.Postponed));
         Forget(request);
     }
 
@@ -370,6 +391,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         public bool LocalDone { get; set; }
         public bool LocalOk { get; set; }
         public bool PeerOk { get; set; }
+        public bool Postponed { get; set; }
         public bool Completed { get; set; }
         public HashSet<int> WaitingFor { get; } = [];
         public List<int> SentTo { get; } = [];

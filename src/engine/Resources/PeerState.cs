@@ -23,5 +23,8 @@ public sealed class PeerState(string name, int nodeId)
     /// </summary>
     public bool Fencing { get; init; }
 
+    /// <summary>`allow-two-primaries yes` on the connection: this node may be Primary while the peer is (dual-primary).</summary>
+    public bool AllowTwoPrimaries { get; init; }
+
     public bool IsConnected => Connection == ConnectionState.Connected;
 }

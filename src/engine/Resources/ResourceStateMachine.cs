@@ -279,7 +279,7 @@ public sealed class ResourceStateMachine
         {
             return StateChangeResult.NothingToDo;
         }
-        if (peers.Any(p => p.IsConnected && p.PeerRole == Role.Primary))
+        if (peers.Any(p => p.IsConnected && p.PeerRole == Role.Primary && !p.AllowTwoPrimaries))
         {
             return StateChangeResult.TwoPrimaries;
         }

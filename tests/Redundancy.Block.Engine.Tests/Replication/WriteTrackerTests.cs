@@ -23,6 +23,21 @@ public class WriteTrackerTests
     }
 
     [Fact]
+    public void Dual_primary_Superseded_completes_the_request_and_RetryWrite_postpones_it()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var superseded = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        var retried = tracker.Begin(0, 8192, 4096, ReplicatedRequestKind.Write);
+        Assert.True(tracker.AwaitsAck(Beta, superseded.RequestId));
+        tracker.LocalDone(superseded.RequestId, succeeded: true);
+        tracker.LocalDone(retried.RequestId, succeeded: true);
+        Assert.True(tracker.Ack(Beta, superseded.RequestId, AckKind.Superseded));
+        Assert.True(tracker.Ack(Beta, retried.RequestId, AckKind.RetryWrite));
+        Assert.False(tracker.AwaitsAck(Beta, superseded.RequestId), "answered");
+        Assert.Equal([new CompletedRequest(superseded.RequestId, true), new CompletedRequest(retried.RequestId, true, Postponed: true)], tracker.TakeCompleted());
+    }
+
+    [Fact]
     public void Protocol_C_waits_for_the_local_disk_even_when_the_peer_was_faster()
     {
         var tracker = Tracker(ReplicationProtocol.C, Beta);

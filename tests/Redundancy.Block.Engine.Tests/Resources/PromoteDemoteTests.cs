@@ -192,6 +192,23 @@ public class PromoteDemoteTests
     }
 
     [Fact]
+    public void Primary_while_a_connected_peer_is_Primary_is_allowed_with_allow_two_primaries()
+    {
+        var peer = new PeerState("beta", 1) { Connection = ConnectionState.Connected, PeerRole = Role.Primary, PeerDisk = DiskState.UpToDate, AllowTwoPrimaries = true };
+        var random = new ScriptedRandom();
+        var machine = Machine(random, peer);
+        AttachPersisted(machine, 0, WasUpToDate(1, 1));
+        var md = machine.Volume(0).Metadata!;
+        machine.AdoptReplicaState(0, md.GenerationIds, md.Flags, DiskState.UpToDate); // the handshake found both UpToDate
+
+        Assert.Equal(StateChangeResult.Success, machine.Promote(force: false));
+
+        Assert.Equal(Role.Primary, machine.Role);
+        Assert.Equal(UpToDateUuid | GenerationIds.PrimaryBit, machine.Volume(0).Metadata!.CurrentUuid); // connected: same generation as the peer
+        Assert.Equal(0, random.Calls);
+    }
+
+    [Fact]
     public void Primary_without_any_disk_or_UpToDate_peer_is_refused_even_forced()
     {
         var machine = Machine(new ScriptedRandom(FirstRandom), Beta());
