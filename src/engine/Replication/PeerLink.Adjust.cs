@@ -1,4 +1,3 @@
-using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 using WireDisconnectReason = Redundancy.Block.Engine.Peers.Protocol.DisconnectReason;
 
@@ -37,15 +36,7 @@ public sealed partial class PeerLink
             return;
         }
         output.Log.Add($"{Subject}: adjust: net options changed: reconnecting with the new ones");
-        if (handshake is not null)
-        {
-            if (State == ConnectionState.Connected)
-            {
-                output.GracefulDisconnectPeerRole = PeerRole;
-            }
-            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, "adjust: reconnecting with new net options"));
-            CloseTransport("adjust: reconnecting with new net options");
-        }
+        CloseGracefully("adjust: reconnecting with new net options", "adjust: reconnecting with new net options");
         SetState(ConnectionState.Disconnecting);
         SetState(ConnectionState.Unconnected);
         SetState(ConnectionState.Connecting);
@@ -53,7 +44,17 @@ public sealed partial class PeerLink
         Tick(nowMs);
     }
 
-    /// <summary>After an adjust, a refusal the peer's own adjust can cure is retried rather than final.</summary>
-    private bool RetriesAfterAdjust(WireDisconnectReason reason) =>
-        adjustPending && reason is WireDisconnectReason.IncompatibleSettings or WireDisconnectReason.AuthenticationFailed;
+    /// <summary>
+    /// After an adjust, a refusal the peer's own adjust can cure is retried rather than final: true
+    /// when the connection was dropped to be tried again.
+    /// </summary>
+    private bool RetriedAfterAdjust(WireDisconnectReason reason, string text)
+    {
+        if (!adjustPending || reason is not (WireDisconnectReason.IncompatibleSettings or WireDisconnectReason.AuthenticationFailed))
+        {
+            return false;
+        }
+        Drop($"{text} (retrying: the peer may not have run adjust yet)", ConnectionState.Disconnecting);
+        return true;
+    }
 }

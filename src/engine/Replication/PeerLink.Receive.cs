@@ -282,12 +282,10 @@ public sealed partial class PeerLink
             return;
         }
         // The peer refused us for a reason retrying cannot fix: both ends stand alone.
-        if (RetriesAfterAdjust(message.Reason))
+        if (!RetriedAfterAdjust(message.Reason, text))
         {
-            Drop($"{text} (retrying: the peer may not have run adjust yet)", ConnectionState.Disconnecting);
-            return;
+            StandAlone(text);
         }
-        StandAlone(text);
     }
 
     /// <summary>Once the peer described every volume: the sync handshake per volume, then Connected or not.</summary>

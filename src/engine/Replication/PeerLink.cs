@@ -91,15 +91,7 @@ public sealed partial class PeerLink
             LastError = reason;
             output.Log.Add($"{Subject}: {reason}");
         }
-        if (handshake is not null)
-        {
-            if (State == ConnectionState.Connected)
-            {
-                output.GracefulDisconnectPeerRole = PeerRole;
-            }
-            Send(0, new DisconnectMessage(WireDisconnectReason.Requested, reason ?? "disconnect requested by the administrator"));
-            CloseTransport(reason ?? "disconnect requested");
-        }
+        CloseGracefully(reason ?? "disconnect requested by the administrator", reason ?? "disconnect requested");
         nextDialAtMs = long.MaxValue;
         adjustPending = false;
         SetState(ConnectionState.StandAlone);
@@ -328,16 +320,29 @@ public sealed partial class PeerLink
         Reconnect(failure, lastReceivedMs);
     }
 
-    /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone (but see <see cref="RetriesAfterAdjust"/>).</summary>
+    /// <summary>An ordered goodbye on a live transport (a planned disconnect): the peer learns why, and what our role was.</summary>
+    private void CloseGracefully(string message, string closeReason)
+    {
+        if (handshake is null)
+        {
+            return;
+        }
+        if (State == ConnectionState.Connected)
+        {
+            output.GracefulDisconnectPeerRole = PeerRole;
+        }
+        Send(0, new DisconnectMessage(WireDisconnectReason.Requested, message));
+        CloseTransport(closeReason);
+    }
+
+    /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone (but see <see cref="RetriedAfterAdjust"/>).</summary>
     private void GiveUp(WireDisconnectReason reason, string text)
     {
         Send(0, DisconnectMessage.Create(reason, text));
-        if (RetriesAfterAdjust(reason))
+        if (!RetriedAfterAdjust(reason, text))
         {
-            Drop($"{text} (retrying: the peer may not have run adjust yet)", ConnectionState.Disconnecting);
-            return;
+            StandAlone(text);
         }
-        StandAlone(text);
     }
 
     private void SetState(ConnectionState state)
