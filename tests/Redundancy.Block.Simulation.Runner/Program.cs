@@ -1,8 +1,7 @@
 // scripts/sim's engine: runs seeds of the simulation at scale (Scale/ScaleRun in the simulation
 // tests) on all cores, prints the totals (seeds, steps, acknowledged writes checked, faults by
-// kind, operator outcomes) and every failing seed with the command that replays it. Seeds that hit
-// a known engine issue (Scale/KnownEngineIssues) are listed apart. Exits 1 when a seed failed
-// otherwise (with --strict: or hit a known issue), 2 on bad arguments.
+// kind, operator outcomes) and every failing seed with the command that replays it. Exits 1 when a
+// seed failed, 2 on bad arguments. No checker can be switched off and no failure is excused.
 using System.Diagnostics;
 using System.Globalization;
 using Redundancy.Block.Simulation.Scale;
@@ -10,7 +9,7 @@ using Redundancy.Block.Simulation.Scale;
 var options = RunnerOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J] [--strict]");
+    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J]");
     return 2;
 }
 var seeds = options.Seed is int one ? [one] : Enumerable.Range(options.First, options.Seeds).ToArray();
@@ -19,20 +18,15 @@ var results = new ScaleResult[seeds.Length];
 Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Jobs }, i => results[i] = ScaleRun.Run(seeds[i], options.Steps, trace: options.Seed is not null));
 clock.Stop();
 Report.Print(results, options, clock.Elapsed);
-return results.Any(r => r.Failure is not null && (options.Strict || KnownEngineIssues.Match(r.Failure) is null)) ? 1 : 0;
+return results.Any(r => r.Failure is not null) ? 1 : 0;
 
-internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs, bool Strict)
+internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs)
 {
     public static RunnerOptions? Parse(string[] args)
     {
-        var o = new RunnerOptions(1000, 1, null, ScaleRun.DefaultSteps, Environment.ProcessorCount, false);
+        var o = new RunnerOptions(1000, 1, null, ScaleRun.DefaultSteps, Environment.ProcessorCount);
         for (int i = 0; i < args.Length; i++)
         {
-            if (args[i] == "--strict")
-            {
-                o = o with { Strict = true };
-                continue;
-            }
             if (i + 1 >= args.Length || !int.TryParse(args[i + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < 0)
             {
                 return null;
@@ -75,27 +69,20 @@ internal static class Report
         {
             Console.WriteLine($"  {kind}: {count}");
         }
-        var known = failed.Where(f => KnownEngineIssues.Match(f.Failure) is not null && !options.Strict).ToList();
-        var unknown = failed.Except(known).ToList();
-        foreach (var group in known.GroupBy(f => KnownEngineIssues.Match(f.Failure)!))
-        {
-            Console.WriteLine($"known engine issue {group.Key.Name} ({group.Key.Description}): {group.Count()} seeds: {string.Join(' ', group.Take(10).Select(f => f.Seed))}{(group.Count() > 10 ? " ..." : string.Empty)}");
-            Console.WriteLine($"  replay: scripts/sim --seed {group.First().Seed}");
-        }
-        foreach (var failure in unknown.Take(200))
+        foreach (var failure in failed.Take(200))
         {
             Console.WriteLine($"FAILED seed {failure.Seed}: {failure.Failure}");
             Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}");
         }
-        if (unknown.Count > 200)
+        if (failed.Count > 200)
         {
-            Console.WriteLine($"... and {unknown.Count - 200} more failing seeds: {string.Join(' ', unknown.Skip(200).Select(f => f.Seed))}");
+            Console.WriteLine($"... and {failed.Count - 200} more failing seeds: {string.Join(' ', failed.Skip(200).Select(f => f.Seed))}");
         }
         if (options.Seed is not null && failed.Count > 0)
         {
             Console.WriteLine(failed[0].Logs);
         }
-        Console.WriteLine($"{results.Length - failed.Count} seeds passed, {known.Count} seeds hit known engine issues, {unknown.Count} seeds failed");
+        Console.WriteLine($"{results.Length - failed.Count} seeds passed, {failed.Count} seeds failed");
     }
 
     private static SortedDictionary<string, long> Sum(IEnumerable<Dictionary<string, long>> all)

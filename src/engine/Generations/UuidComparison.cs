@@ -4,7 +4,8 @@
 // corrections DRBD makes in place (rules 34, 35, 51, 71) are returned for the caller to apply.
 // Differences from the kernel, all for our metadata shape: history has up to 32 entries instead of
 // 2 and absent entries do not exist (so two empty histories never "match" in rule 100), and a bitmap
-// UUID of JUST_CREATED (left by a forced promotion of fresh metadata) is no generation for rule 90.
+// UUID of JUST_CREATED (left by a forced promotion of fresh metadata) is no generation for rule 90,
+// and rule 100 counts bitmap UUIDs as ancestors too (see Ancestors).
 // The protocol-version escapes (-1091/-1096, "requires proto 91") do not apply: both sides are us.
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.States;
@@ -146,10 +147,21 @@ public static class UuidComparison
             return new SyncDecision(90, SyncResult.SplitBrainAutoRecoverable);
         }
 
-        return me.History.Any(mine => IsGeneration(mine) && them.History.Any(theirs => Same(mine, theirs)))
+        return Ancestors(me).Any(mine => Ancestors(them).Any(theirs => Same(mine, theirs)))
             ? new SyncDecision(100, SyncResult.SplitBrainDisconnect)
             : new SyncDecision(100, SyncResult.UnrelatedData);
     }
+
+    /// <summary>
+    /// Rule 100's generations a node descends from: its history and, unlike the kernel, its bitmap
+    /// UUID. A SyncSource that missed the end of its resync keeps the sync UUID as bitmap UUID (its
+    /// next new current UUID goes to the history, as DRBD 9's rotate_current_into_bitmap skips a set
+    /// bitmap UUID), while the target rotated that sync UUID into its history; if both then write
+    /// apart, the only generations they share are one side's bitmap UUID in the other's history.
+    /// That is a split brain, not unrelated data: both bitmaps still hold every block written since.
+    /// </summary>
+    private static IEnumerable<ulong> Ancestors(UuidSet uuids) =>
+        uuids.History.Prepend(uuids.Bitmap).Where(IsGeneration);
 
     /// <summary>True when <paramref name="bitmap"/> is the sync UUID DRBD makes from <paramref name="history0"/> (+ UUID_NEW_BM_OFFSET).</summary>
     private static bool IsSyncUuidOf(ulong bitmap, ulong history0) =>

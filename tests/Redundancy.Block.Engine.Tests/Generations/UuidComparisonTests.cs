@@ -185,6 +185,20 @@ public class UuidComparisonTests
     }
 
     [Fact]
+    public void Rule100_a_bitmap_uuid_in_the_peers_history_is_split_brain_disconnect()
+    {
+        // A SyncSource missed the end of its resync (bitmap UUID still the sync UUID E) and became
+        // Primary alone (old current A to the history); the target had finished (E in its history)
+        // and became Primary alone too (bitmap UUID A). Both diverged from A: a split brain.
+        var (s, p) = Both(Side(new UuidSet(C | 1, E, A | 1)), Side(new UuidSet(D | 1, A, E)));
+        AssertRule(s, 100, SyncResult.SplitBrainDisconnect);
+        AssertRule(p, 100, SyncResult.SplitBrainDisconnect);
+        // Bitmap UUIDs that name no generation relate nothing.
+        var (u, _) = Both(Side(new UuidSet(C | 1, Jc, F)), Side(new UuidSet(D | 1, B, Jc)));
+        AssertRule(u, 100, SyncResult.UnrelatedData);
+    }
+
+    [Fact]
     public void Unrelated_data_when_nothing_matches()
     {
         var (s, p) = Both(Side(new UuidSet(C, E, F)), Side(new UuidSet(D, B, A)));

@@ -46,7 +46,7 @@ public class ScaleRegressionTests
     // convergence: both disks attached at once while connected; each handshake saw the other Negotiating,
     // and the late upgrade only followed an UpToDate peer: both stayed Consistent on the same generation.
     [InlineData(5819)]
-    // state-transition (known issue sync-source-without-disk): the disk failed between this node's state
+    // state-transition (sync-source-without-disk): the disk failed between this node's state
     // going out and the handshake's decision, which then started a resync as SyncSource on it.
     [InlineData(8)]
     [InlineData(1309)]
@@ -62,7 +62,7 @@ public class ScaleRegressionTests
     // byte-identical: the source cleared bits on RsWriteAcks of resync writes still in the target's disk
     // cache; the target crashed, and the bits its bitmap exchange had set were never written out.
     [InlineData(7399)]
-    // convergence (known issue unrelated-data-after-interrupted-sync): the source's disk failed as it wrote
+    // convergence (unrelated data after an interrupted sync): the source's disk failed as it wrote
     // its sync UUID; the target had taken that UUID as current, so the next handshake found unrelated data.
     [InlineData(114)]
     [InlineData(132)]
@@ -75,6 +75,25 @@ public class ScaleRegressionTests
     [InlineData(2427)]
     // (the same, after a split brain resolved by rule 90: only the sync UUID relates the two, it must stay)
     [InlineData(1840)]
+    // convergence: a SyncSource missed the end of its resync and kept the sync UUID as bitmap UUID (its
+    // next new current UUID went to the history); the target rotated it into its history; both then
+    // wrote apart. The only shared generation was one side's bitmap UUID in the other's history, which
+    // rule 100 did not look at: "unrelated data" (StandAlone for good) instead of a split brain.
+    [InlineData(669)]
+    [InlineData(1602)]
+    [InlineData(2336)]
+    [InlineData(2452)]
+    [InlineData(2861)]
+    [InlineData(3158)]
+    [InlineData(3725)]
+    [InlineData(4086)]
+    [InlineData(4328)]
+    [InlineData(4959)]
+    [InlineData(5724)]
+    [InlineData(7130)]
+    [InlineData(7509)]
+    [InlineData(7751)]
+    [InlineData(8364)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
