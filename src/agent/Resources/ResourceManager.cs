@@ -291,7 +291,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             }
             return volume.SlotOfPeer.Any(p => metadata.FindPeerSlot(p.Key) != p.Value)
                 ? "the disk's metadata assigns other bitmap slots to the peers than the running replication: `down` and `up` the resource to use it"
-                : null;
+                : replica.AttachRefusal(number, metadata.GenerationIds);
         });
     }
 

@@ -47,6 +47,52 @@ public sealed partial class Replica
         }
     }
 
+    /// <summary>
+    /// DRBD's attach check (drbd_adm_attach, ERR_DATA_NOT_CURRENT): a Primary attaches only the disk
+    /// whose current UUID is the data generation it serves, unless a connected peer has UpToDate data
+    /// to resync it from. A Primary that lost its disk and wrote on through a peer which has since
+    /// lost its own would otherwise serve reads from an old disk and, as a Primary, refuse to become
+    /// the SyncTarget of the peer's newer data (rr-conflict) for good. Null when the attach may go ahead.
+    /// </summary>
+    public string? AttachRefusal(int volumeNumber, GenerationIds ids)
+    {
+        TrackExposedData();
+        var volume = volumes[volumeNumber];
+        bool upToDatePeer = connected.Any(p => PeerDiskOf(p, volumeNumber) == DiskState.UpToDate);
+        return Role != Role.Primary || volume.ExposedDataUuid == 0 || upToDatePeer || GenerationIds.SameGeneration(volume.ExposedDataUuid, ids.Current)
+            ? null
+            : $"Can only attach to data with current UUID={volume.ExposedDataUuid:X16}";
+    }
+
+    /// <summary>
+    /// Keeps each volume's <see cref="ReplicaVolume.ExposedDataUuid"/>: while Primary, the UpToDate
+    /// disk's current UUID, or without a disk an UpToDate peer's (DRBD's drbd_uuid_set_exposed on
+    /// the peer's UUIDs); otherwise the last one stays. Cleared when Secondary.
+    /// </summary>
+    private void TrackExposedData()
+    {
+        foreach (var volume in volumes.Values)
+        {
+            if (Role != Role.Primary)
+            {
+                volume.ExposedDataUuid = 0;
+            }
+            else if (volume.Disk == DiskState.UpToDate)
+            {
+                volume.ExposedDataUuid = volume.Ids.Current;
+            }
+            else if (WithoutData(volume.Disk) && UpToDatePeerUuids(volume.Number) is { } peerUuids)
+            {
+                volume.ExposedDataUuid = peerUuids.Current;
+            }
+        }
+    }
+
+    private Generations.UuidSet? UpToDatePeerUuids(int volumeNumber) => connected.Order()
+        .Where(p => PeerDiskOf(p, volumeNumber) == DiskState.UpToDate)
+        .Select(p => links[p].PeerUuids(volumeNumber))
+        .FirstOrDefault(u => u is not null);
+
     /// <summary>A peer's State arrived on an established connection: its disk may be gone.</summary>
     private void OnPeerState(int peer, int volumeNumber)
     {
@@ -74,14 +120,20 @@ public sealed partial class Replica
     private void UpgradeAfterPeerDiskSettled(int peer, int volumeNumber)
     {
         if (!volumes.TryGetValue(volumeNumber, out var volume)
-            || !UpgradesWithoutResync(volume.Disk, links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown))
             || ReplicationOf(peer, volumeNumber) != ReplicationState.Established || syncs.ContainsKey((peer, volumeNumber))
             || links[peer].PeerUuids(volumeNumber) is not { } peerUuids
-            || (peerUuids.Current & ~1UL) != (volume.Ids.Current & ~1UL))
+            || !GenerationIds.SameGeneration(peerUuids.Current, volume.Ids.Current))
         {
             return;
         }
-        UpgradeToUpToDate(peer, volume);
+        var peerDisk = links[peer].PeerDisks.GetValueOrDefault(volumeNumber, DiskState.DUnknown);
+        // DRBD 9's "connecting to diskless primary peer": a diskless Primary's current UUID is the
+        // generation it serves; a Consistent disk holding exactly that generation is its UpToDate data.
+        bool dataOfDisklessPrimary = volume.Disk == DiskState.Consistent && links[peer].PeerRole == Role.Primary && WithoutData(peerDisk);
+        if (UpgradesWithoutResync(volume.Disk, peerDisk) || dataOfDisklessPrimary)
+        {
+            UpgradeToUpToDate(peer, volume);
+        }
     }
 
     /// <summary>

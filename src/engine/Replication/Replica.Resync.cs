@@ -122,8 +122,15 @@ public sealed partial class Replica
         if (volume.Disk == DiskState.Negotiating && state != ReplicationState.WFBitMapT)
         {
             // An attached disk that is not to be resynced here is what its metadata says (a
-            // SyncTarget stays Negotiating, not written to, until the resync starts).
+            // SyncTarget stays Negotiating, not written to, until the resync starts) — but a
+            // Primary's disk that does not hold the generation it serves is at best Outdated, as
+            // after an attach while disconnected: it is the SyncTarget of that data later, not a
+            // Primary's data that rr-conflict would keep from being overwritten.
             var disk = ReplicaVolume.DiskFromFlags(volume.Flags);
+            if (Role == Role.Primary && volume.ExposedDataUuid != 0 && !GenerationIds.SameGeneration(volume.ExposedDataUuid, volume.Ids.Current) && disk > DiskState.Outdated)
+            {
+                disk = DiskState.Outdated;
+            }
             SetDisk(volume, state == ReplicationState.WFBitMapS && disk == DiskState.Consistent ? DiskState.UpToDate : disk);
         }
         if (state is not (ReplicationState.WFBitMapS or ReplicationState.WFBitMapT))
@@ -296,13 +303,18 @@ public sealed partial class Replica
     /// bitmap UUID (rule 50/70 if the sync UUID was lost, the lost-P_SYNC_UUID fix-ups 51/71 if it
     /// was kept); the resync then resumes from the bitmap. DRBD 9 (protocol 110) leaves the target's
     /// UUIDs alone until the resync finishes for the same reason. After a split-brain resolution
-    /// (rule 90: equal bitmap UUIDs) only the sync UUID relates the two, and it stays.
+    /// (rule 90: equal bitmap UUIDs) the target goes back too: if the source lost its sync UUID the
+    /// two meet again by rule 90, if it kept it (the old bitmap UUID now in its history) by rule 100;
+    /// either way a split brain again, which the operator resolved once and can again, instead of
+    /// unrelated data for good.
     /// </summary>
     private void ForgetSyncUuid(int peer, ReplicaVolume volume)
     {
         if (syncs.TryGetValue((peer, volume.Number), out var sync) && !sync.Source
             && sync.IdsBeforeSyncUuid is { } before && sync.IdsWithSyncUuid is { } adopted && volume.Ids == adopted
-            && (sync.PeerUuids.Bitmap is 0 or GenerationIds.JustCreated || ((before.Current ^ sync.PeerUuids.Bitmap) & ~GenerationIds.PrimaryBit) == 0))
+            && (sync.PeerUuids.Bitmap is 0 or GenerationIds.JustCreated
+                || GenerationIds.SameGeneration(before.Current, sync.PeerUuids.Bitmap)
+                || GenerationIds.SameGeneration(before.Bitmap[volume.SlotOfPeer[peer]], sync.PeerUuids.Bitmap)))
         {
             SetIds(volume, before);
             io.Log($"{Subject(peer)}/{volume.Number}: the sync source lost its disk: back to current UUID {before.Current:X16}");

@@ -67,7 +67,12 @@ public sealed partial class Replica : IPeerLinkHost
     public IReadOnlyList<LocalVolumeView> VolumesFor(int peerNodeId) => [.. volumes.Values.OrderBy(v => v.Number).Select(v =>
     {
         int slot = v.SlotOfPeer[peerNodeId];
-        return new LocalVolumeView(v.Number, UuidSet.FromGenerationIds(v.Ids, slot), v.Flags, v.Disk,
+        var uuids = UuidSet.FromGenerationIds(v.Ids, slot);
+        if (v.Disk == DiskState.Diskless && v.ExposedDataUuid != 0)
+        {
+            uuids = uuids.WithCurrent(v.ExposedDataUuid); // a diskless Primary tells the generation it serves, as DRBD 9
+        }
+        return new LocalVolumeView(v.Number, uuids, v.Flags, v.Disk,
             v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: discardMyData.Contains(peerNodeId),
             AgreedSizeBytes: v.AgreedSizeBytes, SizeLimitBytes: OtherPeersLimit(peerNodeId, v));
     })];
@@ -222,6 +227,7 @@ public sealed partial class Replica : IPeerLinkHost
         }
         PromotionLinkChanged(peerNodeId);
         CompleteRequests();
+        TrackExposedData();
     }
 
     private void OnConnected(int peerNodeId, IReadOnlyList<VolumeDecision> decisions)

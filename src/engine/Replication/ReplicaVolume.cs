@@ -59,6 +59,13 @@ public sealed class ReplicaVolume
 
     public GenerationIds Ids { get; internal set; }
 
+    /// <summary>
+    /// DRBD's exposed_data_uuid: the data generation this node serves while Primary — its own
+    /// disk's current UUID while that is UpToDate, an UpToDate peer's while it has no disk of its
+    /// own. 0 while Secondary. In memory only, as in DRBD.
+    /// </summary>
+    public ulong ExposedDataUuid { get; internal set; }
+
     public MetadataFlags Flags { get; internal set; }
 
     private int diskState;

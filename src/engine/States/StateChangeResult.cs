@@ -42,6 +42,8 @@ public enum StateChangeResult
     ConcurrentStateChange = -21,
     /// <summary>SS_TIMEOUT (DRBD's -23): the peer did not answer a cluster-wide state change in time (twopc-timeout).</summary>
     Timeout = -22,
+    /// <summary>ERR_DATA_NOT_CURRENT (150): a Primary may only attach the disk whose data it serves, unless a peer has UpToDate data.</summary>
+    DataNotCurrent = -23,
 }
 
 public static class StateChangeResults
@@ -68,6 +70,7 @@ public static class StateChangeResults
         StateChangeResult.LowerThanOutdated => "State change failed: (-16) Disk state is lower than outdated",
         StateChangeResult.ConcurrentStateChange => "State change failed: (-19) Concurrent state changes detected and aborted",
         StateChangeResult.Timeout => "State change failed: (-23) Timeout in operation",
+        StateChangeResult.DataNotCurrent => "(150) Can only attach to the data we lost last (see kernel log).",
         _ => result.ToString(),
     };
 

@@ -1,3 +1,4 @@
+using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Simulation.Infrastructure;
 
@@ -54,6 +55,34 @@ public class ReplicaDisklessTests
             Assert.True(pair.Beta.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: beta's disk is the model");
             AssertReads(pair, model, [failedBlock, whileDiskless[0]], seed);
         }
+    }
+
+    [Fact]
+    public void A_Diskless_Primary_attaches_only_the_data_it_serves_unless_a_peer_is_UpToDate()
+    {
+        var pair = new SimReplicaPair(650, options: new NetworkOptions { MaxDelayMs = 3 });
+        var model = FillBoth(pair);
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DetachOnIoError = true;
+        var random = pair.Random.Fork();
+        pair.Alpha.Disks[0].FailWrites = true;
+        WriteAll(pair, model, [random.NextInt64(0, Blocks)], random, 1);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless
+            && pair.Beta.Replica.Links[0].PeerDisks[0] == DiskState.Diskless, 10_000), pair.Logs);
+        ulong served = pair.Beta.Replica.Volume(0).Ids.Current;
+        var oldDisk = pair.Alpha.PersistedIds(0);
+        Assert.False(GenerationIds.SameGeneration(served, oldDisk.Current));
+
+        // Beta has the data alpha serves, UpToDate: the old disk may come back (as SyncTarget).
+        Assert.Null(pair.Alpha.Replica.AttachRefusal(0, oldDisk));
+
+        // Without beta, nothing has it: DRBD's ERR_DATA_NOT_CURRENT, naming the generation served.
+        pair.Beta.Replica.Disconnect(0);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].State != ConnectionState.Connected, 10_000), pair.Logs);
+        Assert.Equal(served & ~1UL, pair.Alpha.Replica.Volume(0).ExposedDataUuid & ~1UL);
+        Assert.Equal($"Can only attach to data with current UUID={pair.Alpha.Replica.Volume(0).ExposedDataUuid:X16}",
+            pair.Alpha.Replica.AttachRefusal(0, oldDisk));
+        Assert.Null(pair.Alpha.Replica.AttachRefusal(0, new GenerationIds(served, oldDisk.Bitmap, oldDisk.History)));
     }
 
     [Theory]

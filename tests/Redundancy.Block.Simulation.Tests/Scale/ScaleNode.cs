@@ -172,6 +172,10 @@ public sealed class ScaleNode
         {
             return StateChangeResult.AlreadyAttached;
         }
+        if (Replica.AttachRefusal(0, persisted.GenerationIds) is not null)
+        {
+            return StateChangeResult.DataNotCurrent;
+        }
         Disk.FailWrites = false;
         var result = State.Attach(0, persisted);
         if (result == StateChangeResult.Success)

@@ -1,3 +1,4 @@
+using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Simulation.Scale;
@@ -208,10 +209,15 @@ public sealed class ScaleOperator(ScaleCluster cluster)
     public StateChangeResult Attach(ScaleNode node)
     {
         bool diskless = node.Volume.Disk == DiskState.Diskless;
+        // drbd_adm_attach's ERR_DATA_NOT_CURRENT: a Primary serving another generation than the disk's, with no UpToDate peer.
+        bool notCurrent = node.Replica.Role == Role.Primary && node.Volume.ExposedDataUuid != 0
+            && !GenerationIds.SameGeneration(node.Volume.ExposedDataUuid, node.PersistedSuperblock.GenerationIds.Current)
+            && node.Replica.PeerDiskOf(node.PeerNodeId, 0) != DiskState.UpToDate;
         var result = Run(node, new Allowance(Role: false, Force: false, Attach: true, Connect: false), node.Attach);
         Judge("attach", node, result, result switch
         {
-            StateChangeResult.Success => diskless,
+            StateChangeResult.Success => diskless && !notCurrent,
+            StateChangeResult.DataNotCurrent => diskless && notCurrent,
             StateChangeResult.AlreadyAttached => !diskless || node.State.Volume(0).Disk != DiskState.Diskless,
             _ => false,
         });

@@ -94,6 +94,17 @@ public class ScaleRegressionTests
     [InlineData(7509)]
     [InlineData(7751)]
     [InlineData(8364)]
+    // convergence: a split brain resolved by rule 90, then the source's disk failed under its sync-UUID
+    // write; the target kept the sync UUID, which the source never persisted: unrelated data. The target
+    // now goes back to its own UUIDs here too (rule 90 or, with the bitmap UUID as ancestor, rule 100).
+    [InlineData(10892)]
+    // convergence: a diskless Primary attached a disk older than the data it served (DRBD refuses:
+    // ERR_DATA_NOT_CURRENT), or kept such a disk Consistent after the peer went away mid-negotiation, and
+    // then refused as Primary (rr-conflict) to be SyncTarget of the newer data; a Consistent disk with
+    // the generation a diskless Primary serves was not taken as UpToDate (DRBD 9 does).
+    [InlineData(18971)]
+    [InlineData(19945)]
+    [InlineData(29297)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);

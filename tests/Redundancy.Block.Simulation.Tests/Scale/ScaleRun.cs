@@ -262,11 +262,25 @@ public static class ScaleRun
             cluster.RunUntil(() => cluster.PendingWrites == 0 && cluster.PendingFlushes == 0, 30_000);
             foreach (var node in cluster.Nodes.Where(n => n.Volume.Disk == DiskState.Diskless))
             {
-                op.Attach(node);
+                if (op.Attach(node) == StateChangeResult.DataNotCurrent)
+                {
+                    // A diskless Primary whose data generation is gone with its peer's disk: the
+                    // administrator demotes it, then its own disk attaches and is resynced.
+                    op.Secondary(node);
+                    op.Attach(node);
+                }
             }
             if (cluster.Alpha.Replica.Role == Role.Primary && cluster.Beta.Replica.Role == Role.Primary)
             {
                 op.Secondary(cluster.Beta);
+            }
+            // rr-conflict disconnect (DRBD's default) leaves a Primary that would be SyncTarget StandAlone:
+            // the administrator demotes it and connects again, as DRBD's guide says.
+            foreach (var node in cluster.Nodes.Where(n => n.Replica.Role == Role.Primary
+                && n.Replica.Links[n.PeerNodeId].State == ConnectionState.StandAlone
+                && n.Replica.Links[n.PeerNodeId].LastError?.Contains("rr-conflict", StringComparison.Ordinal) == true))
+            {
+                op.Secondary(node);
             }
             var victim = cluster.Alpha.Replica.Role == Role.Primary ? cluster.Beta : cluster.Beta.Replica.Role == Role.Primary ? cluster.Alpha : cluster.Beta;
             foreach (var node in cluster.Nodes.Where(n => n.Replica.Links[n.PeerNodeId].State == ConnectionState.StandAlone))
