@@ -199,6 +199,17 @@ public sealed partial class PeerLink
         return new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits);
     }
 
+    /// <summary>
+    /// The peer's disk as this node may count it while replicating in <paramref name="replication"/>:
+    /// once this node is going to be its sync source (WFBitMapS: a handshake's decision, or the
+    /// peer's invalidate granted) the peer's copy is at most Consistent, whatever it said before the
+    /// peer heard of the resync (DRBD's sanitize_state: max_peer_disk_state D_CONSISTENT in
+    /// L_STARTING_SYNC_S and L_WF_BITMAP_S). A Primary whose own disk fails then neither writes to
+    /// nor reads from that copy as if it were current (drbd_should_do_remote wants D_UP_TO_DATE).
+    /// </summary>
+    internal static DiskState PeerDiskWhile(ReplicationState replication, DiskState disk) =>
+        replication == ReplicationState.WFBitMapS && disk == DiskState.UpToDate ? DiskState.Consistent : disk;
+
     private PeerVolume PeerVolumeOf(ushort volume)
     {
         var volumes = handshake!.Volumes;
@@ -219,11 +230,12 @@ public sealed partial class PeerLink
         }
         SetPeerRole(state.Role);
         bool known = peerDisks.TryGetValue(volume, out var before);
-        if (known && before != state.Disk)
+        var disk = PeerDiskWhile(host.ReplicationOf(settings.PeerNodeId, volume), state.Disk);
+        if (known && before != disk)
         {
-            output.Transitions.Add(new Resources.StateTransition($"{Subject}/{volume}", "peer-disk", before.ToString(), state.Disk.ToString()));
+            output.Transitions.Add(new Resources.StateTransition($"{Subject}/{volume}", "peer-disk", before.ToString(), disk.ToString()));
         }
-        peerDisks[volume] = state.Disk;
+        peerDisks[volume] = disk;
         if (renegotiating.Contains(volume) && state.PeerDisk == DiskState.Negotiating)
         {
             // The peer's answer to our attach: it has seen our UUIDs and decided; now we do.

@@ -179,6 +179,11 @@ public sealed partial class Replica
             StartedMs = clockMs,
             TargetWentInconsistent = links[peer].PeerDisks.GetValueOrDefault(volume.Number) == DiskState.Inconsistent,
         };
+        if (state == ReplicationState.WFBitMapS)
+        {
+            // The peer's copy is to be overwritten: no longer UpToDate (see PeerLink.PeerDiskWhile).
+            links[peer].SetPeerDisk(volume.Number, PeerLink.PeerDiskWhile(state, links[peer].PeerDisks.GetValueOrDefault(volume.Number)));
+        }
         var sender = new BitmapSender(volume.Bitmaps.Bitmap(slot), volume.AgreedBits);
         while (!sender.IsComplete)
         {

@@ -217,6 +217,45 @@ public class ReplicaDisklessTests
         Assert.False(again);
     }
 
+    /// <summary>
+    /// The peer asked to be overwritten (invalidate) and this Primary agreed (WFBitMapS), but the peer
+    /// has not heard the answer yet when this node's disk fails: the peer's copy is no longer current
+    /// (DRBD: at most Consistent in WFBitMapS), so writes, flushes and reads fail instead of being
+    /// acknowledged by a disk that is about to go Inconsistent, and stay failing once it has.
+    /// </summary>
+    [Fact]
+    public void A_Primary_whose_disk_fails_does_not_write_through_a_peer_it_agreed_to_overwrite()
+    {
+        var pair = new SimReplicaPair(990, options: new NetworkOptions { MaxDelayMs = 3 });
+        FillBoth(pair);
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DetachOnIoError = true;
+        pair.Network.Partition("alpha", "beta", oneWay: true); // beta's request gets through, alpha's answer waits
+        Assert.Equal(StateChangeResult.Success, pair.Beta.Replica.Invalidate(0, 0));
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.ReplicationOf(1, 0) == ReplicationState.WFBitMapS, 1_000), pair.Logs);
+        Assert.Equal(DiskState.UpToDate, pair.Beta.Replica.Volume(0).Disk);
+        Assert.Equal(DiskState.Consistent, pair.Alpha.Replica.Links[1].PeerDisks[0]);
+
+        pair.Alpha.HostIoError(0);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless, 1_000), pair.Logs);
+        bool? write = null, flush = null, read = null;
+        pair.Alpha.Write(0, 0, new byte[BlockBytes], ok => write = ok);
+        pair.Alpha.Flush(ok => flush = ok);
+        pair.Alpha.Read(0, 0, BlockBytes, (ok, _) => read = ok);
+        Assert.True(pair.Scheduler.RunUntil(() => write is not null && flush is not null && read is not null, 1_000), pair.Logs);
+        Assert.False(write);
+        Assert.False(flush);
+        Assert.False(read);
+
+        pair.Network.HealAll();
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].PeerDisks[0] == DiskState.Inconsistent, 10_000), pair.Logs);
+        Assert.Equal(DiskState.Inconsistent, pair.Beta.Replica.Volume(0).Disk);
+        write = null;
+        pair.Alpha.Write(0, 0, new byte[BlockBytes], ok => write = ok);
+        Assert.True(pair.Scheduler.RunUntil(() => write is not null, 1_000), pair.Logs);
+        Assert.False(write);
+    }
+
     /// <summary>Both disks hold the same random data (as after the initial sync); returns it as the model.</summary>
     private static byte[] FillBoth(SimReplicaPair pair)
     {

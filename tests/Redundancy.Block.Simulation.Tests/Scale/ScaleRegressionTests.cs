@@ -105,6 +105,11 @@ public class ScaleRegressionTests
     [InlineData(18971)]
     [InlineData(19945)]
     [InlineData(29297)]
+    // acknowledged-write: the Primary granted the Secondary's invalidate (WFBitMapS) and lost its disk before
+    // the Secondary heard of it; still counting that copy UpToDate, it acknowledged writes and a flush that
+    // only the now Inconsistent peer had, and its returning disk became sync source over them.
+    [InlineData(10524)]
+    [InlineData(18820)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
@@ -130,6 +135,12 @@ public class ScaleRegressionTests
     // "crashed primary"), then crashed; the unflushed write it held went with the crash, and rule 40
     // resynced from that disk over the peer's copy, as DRBD does for a crashed primary.
     [InlineData(6024)]
+    // (the same, where no restart had yet turned the disk's primary indicator into "crashed primary":
+    // the metadata still said MDF_PRIMARY_IND, which attach turns into crashed-primary all the same)
+    [InlineData(10129)]
+    [InlineData(16818)]
+    [InlineData(17436)]
+    [InlineData(24152)]
     public void Seed_of_a_double_fault_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
