@@ -161,7 +161,7 @@ public sealed partial class PeerConnection : IAsyncDisposable
         _reader.CancelPendingRead();
         if (!started)
         {
-            DisposeSocket();
+            ShutdownAndDisposeSocket();
         }
     }
 
@@ -216,6 +216,30 @@ public sealed partial class PeerConnection : IAsyncDisposable
         }
 
         _reader.CancelPendingRead();
+        DisposeSocket();
+    }
+
+    /// <summary>
+    /// An orderly close of a connection whose loops never ran (an accept refused or timed out before
+    /// its Hello). Closing a socket that still holds received bytes nobody read sends a reset instead
+    /// of a FIN (RFC 1122 4.2.2.13), so the peer saw "connection reset by peer" or end of stream
+    /// depending on whether our read had reached its last bytes — a race with the Hello timeout.
+    /// Shutting the send side down first puts the FIN ahead of any reset: the peer reads end of stream.
+    /// </summary>
+    private void ShutdownAndDisposeSocket()
+    {
+        if (Volatile.Read(ref _socketDisposed) == 0)
+        {
+            try
+            {
+                _socket.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
+            {
+                // Already reset by the peer or disposed by a concurrent abort: nothing left to end cleanly.
+            }
+        }
+
         DisposeSocket();
     }
 

@@ -46,6 +46,18 @@ public sealed class PeerListener : IAsyncDisposable
     /// <summary>The bound address (with the real port); null before <see cref="Start"/>.</summary>
     public IPEndPoint? LocalEndPoint { get; private set; }
 
+    /// <summary>Accepted connections still waiting for their Hello (tests wait on it instead of sleeping).</summary>
+    internal int HandshakesInProgress
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _handshakes.Count;
+            }
+        }
+    }
+
     /// <summary>Binds and starts accepting. Throws <see cref="IOException"/> when the address cannot be bound.</summary>
     public void Start()
     {

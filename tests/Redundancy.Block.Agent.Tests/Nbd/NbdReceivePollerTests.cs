@@ -5,8 +5,17 @@ using Redundancy.Block.Agent.Nbd;
 namespace Redundancy.Block.Agent.Tests.Nbd;
 
 /// <summary>The receive poller on real loopback sockets: data, end of stream, giving up, errors.</summary>
+/// <remarks>
+/// Each test first waits until the event it is about (data, FIN, RST) has reached the socket, then
+/// retries until the poller answers or <see cref="Patience"/> ends. Retrying by count instead is
+/// racy: polling is gated process-wide (one poller per two CPUs), so while an NBD session of another
+/// test holds the slot — for milliseconds when its thread is preempted on a loaded machine — every
+/// try answers false at once, and a thousand such tries take about a millisecond.
+/// </remarks>
 public sealed class NbdReceivePollerTests : IDisposable
 {
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(5);
+
     private readonly Socket server;
     private readonly Socket client;
 
@@ -31,15 +40,11 @@ public sealed class NbdReceivePollerTests : IDisposable
     {
         RequirePolling();
         client.Send([1, 2, 3]);
+        WaitUntilReadable();
+        Assert.Equal(3, server.Available);
         var poller = new NbdReceivePoller(server);
         var buffer = new byte[16];
-        bool answered = false;
-        int read = 0;
-        for (int i = 0; i < 1000 && !answered; i++)
-        {
-            answered = poller.TryReceive(buffer, out read);
-        }
-        Assert.True(answered);
+        int read = ReceiveWithPatience(poller, buffer);
         Assert.Equal([1, 2, 3], buffer[..read]);
     }
 
@@ -48,15 +53,9 @@ public sealed class NbdReceivePollerTests : IDisposable
     {
         RequirePolling();
         client.Shutdown(SocketShutdown.Send);
+        WaitUntilReadable(); // the FIN has arrived
         var poller = new NbdReceivePoller(server);
-        bool answered = false;
-        int read = -1;
-        for (int i = 0; i < 1000 && !answered; i++)
-        {
-            answered = poller.TryReceive(new byte[8], out read);
-        }
-        Assert.True(answered);
-        Assert.Equal(0, read);
+        Assert.Equal(0, ReceiveWithPatience(poller, new byte[8]));
     }
 
     [Fact]
@@ -77,25 +76,42 @@ public sealed class NbdReceivePollerTests : IDisposable
         RequirePolling();
         client.LingerState = new LingerOption(true, 0);
         client.Close(); // RST
+        WaitUntilReadable(); // the RST has arrived
         var poller = new NbdReceivePoller(server);
-        Thread.Sleep(50); // let the RST arrive
         // The kernel reports a reset once (ECONNRESET → IOException) and end of stream after that; the
         // session treats both as the end of the connection. What must not happen: data, or no answer.
-        IOException? error = null;
-        bool answered = false;
-        int read = -1;
-        for (int i = 0; i < 5000 && error is null && !answered; i++)
+        int read;
+        try
         {
-            try
-            {
-                answered = poller.TryReceive(new byte[8], out read); // false while another connection holds the polling slot
-            }
-            catch (IOException e)
-            {
-                error = e;
-            }
+            read = ReceiveWithPatience(poller, new byte[8]);
         }
-        Assert.True(error is not null || (answered && read == 0), $"answered {answered} with {read} bytes");
+        catch (IOException)
+        {
+            return;
+        }
+
+        Assert.Equal(0, read);
+    }
+
+    /// <summary>Waits until the server socket has data, end of stream or an error to report.</summary>
+    private void WaitUntilReadable() =>
+        Assert.True(server.Poll(Patience, SelectMode.SelectRead), "nothing reached the server socket");
+
+    /// <summary>
+    /// Tries until the poller answers (false means "not now": the slot is taken or it is backing off)
+    /// and returns the byte count; fails when it never answers although the socket has something.
+    /// </summary>
+    private static int ReceiveWithPatience(NbdReceivePoller poller, Span<byte> destination)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        int readBytes;
+        while (!poller.TryReceive(destination, out readBytes))
+        {
+            Assert.True(waited.Elapsed < Patience, "the poller never answered although the socket was readable");
+            Thread.Yield(); // lets a preempted slot holder on this CPU finish its poll
+        }
+
+        return readBytes;
     }
 
     private static void RequirePolling() => Assert.True(Environment.ProcessorCount >= 2, "the poller only runs with two or more CPUs");

@@ -1,5 +1,7 @@
 // PeerConnection over real loopback sockets: ordering under concurrent senders, large frames split
 // across receives, payload limits, protocol errors, local and remote closes.
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
 using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Engine.Peers.Protocol;
 
@@ -179,6 +181,25 @@ public sealed class PeerConnectionTests
         Assert.Equal(new PeerCloseReason(PeerCloseKind.LocalClose, "disconnect requested"), await closedA.FirstAsync());
         Assert.Equal(PeerCloseKind.PeerClosed, (await closedB.FirstAsync()).Kind);
         Assert.Equal(100, sink.Frames.Count);
+    }
+
+    [Fact]
+    public async Task Closing_an_unstarted_connection_with_unread_bytes_ends_the_peer_stream_without_a_reset()
+    {
+        // What the listener does to a connection that sent no Hello in time: its last bytes may still
+        // be unread in the socket when the timeout closes it. The peer must see end of stream.
+        var (client, server) = await PeerTestSupport.SocketPairAsync();
+        using var _ = client;
+        client.Send(new byte[36]);
+        Assert.True(server.Poll(PeerTestSupport.Patience, SelectMode.SelectRead), "the bytes never arrived");
+        Assert.Equal(36, server.Available);
+
+        var accepted = new PeerConnection(server, "peer 127.0.0.1", new PeerConnectionOptions(), NullLogger.Instance);
+        accepted.Close("no Hello within 200 ms");
+        await accepted.DisposeAsync();
+
+        client.ReceiveTimeout = (int)PeerTestSupport.Patience.TotalMilliseconds;
+        Assert.Equal(0, client.Receive(new byte[16])); // a reset would throw SocketException (ConnectionReset)
     }
 
     [Fact]
