@@ -104,8 +104,10 @@ public class NbdTransmissionTests
         client.Go("r0");
         device.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         client.SendRequest(NbdCommand.Flush, 1, 0, 0);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
         while (Volatile.Read(ref device.Started) == 0)
         {
+            Assert.True(DateTime.UtcNow < deadline, "the flush never reached the device");
             await Task.Delay(5);
         }
 
