@@ -53,7 +53,8 @@ public sealed class ResourceStateMachine
 
     /// <summary>
     /// Attaches a disk whose metadata was read: the disk state follows DRBD's rules from the flags.
-    /// A disk that was left Primary without a clean demotion is marked crashed-primary.
+    /// A disk that was left Primary without a clean demotion is marked crashed-primary; a disk
+    /// attached to a Primary gets the primary indicator.
     /// </summary>
     public StateChangeResult Attach(int volumeNumber, Superblock metadata)
     {
@@ -70,6 +71,14 @@ public sealed class ResourceStateMachine
             if (Role == Role.Secondary && flags.HasFlag(MetadataFlags.PrimaryInd))
             {
                 flags = (flags & ~MetadataFlags.PrimaryInd) | MetadataFlags.CrashedPrimary;
+            }
+            else if (Role == Role.Primary)
+            {
+                // A Primary's disk carries the primary indicator from the moment it is attached, as
+                // DRBD 9 sets MDF_PRIMARY_IND in every state change while the role is Primary: the
+                // writes it takes from now on go through the activity log, and a crash must come
+                // back "crashed primary" so those extents are resynced (apply-al, rule 40).
+                flags |= MetadataFlags.PrimaryInd;
             }
             return md with { Flags = flags };
         });
