@@ -222,6 +222,7 @@ public sealed partial class Replica : IPeerLinkHost
         }
         PromotionLinkChanged(peerNodeId);
         CompleteRequests();
+        ReleasePrimaryIndicator();
     }
 
     private void OnConnected(int peerNodeId, IReadOnlyList<VolumeDecision> decisions)

@@ -305,9 +305,12 @@ public sealed class ResourceStateMachine
 
     /// <summary>
     /// Demotes to Secondary. Refused while the device is held open (NBD clients connected) unless
-    /// forced; the host then fails their requests and disconnects them.
+    /// forced; the host then fails their requests and disconnects them. With
+    /// <paramref name="writesUnconfirmed"/> (the replica's HoldsUnconfirmedWrites: a peer has not yet
+    /// confirmed the last writes stable) the primary indicator stays on disk, so a crash before they
+    /// are confirmed comes back crashed-primary; the replica clears it once they are.
     /// </summary>
-    public StateChangeResult Demote(bool force, bool deviceOpen)
+    public StateChangeResult Demote(bool force, bool deviceOpen, bool writesUnconfirmed = false)
     {
         if (Role == Role.Secondary)
         {
@@ -319,7 +322,7 @@ public sealed class ResourceStateMachine
         }
         foreach (var volume in volumes.Where(v => v.Metadata is not null))
         {
-            volume.UpdateMetadata(md => WithPrimaryBit(md with { Flags = md.Flags & ~MetadataFlags.PrimaryInd }, primary: false));
+            volume.UpdateMetadata(md => WithPrimaryBit(writesUnconfirmed ? md : md with { Flags = md.Flags & ~MetadataFlags.PrimaryInd }, primary: false));
         }
         SetRole(Role.Secondary);
         return StateChangeResult.Success;
