@@ -369,7 +369,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
         {
             await volume.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
-        var result = ChangeState(runtime, open => runtime.State.Demote(force, open > 0));
+        var result = ChangeState(runtime, (replica, open) => runtime.State.Demote(force, open > 0, replica?.HoldsUnconfirmedWrites ?? false));
         if (result == StateChangeResult.Success)
         {
             await runtime.RevokeClientsAsync(RevokeTimeout).ConfigureAwait(false);

@@ -32,7 +32,13 @@ public readonly record struct ReceiverAction(
 /// and lets later writes through — so writes the Primary issued after one completed never land
 /// before it. Acks follow the protocol flags the Primary set on each write (RecvAck on receipt
 /// for B, WriteAck after the local write for C, NegAck when it failed). A FLUSH from the Primary
-/// is acknowledged only after the local flush. Pure; the host carries out the actions in order.
+/// is acknowledged only after the local flush. A BarrierAck tells the Primary the epoch is on
+/// stable storage (it then forgets the writes); when the barrier's flush fails, the epoch's writes
+/// may have been only in the cache of a failing (or already detached) disk, so each is answered
+/// with a NegAck first, which the Primary records out of sync. (DRBD sends the BarrierAck anyway
+/// and relies on the Secondary's own activity log, applied at its next attach; this Secondary
+/// keeps no activity log for peer writes, so the Primary's bitmap must hold them.) Pure; the host
+/// carries out the actions in order.
 /// </summary>
 /// <param name="flushOnBarrier">
 /// `disk-flushes` (DRBD's default yes): the barrier flushes the disk. With `disk-flushes no` (a
@@ -44,6 +50,8 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
     private readonly List<ReceiverAction> actions = [];
     private readonly Queue<Pending> held = new();
     private readonly Dictionary<ulong, (int Volume, DataMessage Data)> active = [];
+    /// <summary>Writes of the epoch the next BarrierAck closes that reached the disk (its cache, until the barrier's flush).</summary>
+    private readonly List<(int Volume, DataMessage Data)> epochWritten = [];
     private List<FlushWaiter> flushCovers = [];
     private List<FlushWaiter> flushNext = [];
     private uint? barrierWaiting;
@@ -108,9 +116,13 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
         {
             actions.Add(Ack(write.Volume, write.Data, AckKind.NegAck));
         }
-        else if (write.Data.Flags.HasFlag(DataFlags.SendWriteAck))
+        else
         {
-            actions.Add(Ack(write.Volume, write.Data, AckKind.WriteAck));
+            epochWritten.Add(write);
+            if (write.Data.Flags.HasFlag(DataFlags.SendWriteAck))
+            {
+                actions.Add(Ack(write.Volume, write.Data, AckKind.WriteAck));
+            }
         }
         MaybeFlushForBarrier();
     }
@@ -148,8 +160,13 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
         {
             if (waiter.BarrierEpoch is { } epoch)
             {
-                // A failed flush still closes the epoch: the writes' own acks already told the truth,
-                // and the connection is about to be dropped by the host on the disk error anyway.
+                if (!succeeded)
+                {
+                    // The epoch's writes may be lost with the disk's cache: the Primary must not take
+                    // the BarrierAck for their durability. A NegAck makes it mark them out of sync;
+                    // the epoch still closes, so the writes behind it go on (and fail or not).
+                    actions.AddRange(epochWritten.Select(w => Ack(w.Volume, w.Data, AckKind.NegAck)));
+                }
                 CloseEpoch(epoch);
             }
             else
@@ -215,6 +232,7 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
         actions.Add(new ReceiverAction(ReceiverActionKind.SendBarrierAck, 0, default, null, default, epoch, epochSize));
         barrierWaiting = null;
         epochSize = 0;
+        epochWritten.Clear();
         Release();
     }
 

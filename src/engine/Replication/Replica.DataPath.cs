@@ -458,7 +458,9 @@ public sealed partial class Replica
                 if (!FramePayload.TryRead(payload, out BarrierAckMessage barrierAck, out error) || barrierAck.Epoch > uint.MaxValue || !writes.BarrierAck(peer, (uint)barrierAck.Epoch))
                 {
                     ProtocolError(peer, error ?? $"a BarrierAck for epoch {barrierAck.Epoch}, which is not closed");
+                    return;
                 }
+                ReleasePrimaryIndicator();
                 break;
         }
     }

@@ -31,6 +31,7 @@ public sealed partial class Replica
         {
             EndSuspensionOnDemotion();
         }
+        HoldPrimaryIndicator();
         AnnounceState();
     }
 

@@ -228,6 +228,7 @@ public sealed partial class Replica : IPeerLinkHost
         PromotionLinkChanged(peerNodeId);
         CompleteRequests();
         TrackExposedData();
+        ReleasePrimaryIndicator();
     }
 
     private void OnConnected(int peerNodeId, IReadOnlyList<VolumeDecision> decisions)

@@ -87,6 +87,9 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     public ulong? OldestUnacked(int peerNodeId) =>
         peers.TryGetValue(peerNodeId, out var log) && log.Unacked.Count > 0 ? log.Unacked.Min() : null;
 
+    /// <summary>True while some peer's transfer log holds a request carrying data (a write, trim or zeroing) not yet BarrierAcked.</summary>
+    public bool HoldsUnconfirmedWrites => peers.Values.Any(log => log.Order.Any(id => requests[id].LengthBytes > 0));
+
     /// <summary>Requests in the peer's transfer log, not yet released by a BarrierAck.</summary>
     public int InTransferLog(int peerNodeId) => peers.TryGetValue(peerNodeId, out var log) ? log.Entries.Count : 0;
 

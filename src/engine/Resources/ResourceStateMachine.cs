@@ -53,7 +53,8 @@ public sealed class ResourceStateMachine
 
     /// <summary>
     /// Attaches a disk whose metadata was read: the disk state follows DRBD's rules from the flags.
-    /// A disk that was left Primary without a clean demotion is marked crashed-primary.
+    /// A disk that was left Primary without a clean demotion is marked crashed-primary; a disk
+    /// attached to a Primary gets the primary indicator.
     /// </summary>
     public StateChangeResult Attach(int volumeNumber, Superblock metadata)
     {
@@ -70,6 +71,14 @@ public sealed class ResourceStateMachine
             if (Role == Role.Secondary && flags.HasFlag(MetadataFlags.PrimaryInd))
             {
                 flags = (flags & ~MetadataFlags.PrimaryInd) | MetadataFlags.CrashedPrimary;
+            }
+            else if (Role == Role.Primary)
+            {
+                // A Primary's disk carries the primary indicator from the moment it is attached, as
+                // DRBD 9 sets MDF_PRIMARY_IND in every state change while the role is Primary: the
+                // writes it takes from now on go through the activity log, and a crash must come
+                // back "crashed primary" so those extents are resynced (apply-al, rule 40).
+                flags |= MetadataFlags.PrimaryInd;
             }
             return md with { Flags = flags };
         });
@@ -296,9 +305,12 @@ public sealed class ResourceStateMachine
 
     /// <summary>
     /// Demotes to Secondary. Refused while the device is held open (NBD clients connected) unless
-    /// forced; the host then fails their requests and disconnects them.
+    /// forced; the host then fails their requests and disconnects them. With
+    /// <paramref name="writesUnconfirmed"/> (the replica's HoldsUnconfirmedWrites: a peer has not yet
+    /// confirmed the last writes stable) the primary indicator stays on disk, so a crash before they
+    /// are confirmed comes back crashed-primary; the replica clears it once they are.
     /// </summary>
-    public StateChangeResult Demote(bool force, bool deviceOpen)
+    public StateChangeResult Demote(bool force, bool deviceOpen, bool writesUnconfirmed = false)
     {
         if (Role == Role.Secondary)
         {
@@ -310,7 +322,7 @@ public sealed class ResourceStateMachine
         }
         foreach (var volume in volumes.Where(v => v.Metadata is not null))
         {
-            volume.UpdateMetadata(md => WithPrimaryBit(md with { Flags = md.Flags & ~MetadataFlags.PrimaryInd }, primary: false));
+            volume.UpdateMetadata(md => WithPrimaryBit(writesUnconfirmed ? md : md with { Flags = md.Flags & ~MetadataFlags.PrimaryInd }, primary: false));
         }
         SetRole(Role.Secondary);
         return StateChangeResult.Success;

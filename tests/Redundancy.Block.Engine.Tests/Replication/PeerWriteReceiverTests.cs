@@ -114,6 +114,46 @@ public class PeerWriteReceiverTests
         Assert.Equal(1, receiver.ActiveWrites);
     }
 
+    /// <summary>
+    /// The barrier's flush failed (the disk failed, or was detached on an I/O error, after the
+    /// epoch's writes reached its cache): every write of the epoch that was written gets a NegAck
+    /// before the BarrierAck, so the Primary marks them out of sync instead of taking the BarrierAck
+    /// for their durability (seed 19269: they were lost with the disk, and no bitmap held them).
+    /// A write that failed itself was NegAcked already; the next epoch is not affected.
+    /// </summary>
+    [Fact]
+    public void A_failed_barrier_flush_negatively_acknowledges_the_epochs_writes_before_the_barrier_ack()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Write(1, DataFlags.SendWriteAck), null);
+        receiver.Data(0, Write(2, DataFlags.SendWriteAck), null);
+        receiver.Data(0, Write(3, DataFlags.SendWriteAck), null);
+        receiver.Barrier(1);
+        receiver.Data(0, Write(4, DataFlags.SendWriteAck), null);
+        receiver.TakeActions();
+        receiver.WriteDone(1, true);
+        receiver.WriteDone(3, false);
+        receiver.WriteDone(2, true);
+        Assert.Equal(
+            [(AckKind.WriteAck, 1UL), (AckKind.NegAck, 3UL), (AckKind.WriteAck, 2UL)],
+            receiver.TakeActions().Where(a => a.Kind == ReceiverActionKind.SendAck).Select(a => (a.Ack, a.Data.RequestId)));
+
+        receiver.FlushDone(false);
+
+        var actions = receiver.TakeActions();
+        Assert.Equal(
+            [(ReceiverActionKind.SendAck, AckKind.NegAck, 1UL), (ReceiverActionKind.SendAck, AckKind.NegAck, 2UL), (ReceiverActionKind.SendBarrierAck, default(AckKind), 0UL), (ReceiverActionKind.SubmitWrite, default(AckKind), 4UL)],
+            actions.Select(a => (a.Kind, a.Ack, a.Data.RequestId)));
+        Assert.Equal(1u, actions[2].Epoch);
+
+        receiver.Barrier(2);
+        receiver.WriteDone(4, true);
+        receiver.TakeActions();
+        receiver.FlushDone(true);
+        var next = Assert.Single(receiver.TakeActions());
+        Assert.Equal((ReceiverActionKind.SendBarrierAck, 2u), (next.Kind, next.Epoch));
+    }
+
     [Fact]
     public void A_write_is_in_flight_for_overlapping_ranges_while_held_or_being_written()
     {

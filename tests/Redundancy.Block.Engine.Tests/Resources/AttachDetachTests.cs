@@ -98,6 +98,27 @@ public class AttachDetachTests
         Assert.Equal(DiskState.Consistent, machine.Volume(0).Disk);
     }
 
+    /// <summary>
+    /// A Primary (promoted through its UpToDate peer while Diskless) that attaches a disk writes
+    /// to it from then on: the disk carries the primary indicator, so a crash comes back
+    /// crashed-primary and its activity log is resynced (seed 13460 crashed such a Primary and came
+    /// back with nothing to resync, its lost writes unmarked).
+    /// </summary>
+    [Fact]
+    public void Attach_to_a_Primary_sets_the_primary_indicator()
+    {
+        var machine = Machine(new ScriptedRandom(FirstRandom), ConnectedPeer("beta", 1, Role.Secondary, DiskState.UpToDate));
+        Assert.Equal(StateChangeResult.Success, machine.Promote(force: false));
+
+        Assert.Equal(StateChangeResult.Success, machine.Attach(0, WasUpToDate(1, 1)));
+
+        var md = machine.Volume(0).Metadata!;
+        Assert.Equal(MetadataFlags.Consistent | MetadataFlags.WasUpToDate | MetadataFlags.PrimaryInd, md.Flags);
+        Assert.True(machine.Volume(0).MetadataDirty);
+        Assert.Equal(StateChangeResult.Success, machine.Demote(force: false, deviceOpen: false));
+        Assert.False(machine.Volume(0).Metadata!.Flags.HasFlag(MetadataFlags.PrimaryInd));
+    }
+
     [Fact]
     public void Attach_of_an_unknown_volume_throws()
     {

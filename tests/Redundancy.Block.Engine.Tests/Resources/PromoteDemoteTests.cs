@@ -310,6 +310,26 @@ public class PromoteDemoteTests
         Assert.False(machine.Volume(0).Metadata!.Flags.HasFlag(MetadataFlags.PrimaryInd));
     }
 
+    /// <summary>
+    /// A peer has not yet confirmed the last writes stable (the replica's HoldsUnconfirmedWrites):
+    /// the demotion keeps the primary indicator on disk, so a crash before they are confirmed comes
+    /// back crashed-primary; the Primary bit of the current UUID goes as always.
+    /// </summary>
+    [Fact]
+    public void Secondary_with_unconfirmed_writes_keeps_the_primary_indicator()
+    {
+        var machine = Machine(new ScriptedRandom());
+        AttachPersisted(machine, 0, WasUpToDate(1));
+        machine.Promote(force: false);
+
+        Assert.Equal(StateChangeResult.Success, machine.Demote(force: false, deviceOpen: false, writesUnconfirmed: true));
+
+        var md = machine.Volume(0).Metadata!;
+        Assert.Equal(Role.Secondary, machine.Role);
+        Assert.True(md.Flags.HasFlag(MetadataFlags.PrimaryInd));
+        Assert.False(GenerationIds.IsPrimaryUuid(md.CurrentUuid));
+    }
+
     [Fact]
     public void Secondary_when_already_Secondary_is_nothing_to_do()
     {

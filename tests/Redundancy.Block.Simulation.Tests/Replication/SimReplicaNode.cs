@@ -214,8 +214,13 @@ public sealed class SimReplicaNode : IReplicaIo
     public void ZeroLocal(int volume, long offsetBytes, long lengthBytes, bool trim, long token) =>
         Later(volume, () => Disks[volume].WriteZeroesAsync(offsetBytes, lengthBytes, !trim).IsCompletedSuccessfully, token);
 
+    /// <summary>
+    /// Flushes every volume's disk; fails when one is not attached, as the agent's data path fails
+    /// every request while its disk is detached: writes that went to a disk detached since (on an
+    /// I/O error) were not made durable by this flush.
+    /// </summary>
     public void FlushLocal(long token) =>
-        Later(null, () => Disks.Where(d => attached[d.Key]).All(d => d.Value.FlushAsync().IsCompletedSuccessfully), token);
+        Later(null, () => Disks.All(d => attached[d.Key] && d.Value.FlushAsync().IsCompletedSuccessfully), token);
 
     /// <summary>AL transactions written, in order (the simulated metadata always takes them).</summary>
     public List<ulong> ActivityLogTransactions { get; } = [];

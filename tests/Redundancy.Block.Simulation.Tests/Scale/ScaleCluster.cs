@@ -165,13 +165,13 @@ public sealed class ScaleCluster
     {
         Note($"{node.Name}: CRASH{(tear ? " (torn)" : string.Empty)}, {node.Disk.UnflushedWrites} unflushed writes");
         // DRBD's rule 40 resyncs the activity log from the disk whose metadata says "crashed primary":
-        // a Primary, or one demoted while its disk was gone (the demotion never reached that disk).
-        // On disk that is MDF_CRASHED_PRIMARY (left by an earlier restart) or still MDF_PRIMARY_IND:
-        // attach turns the primary indicator into crashed-primary (DRBD 8.4's drbd_adm_attach sets
-        // CRASHED_PRIMARY from MDF_PRIMARY_IND; ResourceStateMachine.Attach does the same).
-        const Engine.Metadata.MetadataFlags crashedOnDisk = Engine.Metadata.MetadataFlags.CrashedPrimary | Engine.Metadata.MetadataFlags.PrimaryInd;
+        // a Primary, or one demoted while its disk was gone (the demotion never reached that disk), or
+        // one demoted before its peer confirmed its last writes (the primary indicator stays until then).
+        // The metadata says so with MDF_CRASHED_PRIMARY, or with MDF_PRIMARY_IND, which the next attach
+        // of a Secondary turns into crashed-primary (DRBD: drbdmeta applies the AL when MDF_PRIMARY_IND
+        // is set, need_to_apply_al; the attach takes CRASHED_PRIMARY from the metadata, drbd_nl.c).
         bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary
-            || (node.PersistedSuperblock.Flags & crashedOnDisk) != 0;
+            || (node.PersistedSuperblock.Flags & (Engine.Metadata.MetadataFlags.CrashedPrimary | Engine.Metadata.MetadataFlags.PrimaryInd)) != 0;
         node.Crash(tear);
         Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
     }

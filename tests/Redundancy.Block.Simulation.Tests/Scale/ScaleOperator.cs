@@ -137,7 +137,7 @@ public sealed class ScaleOperator(ScaleCluster cluster)
         bool open = cluster.PendingOn(node) > 0;
         var expected = node.State.Role == Role.Secondary ? StateChangeResult.NothingToDo
             : open ? StateChangeResult.DeviceInUse : StateChangeResult.Success;
-        var result = Run(node, new Allowance(Role: true, Force: false, Attach: false, Connect: false), () => node.Change(s => s.Demote(force: false, deviceOpen: open)));
+        var result = Run(node, new Allowance(Role: true, Force: false, Attach: false, Connect: false), () => node.Change(s => s.Demote(force: false, deviceOpen: open, writesUnconfirmed: node.Replica.HoldsUnconfirmedWrites)));
         Expect("secondary", node, expected, result);
         return result;
     }

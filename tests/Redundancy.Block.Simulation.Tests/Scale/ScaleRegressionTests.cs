@@ -110,6 +110,22 @@ public class ScaleRegressionTests
     // only the now Inconsistent peer had, and its returning disk became sync source over them.
     [InlineData(10524)]
     [InlineData(18820)]
+    // byte-identical: a Primary promoted while Diskless attached its disk without the primary indicator
+    // on it; it crashed with unflushed writes and came back without "crashed primary": rule 40 found
+    // nothing to resync, and the write its peer held stayed on one side only.
+    [InlineData(13460)]
+    // bitmap-coverage: the Secondary's disk failed under the last write of an epoch and was detached; the
+    // barrier's flush then reached no disk, yet the epoch was BarrierAcked before the Primary heard of the
+    // failure, so it forgot writes that were only in the failed disk's cache (they now get NegAcks first).
+    [InlineData(19269)]
+    // bitmap-coverage, byte-identical: the Primary demoted before the Secondary had BarrierAcked its last write
+    // (a partition held the barrier, or the Secondary had crashed unnoticed), then crashed: a clean demotion,
+    // so no activity log was applied, and the transfer log that marked the write was gone; the Secondary's
+    // crash took the write from its disk cache. The primary indicator now stays until the peer confirms.
+    [InlineData(17561)]
+    [InlineData(28546)]
+    [InlineData(12719)]
+    [InlineData(17541)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
