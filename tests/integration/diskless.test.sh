@@ -151,9 +151,52 @@ dl_metadata_error_detaches() {
     expect_ok rbadm beta down r0
 }
 
+# DRBD's ERR_DATA_NOT_CURRENT: a Diskless Primary whose writes went to beta only may not take its
+# old disk back while no peer has the data it serves (beta is down): `attach` is refused and says
+# why. Once beta is back its Consistent disk holds exactly that data and becomes UpToDate (DRBD 9's
+# "connecting to diskless primary"); then the attach goes through and a resync brings the writes.
+dl_attach_refused_without_current_data() {
+    dl_two_node_helpers
+    make_disk "$TEST_DIR/alpha-backing.img" 64M
+    new_loop "$TEST_DIR/alpha-backing.img"
+    local loop=$LOOP_DEV out
+    RP_ALPHA_DISK=$loop rp_synced
+    write_on "$URI_A" 0 4M nc-before
+    blockdev --setro "$loop" || fail "blockdev --setro $loop failed"
+    write_on "$URI_A" 4M 1M nc-failing
+    wait_for "[[ \$(rbadm alpha dstate r0) == Diskless/UpToDate ]]" 20 || fail "alpha is $(rbadm alpha dstate r0) after the write error"
+    write_on "$URI_A" 8M 2M nc-diskless
+    expect_ok rbadm beta down r0
+    wait_for "[[ \$(rbadm alpha cstate r0) != Connected ]]" 20 || fail "alpha still connected after beta's down"
+    blockdev --setrw "$loop" || fail "blockdev --setrw $loop failed"
+    if out=$(rbadm alpha attach r0 2>&1); then
+        fail "attach of the old disk succeeded while no peer had the data alpha serves: $out"
+    fi
+    assert_match "$out" "\\(150\\) Can only attach to the data we lost last: this Primary serves data with current UUID=[0-9A-F]{16}" "attach's refusal"
+    assert_eq "$(rbadm alpha dstate r0)" Diskless/DUnknown "alpha after the refused attach"
+    expect_ok rbadm beta up r0
+    wait_for "[[ \$(rbadm alpha dstate r0) == Diskless/UpToDate ]]" 30 || fail "beta's copy did not become UpToDate for the Diskless Primary: $(rbadm alpha dstate r0) / $(rbadm beta dstate r0)"
+    expect_ok rbadm alpha attach r0
+    expect_ok rbadm alpha wait-sync r0 --timeout 30
+    assert_eq "$(rbadm alpha dstate r0)" UpToDate/UpToDate "alpha after the attach and resync"
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    verify_on "$URI_B" 0 4M nc-before
+    verify_on "$URI_B" 4M 1M nc-failing
+    verify_on "$URI_B" 8M 2M nc-diskless
+    switch_to alpha beta
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable after switching back"
+    verify_on "$URI_A" 0 4M nc-before
+    verify_on "$URI_A" 4M 1M nc-failing
+    verify_on "$URI_A" 8M 2M nc-diskless
+    expect_ok rbadm alpha down r0
+    expect_ok rbadm beta down r0
+}
+
 DISKLESS_CASES=(
     io-error-detach-and-reattach:dl_io_error_detach_and_reattach:180
     metadata-error-detaches:dl_metadata_error_detaches:180
+    attach-refused-without-current-data:dl_attach_refused_without_current_data:180
 )
 
 it_suite diskless/two-node setup_diskless_suite 600 "${DISKLESS_CASES[@]}"

@@ -61,7 +61,7 @@ public sealed partial class Replica
         bool upToDatePeer = connected.Any(p => PeerDiskOf(p, volumeNumber) == DiskState.UpToDate);
         return Role != Role.Primary || volume.ExposedDataUuid == 0 || upToDatePeer || GenerationIds.SameGeneration(volume.ExposedDataUuid, ids.Current)
             ? null
-            : $"Can only attach to data with current UUID={volume.ExposedDataUuid:X16}";
+            : $"(150) Can only attach to the data we lost last: this Primary serves data with current UUID={volume.ExposedDataUuid:X16}, which no connected peer has UpToDate";
     }
 
     /// <summary>

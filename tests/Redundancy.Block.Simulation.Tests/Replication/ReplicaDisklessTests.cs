@@ -80,7 +80,7 @@ public class ReplicaDisklessTests
         pair.Beta.Replica.Disconnect(0);
         Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].State != ConnectionState.Connected, 10_000), pair.Logs);
         Assert.Equal(served & ~1UL, pair.Alpha.Replica.Volume(0).ExposedDataUuid & ~1UL);
-        Assert.Equal($"Can only attach to data with current UUID={pair.Alpha.Replica.Volume(0).ExposedDataUuid:X16}",
+        Assert.Equal($"(150) Can only attach to the data we lost last: this Primary serves data with current UUID={pair.Alpha.Replica.Volume(0).ExposedDataUuid:X16}, which no connected peer has UpToDate",
             pair.Alpha.Replica.AttachRefusal(0, oldDisk));
         Assert.Null(pair.Alpha.Replica.AttachRefusal(0, new GenerationIds(served, oldDisk.Bitmap, oldDisk.History)));
     }
