@@ -5,7 +5,8 @@
 // Differences from the kernel, all for our metadata shape: history has up to 32 entries instead of
 // 2 and absent entries do not exist (so two empty histories never "match" in rule 100), and a bitmap
 // UUID of JUST_CREATED (left by a forced promotion of fresh metadata) is no generation for rule 90,
-// and rule 100 counts bitmap UUIDs as ancestors too (see Ancestors).
+// rule 100 counts bitmap UUIDs as ancestors too (see Ancestors), and rules 52/72 (not in the kernel)
+// relate a target that took a sync UUID to a source whose disk failed before it recorded it.
 // The protocol-version escapes (-1091/-1096, "requires proto 91") do not apply: both sides are us.
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.States;
@@ -119,6 +120,15 @@ public static class UuidComparison
                 PeerFixup: them.WithBitmap(them.HistoryAt(0)).PopHistory());
         }
 
+        if (IsSyncUuidOf(me.Current, them.Bitmap))
+        {
+            // Not in the kernel: my current UUID is the sync UUID the peer made from its bitmap UUID,
+            // but the peer's disk failed under the write that recorded it (it still has the old
+            // bitmap UUID). Nothing says which of its bits that write carried (a full sync sets them
+            // all), so this is a full sync from the peer, mirrored by rule 72.
+            return new SyncDecision(52, SyncResult.BecomeSyncTargetFull);
+        }
+
         if (them.History.Any(h => Same(me.Current, h)))
         {
             return new SyncDecision(60, SyncResult.BecomeSyncTargetFull);
@@ -134,6 +144,11 @@ public static class UuidComparison
             // My last P_SYNC_UUID did not get through: undo my own start-of-resync UUID change.
             return new SyncDecision(71, SyncResult.BecomeSyncSourceBitmap,
                 SelfFixup: me.WithBitmap(me.HistoryAt(0)).PopHistory());
+        }
+
+        if (IsSyncUuidOf(them.Current, me.Bitmap))
+        {
+            return new SyncDecision(72, SyncResult.BecomeSyncSourceFull); // rule 52 from the peer's side
         }
 
         if (me.History.Any(h => Same(them.Current, h)))

@@ -199,6 +199,21 @@ public class UuidComparisonTests
     }
 
     [Fact]
+    public void Rules52_72_a_sync_uuid_its_source_never_recorded_is_a_full_sync_from_that_source()
+    {
+        // The source (bitmap UUID B) made B + offset its sync UUID and the target took it as current;
+        // the source's disk failed under the write that recorded it, so it came back with B.
+        var target = new UuidSet(B + UuidComparison.NewBitmapOffset, 0);
+        var source = new UuidSet(C | 1, B, D, E);
+        var (t, s) = Both(Side(target), Side(source));
+        AssertRule(t, 52, SyncResult.BecomeSyncTargetFull);
+        AssertRule(s, 72, SyncResult.BecomeSyncSourceFull);
+        // Had the source recorded it, rule 50 resumes the resync from the bitmap.
+        var (resumed, _) = Both(Side(target), Side(new UuidSet(C | 1, B + UuidComparison.NewBitmapOffset, B, D, E)));
+        AssertRule(resumed, 50, SyncResult.BecomeSyncTargetBitmap);
+    }
+
+    [Fact]
     public void Unrelated_data_when_nothing_matches()
     {
         var (s, p) = Both(Side(new UuidSet(C, E, F)), Side(new UuidSet(D, B, A)));
