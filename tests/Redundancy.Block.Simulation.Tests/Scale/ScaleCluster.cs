@@ -172,6 +172,10 @@ public sealed class ScaleCluster
         // is set, need_to_apply_al; the attach takes CRASHED_PRIMARY from the metadata, drbd_nl.c).
         bool wasPrimary = node.Replica.Role == Engine.States.Role.Primary
             || (node.PersistedSuperblock.Flags & (Engine.Metadata.MetadataFlags.CrashedPrimary | Engine.Metadata.MetadataFlags.PrimaryInd)) != 0;
+        foreach (var record in Ledger.InFlight(Other(node).Name))
+        {
+            record.OnPeerAtCrash |= Ledger.SameOrLater(record).Any(v => Block(node, record.Block).SequenceEqual(v));
+        }
         node.Crash(tear);
         Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
     }
@@ -192,13 +196,19 @@ public sealed class ScaleCluster
     /// (drbd_req_complete: a write succeeds when the local disk or a peer has it, RQ_LOCAL_OK or
     /// RQ_NET_OK; the local write succeeded, the connection then dropped) and promises nothing of
     /// a failed disk's data, even when that disk is attached again (it comes back Outdated at best).
-    /// On neither disk, it was acknowledged without being written anywhere.
+    /// The peer may have crashed after it wrote and acknowledged it, its acknowledgement arriving after
+    /// the crash (in flight on the network): the peer's disk then keeps what the crash left of it. If
+    /// the crash took it (the write was in the peer's disk cache at the crash, never flushed: the
+    /// flush comes with the peer's next barrier, DRBD's drbd_flush_after_epoch in receive_Barrier, and a WriteAck
+    /// means written, not flushed), it is forgiven as any unflushed write whose every copy a crash took
+    /// (the same rule <see cref="Crash"/> applies to writes acknowledged before the crash).
+    /// On neither disk otherwise, it was acknowledged without being written anywhere.
     /// </summary>
     private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight)
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
-        if (peer.Up && versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
+        if (versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
         {
             if (!peer.Volume.HasLocalData)
             {
@@ -217,7 +227,7 @@ public sealed class ScaleCluster
             }
             return;
         }
-        if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)))
+        if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)) && !record.OnPeerAtCrash)
         {
             throw new SimulationViolation("acknowledged-write", $"{node.Name} acknowledged write #{record.Sequence} (block {record.Block}) without a disk, and neither disk holds it");
         }

@@ -187,4 +187,23 @@ public class ScaleRegressionTests
         Assert.True(result.Failure is null, $"seed {seed}: {result.Failure}\n{result.Logs}");
         Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
     }
+
+    /// <summary>
+    /// Seeds where a Diskless Primary's write was acknowledged by a WriteAck its peer sent before
+    /// crashing (after an operator disconnect; the ack was still in flight): the checker looked only
+    /// at a running peer's disk and missed that the crash had taken the write from the peer's disk
+    /// cache (a WriteAck means written, not flushed). Each failed before the checker saw that.
+    /// </summary>
+    [Theory]
+    // acknowledged-write: the crashed peer's disk held the write (the checker ignored a crashed peer's disk).
+    [InlineData(40286)]
+    [InlineData(44991)]
+    // acknowledged-write: the crash took it, unflushed, from the peer's disk cache (with a later write to its block).
+    [InlineData(35746)]
+    public void Seed_of_an_acknowledgement_arriving_after_the_peer_crashed_passes(int seed)
+    {
+        var result = ScaleRun.Run(seed);
+        Assert.True(result.Failure is null, $"seed {seed}: {result.Failure}\n{result.Logs}");
+        Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
+    }
 }

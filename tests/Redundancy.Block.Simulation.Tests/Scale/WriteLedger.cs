@@ -144,6 +144,9 @@ public sealed class WriteLedger
         }
     }
 
+    /// <summary>Writes of <paramref name="writer"/> issued and not yet completed.</summary>
+    public List<WriteRecord> InFlight(string writer) => [.. byBlock.Values.SelectMany(l => l).Where(r => !r.Done && r.Writer == writer)];
+
     /// <summary>The data of <paramref name="record"/> and of every write to its block issued after it.</summary>
     public List<byte[]> SameOrLater(WriteRecord record) => [.. byBlock[record.Block].Where(r => r.Sequence >= record.Sequence).Select(r => r.Data)];
 
@@ -238,4 +241,10 @@ public sealed class WriteRecord(long sequence, string writer, long block, byte[]
 
     /// <summary>Unflushed and lost with every copy in crashes: no longer required.</summary>
     public bool IsForgiven { get; set; }
+
+    /// <summary>
+    /// Still in flight when the peer crashed, with it (or a later write to its block) in that peer's
+    /// disk cache then: an acknowledgement the peer sent before the crash may still arrive.
+    /// </summary>
+    public bool OnPeerAtCrash { get; set; }
 }
