@@ -408,7 +408,7 @@ public sealed partial class PeerLink
         }
         var uuids = peer.Uuids!.Value;
         var peerUuids = outcome.Comparison.PeerFixup ?? new UuidSet(uuids.Current, uuids.Bitmap, uuids.History);
-        decision = new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreedSizeBytes, peerUuids, (long)peer.Sizes!.Value.UsableSizeBytes);
+        decision = new VolumeDecision(volume.Volume, outcome, peer.State!.Value.Disk, agreedSizeBytes, peerUuids, (long)peer.Sizes!.Value.UsableSizeBytes, volume.Disk);
         return true;
     }
 

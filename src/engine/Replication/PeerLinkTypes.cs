@@ -53,7 +53,8 @@ public interface IPeerLinkHost
 /// <param name="AgreedSizeBytes">The size agreed with the peer (<see cref="SizeAgreement.Agree"/>): the smallest usable size.</param>
 /// <param name="PeerUuids">The peer's UUIDs as the decision saw them (fix-ups applied): a SyncTarget adopts them when done.</param>
 /// <param name="PeerUsableSizeBytes">What the peer's disk holds (0: Diskless).</param>
-public sealed record VolumeDecision(int Volume, HandshakeOutcome Outcome, DiskState PeerDisk, long AgreedSizeBytes, UuidSet PeerUuids, long PeerUsableSizeBytes = 0);
+/// <param name="LocalDisk">This node's disk state as the peer was told it for this handshake.</param>
+public sealed record VolumeDecision(int Volume, HandshakeOutcome Outcome, DiskState PeerDisk, long AgreedSizeBytes, UuidSet PeerUuids, long PeerUsableSizeBytes = 0, DiskState LocalDisk = DiskState.DUnknown);
 
 /// <summary>
 /// What a peer link wants done, collected since the last <see cref="PeerLink.TakeOutput"/>: frames

@@ -36,13 +36,19 @@ public sealed partial class Replica
             SetDisk(volume, Role == Role.Primary && diskFromMetadata > DiskState.Outdated ? DiskState.Outdated : diskFromMetadata);
             return;
         }
+        NegotiateAttachedDisk(volume, peers);
+    }
+
+    /// <summary>DRBD's attach while connected: the disk is Negotiating and the sync handshake runs again with <paramref name="peers"/>.</summary>
+    private void NegotiateAttachedDisk(ReplicaVolume volume, IReadOnlyList<int> peers)
+    {
         // Not through SetDisk: the peers must get the UUIDs before they see the Negotiating state.
         volume.Disk = DiskState.Negotiating;
-        io.PersistVolume(volumeNumber);
-        io.Log($"{ResourceName}/{volumeNumber}: disk attached while connected: negotiating the resync with the peers");
+        io.PersistVolume(volume.Number);
+        io.Log($"{ResourceName}/{volume.Number}: disk attached while connected: negotiating the resync with the peers");
         foreach (int peer in peers)
         {
-            links[peer].Renegotiate(volumeNumber);
+            links[peer].Renegotiate(volume.Number);
             Drain(peer);
         }
     }

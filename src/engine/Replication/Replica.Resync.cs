@@ -96,6 +96,15 @@ public sealed partial class Replica
     private void BeginSync(int peer, VolumeDecision decision, bool grew)
     {
         var volume = volumes[decision.Volume];
+        if (WithoutData(decision.LocalDisk) && !WithoutData(volume.Disk) && volume.Disk != DiskState.Negotiating)
+        {
+            // The disk was attached after this node's state went out (Diskless), before the handshake's
+            // decision: the peer takes us for Diskless and neither side compared the disk's UUIDs. Do
+            // what an attach on the established connection does (DRBD's attach while connected).
+            replication[(peer, volume.Number)] = ReplicationState.Established;
+            NegotiateAttachedDisk(volume, [peer]);
+            return;
+        }
         if (WithoutData(volume.Disk))
         {
             // The disk failed after this node's state went out, before the handshake's decision:

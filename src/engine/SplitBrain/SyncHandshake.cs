@@ -37,6 +37,7 @@ public static class SyncHandshake
         }
 
         ApplyDiskStates(run);
+        ApplyOneSidedBitmap(run);
         bool historyOnlySplitBrain = run.Hg == -100; // DRBD 9's need_full_sync_after_split_brain
         if (Math.Abs(run.Hg) == 100)
         {
@@ -77,6 +78,35 @@ public static class SyncHandshake
             run.Log.Add($"Becoming sync {(run.Hg > 0 ? "source" : "target")} due to disk states.");
         }
     }
+
+    /// <summary>
+    /// Equal generations and no resync by the UUIDs, but the UpToDate side holds out-of-sync bits for a peer that came
+    /// back only Consistent (restarted) and holds none: the bits are writes that peer acknowledged but may never have
+    /// made durable (its crash took them before the barrier ack; the bit holder had been demoted, so no new generation
+    /// marked them). Resync them from the bit holder instead of dropping them, as DRBD's one-sided
+    /// maybe_reconcile_equal_uuid_bitmap does (the side without bits is the exact subset, the other the source).
+    /// </summary>
+    private static void ApplyOneSidedBitmap(Run run)
+    {
+        if (run.Hg != 0 || run.Comparison.Result != SyncResult.NoSync)
+        {
+            return;
+        }
+
+        if (HoldsBitsForRestartedPeer(run.Self, run.Peer))
+        {
+            run.Hg = 1;
+            run.Log.Add($"Equal generations, but {run.Self.OutOfSyncBits} bits for a peer that is only Consistent: becoming sync source for them.");
+        }
+        else if (HoldsBitsForRestartedPeer(run.Peer, run.Self))
+        {
+            run.Hg = -1;
+            run.Log.Add($"Equal generations, but the peer holds {run.Peer.OutOfSyncBits} bits for this Consistent disk: becoming sync target for them.");
+        }
+    }
+
+    private static bool HoldsBitsForRestartedPeer(HandshakeSide holder, HandshakeSide other) =>
+        holder.Disk == DiskState.UpToDate && other.Disk == DiskState.Consistent && holder.OutOfSyncBits > 0 && other.OutOfSyncBits == 0;
 
     private static void ApplyAfterSbPolicy(Run run, bool historyOnlySplitBrain)
     {

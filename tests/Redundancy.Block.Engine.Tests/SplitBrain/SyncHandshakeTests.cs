@@ -28,6 +28,20 @@ public class SyncHandshakeTests
     }
 
     [Fact]
+    public void Up_to_date_side_with_bits_for_a_restarted_consistent_peer_resyncs_them_despite_equal_uuids()
+    {
+        // Seed 53883: a demoted Primary's un-barrier-acked write was marked for the peer, whose crash lost it.
+        var pair = Run(Node("a", new UuidSet(X, 0), bits: 1), Node("b", new UuidSet(X, 0), disk: DiskState.Consistent));
+        AssertPair(pair, HandshakeAction.SyncSource);
+        Assert.Equal(40, pair.A.Comparison.Rule);
+
+        // Not when both are UpToDate (a link hiccup), when both hold bits, or when the bit holder is the Consistent one.
+        AssertPair(Run(Node("a", new UuidSet(X, 0), bits: 1), Node("b", new UuidSet(X, 0))), HandshakeAction.NoSync);
+        AssertPair(Run(Node("a", new UuidSet(X, 0), bits: 1), Node("b", new UuidSet(X, 0), disk: DiskState.Consistent, bits: 2)), HandshakeAction.NoSync);
+        AssertPair(Run(Node("a", new UuidSet(X, 0), disk: DiskState.Consistent, bits: 1), Node("b", new UuidSet(X, 0))), HandshakeAction.NoSync);
+    }
+
+    [Fact]
     public void Inconsistent_side_against_a_full_sync_rule_keeps_the_full_sync_in_the_disk_state_direction()
     {
         // UUIDs say a is the full-sync source (rule 30), but a is Inconsistent: it becomes full target.

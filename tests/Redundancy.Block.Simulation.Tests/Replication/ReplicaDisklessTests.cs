@@ -192,6 +192,36 @@ public class ReplicaDisklessTests
     }
 
     [Fact]
+    public void A_disk_attached_after_the_Diskless_state_went_out_is_negotiated_once_connected()
+    {
+        // Seed 56912: the attach came between this node's P_STATE (Diskless) and the handshake's decision;
+        // the peer kept taking it for Diskless, nobody compared the disk's UUIDs, and nothing resynced.
+        for (int seed = 1; seed <= 4; seed++)
+        {
+            var pair = new SimReplicaPair(970 + seed, options: new NetworkOptions { MaxDelayMs = 3 });
+            var model = FillBoth(pair);
+            pair.ConnectWithAlphaPrimary();
+            pair.Alpha.DetachOnIoError = true;
+            var random = pair.Random.Fork();
+            pair.Alpha.Disks[0].FailWrites = true;
+            WriteAll(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], random, seed);
+            pair.Network.Partition("alpha", "beta");
+            Assert.True(pair.Scheduler.RunUntil(() => !pair.BothConnected(), 30_000), pair.Logs);
+            long uuidsSent = pair.Alpha.Sent.GetValueOrDefault(Engine.Peers.Protocol.MessageType.Uuids).Frames;
+            pair.Network.HealAll();
+            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Sent.GetValueOrDefault(Engine.Peers.Protocol.MessageType.Uuids).Frames > uuidsSent, 60_000), pair.Logs);
+            Assert.NotEqual(ConnectionState.Connected, pair.Alpha.Replica.Links[1].State);
+
+            pair.Alpha.Disks[0].FailWrites = false;
+            pair.Alpha.AttachDisk(0);
+            Assert.True(pair.Scheduler.RunUntil(() => pair.InSync() && pair.Alpha.Replica.Volume(0).Disk == DiskState.UpToDate, 30_000), $"seed {seed}: {pair.Logs}");
+            Assert.Equal(DiskState.UpToDate, pair.Beta.Replica.Links[0].PeerDisks[0]);
+            Assert.True(pair.Alpha.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: alpha's disk is the model");
+            Assert.True(pair.Beta.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: beta's disk is the model");
+        }
+    }
+
+    [Fact]
     public void Without_a_disk_or_a_peer_reads_and_writes_fail_and_a_read_in_flight_fails_when_the_connection_drops()
     {
         var pair = new SimReplicaPair(801, options: new NetworkOptions { MaxDelayMs = 3 });

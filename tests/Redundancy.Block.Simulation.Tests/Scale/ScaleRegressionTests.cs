@@ -131,6 +131,14 @@ public class ScaleRegressionTests
     // data. Rules 52/72 relate the two (target current = source bitmap + offset): a full sync again.
     [InlineData(51387)]
     [InlineData(59427)]
+    // acknowledged-write: the same demotion with an unacknowledged barrier, but the Secondary crashed, losing the
+    // write; the demoted node marked it in the bitmap when the connection went, yet equal generations (a Secondary
+    // starts none) made rule 40 drop that bit against the restarted, Consistent peer: the bit holder is now SyncSource.
+    [InlineData(53883)]
+    // convergence: a Diskless Primary attached its disk after its P_STATE (Diskless) had gone out but before the
+    // handshake's decision: not yet connected, the attach negotiated with nobody, the peer kept taking it for
+    // Diskless and neither resynced. The decision now runs the attach-while-connected negotiation for such a disk.
+    [InlineData(56912)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
