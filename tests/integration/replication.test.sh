@@ -200,7 +200,9 @@ it_suite replication/two-node setup_replication_suite 900 "${REPLICATION_CASES[@
 rp_handlers_options() {
     local h section=""
     for h in before-resync-target after-resync-target split-brain fence-peer; do
-        section+="$h \"env > $TEST_DIR/$h.env\"; "
+        # Written aside, then renamed: both nodes run split-brain at once, and a reader must never
+        # see a half-written file (a check of -s alone raced with the second writer's truncation).
+        section+="$h \"env > $TEST_DIR/$h.env.\$\$ && mv -f $TEST_DIR/$h.env.\$\$ $TEST_DIR/$h.env\"; "
     done
     RB_RESOURCE_EXTRA="$RB_TWO_NODE_OPTIONS net { fencing resource-only; } handlers { $section}"
 }
