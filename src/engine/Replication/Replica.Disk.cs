@@ -64,11 +64,14 @@ public sealed partial class Replica
     {
         TrackExposedData();
         var volume = volumes[volumeNumber];
-        bool upToDatePeer = connected.Any(p => PeerDiskOf(p, volumeNumber) == DiskState.UpToDate);
-        return Role != Role.Primary || volume.ExposedDataUuid == 0 || upToDatePeer || GenerationIds.SameGeneration(volume.ExposedDataUuid, ids.Current)
-            ? null
-            : $"(150) Can only attach to the data we lost last: this Primary serves data with current UUID={volume.ExposedDataUuid:X16}, which no connected peer has UpToDate";
+        return UpToDatePeer(volumeNumber) is null && ServesOtherData(volume, ids.Current)
+            ? $"(150) Can only attach to the data we lost last: this Primary serves data with current UUID={volume.ExposedDataUuid:X16}, which no connected peer has UpToDate"
+            : null;
     }
+
+    /// <summary>This node is Primary and serves another data generation than <paramref name="current"/> (its exposed data UUID).</summary>
+    private bool ServesOtherData(ReplicaVolume volume, ulong current) =>
+        Role == Role.Primary && volume.ExposedDataUuid != 0 && !GenerationIds.SameGeneration(volume.ExposedDataUuid, current);
 
     /// <summary>
     /// Keeps each volume's <see cref="ReplicaVolume.ExposedDataUuid"/>: while Primary, the UpToDate
@@ -87,17 +90,12 @@ public sealed partial class Replica
             {
                 volume.ExposedDataUuid = volume.Ids.Current;
             }
-            else if (WithoutData(volume.Disk) && UpToDatePeerUuids(volume.Number) is { } peerUuids)
+            else if (WithoutData(volume.Disk) && UpToDatePeer(volume.Number) is int peer && links[peer].PeerUuids(volume.Number) is { } peerUuids)
             {
                 volume.ExposedDataUuid = peerUuids.Current;
             }
         }
     }
-
-    private Generations.UuidSet? UpToDatePeerUuids(int volumeNumber) => connected.Order()
-        .Where(p => PeerDiskOf(p, volumeNumber) == DiskState.UpToDate)
-        .Select(p => links[p].PeerUuids(volumeNumber))
-        .FirstOrDefault(u => u is not null);
 
     /// <summary>A peer's State arrived on an established connection: its disk may be gone.</summary>
     private void OnPeerState(int peer, int volumeNumber)

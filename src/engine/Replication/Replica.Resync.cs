@@ -136,7 +136,7 @@ public sealed partial class Replica
             // after an attach while disconnected: it is the SyncTarget of that data later, not a
             // Primary's data that rr-conflict would keep from being overwritten.
             var disk = ReplicaVolume.DiskFromFlags(volume.Flags);
-            if (Role == Role.Primary && volume.ExposedDataUuid != 0 && !GenerationIds.SameGeneration(volume.ExposedDataUuid, volume.Ids.Current) && disk > DiskState.Outdated)
+            if (ServesOtherData(volume, volume.Ids.Current) && disk > DiskState.Outdated)
             {
                 disk = DiskState.Outdated;
             }
