@@ -168,15 +168,7 @@ public class ReplicaDisklessTests
     {
         for (int seed = 1; seed <= 4; seed++)
         {
-            var pair = new SimReplicaPair(950 + seed, options: new NetworkOptions { MaxDelayMs = 3 });
-            var model = FillBoth(pair);
-            pair.ConnectWithAlphaPrimary();
-            pair.Alpha.DetachOnIoError = true;
-            var random = pair.Random.Fork();
-            pair.Alpha.Disks[0].FailWrites = true;
-            WriteAll(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], random, seed);
-            pair.Network.Partition("alpha", "beta");
-            Assert.True(pair.Scheduler.RunUntil(() => !pair.BothConnected(), 30_000), pair.Logs);
+            var (pair, model, random) = DisklessPrimaryCutOff(950 + seed, seed);
             pair.Network.HealAll();
             Assert.True(pair.Scheduler.RunUntil(pair.BothConnected, 60_000), pair.Logs);
             WriteAll(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], random, seed);
@@ -198,15 +190,7 @@ public class ReplicaDisklessTests
         // the peer kept taking it for Diskless, nobody compared the disk's UUIDs, and nothing resynced.
         for (int seed = 1; seed <= 4; seed++)
         {
-            var pair = new SimReplicaPair(970 + seed, options: new NetworkOptions { MaxDelayMs = 3 });
-            var model = FillBoth(pair);
-            pair.ConnectWithAlphaPrimary();
-            pair.Alpha.DetachOnIoError = true;
-            var random = pair.Random.Fork();
-            pair.Alpha.Disks[0].FailWrites = true;
-            WriteAll(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], random, seed);
-            pair.Network.Partition("alpha", "beta");
-            Assert.True(pair.Scheduler.RunUntil(() => !pair.BothConnected(), 30_000), pair.Logs);
+            var (pair, model, random) = DisklessPrimaryCutOff(970 + seed, seed);
             long uuidsSent = pair.Alpha.Sent.GetValueOrDefault(Engine.Peers.Protocol.MessageType.Uuids).Frames;
             pair.Network.HealAll();
             Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Sent.GetValueOrDefault(Engine.Peers.Protocol.MessageType.Uuids).Frames > uuidsSent, 60_000), pair.Logs);
@@ -287,6 +271,21 @@ public class ReplicaDisklessTests
     }
 
     /// <summary>Both disks hold the same random data (as after the initial sync); returns it as the model.</summary>
+    /// <summary>Alpha Primary whose disk failed under ten writes (Diskless, writing through beta), then cut off from beta.</summary>
+    private static (SimReplicaPair Pair, byte[] Model, SimRandom Random) DisklessPrimaryCutOff(int pairSeed, int seed)
+    {
+        var pair = new SimReplicaPair(pairSeed, options: new NetworkOptions { MaxDelayMs = 3 });
+        var model = FillBoth(pair);
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DetachOnIoError = true;
+        var random = pair.Random.Fork();
+        pair.Alpha.Disks[0].FailWrites = true;
+        WriteAll(pair, model, [.. Enumerable.Range(0, 10).Select(_ => random.NextInt64(0, Blocks))], random, seed);
+        pair.Network.Partition("alpha", "beta");
+        Assert.True(pair.Scheduler.RunUntil(() => !pair.BothConnected(), 30_000), pair.Logs);
+        return (pair, model, random);
+    }
+
     private static byte[] FillBoth(SimReplicaPair pair)
     {
         var bytes = new byte[SimReplicaPair.DiskBytes];
