@@ -5,11 +5,15 @@
 // front of the data) are written straight from the request. The session's own thread holds back its
 // replies while more pipelined requests are already received, and flushes before it blocks. Only the
 // current sender writes to the stream during transmission, so replies never interleave.
+// Another thread that completes requests inside a SendBatch (the peer connection's receive loop,
+// completing a read's worth of acknowledged writes) holds their replies until the batch closes, so
+// they too leave in one send.
 using System.Buffers;
+using Redundancy.Block.Agent.Batching;
 
 namespace Redundancy.Block.Agent.Nbd;
 
-internal sealed partial class NbdSession
+internal sealed partial class NbdSession : IBatchedSender
 {
     private const int SendBufferBytes = 256 * 1024;
 
@@ -42,7 +46,7 @@ internal sealed partial class NbdSession
             else
             {
                 _replyQueue.Enqueue(request);
-                send = !_sending && !HoldsBackReplies();
+                send = !_sending && !HoldsBackReplies() && !HeldByBatch();
                 _sending |= send;
             }
         }
@@ -72,6 +76,11 @@ internal sealed partial class NbdSession
 
         SendQueuedReplies();
     }
+
+    void IBatchedSender.FlushBatch() => FlushReplies();
+
+    /// <summary>Another thread with a send batch open defers sending to the batch's end (called under _replyLock).</summary>
+    private bool HeldByBatch() => Environment.CurrentManagedThreadId != _sessionThreadId && SendBatch.Hold(this);
 
     /// <summary>The session thread defers sending while more requests are already received (it flushes before blocking).</summary>
     private bool HoldsBackReplies() =>

@@ -7,7 +7,12 @@
 // zeroing and large READs go to the thread pool so they overlap with receiving. At most
 // MaxInFlightRequestsPerConnection requests are in flight. A rejected request is answered without
 // touching the device, and its payload is still consumed so the stream stays in sync.
+// While more requests are already received the thread keeps a SendBatch open, so the Data frames a
+// burst of replicated writes sends to the peer leave together; it closes the batch before the last
+// request of the burst (that one's frame goes out at once, ahead of its local write) and before
+// anything that blocks.
 using Microsoft.Extensions.Logging;
+using Redundancy.Block.Agent.Batching;
 using Redundancy.Block.Engine.Nbd;
 
 namespace Redundancy.Block.Agent.Nbd;
@@ -16,6 +21,9 @@ internal sealed partial class NbdSession
 {
     /// <summary>Largest READ the session thread executes itself (WRITEs always run inline).</summary>
     private const int InlineMaxBytes = 64 * 1024;
+
+    /// <summary>Whether this session's thread has a send batch open for a burst of pipelined requests.</summary>
+    private bool _inBurst;
 
     /// <summary>Reads requests until DISC, end of stream or a protocol violation; returns why it stopped.</summary>
     private string Transmit(CancellationToken cancellationToken)
@@ -29,7 +37,7 @@ internal sealed partial class NbdSession
         {
             // Replies held back for a burst must not wait for a request that will never come.
             _sessionThreadId = 0;
-            FlushReplies();
+            EndBurst();
         }
     }
 
@@ -39,7 +47,7 @@ internal sealed partial class NbdSession
         {
             if (_input.Available < NbdRequestHeader.SizeBytes)
             {
-                FlushReplies();
+                EndBurst();
                 if (!_input.Fill(NbdRequestHeader.SizeBytes, cancellationToken))
                 {
                     return "client closed the connection";
@@ -67,7 +75,7 @@ internal sealed partial class NbdSession
 
             if (!_slots.Wait(0))
             {
-                FlushReplies();
+                EndBurst();
                 _slots.Wait(cancellationToken);
             }
 
@@ -86,7 +94,7 @@ internal sealed partial class NbdSession
             {
                 if (_input.Available < header.LengthBytes)
                 {
-                    FlushReplies();
+                    EndBurst();
                 }
 
                 if (error == NbdError.None)
@@ -107,6 +115,7 @@ internal sealed partial class NbdSession
 
         if (error == NbdError.None)
         {
+            FollowBurst();
             if (RunsInline(header))
             {
                 request.Execute();
@@ -126,6 +135,34 @@ internal sealed partial class NbdSession
 
         request.SetError(error);
         EnqueueReply(request);
+    }
+
+    /// <summary>Opens the burst's send batch while another request is already received; closes it before the last one.</summary>
+    private void FollowBurst()
+    {
+        bool more = _input.Available >= NbdRequestHeader.SizeBytes;
+        if (more && !_inBurst)
+        {
+            _inBurst = true;
+            SendBatch.Open();
+        }
+        else if (!more && _inBurst)
+        {
+            _inBurst = false;
+            SendBatch.Close();
+        }
+    }
+
+    /// <summary>Sends everything held for the burst (peer frames, replies): the thread may block next.</summary>
+    private void EndBurst()
+    {
+        if (_inBurst)
+        {
+            _inBurst = false;
+            SendBatch.Close();
+        }
+
+        FlushReplies();
     }
 
     private static bool RunsInline(in NbdRequestHeader header) =>

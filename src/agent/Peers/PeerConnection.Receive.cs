@@ -3,6 +3,7 @@
 // valid closes the connection from its header alone, before any of its payload is buffered.
 using System.Buffers;
 using System.IO.Pipelines;
+using Redundancy.Block.Agent.Batching;
 using Redundancy.Block.Engine.Peers.Protocol;
 
 namespace Redundancy.Block.Agent.Peers;
@@ -19,14 +20,14 @@ public sealed partial class PeerConnection
                 ReadResult result = await _reader.ReadAsync().ConfigureAwait(false);
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 bool stop;
-                Cork(); // the answers to this batch of frames leave together
+                SendBatch.Open(); // the answers to this read's frames leave together
                 try
                 {
                     stop = result.IsCanceled || IsClosing() || DispatchFrames(ref buffer);
                 }
                 finally
                 {
-                    Uncork();
+                    SendBatch.Close();
                 }
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (stop)

@@ -7,15 +7,19 @@
 // non-blocking socket by the sender itself — no wake-up of the send loop, which matters for a
 // replicated write's latency; whatever the socket does not take goes into the pipe as before, and
 // while anything is queued every sender queues, so the byte order is kept.
+// Batches: while the sending thread has a SendBatch open (it is handling the frames of one read, or
+// an NBD client's pipelined requests), frames up to 32 KiB are held and leave in one send when the
+// batch closes; any other send pushes them first, so the byte order is kept.
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Redundancy.Block.Agent.Batching;
 using Redundancy.Block.Engine.Peers.Protocol;
 
 namespace Redundancy.Block.Agent.Peers;
 
-public sealed partial class PeerConnection
+public sealed partial class PeerConnection : IBatchedSender
 {
     private readonly List<ArraySegment<byte>> _sendSegments = [];
     private bool _flushing;
@@ -29,59 +33,39 @@ public sealed partial class PeerConnection
     /// <summary>Largest frame the direct path sends (bigger ones would mostly not fit the socket buffer at once).</summary>
     private const int DirectSendMaxBytes = 256 * 1024;
 
-    /// <summary>Small frames held while corked, sent together at <see cref="Uncork"/> (guarded by _lock).</summary>
-    private readonly ArrayBufferWriter<byte> _corked = new(16 * 1024);
-    private int _corkDepth;
-    /// <summary>The thread that corked: only its frames wait (another thread's send must not be held).</summary>
-    private int _corkThreadId;
+    /// <summary>Small frames held for the sending thread's <see cref="SendBatch"/>, sent together when it closes (guarded by _lock).</summary>
+    private readonly ArrayBufferWriter<byte> _held = new(16 * 1024);
 
-    /// <summary>Largest frame held by a cork (acks and other control frames; data goes out at once).</summary>
-    private const int CorkMaxFrameBytes = 4096;
+    /// <summary>Largest frame a batch holds (acks, control frames, Data of small writes; bigger ones go out at once).</summary>
+    private const int HoldMaxFrameBytes = 32 * 1024;
 
-    /// <summary>
-    /// Holds small frames (acks, mostly) until <see cref="Uncork"/>, so that the answers to a batch of
-    /// received frames leave in one send instead of one each (TCP_CORK's idea, as DRBD's ack sender
-    /// corks). Frames keep their order: a frame that cannot wait pushes what is held ahead of it.
-    /// </summary>
-    public void Cork()
+    /// <summary>Most bytes a batch holds before it sends what it has.</summary>
+    private const int HoldMaxBytes = 128 * 1024;
+
+    /// <summary>Sends what the closing batch held (the frames keep their order: anything sent meanwhile pushed them first).</summary>
+    void IBatchedSender.FlushBatch()
     {
         lock (_lock)
         {
-            if (_corkDepth++ == 0)
-            {
-                _corkThreadId = Environment.CurrentManagedThreadId;
-            }
-        }
-    }
-
-    /// <summary>Ends a <see cref="Cork"/>; the outermost one sends what was held.</summary>
-    public void Uncork()
-    {
-        lock (_lock)
-        {
-            if (--_corkDepth > 0)
-            {
-                return;
-            }
-            _corkThreadId = 0;
             if (_closeReason is not null || _sendWriterCompleted)
             {
-                _corked.ResetWrittenCount();
+                _held.ResetWrittenCount();
                 return;
             }
-            PushCorkedLocked();
+
+            PushHeldLocked();
         }
     }
 
     /// <summary>Sends held frames now (straight to the socket when nothing is queued), ahead of anything sent after.</summary>
-    private void PushCorkedLocked()
+    private void PushHeldLocked()
     {
-        if (_corked.WrittenCount == 0)
+        if (_held.WrittenCount == 0)
         {
             return;
         }
-        SendNowLocked(_corked.WrittenSpan, directMaxBytes: int.MaxValue);
-        _corked.ResetWrittenCount();
+        SendNowLocked(_held.WrittenSpan, directMaxBytes: int.MaxValue);
+        _held.ResetWrittenCount();
     }
 
     /// <summary>
@@ -117,7 +101,7 @@ public sealed partial class PeerConnection
                 return false;
             }
 
-            PushCorkedLocked();
+            PushHeldLocked();
             PipeWriter writer = _sendPipe.Writer;
             int written = FrameWriter.Write(writer, volume, in message, trailingPayload.Length);
             CopyLocked(writer, trailingPayload);
@@ -139,12 +123,17 @@ public sealed partial class PeerConnection
             }
 
             CountSentLocked(frames.Length);
-            if (_corkDepth > 0 && _corkThreadId == Environment.CurrentManagedThreadId && _queuedBytes == 0 && frames.Length <= CorkMaxFrameBytes)
+            if (frames.Length <= HoldMaxFrameBytes && SendBatch.IsOpen)
             {
-                _corked.Write(frames);
+                if (_held.WrittenCount + frames.Length > HoldMaxBytes)
+                {
+                    PushHeldLocked();
+                }
+                _held.Write(frames);
+                SendBatch.Hold(this);
                 return true;
             }
-            PushCorkedLocked();
+            PushHeldLocked();
             SendNowLocked(frames, DirectSendMaxBytes);
             return true;
         }

@@ -149,7 +149,7 @@ public sealed partial class PeerConnection : IAsyncDisposable
                 return;
             }
 
-            PushCorkedLocked(); // held frames (a refusal's reason, say) still leave before the close
+            PushHeldLocked(); // held frames (a refusal's reason, say) still leave before the close
             _closeReason = new PeerCloseReason(PeerCloseKind.LocalClose, reason);
             started = _started;
             if (!_flushing)

@@ -221,6 +221,9 @@ public sealed class NbdTestClient : IDisposable
         }
     }
 
+    /// <summary>Whether any byte from the server is waiting, or arrives within <paramref name="wait"/> (nothing is consumed).</summary>
+    public bool HasBytesWithin(TimeSpan wait) => _socket.Poll(wait, SelectMode.SelectRead);
+
     public void Send(ReadOnlySpan<byte> bytes) => _stream.Write(bytes);
 
     public void WriteU32(uint value)

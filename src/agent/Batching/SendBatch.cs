@@ -1,0 +1,79 @@
+// A thread's send batch (the idea of TCP_CORK and MSG_MORE, for our own buffers). While a thread
+// works through a batch of input — the frames of one socket read, the pipelined requests of one
+// NBD receive — the small messages it produces (acks, Data frames of 4 KiB writes, NBD replies) are
+// held by their senders and leave together when the batch closes: one send per socket per batch
+// instead of one per message, and so one wake-up of the receiver instead of one per message, which
+// on two CPUs is most of what a replicated 4 KiB write costs. Only the thread that opened a batch
+// holds; a sender registers once per batch and is flushed in registration order. A thread must
+// flush before it blocks (nothing else would send what it holds).
+namespace Redundancy.Block.Agent.Batching;
+
+/// <summary>Something that holds messages while its thread's batch is open and sends them when asked.</summary>
+internal interface IBatchedSender
+{
+    /// <summary>Sends what this sender holds for the batch (called on the batch's thread).</summary>
+    void FlushBatch();
+}
+
+internal static class SendBatch
+{
+    [ThreadStatic]
+    private static int t_depth;
+
+    [ThreadStatic]
+    private static List<IBatchedSender>? t_held;
+
+    /// <summary>Whether the calling thread has a batch open (a sender may hold instead of sending).</summary>
+    public static bool IsOpen => t_depth > 0;
+
+    /// <summary>Opens a batch on the calling thread (nests: the outermost <see cref="Close"/> flushes).</summary>
+    public static void Open() => t_depth++;
+
+    /// <summary>Closes the calling thread's batch; the outermost close sends everything held.</summary>
+    public static void Close()
+    {
+        if (--t_depth == 0)
+        {
+            Flush();
+        }
+    }
+
+    /// <summary>
+    /// Registers <paramref name="sender"/> to be flushed when the calling thread's batch closes.
+    /// False when no batch is open: the sender must send now.
+    /// </summary>
+    public static bool Hold(IBatchedSender sender)
+    {
+        if (t_depth == 0)
+        {
+            return false;
+        }
+
+        var held = t_held ??= [];
+        if (!held.Contains(sender))
+        {
+            held.Add(sender);
+        }
+
+        return true;
+    }
+
+    /// <summary>Sends everything held so far without closing the batch (before the thread blocks).</summary>
+    public static void Flush()
+    {
+        var held = t_held;
+        if (held is null)
+        {
+            return;
+        }
+
+        // A flush may hold more (an NBD reply flushed while a batch is open registers nothing new
+        // today, but nothing forbids it): index loop, cleared at the end.
+        for (int i = 0; i < held.Count; i++)
+        {
+            held[i].FlushBatch();
+        }
+
+        held.Clear();
+    }
+}
