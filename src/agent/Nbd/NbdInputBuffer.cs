@@ -32,11 +32,12 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
     }
 
     /// <summary>
-    /// Makes at least <paramref name="count"/> bytes available, blocking. False on a clean end of stream
-    /// (nothing buffered); <see cref="EndOfStreamException"/> if the stream ends inside a message.
+    /// Makes at least <paramref name="count"/> bytes available, blocking (after a brief poll unless
+    /// <paramref name="mayPoll"/> is false). False on a clean end of stream (nothing buffered);
+    /// <see cref="EndOfStreamException"/> if the stream ends inside a message.
     /// </summary>
-    public bool Fill(int count, CancellationToken cancellationToken) =>
-        Available >= count || FillSlow(count, cancellationToken);
+    public bool Fill(int count, CancellationToken cancellationToken, bool mayPoll = true) =>
+        Available >= count || FillSlow(count, cancellationToken, mayPoll);
 
     /// <summary>Reads exactly <paramref name="destination"/>.Length bytes: buffered ones first, then the stream.</summary>
     public void ReadExact(Span<byte> destination, CancellationToken cancellationToken)
@@ -66,7 +67,7 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
         }
     }
 
-    private bool FillSlow(int count, CancellationToken cancellationToken)
+    private bool FillSlow(int count, CancellationToken cancellationToken, bool mayPoll = true)
     {
         Invariant.Assert(count <= _buffer.Length, "fill larger than the input buffer");
         if (_start > 0 && _buffer.Length - _start < count)
@@ -83,7 +84,7 @@ internal sealed class NbdInputBuffer(Stream stream, int capacityBytes) : IDispos
                 _start = _end = 0;
             }
 
-            int read = Receive(_buffer.AsSpan(_end), cancellationToken, mayPoll: true);
+            int read = Receive(_buffer.AsSpan(_end), cancellationToken, mayPoll);
             if (read == 0)
             {
                 return Available == 0 ? false : throw new EndOfStreamException("client closed the connection inside a message");

@@ -7,6 +7,8 @@
 // Polling burns a CPU, so it is bounded: at most one poller per two CPUs in the process (none on a
 // single CPU), and a connection whose polls keep missing (an idle or slow client) backs off
 // exponentially. The first poll is the receive itself, so a busy connection pays no extra syscall.
+// The session polls only when none of its requests is in flight (a replicated write waiting for
+// its peer's ack is): only then is the client's next request what comes next.
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;

@@ -48,7 +48,10 @@ internal sealed partial class NbdSession
             if (_input.Available < NbdRequestHeader.SizeBytes)
             {
                 EndBurst();
-                if (!_input.Fill(NbdRequestHeader.SizeBytes, cancellationToken))
+                // Poll for the next request only once every request is answered: then the client's
+                // next request is all that can come, and soon. While requests are in flight the
+                // client is waiting for us, and a spinning thread takes the CPU their completions need.
+                if (!_input.Fill(NbdRequestHeader.SizeBytes, cancellationToken, mayPoll: Volatile.Read(ref _inFlight) == 0))
                 {
                     return "client closed the connection";
                 }
