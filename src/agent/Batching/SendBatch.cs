@@ -5,7 +5,7 @@
 // instead of one per message, and so one wake-up of the receiver instead of one per message, which
 // on two CPUs is most of what a replicated 4 KiB write costs. Only the thread that opened a batch
 // holds; a sender registers once per batch and is flushed in registration order. A thread must
-// flush before it blocks (nothing else would send what it holds).
+// close its batch before it blocks (nothing else would send what it holds).
 namespace Redundancy.Block.Agent.Batching;
 
 /// <summary>Something that holds messages while its thread's batch is open and sends them when asked.</summary>
@@ -58,8 +58,8 @@ internal static class SendBatch
         return true;
     }
 
-    /// <summary>Sends everything held so far without closing the batch (before the thread blocks).</summary>
-    public static void Flush()
+    /// <summary>Sends everything held (the outermost close calls it).</summary>
+    private static void Flush()
     {
         var held = t_held;
         if (held is null)
