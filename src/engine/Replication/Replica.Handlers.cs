@@ -71,9 +71,8 @@ public sealed partial class Replica
         }
         if (io.TryBecomeSecondary())
         {
-            Role = Role.Secondary;
             io.Log($"{Subject(peer)}/{volume}: Successfully gave up primary role.");
-            AnnounceState();
+            SetRole(Role.Secondary); // a demotion like any other: the last epoch closed, the primary indicator released
         }
         else
         {
