@@ -5,7 +5,10 @@
 // instead of one per message, and so one wake-up of the receiver instead of one per message, which
 // on two CPUs is most of what a replicated 4 KiB write costs. Only the thread that opened a batch
 // holds; a sender registers once per batch and is flushed in registration order. A thread must
-// close its batch before it blocks (nothing else would send what it holds).
+// close its batch before it blocks (nothing else would send what it holds). What is held waits at
+// most HoldLimitMicroseconds: a batch whose messages follow slow work (4 KiB writes into the page
+// cache can take tens of microseconds each) sends what it holds and goes on, so a peer's acks and
+// a burst's first Data frames do not wait for the whole batch's writes.
 namespace Redundancy.Block.Agent.Batching;
 
 /// <summary>Something that holds messages while its thread's batch is open and sends them when asked.</summary>
@@ -22,6 +25,15 @@ internal static class SendBatch
 
     [ThreadStatic]
     private static List<IBatchedSender>? t_held;
+
+    /// <summary>When the first message of what is held now was held (Stopwatch ticks).</summary>
+    [ThreadStatic]
+    private static long t_heldSinceTicks;
+
+    /// <summary>How long a held message may wait for the rest of its batch.</summary>
+    public const int HoldLimitMicroseconds = 50;
+
+    private static readonly long HoldLimitTicks = System.Diagnostics.Stopwatch.Frequency * HoldLimitMicroseconds / 1_000_000;
 
     /// <summary>Whether the calling thread has a batch open (a sender may hold instead of sending).</summary>
     public static bool IsOpen => t_depth > 0;
@@ -50,12 +62,26 @@ internal static class SendBatch
         }
 
         var held = t_held ??= [];
+        if (held.Count == 0)
+        {
+            t_heldSinceTicks = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+
         if (!held.Contains(sender))
         {
             held.Add(sender);
         }
 
         return true;
+    }
+
+    /// <summary>Between two pieces of a batch's work: sends what is held if it has waited <see cref="HoldLimitMicroseconds"/>; the batch stays open.</summary>
+    public static void FlushIfHeldTooLong()
+    {
+        if (t_held is { Count: > 0 } && System.Diagnostics.Stopwatch.GetTimestamp() - t_heldSinceTicks >= HoldLimitTicks)
+        {
+            Flush();
+        }
     }
 
     /// <summary>Sends everything held (the outermost close calls it).</summary>

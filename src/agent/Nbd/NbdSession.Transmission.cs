@@ -154,6 +154,10 @@ internal sealed partial class NbdSession
             _inBurst = false;
             SendBatch.Close();
         }
+        else if (_inBurst)
+        {
+            SendBatch.FlushIfHeldTooLong();
+        }
     }
 
     /// <summary>Sends everything held for the burst (peer frames, replies): the thread may block next.</summary>

@@ -77,6 +77,8 @@ public sealed partial class PeerConnection
             {
                 return true;
             }
+
+            SendBatch.FlushIfHeldTooLong();
         }
 
         if (error is null)

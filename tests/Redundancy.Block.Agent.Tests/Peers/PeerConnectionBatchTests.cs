@@ -60,6 +60,30 @@ public sealed class PeerConnectionBatchTests
     }
 
     [Fact]
+    public async Task Frames_held_past_the_limit_leave_while_the_batch_stays_open()
+    {
+        var (a, b, sink) = await StartedPairAsync();
+        await using var _ = a;
+        await using var __ = b;
+
+        await OnThreadAsync(() =>
+        {
+            SendBatch.Open();
+            Assert.True(a.SendRaw(Barrier(1)));
+            Thread.Sleep(TimeSpan.FromMicroseconds(SendBatch.HoldLimitMicroseconds * 20));
+            SendBatch.FlushIfHeldTooLong(); // held long enough: it leaves now
+            Assert.True(sink.WaitForAsync(1).Wait(PeerTestSupport.Patience));
+            Assert.True(a.SendRaw(Barrier(2))); // the batch is still open: held again
+            Thread.Sleep(HeldFor);
+            Assert.Single(sink.Frames);
+            SendBatch.Close();
+        });
+
+        await sink.WaitForAsync(1);
+        Assert.Equal([1UL, 2UL], Epochs(sink));
+    }
+
+    [Fact]
     public async Task Another_threads_send_pushes_the_held_frames_ahead_of_its_own()
     {
         var (a, b, sink) = await StartedPairAsync();
