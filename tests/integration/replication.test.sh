@@ -366,14 +366,15 @@ rp_adjust() {
     assert_eq "$(rbadm beta cstate r0)" StandAlone "beta after disconnect"
     expect_ok rbadm beta adjust r0         # StandAlone: adjust connects
     expect_ok rbadm beta wait-connect r0 --timeout 20
-    # A changed setting (protocol C -> A) is applied by reconnecting with it.
+    # A changed setting (protocol C -> A) is applied by reconnecting with it (replication keeps running).
     sed -i 's/protocol C;/protocol A;/' "$RB_CONFIG"
     # Until both run with protocol A the settings differ and the connection stands alone (as
     # DRBD's would); a second adjust on the first node connects it again.
     expect_ok rbadm alpha adjust r0
     expect_ok rbadm beta adjust r0
     expect_ok rbadm alpha adjust r0
-    grep -q "adjust: settings changed" "$TEST_DIR/agent-alpha.log" || fail "alpha did not apply the changed settings"
+    grep -q "adjust: replication protocol C -> A from the next connection" "$TEST_DIR/agent-alpha.log" \
+        || fail "alpha did not take protocol A"
     expect_ok rbadm alpha wait-sync r0 --timeout 60
     expect_ok rbadm beta wait-sync r0 --timeout 60
     write_on "$URI_A" 4M 2M adjust-2
@@ -407,13 +408,19 @@ rp_adjust_live() {
     expect_ok rbadm beta wait-sync r0 --timeout 10
     grep -q "the running resync continues at the new rate settings" "$TEST_DIR/agent-beta.log" \
         || fail "beta's running resync did not take the new rate"
-    # Options the handshake agrees on: alpha reconnects at once, beta stands alone until its adjust.
-    sed -i 's/ping-int 1;/ping-int 1; after-sb-0pri discard-zero-changes; data-integrity-alg crc32c;/' "$RB_CONFIG"
+    # Options the handshake agrees on, the replication protocol among them: alpha reconnects at
+    # once, beta stands alone until its adjust; the client keeps its connection throughout.
+    grep -q 'protocol C;' "$RB_CONFIG" || fail "the suite's configuration no longer says protocol C"
+    sed -i 's/ping-int 1;/ping-int 1; after-sb-0pri discard-zero-changes; data-integrity-alg crc32c;/; s/protocol C;/protocol A;/' "$RB_CONFIG"
     expect_ok rbadm alpha adjust r0
     expect_ok rbadm beta adjust r0
     expect_ok rbadm alpha wait-connect r0 --timeout 20
     expect_ok rbadm beta wait-sync r0 --timeout 20
     grep -q "adjust: net options changed: reconnecting" "$TEST_DIR/agent-alpha.log" || fail "alpha did not reconnect for the new net options"
+    for node in alpha beta; do
+        grep -q "adjust: replication protocol C -> A from the next connection" "$TEST_DIR/agent-$node.log" \
+            || fail "$node did not take protocol A"
+    done
     if grep -q "restarting replication" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log"; then
         fail "adjust restarted replication"
     fi

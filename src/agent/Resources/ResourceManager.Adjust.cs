@@ -11,7 +11,7 @@ namespace Redundancy.Block.Agent.Resources;
 // brought up; Diskless volumes are attached; StandAlone peers are connected. Changed settings are
 // applied to the running replication where they can be (LiveAdjust, SettingsChange: net options
 // live or by reconnecting the peer, the resync rate even for a running resync, handlers at once),
-// with NBD clients connected. Otherwise (the replication protocol, direct-io, al-updates...)
+// with NBD clients connected (the replication protocol too, by reconnecting). Otherwise (direct-io, al-updates...)
 // replication restarts with the new ones — only while no NBD client holds the device, since open
 // handles write through the running replica. The set of nodes and volumes cannot change while
 // up: that needs `down` and `up`, and adjust says so.
@@ -111,7 +111,7 @@ internal sealed partial class ResourceManager
         });
         if (!applied)
         {
-            restartReason = "the replication protocol";
+            restartReason = "the frame size";
             return false;
         }
         runtime.Definition = definition;

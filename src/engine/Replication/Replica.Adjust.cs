@@ -1,4 +1,5 @@
 using Redundancy.Block.Engine.Bitmap.Resync;
+using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Engine.Replication;
 
@@ -6,6 +7,9 @@ namespace Redundancy.Block.Engine.Replication;
 // disk-options do: new connection settings per peer (live, or with a new handshake — see
 // SettingsChange) and new resync rate settings, which a running resync or verify takes over at once
 // with a fresh controller (DRBD replaces the controller's plan when c-plan-ahead changes, too).
+// A new replication protocol reconnects every connection; the replica switches to it once they
+// are all down (their writes settled by the connection loss), so every write is acknowledged by
+// the rules of the protocol it was sent under.
 public sealed partial class Replica
 {
     /// <summary>True when <paramref name="peers"/> can be applied by <see cref="Reconfigure"/> (no restart needed).</summary>
@@ -26,6 +30,14 @@ public sealed partial class Replica
                 link.Reconfigure(wanted, change == SettingsChange.Reconnect, nowMs);
                 Drain(wanted.PeerNodeId);
             }
+        }
+        var protocols = peers.Select(p => p.Protocol.Protocol).Distinct().ToList();
+        if (protocols is [var protocol] && protocol != Protocol)
+        {
+            Invariant.Assert(links.Values.All(l => l.State != ConnectionState.Connected), "a protocol change re-establishes every connection");
+            io.Log($"{ResourceName}: adjust: replication protocol {Protocol} -> {protocol} from the next connection");
+            Protocol = protocol;
+            writes.SwitchProtocol(protocol);
         }
         foreach (var (number, rate) in resyncRates)
         {

@@ -47,7 +47,8 @@ public sealed partial class Replica : IPeerLinkHost
         Invariant.Assert(volumes.Values.All(v => links.Keys.All(v.SlotOfPeer.ContainsKey)), "every peer has a bitmap slot in every volume");
     }
 
-    public ReplicationProtocol Protocol { get; } = ReplicationProtocol.C;
+    /// <summary>The replication protocol of every connection (adjust may change it while no connection is up, see Replica.Adjust.cs).</summary>
+    public ReplicationProtocol Protocol { get; private set; } = ReplicationProtocol.C;
 
     public Role Role { get; private set; } = Role.Secondary;
 

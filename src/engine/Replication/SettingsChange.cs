@@ -5,8 +5,11 @@ namespace Redundancy.Block.Engine.Replication;
 /// resource). Timers, ko-count, fencing and congestion thresholds are read where they are used, so
 /// they apply at once. What the handshake agrees on or fixes for the connection (after-sb-*,
 /// allow-two-primaries, the *-alg digests, compression, the secret, disk-flushes, sndbuf-size,
-/// on-congestion) applies from the next handshake: the connection is re-established. The
-/// replication protocol and the nodes themselves are part of the replica: they need it restarted.
+/// on-congestion, and the replication protocol itself) applies from the next handshake: the
+/// connection is re-established (DRBD changes the protocol on a live connection with
+/// P_PROTOCOL_UPDATE; a reconnect, with the bitmap resync of what was written meanwhile, is this
+/// engine's equivalent). The nodes themselves and the frame size are part of the replica: they
+/// need it restarted.
 /// </summary>
 public enum SettingsChange
 {
@@ -27,7 +30,7 @@ public static class SettingsChanges
         }
         if (running.ResourceName != wanted.ResourceName || running.LocalNodeId != wanted.LocalNodeId || running.PeerNodeId != wanted.PeerNodeId
             || running.LocalNodeName != wanted.LocalNodeName || running.PeerNodeName != wanted.PeerNodeName
-            || running.Protocol.Protocol != wanted.Protocol.Protocol || running.MaxFramePayloadBytes != wanted.MaxFramePayloadBytes)
+            || running.MaxFramePayloadBytes != wanted.MaxFramePayloadBytes)
         {
             return SettingsChange.Restart;
         }

@@ -67,7 +67,18 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     private int epochSize;
     private bool completionInEpoch;
 
-    public ReplicationProtocol Protocol { get; } = protocol;
+    public ReplicationProtocol Protocol { get; private set; } = protocol;
+
+    /// <summary>
+    /// A new protocol for the writes to come; no peer may hold a write sent under the old one (the
+    /// acknowledgements it expects would be read with the new protocol's rules).
+    /// </summary>
+    public void SwitchProtocol(ReplicationProtocol protocol)
+    {
+        Invariant.Assert(peers.Values.All(log => log.Unacked.Count == 0 && log.Entries.Count == 0),
+            "the replication protocol changes only while no peer holds a write");
+        Protocol = protocol;
+    }
 
     public uint CurrentEpoch => epoch;
 

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Redundancy.Block.Engine.Bitmap.Resync;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.Replication;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Simulation.Infrastructure;
@@ -87,14 +88,45 @@ public class ReplicaAdjustTests
     }
 
     [Fact]
-    public void A_protocol_change_needs_a_restart()
+    public void What_each_setting_change_takes()
     {
         var running = Settings("alpha", "");
         Assert.Equal(SettingsChange.None, SettingsChanges.Compare(running, Settings("alpha", "")));
-        Assert.Equal(SettingsChange.Restart, SettingsChanges.Compare(running, Settings("alpha", "", protocol: "A")));
+        Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "", protocol: "A")));
+        Assert.Equal(SettingsChange.Restart, SettingsChanges.Compare(running, running with { MaxFramePayloadBytes = running.MaxFramePayloadBytes * 2 }));
         Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "shared-secret \"other\";")));
         Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "sndbuf-size 1M;")));
         Assert.Equal(SettingsChange.Live, SettingsChanges.Compare(running, Settings("alpha", "connect-int 3; ping-timeout 10; fencing resource-only;")));
+    }
+
+    [Fact]
+    public void A_protocol_change_reconnects_with_the_new_protocol_while_writes_go_on()
+    {
+        var pair = new SimReplicaPair(504, options: new NetworkOptions { MaxDelayMs = 3 });
+        pair.ConnectWithAlphaPrimary();
+        int done = 0;
+        WriteBlocks(pair, 60, spacingMs: 200, () => done++);
+
+        // C -> A, one node after the other, as an operator's `adjust` on each node does.
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 1_000);
+        pair.Alpha.Replica.Reconfigure([Settings("alpha", "", protocol: "A")], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
+        Assert.Equal(ReplicationProtocol.A, pair.Alpha.Replica.Protocol);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Beta.Replica.Links[0].State == ConnectionState.StandAlone, 30_000), pair.Logs);
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 3_000);
+        pair.Beta.Replica.Reconfigure([Settings("beta", "", protocol: "A")], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
+        pair.Beta.Replica.Connect(pair.Scheduler.NowMs);
+        Assert.True(pair.Scheduler.RunUntil(() => done == 60 && pair.InSync(), 60_000), pair.Logs);
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("adjust: replication protocol C -> A from the next connection", StringComparison.Ordinal));
+        AssertIdentical(pair);
+
+        // Protocol A now: with the peer's answers cut off, a write completes on the local disk alone
+        // (under C it would wait for the WriteAck until the connection timed out).
+        pair.Network.Partition("beta", "alpha", oneWay: true);
+        bool written = false;
+        long startMs = pair.Scheduler.NowMs;
+        pair.Alpha.Write(0, 0, new byte[BlockBytes], ok => written = ok);
+        Assert.True(pair.Scheduler.RunUntil(() => written, 1_000), pair.Logs);
+        Assert.True(pair.Scheduler.NowMs - startMs < 100, $"completed after {pair.Scheduler.NowMs - startMs} ms");
     }
 
     /// <summary>The settings SimReplicaPair's configuration gives <paramref name="local"/> with <paramref name="net"/> added.</summary>
