@@ -35,9 +35,6 @@ internal static class SendBatch
 
     private static readonly long HoldLimitTicks = System.Diagnostics.Stopwatch.Frequency * HoldLimitMicroseconds / 1_000_000;
 
-    /// <summary>Whether the calling thread has a batch open (a sender may hold instead of sending).</summary>
-    public static bool IsOpen => t_depth > 0;
-
     /// <summary>Opens a batch on the calling thread (nests: the outermost <see cref="Close"/> flushes).</summary>
     public static void Open() => t_depth++;
 

@@ -123,14 +123,13 @@ public sealed partial class PeerConnection : IBatchedSender
             }
 
             CountSentLocked(frames.Length);
-            if (frames.Length <= HoldMaxFrameBytes && SendBatch.IsOpen)
+            if (frames.Length <= HoldMaxFrameBytes && SendBatch.Hold(this))
             {
                 if (_held.WrittenCount + frames.Length > HoldMaxBytes)
                 {
                     PushHeldLocked();
                 }
                 _held.Write(frames);
-                SendBatch.Hold(this);
                 return true;
             }
             PushHeldLocked();

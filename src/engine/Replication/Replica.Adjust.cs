@@ -36,7 +36,6 @@ public sealed partial class Replica
         {
             Invariant.Assert(links.Values.All(l => l.State != ConnectionState.Connected), "a protocol change re-establishes every connection");
             io.Log($"{ResourceName}: adjust: replication protocol {Protocol} -> {protocol} from the next connection");
-            Protocol = protocol;
             writes.SwitchProtocol(protocol);
         }
         foreach (var (number, rate) in resyncRates)

@@ -37,18 +37,19 @@ public sealed partial class Replica : IPeerLinkHost
         this.io = io;
         this.random = random;
         volumes = replicaVolumes.ToDictionary(v => v.Number);
+        var protocol = ReplicationProtocol.C;
         foreach (var settings in peers)
         {
             links[settings.PeerNodeId] = new PeerLink(settings, this, random);
-            Protocol = settings.Protocol.Protocol;
+            protocol = settings.Protocol.Protocol;
         }
-        writes = new WriteTracker(Protocol);
+        writes = new WriteTracker(protocol);
         Invariant.Assert(volumes.Count > 0, "a replica has at least one volume");
         Invariant.Assert(volumes.Values.All(v => links.Keys.All(v.SlotOfPeer.ContainsKey)), "every peer has a bitmap slot in every volume");
     }
 
-    /// <summary>The replication protocol of every connection (adjust may change it while no connection is up, see Replica.Adjust.cs).</summary>
-    public ReplicationProtocol Protocol { get; private set; } = ReplicationProtocol.C;
+    /// <summary>The replication protocol of every connection: the write tracker's, which reads acks by it (adjust may change it while no connection is up, see Replica.Adjust.cs).</summary>
+    public ReplicationProtocol Protocol => writes.Protocol;
 
     public Role Role { get; private set; } = Role.Secondary;
 
