@@ -93,6 +93,8 @@ public sealed partial class ReplicaHost
         }
         if (pending.IsCompletedSuccessfully)
         {
+            // Consumed even so: a pooled source (the direct I/O queue's) takes its slot back in GetResult.
+            pending.GetAwaiter().GetResult();
             lock (gate)
             {
                 Replica.LocalDone(token, true);

@@ -56,6 +56,7 @@ public sealed partial class ReplicaHost
         }
         if (reading.IsCompletedSuccessfully)
         {
+            reading.GetAwaiter().GetResult(); // consumed: a pooled source recycles in GetResult
             lock (gate)
             {
                 Replica.LocalReadDone(token, true, buffer);

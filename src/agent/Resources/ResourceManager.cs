@@ -260,7 +260,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             runtime.DataPaths[number] = dataPath;
         }
         dataPath.Connect(volume.DataArea);
-        LogAttached(logger, runtime.ExportName(number), definition.Disk!, volume.DataArea.SizeBytes / (1024 * 1024), definition.MetaDisk);
+        LogAttached(logger, runtime.ExportName(number), definition.Disk!, volume.DataArea.SizeBytes / (1024 * 1024), definition.MetaDisk, volume.IoMode);
         ReattachToReplica(runtime, number);
         return null;
     }
@@ -593,8 +593,8 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
     [LoggerMessage(Level = LogLevel.Information, Message = "{Transition}")]
     private static partial void LogTransition(ILogger logger, string transition);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Subject}: attached to {Disk}: {UsableMiB} MiB usable, meta-disk {MetaDisk}")]
-    private static partial void LogAttached(ILogger logger, string subject, string disk, long usableMiB, string metaDisk);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Subject}: attached to {Disk}: {UsableMiB} MiB usable, meta-disk {MetaDisk}, {IoMode}")]
+    private static partial void LogAttached(ILogger logger, string subject, string disk, long usableMiB, string metaDisk, string ioMode);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Subject}: attach failed: {Reason}")]
     private static partial void LogAttachFailed(ILogger logger, string subject, string reason);

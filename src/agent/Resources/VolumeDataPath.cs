@@ -114,6 +114,8 @@ internal sealed class VolumeDataPath(string subject, long sizeBytes, Action<IOEx
     {
         if (pending.IsCompletedSuccessfully)
         {
+            // Consumed even so: a pooled source (the direct I/O queue's) takes its slot back in GetResult.
+            pending.GetAwaiter().GetResult();
             Count(counter, bytes);
             Exit();
             return default;

@@ -65,7 +65,7 @@ internal sealed class VolumeRuntime : IAsyncDisposable
             {
                 return Fail($"metadata on {metaDevice.Path} belongs to node-id {superblock.NodeId}, the config says node-id {nodeId}");
             }
-            var dataArea = new SubrangeBlockDevice(backing, 0, opened.Store!.Layout.UsableSizeBytes);
+            var dataArea = new SubrangeBlockDevice(DataDevice(backing), 0, opened.Store!.Layout.UsableSizeBytes);
             return (new VolumeRuntime(definition, backing, metaDisk, opened.Store!, superblock, dataArea), string.Empty);
         }
         catch (IOException e)
@@ -131,8 +131,15 @@ internal sealed class VolumeRuntime : IAsyncDisposable
             await moved.WriteAsync(superblock, cancellationToken).ConfigureAwait(false);
         }
         Store = moved;
-        DataArea = new SubrangeBlockDevice(backing, 0, layout.UsableSizeBytes);
+        DataArea = new SubrangeBlockDevice(DataDevice(backing), 0, layout.UsableSizeBytes);
     }
+
+    /// <summary>How data reaches the disk, for the attach log line.</summary>
+    public string IoMode => !backing.IsDirectIo ? "buffered I/O (page cache)"
+        : backing.HasDirectIoQueue ? $"direct I/O, asynchronous (Linux AIO, {DirectIoQueue.Depth} requests)" : "direct I/O, synchronous (no Linux AIO here)";
+
+    /// <summary>With O_DIRECT, data requests go to the disk asynchronously, many at once; the metadata stays synchronous.</summary>
+    private static IBlockDevice DataDevice(FileBlockDevice backing) => backing.HasDirectIoQueue ? new QueuedBlockDevice(backing) : backing;
 
     /// <summary>Makes all data written so far durable (fdatasync on the backing disk).</summary>
     public ValueTask FlushAsync(CancellationToken cancellationToken) => backing.FlushAsync(cancellationToken);

@@ -1,8 +1,11 @@
 // FileBlockDevice's data path: positional reads and writes with RandomAccess (pread/pwrite), looped
-// until every byte is done. With O_DIRECT, a request whose offset, length or memory is not 4096-byte
-// aligned goes through an aligned bounce buffer; a write with a partial first or last block reads that
-// block, patches it and writes it back, holding a striped lock on the block so two writers of
-// different bytes in one block cannot lose each other's update.
+// until every byte is done. With O_DIRECT, whole-block requests go to the DirectIoQueue when it takes
+// them (asynchronous: many at the disk at once); the rest run here. A request whose offset, length or
+// memory is not 4096-byte aligned goes through an aligned bounce buffer; a write with a partial first
+// or last block reads that block, patches it and writes it back, holding a striped lock on the block so
+// two writers of different bytes in one block cannot lose each other's update. A queued write cannot
+// be lost that way: it covers whole blocks, so one that touches such an edge block overlaps the partial
+// write's own bytes, and overlapping writes are never in flight together (the engine waits, as DRBD).
 using Redundancy.Block.Engine;
 
 namespace Redundancy.Block.Agent.Storage;
@@ -14,6 +17,7 @@ public sealed unsafe partial class FileBlockDevice
     private const int RmwLockStripes = 64;
 
     private readonly AlignedBufferPool? bouncePool;
+    private readonly DirectIoQueue? directQueue;
     private readonly object[]? rmwLocks;
 
     private void Read(long offsetBytes, Span<byte> buffer)
@@ -198,6 +202,9 @@ public sealed unsafe partial class FileBlockDevice
             bouncePool.Return(bounce);
         }
     }
+
+    private static bool IsBlockAligned(long offsetBytes, long lengthBytes) =>
+        lengthBytes > 0 && ((offsetBytes | lengthBytes) & (AlignmentBytes - 1)) == 0;
 
     private static bool IsAligned(long offsetBytes, int lengthBytes, byte* memory) =>
         (((ulong)offsetBytes | (uint)lengthBytes | (ulong)memory) & (AlignmentBytes - 1)) == 0;

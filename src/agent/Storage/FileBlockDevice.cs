@@ -3,8 +3,10 @@
 // IBlockDevice entry points; the data path, zeroing and allocation queries are in the partial files
 // FileBlockDevice.DataPath.cs, FileBlockDevice.Zeroing.cs and FileBlockDevice.Allocation.cs.
 //
-// Every call completes synchronously (the NBD server already runs requests on the thread pool) and
-// returns a completed ValueTask, so the hot path allocates nothing. Failures come back as faulted
+// Every call completes synchronously and returns a completed ValueTask, so the hot path allocates
+// nothing. A disk opened with O_DIRECT also has a DirectIoQueue (Linux AIO) that QueuedBlockDevice
+// sends the data path's whole-block reads and writes to; the metadata, which callers wait for
+// synchronously, never goes through it. Failures come back as faulted
 // ValueTasks holding an IOException that names the disk, the operation, the range and the errno.
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
@@ -27,6 +29,7 @@ public sealed partial class FileBlockDevice : IBlockDevice
         if (options.DirectIo)
         {
             bouncePool = new AlignedBufferPool(BounceBufferBytes, Math.Max(2, Environment.ProcessorCount * 2));
+            directQueue = DirectIoQueue.TryCreate(path, handle);
             rmwLocks = new object[RmwLockStripes];
             for (int i = 0; i < rmwLocks.Length; i++)
             {
@@ -54,6 +57,23 @@ public sealed partial class FileBlockDevice : IBlockDevice
     public bool IsReadOnly { get; }
 
     public bool IsDirectIo { get; }
+
+    /// <summary>Whether whole-block direct reads and writes can go to the kernel asynchronously (Linux AIO).</summary>
+    internal bool HasDirectIoQueue => directQueue is not null;
+
+    /// <summary>Starts a whole-block read on the direct I/O queue; null when it must be done synchronously.</summary>
+    internal ValueTask? TryQueueRead(long offsetBytes, Memory<byte> buffer)
+    {
+        AssertRange(offsetBytes, buffer.Length, "read");
+        return directQueue is not null && IsBlockAligned(offsetBytes, buffer.Length) ? directQueue.TryRead(offsetBytes, buffer) : null;
+    }
+
+    /// <summary>Starts a whole-block write on the direct I/O queue; null when it must be done synchronously.</summary>
+    internal ValueTask? TryQueueWrite(long offsetBytes, ReadOnlyMemory<byte> data, bool fua)
+    {
+        AssertRange(offsetBytes, data.Length, "write");
+        return directQueue is not null && !IsReadOnly && IsBlockAligned(offsetBytes, data.Length) ? directQueue.TryWrite(offsetBytes, data.Span, fua) : null;
+    }
 
     /// <summary>
     /// Opens a backing disk. Throws IOException with a message naming <paramref name="path"/> when it
@@ -317,6 +337,8 @@ public sealed partial class FileBlockDevice : IBlockDevice
 
     public void Dispose()
     {
+        // First: the queue waits for the kernel to finish with the handle and the bounce buffers.
+        directQueue?.Dispose();
         handle.Dispose();
         bouncePool?.Dispose();
     }

@@ -1,6 +1,6 @@
 // Linux libc interop for backing disks: the syscalls the BCL does not expose (open with O_DIRECT and
 // O_EXCL, fdatasync, fallocate, block-device ioctls, lseek SEEK_DATA/SEEK_HOLE, flock, statx).
-// Everything native the Storage folder uses is declared here, in one place, with its constants.
+// Everything native the Storage folder uses is declared here and in Libc.Aio.cs (asynchronous I/O), with its constants.
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 

@@ -1,6 +1,7 @@
 // FileBlockDevice with O_DIRECT on a file on a real disk filesystem (RB_TEST_DISK_DIR, /var/tmp by
 // default): unaligned requests through bounce buffers, read-modify-write of edge blocks, concurrent
-// writers inside one block, and size rounding. If the filesystem refuses O_DIRECT the open fails with
+// writers inside one block, size rounding, and whole-block requests many at a time through the
+// asynchronous queue (Linux AIO): data, disposal with requests in flight, a short read. If the filesystem refuses O_DIRECT the open fails with
 // a message saying so, and these tests fail with it rather than pass without testing anything.
 using Redundancy.Block.Agent.Storage;
 
@@ -117,5 +118,80 @@ public sealed class DirectIoTests : IDisposable
         using var odd = new TempDiskFile((1 << 20) + 100);
         using var device = FileBlockDevice.Open(odd.Path, Direct);
         Assert.Equal(1 << 20, device.SizeBytes);
+    }
+
+    [Fact]
+    public async Task QueuedRequests_ManyInFlightAtOnce_KeepTheirData()
+    {
+        using var disk = FileBlockDevice.Open(file.Path, Direct);
+        Assert.True(disk.HasDirectIoQueue, "Linux AIO is available on x86_64 and arm64: whole-block requests must be queued");
+        var device = new QueuedBlockDevice(disk);
+        // About 250 writes (more than the queue's depth, so some fall back to synchronous I/O) of 4 KiB to
+        // 1 MiB at distinct offsets, none awaited before the last is started; some with FUA.
+        var model = new byte[SizeBytes];
+        var writes = new List<Task>();
+        long offsetBytes = 0;
+        for (int i = 0; offsetBytes < SizeBytes - (1 << 20); i++)
+        {
+            int lengthBytes = (i % 40 == 0 ? 256 : 1 + (i % 2)) * 4096;
+            byte[] data = TempDiskFile.Pattern(lengthBytes, seed: 1000 + i);
+            data.CopyTo(model, offsetBytes);
+            writes.Add(device.WriteAsync(offsetBytes, data, fua: i % 7 == 0).AsTask());
+            offsetBytes += lengthBytes;
+        }
+
+        await Task.WhenAll(writes);
+        Assert.True(writes.Count > DirectIoQueue.Depth, $"only {writes.Count} writes");
+
+        var reads = new List<(long Offset, byte[] Buffer, Task Done)>();
+        for (long at = 0; at < SizeBytes; at += 16 << 10)
+        {
+            var buffer = new byte[16 << 10];
+            reads.Add((at, buffer, device.ReadAsync(at, buffer).AsTask()));
+        }
+
+        await Task.WhenAll(reads.Select(r => r.Done));
+        foreach (var (offset, buffer, _) in reads)
+        {
+            Assert.True(model.AsSpan((int)offset, buffer.Length).SequenceEqual(buffer), $"queued I/O differs from the model at {offset}");
+        }
+    }
+
+    [Fact]
+    public async Task Dispose_WaitsForQueuedWrites()
+    {
+        byte[] data = TempDiskFile.Pattern(64 * 4096, seed: 13);
+        var writes = new List<Task>();
+        using (var disk = FileBlockDevice.Open(file.Path, Direct))
+        {
+            var device = new QueuedBlockDevice(disk);
+            for (int block = 0; block < 64; block++)
+            {
+                writes.Add(device.WriteAsync(block * 8192L, data.AsMemory(block * 4096, 4096), fua: false).AsTask());
+            }
+        }
+
+        await Task.WhenAll(writes);
+        byte[] onDisk = await File.ReadAllBytesAsync(file.Path);
+        for (int block = 0; block < 64; block++)
+        {
+            Assert.True(data.AsSpan(block * 4096, 4096).SequenceEqual(onDisk.AsSpan(block * 8192, 4096)), $"block {block} missing after Dispose");
+        }
+    }
+
+    [Fact]
+    public async Task QueuedRead_PastAFileThatShrank_FailsNamingTheDisk()
+    {
+        using var disk = FileBlockDevice.Open(file.Path, Direct with { Exclusive = false });
+        var device = new QueuedBlockDevice(disk);
+        using (var shrink = new FileStream(file.Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+        {
+            shrink.SetLength(1 << 20);
+        }
+
+        var buffer = new byte[8192];
+        var failure = await Assert.ThrowsAsync<IOException>(async () => await device.ReadAsync(2 << 20, buffer));
+        Assert.Contains(file.Path, failure.Message);
+        Assert.Contains("end of file", failure.Message);
     }
 }
