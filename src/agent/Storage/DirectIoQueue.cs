@@ -4,8 +4,10 @@
 // from the caller's thread, and one thread reaps completions with io_getevents and completes each
 // request's ValueTask inline. Data goes through 4096-aligned native bounce buffers, which the kernel
 // reads or fills while the caller's managed buffer may move. A request the queue cannot take (no free
-// slot, larger than the largest bounce buffer, io_submit refusing it, started on the reaper thread) is
-// left to the caller to do synchronously. Completions come in any order: the engine orders overlapping writes itself (DRBD's
+// slot, larger than the largest bounce buffer, started on the reaper thread) is left to the caller to
+// do synchronously; one io_submit refuses is done synchronously here. Requests started inside the
+// thread's send batch (a burst of NBD requests, the Data frames of one socket read) are submitted
+// together when the batch closes: on a virtual disk every io_submit notifies the host. Completions come in any order: the engine orders overlapping writes itself (DRBD's
 // wait for conflicting writes), as the NBD spec lets a server do with overlapping requests in flight.
 using System.Numerics;
 using System.Runtime.InteropServices;
@@ -15,7 +17,7 @@ using Redundancy.Block.Engine;
 
 namespace Redundancy.Block.Agent.Storage;
 
-internal sealed unsafe class DirectIoQueue : IDisposable
+internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
 {
     public const int Depth = 128;
 
@@ -23,6 +25,9 @@ internal sealed unsafe class DirectIoQueue : IDisposable
     public const int MaxRequestBytes = 1 << 20;
 
     private const int SmallBounceBytes = 64 * 1024;
+
+    /// <summary>Most requests one io_submit takes from a batch.</summary>
+    private const int MaxBatchedRequests = 32;
     private const int ReapBatch = 64;
     private const long ReapTimeoutNanoseconds = 100_000_000;
 
@@ -37,6 +42,17 @@ internal sealed unsafe class DirectIoQueue : IDisposable
     private readonly Thread reaper;
     private int inKernel;
     private volatile bool stopping;
+
+    // Requests started inside the calling thread's send batch, submitted together when it closes:
+    // one io_submit, and one notification of the disk instead of one per request.
+    [ThreadStatic]
+    private static DirectIoQueue? t_batchQueue;
+
+    [ThreadStatic]
+    private static nint[]? t_batch;
+
+    [ThreadStatic]
+    private static int t_batchCount;
 
     private DirectIoQueue(string path, SafeFileHandle handle, ulong context)
     {
@@ -129,30 +145,87 @@ internal sealed unsafe class DirectIoQueue : IDisposable
             OffsetBytes = offsetBytes,
         };
         ValueTask started = operation.AsValueTask();
-        Libc.Iocb* request = operation.Iocb;
-        long submitted = -1;
         // Counted before stopping is read, so the reaper, which leaves only when stopping is set and
         // nothing is in the kernel, cannot leave between this check and the submission.
         Interlocked.Increment(ref inKernel);
-        if (!stopping)
+        if (stopping)
         {
-            do
+            Interlocked.Decrement(ref inKernel);
+            ReleaseBounce(operation);
+            Recycle(operation);
+            return null;
+        }
+
+        if (SendBatch.Hold(this))
+        {
+            AddToBatch(operation);
+        }
+        else
+        {
+            Libc.Iocb* request = operation.Iocb;
+            SubmitNow(&request, 1);
+        }
+
+        return started;
+    }
+
+    private void AddToBatch(DirectIoOperation operation)
+    {
+        if (t_batchQueue != this && t_batchCount > 0)
+        {
+            t_batchQueue!.FlushBatch();
+        }
+
+        t_batchQueue = this;
+        var batch = t_batch ??= new nint[MaxBatchedRequests];
+        batch[t_batchCount++] = (nint)operation.Iocb;
+        if (t_batchCount == MaxBatchedRequests)
+        {
+            FlushBatch();
+        }
+    }
+
+    /// <summary>Submits the requests the calling thread's batch holds for this queue.</summary>
+    public void FlushBatch()
+    {
+        if (t_batchQueue != this || t_batchCount == 0)
+        {
+            return;
+        }
+
+        int count = t_batchCount;
+        t_batchCount = 0;
+        fixed (nint* requests = t_batch)
+        {
+            SubmitNow((Libc.Iocb**)requests, count);
+        }
+    }
+
+    /// <summary>
+    /// io_submit, looped while the kernel takes part of the array. Requests it refuses (EAGAIN when
+    /// kernel resources run out, EINVAL say for RWF_DSYNC on an old kernel) are done synchronously
+    /// here and completed as if reaped.
+    /// </summary>
+    private void SubmitNow(Libc.Iocb** requests, int count)
+    {
+        int done = 0;
+        while (done < count)
+        {
+            long submitted = Libc.IoSubmit(context, count - done, requests + done);
+            if (submitted > 0)
             {
-                submitted = Libc.IoSubmit(context, 1, &request);
+                done += (int)submitted;
+                continue;
             }
-            while (submitted < 0 && Marshal.GetLastPInvokeError() == Libc.EINTR);
-        }
 
-        if (submitted == 1)
-        {
-            return started;
-        }
+            if (submitted < 0 && Marshal.GetLastPInvokeError() == Libc.EINTR)
+            {
+                continue;
+            }
 
-        Interlocked.Decrement(ref inKernel);
-        // EAGAIN (kernel resources), EINVAL (say, RWF_DSYNC unknown): the caller does it synchronously.
-        ReleaseBounce(operation);
-        Recycle(operation);
-        return null;
+            Complete(operations[(int)requests[done]->Data], 0);
+            done++;
+        }
     }
 
     /// <summary>A free slot marked busy, or -1 when all are taken (lock-free: submitters and the reaper both get here).</summary>

@@ -194,4 +194,39 @@ public sealed class DirectIoTests : IDisposable
         Assert.Contains(file.Path, failure.Message);
         Assert.Contains("end of file", failure.Message);
     }
+
+    [Fact]
+    public async Task Requests_started_inside_a_send_batch_go_to_the_disk_when_it_closes()
+    {
+        using var disk = FileBlockDevice.Open(file.Path, Direct);
+        var device = new QueuedBlockDevice(disk);
+        byte[] data = TempDiskFile.Pattern(40 * 4096, seed: 14);
+        var writes = new List<ValueTask>();
+        Batching.SendBatch.Open();
+        try
+        {
+            for (int block = 0; block < 40; block++)
+            {
+                writes.Add(device.WriteAsync(block * 4096L, data.AsMemory(block * 4096, 4096), fua: false));
+            }
+
+            // 40 requests: the first 32 were submitted together when the batch's array filled up. (No
+            // await inside the batch: it belongs to this thread, and an await may resume on another.)
+            Thread.Sleep(50);
+            Assert.All(writes.Skip(32), w => Assert.False(w.IsCompleted, "a request held in a batch completed before the batch closed"));
+        }
+        finally
+        {
+            Batching.SendBatch.Close();
+        }
+
+        foreach (ValueTask write in writes)
+        {
+            await write;
+        }
+
+        var back = new byte[data.Length];
+        await device.ReadAsync(0, back);
+        Assert.True(data.AsSpan().SequenceEqual(back));
+    }
 }
