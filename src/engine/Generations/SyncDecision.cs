@@ -26,7 +26,7 @@ public enum SyncResult
 }
 
 /// <param name="Rule">DRBD 8.4 rule number: 10, 20, 30, 34–37, 40, 41, 50, 51, 60, 70, 71, 80, 90, 100 (unrelated data is
-/// reported, as DRBD logs it, as "-1000 by rule 100").</param>
+/// reported, as DRBD logs it, as "-1000 by rule 100"); 42 is DRBD 9's "reconnected" survivor rule, and 52/72 ours.</param>
 /// <param name="Result">The decision.</param>
 /// <param name="SelfFixup">Corrected local UUIDs the caller must apply and persist (rules 34 and 71), else null.</param>
 /// <param name="PeerFixup">Corrected view of the peer's UUIDs (rules 35 and 51; the peer fixes itself by 34/71), else null.</param>

@@ -9,6 +9,7 @@
 // relate a target that took a sync UUID to a source whose disk failed before it recorded it.
 // The protocol-version escapes (-1091/-1096, "requires proto 91") do not apply: both sides are us.
 using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Engine.Generations;
@@ -17,7 +18,8 @@ namespace Redundancy.Block.Engine.Generations;
 /// <param name="Uuids">Its UUIDs for this connection.</param>
 /// <param name="Flags">Its metadata flags; only <see cref="MetadataFlags.CrashedPrimary"/> is read (DRBD's UUID flag 2 on the wire).</param>
 /// <param name="Role">Its role now (rule 41: a current Primary is the source).</param>
-public readonly record struct UuidCompareSide(UuidSet Uuids, MetadataFlags Flags, Role Role)
+/// <param name="Reconnected">It lost a connection to the other node and has not restarted since (DRBD 9's UUID_FLAG_RECONNECT).</param>
+public readonly record struct UuidCompareSide(UuidSet Uuids, MetadataFlags Flags, Role Role, bool Reconnected = false)
 {
     public bool CrashedPrimary => (Flags & MetadataFlags.CrashedPrimary) != 0;
     public bool IsPrimary => Role == Role.Primary;
@@ -32,7 +34,7 @@ public static class UuidComparison
     /// drbd_uuid_compare from <paramref name="self"/>'s point of view. <paramref name="resolveConflicts"/>
     /// is true on the node that holds DRBD's RESOLVE_CONFLICTS tie-breaker (exactly one of the two).
     /// </summary>
-    public static SyncDecision Compare(UuidCompareSide self, UuidCompareSide peer, bool resolveConflicts)
+    public static SyncDecision Compare(UuidCompareSide self, UuidCompareSide peer, bool resolveConflicts, ReplicationProtocol protocol = ReplicationProtocol.C)
     {
         ulong mine = Generation(self.Uuids.Current);
         ulong theirs = Generation(peer.Uuids.Current);
@@ -53,12 +55,12 @@ public static class UuidComparison
         }
 
         return mine == theirs
-            ? CompareEqualCurrent(self, peer, resolveConflicts)
+            ? CompareEqualCurrent(self, peer, resolveConflicts, protocol)
             : CompareDifferentCurrent(self.Uuids, peer.Uuids);
     }
 
-    /// <summary>Rules 34–37 (one side still has a bitmap UUID) and 40/41 (crashed primary).</summary>
-    private static SyncDecision CompareEqualCurrent(UuidCompareSide self, UuidCompareSide peer, bool resolveConflicts)
+    /// <summary>Rules 34–37 (one side still has a bitmap UUID), 40/41 (crashed primary) and 42 (reconnected survivor).</summary>
+    private static SyncDecision CompareEqualCurrent(UuidCompareSide self, UuidCompareSide peer, bool resolveConflicts, ReplicationProtocol protocol)
     {
         UuidSet me = self.Uuids;
         UuidSet them = peer.Uuids;
@@ -93,6 +95,22 @@ public static class UuidComparison
             }
 
             return new SyncDecision(41, self.IsPrimary ? SyncResult.BecomeSyncSourceBitmap : SyncResult.BecomeSyncTargetBitmap);
+        }
+
+        // DRBD 9's "reconnected" rule, for protocol C: the Primary crashed while this node (or the peer)
+        // only lost the connection and kept running. Every write the crashed Primary acknowledged is on
+        // the survivor, while the crashed Primary's own disk may have lost unflushed ones and may hold
+        // writes never acknowledged: the survivor is the source, over the crashed Primary's activity
+        // log (the bitmaps are merged). DRBD 8.4 resynced from the crashed Primary here and dropped
+        // what its disk had lost. Under A and B the crashed Primary may hold acknowledged writes the
+        // survivor never got, so it stays the source (DRBD 9's crashed-primary rule for A/B).
+        if (protocol == ReplicationProtocol.C && crashed != 3)
+        {
+            bool survivor = crashed == 2 ? self.Reconnected : peer.Reconnected;
+            if (survivor)
+            {
+                return new SyncDecision(42, crashed == 2 ? SyncResult.BecomeSyncSourceBitmap : SyncResult.BecomeSyncTargetBitmap);
+            }
         }
 
         // Both Secondary: recovery from a simultaneous hard crash; the crashed Primary is the source.

@@ -191,11 +191,12 @@ public sealed partial class PeerLink
         return new SizesMessage(usable, usable, 0, (uint)Math.Min(settings.MaxFramePayloadBytes, 1 << 20), (ulong)volume.CurrentSizeBytes, flags);
     }
 
-    private static UuidsMessage UuidsOf(LocalVolumeView volume)
+    private UuidsMessage UuidsOf(LocalVolumeView volume)
     {
         var flags = (volume.Flags.HasFlag(MetadataFlags.CrashedPrimary) ? UuidFlags.CrashedPrimary : 0)
             | (volume.Flags.HasFlag(MetadataFlags.Consistent) ? UuidFlags.Consistent : 0)
-            | (volume.Flags.HasFlag(MetadataFlags.WasUpToDate) ? UuidFlags.WasUpToDate : 0);
+            | (volume.Flags.HasFlag(MetadataFlags.WasUpToDate) ? UuidFlags.WasUpToDate : 0)
+            | (connectedBefore ? UuidFlags.Reconnect : 0);
         return new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits);
     }
 
@@ -426,11 +427,11 @@ public sealed partial class PeerLink
         bool selfNegotiating = local.Disk == DiskState.Negotiating;
         bool peerNegotiating = state.Disk == DiskState.Negotiating;
         var self = new HandshakeSide(local.Uuids, local.Flags, host.Role, selfNegotiating ? ReplicaVolume.DiskFromFlags(local.Flags) : local.Disk,
-            settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData, Negotiating: selfNegotiating);
+            settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData, Negotiating: selfNegotiating, Reconnected: connectedBefore);
         var other = new HandshakeSide(new UuidSet(uuids.Current, uuids.Bitmap, uuids.History), peerFlags, state.Role,
             peerNegotiating ? ReplicaVolume.DiskFromFlags(peerFlags) : state.Disk, settings.PeerNodeName, (long)uuids.DirtyBits,
-            state.Flags.HasFlag(StateFlags.DiscardMyData), Negotiating: peerNegotiating);
-        return SyncHandshake.Decide(self, other, settings.ResolvesConflicts, settings.Policies);
+            state.Flags.HasFlag(StateFlags.DiscardMyData), Negotiating: peerNegotiating, Reconnected: uuids.Flags.HasFlag(UuidFlags.Reconnect));
+        return SyncHandshake.Decide(self, other, settings.ResolvesConflicts, settings.Policies, settings.Protocol.Protocol);
     }
 
     private static string Describe(SplitBrain.DisconnectReason reason) => reason switch

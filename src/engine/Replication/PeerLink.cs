@@ -26,6 +26,12 @@ public sealed partial class PeerLink
     private long lastReceivedMs;
     private long pingSentAtMs = -1;
 
+    /// <summary>
+    /// This link was Connected before (so a connection was lost, and this node did not restart since,
+    /// as the link lives as long as the replica): DRBD 9's RECONNECT bit, sent as UUID flag Reconnect.
+    /// </summary>
+    private bool connectedBefore;
+
     public PeerLink(PeerLinkSettings settings, IPeerLinkHost host, IRandom random)
     {
         Invariant.Assert(settings.LocalNodeId != settings.PeerNodeId, "a peer link joins two different nodes");
@@ -350,6 +356,7 @@ public sealed partial class PeerLink
         if (state == ConnectionState.Connected)
         {
             adjustPending = false;
+            connectedBefore = true;
         }
         if (State != state)
         {

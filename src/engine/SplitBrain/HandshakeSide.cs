@@ -16,6 +16,7 @@ namespace Redundancy.Block.Engine.SplitBrain;
 /// <param name="CanDemote">Whether the node could become Secondary now; read only for the local side.</param>
 /// <param name="Negotiating">The disk is being attached while connected (DRBD's D_NEGOTIATING): <paramref name="Disk"/>
 /// is what its metadata says, and rr-conflict does not apply (its data was never exposed as this node's).</param>
+/// <param name="Reconnected">It lost a connection to the other node and has not restarted since (UUID flag Reconnect on the wire).</param>
 public sealed record HandshakeSide(
     UuidSet Uuids,
     MetadataFlags Flags,
@@ -25,7 +26,8 @@ public sealed record HandshakeSide(
     long OutOfSyncBits,
     bool DiscardMyData = false,
     bool CanDemote = true,
-    bool Negotiating = false)
+    bool Negotiating = false,
+    bool Reconnected = false)
 {
-    public UuidCompareSide ForComparison => new(Uuids, Flags, Role);
+    public UuidCompareSide ForComparison => new(Uuids, Flags, Role, Reconnected);
 }

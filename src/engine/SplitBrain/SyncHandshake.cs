@@ -7,6 +7,7 @@
 // rr-conflict retry-connect/auto-discard, and a split brain that only history relates (rule 100)
 // resolved by `--discard-my-data` is a full sync, since no bitmap covers both divergent generations.
 using Redundancy.Block.Engine.Generations;
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Engine.SplitBrain;
@@ -17,7 +18,8 @@ public static class SyncHandshake
     /// The handshake from <paramref name="self"/>'s side. <paramref name="resolveConflicts"/>: this node
     /// holds RESOLVE_CONFLICTS (exactly one of the two does). <paramref name="policies"/>: local net options.
     /// </summary>
-    public static HandshakeOutcome Decide(HandshakeSide self, HandshakeSide peer, bool resolveConflicts, SplitBrainPolicies policies)
+    public static HandshakeOutcome Decide(HandshakeSide self, HandshakeSide peer, bool resolveConflicts, SplitBrainPolicies policies,
+        ReplicationProtocol protocol = ReplicationProtocol.C)
     {
         var run = new Run(self, peer, resolveConflicts, policies);
         if (!HasData(self.Disk) || !HasData(peer.Disk))
@@ -27,7 +29,7 @@ public static class SyncHandshake
             return run.Finish();
         }
 
-        run.Comparison = UuidComparison.Compare(self.ForComparison, peer.ForComparison, resolveConflicts);
+        run.Comparison = UuidComparison.Compare(self.ForComparison, peer.ForComparison, resolveConflicts, protocol);
         run.Hg = run.Comparison.Hg;
         run.Log.Add(run.Comparison.Describe());
         if (run.Comparison.Result == SyncResult.UnrelatedData)

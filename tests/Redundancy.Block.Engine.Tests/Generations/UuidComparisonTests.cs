@@ -2,6 +2,7 @@
 // must see the mirror rule (20↔30, 34↔35, 36↔37, 50↔70, 51↔71, 60↔80) and the opposite direction.
 using Redundancy.Block.Engine.Generations;
 using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Engine.Tests.Generations;
@@ -98,6 +99,37 @@ public class UuidComparisonTests
         var (s, p) = Both(Side(new UuidSet(A, 0), crashed: true), Side(new UuidSet(A, 0), crashed: true), selfResolves);
         AssertRule(s, 40, self);
         AssertRule(p, 40, peer);
+    }
+
+    [Fact]
+    public void Rule42_protocol_C_the_reconnected_survivor_is_source_over_the_crashed_primary()
+    {
+        var crashed = Side(new UuidSet(A, 0), crashed: true);
+        var survivor = Side(new UuidSet(A, 0)) with { Reconnected = true };
+        var (s, p) = (UuidComparison.Compare(crashed, survivor, false, ReplicationProtocol.C), UuidComparison.Compare(survivor, crashed, true, ReplicationProtocol.C));
+        AssertRule(s, 42, SyncResult.BecomeSyncTargetBitmap);
+        AssertRule(p, 42, SyncResult.BecomeSyncSourceBitmap);
+    }
+
+    [Theory]
+    [InlineData(ReplicationProtocol.A, true)]
+    [InlineData(ReplicationProtocol.B, true)]
+    [InlineData(ReplicationProtocol.C, false)]
+    public void Rule40_stays_for_protocols_A_and_B_and_when_the_survivor_restarted_too(ReplicationProtocol protocol, bool survivorReconnected)
+    {
+        // A/B: the crashed Primary may hold acknowledged writes its peer never got. A survivor that
+        // restarted as well (a common power failure) proves nothing: the crashed Primary is the source.
+        var crashed = Side(new UuidSet(A, 0), crashed: true);
+        var survivor = Side(new UuidSet(A, 0)) with { Reconnected = survivorReconnected };
+        AssertRule(UuidComparison.Compare(crashed, survivor, false, protocol), 40, SyncResult.BecomeSyncSourceBitmap);
+        AssertRule(UuidComparison.Compare(survivor, crashed, true, protocol), 40, SyncResult.BecomeSyncTargetBitmap);
+    }
+
+    [Fact]
+    public void Rule40_no_crash_stays_no_sync_for_reconnected_sides()
+    {
+        var side = Side(new UuidSet(A, 0)) with { Reconnected = true };
+        AssertRule(UuidComparison.Compare(side, side, false, ReplicationProtocol.C), 40, SyncResult.NoSync);
     }
 
     [Fact]

@@ -91,6 +91,11 @@ public enum UuidFlags : uint
     WasUpToDate = 4,
     /// <summary>new-current-uuid --clear-bitmap: skip the initial sync (both sides just created).</summary>
     SkipInitialSync = 8,
+    /// <summary>
+    /// The sender was connected to the receiver before and lost the connection, without restarting
+    /// since (DRBD 9's UUID_FLAG_RECONNECT): it did not crash, so it holds every write it acknowledged.
+    /// </summary>
+    Reconnect = 16,
 }
 
 /// <summary>Generation identifiers of one volume, for the receiver's decision table. 32 + 8 per history UUID.</summary>
@@ -104,7 +109,7 @@ public readonly record struct UuidsMessage(ulong Current, ulong Bitmap, Immutabl
 {
     public const int MinSize = 32;
     public const int MaxSize = MinSize + 8 * Superblock.MaxHistoryUuids;
-    private const uint KnownFlags = 0xF;
+    private const uint KnownFlags = 0x1F;
 
     public static MessageType Type => MessageType.Uuids;
     public int EncodedLength => MinSize + 8 * History.Length;
