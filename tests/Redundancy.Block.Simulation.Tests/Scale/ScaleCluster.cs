@@ -12,17 +12,22 @@ public sealed class ScaleCluster
 {
     private const ulong InitialUuid = 0x5CA1_E000_0000_0000;
 
-    public ScaleCluster(int seed, NetworkOptions network)
+    /// <summary>A pair from <paramref name="seed"/> over a network starting as <paramref name="network"/>; with
+    /// <paramref name="dualPrimary"/> the resource has `net { allow-two-primaries yes; }` (both nodes may be Primary).</summary>
+    public ScaleCluster(int seed, NetworkOptions network, bool dualPrimary = false)
     {
         Random = new SimRandom(seed);
         Network = new SimulatedNetwork(Scheduler, Random.Fork(), network);
-        var resource = ConfigParser.ParseText("""
+        string twoPrimaries = dualPrimary ? " allow-two-primaries yes;" : string.Empty;
+        var resource = ConfigParser.ParseText($$"""
             resource r0 {
-              net { protocol C; verify-alg sha256; connect-int 1; ping-int 1; cram-hmac-alg sha256; shared-secret "sim"; }
+              net { protocol C; verify-alg sha256; connect-int 1; ping-int 1; cram-hmac-alg sha256; shared-secret "sim";{{twoPrimaries}} }
               on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
               on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
             }
             """, "scale.conf").Resources.Single();
+        AllowTwoPrimaries = resource.AllowTwoPrimaries();
+        Ledger = new WriteLedger { ConcurrentWriters = AllowTwoPrimaries };
         Ledger.Root(InitialUuid);
         Alpha = new ScaleNode("alpha", 0, "beta", 1, resource, InitialUuid, Scheduler, Network, Random.Fork());
         Beta = new ScaleNode("beta", 1, "alpha", 0, resource, InitialUuid, Scheduler, Network, Random.Fork());
@@ -40,7 +45,10 @@ public sealed class ScaleCluster
 
     public SimulatedNetwork Network { get; }
 
-    public WriteLedger Ledger { get; } = new();
+    public WriteLedger Ledger { get; }
+
+    /// <summary>The resource's `allow-two-primaries` (both nodes may be Primary at once, writing concurrently).</summary>
+    public bool AllowTwoPrimaries { get; }
 
     public TransitionChecker Transitions { get; } = new();
 
@@ -176,9 +184,32 @@ public sealed class ScaleCluster
         {
             record.OnPeerAtCrash |= Ledger.SameOrLater(record).Any(v => Block(node, record.Block).SequenceEqual(v));
         }
+        if (Ledger.ConcurrentWriters)
+        {
+            orphanedWrites.AddRange(Ledger.InFlight(node.Name));
+        }
         node.Crash(tear);
         Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
     }
+
+    /// <summary>
+    /// Writes whose writer crashed with them in flight never complete, but a copy sent before the crash
+    /// may still land on the peer while its connection to the writer lasts; once that is gone (checked
+    /// between steps, so a write the peer received has been written), they end for the ledger.
+    /// </summary>
+    public void EndOrphanedWrites()
+    {
+        if (orphanedWrites.Count == 0)
+        {
+            return;
+        }
+        var ended = orphanedWrites.Where(r => Nodes.Single(n => n.Name != r.Writer) is var peer
+            && (!peer.Up || peer.Replica.Links[peer.PeerNodeId].State != Engine.States.ConnectionState.Connected)).ToList();
+        Ledger.End(ended);
+        orphanedWrites.RemoveAll(ended.Contains);
+    }
+
+    private readonly List<WriteRecord> orphanedWrites = [];
 
     /// <summary>Whether a live node other than <paramref name="except"/>, with good data, holds <paramref name="data"/> in <paramref name="block"/>.</summary>
     private bool HeldElsewhere(string except, long block, byte[] data) => Nodes.Any(n => n.Name != except && n.Up
@@ -203,11 +234,22 @@ public sealed class ScaleCluster
     /// means written, not flushed), it is forgiven as any unflushed write whose every copy a crash took
     /// (the same rule <see cref="Crash"/> applies to writes acknowledged before the crash).
     /// On neither disk otherwise, it was acknowledged without being written anywhere.
+    /// <para>With two Primaries the peer may have answered the write P_SUPERSEDED while its own
+    /// overlapping write is still in flight (DRBD 8.4 handle_write_conflicts: the resolve-conflicts
+    /// node's write covers the peer's, which completes without being stored; the answer goes out at
+    /// once, e_send_superseded, before that node's own write reaches its disk). The block then holds
+    /// neither yet; the write is not judged here but stays required, and <see cref="AckChecker"/>
+    /// checks the peer's disk for it (or the concurrent write that won) from the next step on, while
+    /// the ledger forgives it only as any write (every copy lost with a failed disk or a crash).</para>
     /// </summary>
     private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight)
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
+        if (Ledger.ConcurrentWith(record).Any(r => r.Writer == peer.Name && !r.Done))
+        {
+            return;
+        }
         if (versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
         {
             if (!peer.Volume.HasLocalData)

@@ -9,6 +9,13 @@ namespace Redundancy.Block.Simulation.Scale;
 /// Consistent node promoted alone) inherits its staleness: DRBD allows that, and the UUIDs make
 /// the later handshake detect the split brain. An acknowledged write that was never flushed and
 /// whose every copy was lost in crashes is forgiven (a block device promises nothing more).
+/// With two writers (<see cref="ConcurrentWriters"/>: allow-two-primaries, both nodes Primary) the
+/// order of issue is not the order of effect: two overlapping writes from different Primaries in
+/// flight at once (neither completed before the other was issued) may land in either order, and
+/// DRBD's conflict resolution only makes both replicas agree on one (8.4 handle_write_conflicts:
+/// the resolve-conflicts node answers P_SUPERSEDED or P_RETRY_WRITE, the other defers the peer's
+/// write until its own completes). A write acknowledged before another was issued is still never
+/// overwritten by that one's predecessors: see <see cref="Precedes"/>.
 /// </summary>
 public sealed class WriteLedger
 {
@@ -17,6 +24,9 @@ public sealed class WriteLedger
     private readonly Dictionary<long, List<WriteRecord>> byBlock = [];
     private readonly Dictionary<ulong, GenerationBase> bases = [];
     private long nextSequence;
+
+    /// <summary>Two nodes may write at once (allow-two-primaries): concurrent writes of different writers may land in either order.</summary>
+    public bool ConcurrentWriters { get; init; }
 
     public long Issued { get; private set; }
 
@@ -81,6 +91,7 @@ public sealed class WriteLedger
     public void Complete(WriteRecord record, bool succeeded, ulong generation)
     {
         record.Done = true;
+        record.EndSequence = Math.Min(record.EndSequence, nextSequence);
         record.Acknowledged = succeeded;
         record.Generation = Generation(generation);
         if (succeeded)
@@ -147,8 +158,41 @@ public sealed class WriteLedger
     /// <summary>Writes of <paramref name="writer"/> issued and not yet completed.</summary>
     public List<WriteRecord> InFlight(string writer) => [.. byBlock.Values.SelectMany(l => l).Where(r => !r.Done && r.Writer == writer)];
 
-    /// <summary>The data of <paramref name="record"/> and of every write to its block issued after it.</summary>
-    public List<byte[]> SameOrLater(WriteRecord record) => [.. byBlock[record.Block].Where(r => r.Sequence >= record.Sequence).Select(r => r.Data)];
+    /// <summary>
+    /// The data of <paramref name="record"/> and of every write to its block that may replace it: issued
+    /// after it, or (with <see cref="ConcurrentWriters"/>) another writer's write still in flight when it was issued.
+    /// </summary>
+    public List<byte[]> SameOrLater(WriteRecord record) => [.. byBlock[record.Block].Where(r => r == record || !Precedes(r, record)).Select(r => r.Data)];
+
+    /// <summary>
+    /// <paramref name="earlier"/> is older than <paramref name="later"/> for good: it may never land over
+    /// it. With one writer, a write issued before (a Primary's overlapping writes reach the peer, and
+    /// its disk, in the order it issued them). With two writers, a write of the same writer issued
+    /// before, or another writer's write that ended (completed, or its writer crashed and the peer's
+    /// connection to it was gone) before <paramref name="later"/> was issued: DRBD guarantees nothing
+    /// between writes in flight on two Primaries at once but that both replicas settle on one of them,
+    /// while a write issued after another completed depends on it and lands after it (its peer got the
+    /// older one first, and wrote it before acknowledging it under protocol C).
+    /// </summary>
+    public bool Precedes(WriteRecord earlier, WriteRecord later) => earlier.Sequence < later.Sequence
+        && (!ConcurrentWriters || earlier.Writer == later.Writer || earlier.EndSequence <= later.Sequence);
+
+    /// <summary>Other writes to <paramref name="record"/>'s block neither preceding nor following it: in flight at the same time from another writer.</summary>
+    public List<WriteRecord> ConcurrentWith(WriteRecord record) =>
+        [.. byBlock[record.Block].Where(r => r != record && !Precedes(r, record) && !Precedes(record, r) && r.Writer != record.Writer)];
+
+    /// <summary>
+    /// Writes that will never complete (their writer crashed with them in flight) end once no copy of
+    /// them can still arrive at the peer (its connection to the writer is gone): writes issued later
+    /// do not overlap them.
+    /// </summary>
+    public void End(IEnumerable<WriteRecord> records)
+    {
+        foreach (var record in records)
+        {
+            record.EndSequence = Math.Min(record.EndSequence, nextSequence);
+        }
+    }
 
     /// <summary>
     /// What <paramref name="block"/> must hold on a disk at generation <paramref name="uuid"/>: the
@@ -160,7 +204,11 @@ public sealed class WriteLedger
     {
         ulong generation = Generation(uuid);
         var records = byBlock.GetValueOrDefault(block) ?? [];
-        var acknowledged = records.LastOrDefault(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation);
+        if (ConcurrentWriters && records.Where(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation && !Covered(r, records)).ToList() is { Count: > 0 } required)
+        {
+            return ConcurrentExpectation(records, required, generation);
+        }
+        var acknowledged = ConcurrentWriters ? null : records.LastOrDefault(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation);
         if (acknowledged is not null)
         {
             return (acknowledged.Data, $"write #{acknowledged.Sequence} by {acknowledged.Writer} acknowledged in generation {generation:X16}{(acknowledged.Durable ? " (flushed)" : string.Empty)}",
@@ -174,6 +222,31 @@ public sealed class WriteLedger
         long heldSequence = start.HeldSequence.GetValueOrDefault(block, -1);
         return (held, $"what generation {generation:X16} started from",
             [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence || r.Sequence > heldSequence).Select(r => r.Data)]);
+    }
+
+    /// <summary>
+    /// An acknowledged write another writer's concurrent write, still in flight, may cover: the
+    /// resolve-conflicts node answers P_SUPERSEDED at once when its own write in flight covers the
+    /// peer's (DRBD 8.4 handle_write_conflicts, e_send_superseded), so the superseded write completes
+    /// while neither disk holds it nor the covering write yet. Until that one ends the block may still
+    /// hold what it held before; from then on it must hold one of the two (or a later write).
+    /// </summary>
+    private bool Covered(WriteRecord acknowledged, List<WriteRecord> records) =>
+        records.Any(r => r.EndSequence == long.MaxValue && r.Writer != acknowledged.Writer && r.Sequence < acknowledged.EndSequence);
+
+    /// <summary>
+    /// With two writers: the block must hold a write that every write acknowledged in the generation
+    /// (and not forgiven) either is or does not precede — the newest of them, or one concurrent with it,
+    /// or one issued later. The one reported as required is the last issued of those no other replaced.
+    /// </summary>
+    private (byte[]? Required, string What, List<byte[]> Allowed) ConcurrentExpectation(List<WriteRecord> records, List<WriteRecord> required, ulong generation)
+    {
+        var newest = required.Where(a => !required.Any(b => Precedes(a, b))).ToList();
+        var allowed = records.Where(w => required.All(a => w == a || !Precedes(w, a))).Select(r => r.Data).ToList();
+        var shown = newest[^1];
+        string what = $"write #{shown.Sequence} by {shown.Writer} acknowledged in generation {generation:X16}{(shown.Durable ? " (flushed)" : string.Empty)}"
+            + (newest.Count > 1 ? $" (or concurrent #{string.Join(", #", newest.Take(newest.Count - 1).Select(r => r.Sequence))})" : string.Empty);
+        return (shown.Data, what, allowed);
     }
 
     /// <summary>
@@ -203,7 +276,11 @@ public sealed class WriteLedger
             }
             if (!ok)
             {
-                return $"block {block} sector {sector / SectorBytes} lacks {what} and holds none of the {allowed.Count - 1} writes issued after it";
+                var held = have.ToArray();
+                int at = sector;
+                var holder = (byBlock.GetValueOrDefault(block) ?? []).LastOrDefault(r => held.AsSpan().SequenceEqual(r.Data.AsSpan(at, SectorBytes)));
+                return $"block {block} sector {sector / SectorBytes} lacks {what} and holds none of the {allowed.Count - 1} writes issued after it"
+                    + (holder is null ? string.Empty : $" (it holds write #{holder.Sequence} by {holder.Writer})");
             }
         }
         return null;
@@ -231,6 +308,9 @@ public sealed class WriteRecord(long sequence, string writer, long block, byte[]
     public byte[] Data { get; } = data;
 
     public bool Done { get; set; }
+
+    /// <summary>The sequence the next write issued got when this one ended (long.MaxValue while it may still land).</summary>
+    public long EndSequence { get; set; } = long.MaxValue;
 
     public bool Acknowledged { get; set; }
 
