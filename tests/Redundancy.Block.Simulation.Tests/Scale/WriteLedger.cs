@@ -221,7 +221,7 @@ public sealed class WriteLedger
         var held = start.Blocks.GetValueOrDefault(block) ?? new byte[BlockBytes];
         long heldSequence = start.HeldSequence.GetValueOrDefault(block, -1);
         return (held, $"what generation {generation:X16} started from",
-            [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence || r.Sequence > heldSequence).Select(r => r.Data)]);
+            [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence || r.Sequence > heldSequence || ConcurrentWithHeld(r, records, heldSequence)).Select(r => r.Data)]);
     }
 
     /// <summary>
@@ -233,6 +233,15 @@ public sealed class WriteLedger
     /// </summary>
     private bool Covered(WriteRecord acknowledged, List<WriteRecord> records) =>
         records.Any(r => r.EndSequence == long.MaxValue && r.Writer != acknowledged.Writer && r.Sequence < acknowledged.EndSequence);
+
+    /// <summary>
+    /// With two writers, a peer's write on its way to the disk that started a generation may be older
+    /// than what that disk held then (the peer's write waited for this node's conflicting one and was
+    /// submitted just before the connection ended; DRBD writes such a peer request after the new
+    /// current UUID too, drbd_disconnected waiting for active_ee): one concurrent with the held write.
+    /// </summary>
+    private bool ConcurrentWithHeld(WriteRecord candidate, List<WriteRecord> records, long heldSequence) =>
+        ConcurrentWriters && records.FirstOrDefault(r => r.Sequence == heldSequence) is { } heldRecord && !Precedes(candidate, heldRecord);
 
     /// <summary>
     /// With two writers: the block must hold a write that every write acknowledged in the generation
