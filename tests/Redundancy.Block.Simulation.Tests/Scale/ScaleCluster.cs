@@ -116,6 +116,10 @@ public sealed class ScaleCluster
             }
         }
         PrimaryChecker.Check(this);
+        if (orphanedWrites.Count > 0)
+        {
+            NoteOrphansPeerDisconnected();
+        }
     }
 
     /// <summary>An application write of one 4 KiB block on <paramref name="node"/>.</summary>
@@ -186,7 +190,7 @@ public sealed class ScaleCluster
         }
         if (Ledger.ConcurrentWriters)
         {
-            orphanedWrites.AddRange(Ledger.InFlight(node.Name));
+            Ledger.InFlight(node.Name).ForEach(r => orphanedWrites[r] = null);
         }
         node.Crash(tear);
         Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
@@ -194,22 +198,34 @@ public sealed class ScaleCluster
 
     /// <summary>
     /// Writes whose writer crashed with them in flight never complete, but a copy sent before the crash
-    /// may still land on the peer while its connection to the writer lasts; once that is gone (checked
-    /// between steps, so a write the peer received has been written), they end for the ledger.
+    /// may still land on the peer while its connection to the writer lasts. The end of that connection
+    /// is noted after every event (<see cref="AfterEvent"/>); between steps, once the peer's disk had
+    /// time to finish a write it received (the simulated disk's latency), they end for the ledger.
     /// </summary>
     public void EndOrphanedWrites()
     {
-        if (orphanedWrites.Count == 0)
-        {
-            return;
-        }
-        var ended = orphanedWrites.Where(r => Nodes.Single(n => n.Name != r.Writer) is var peer
-            && (!peer.Up || peer.Replica.Links[peer.PeerNodeId].State != Engine.States.ConnectionState.Connected)).ToList();
+        var ended = orphanedWrites.Where(o => o.Value is long dropped && Scheduler.NowMs - dropped > OrphanGraceMs).Select(o => o.Key).ToList();
         Ledger.End(ended);
-        orphanedWrites.RemoveAll(ended.Contains);
+        ended.ForEach(r => orphanedWrites.Remove(r));
     }
 
-    private readonly List<WriteRecord> orphanedWrites = [];
+    private void NoteOrphansPeerDisconnected()
+    {
+        foreach (var record in orphanedWrites.Where(o => o.Value is null).Select(o => o.Key).ToList())
+        {
+            var peer = Nodes.Single(n => n.Name != record.Writer);
+            if (!peer.Up || peer.Replica.Links[peer.PeerNodeId].State != Engine.States.ConnectionState.Connected)
+            {
+                orphanedWrites[record] = Scheduler.NowMs;
+            }
+        }
+    }
+
+    /// <summary>Longer than a simulated disk write takes (SimReplicaNode.DiskLatencyMaxMs).</summary>
+    private const long OrphanGraceMs = 10;
+
+    /// <summary>Writes in flight at their writer's crash, with when the peer's connection to it was seen gone.</summary>
+    private readonly Dictionary<WriteRecord, long?> orphanedWrites = [];
 
     /// <summary>Whether a live node other than <paramref name="except"/>, with good data, holds <paramref name="data"/> in <paramref name="block"/>.</summary>
     private bool HeldElsewhere(string except, long block, byte[] data) => Nodes.Any(n => n.Name != except && n.Up
@@ -237,8 +253,8 @@ public sealed class ScaleCluster
     /// <para>With two Primaries the peer may have answered the write P_SUPERSEDED while its own
     /// overlapping write is still in flight (DRBD 8.4 handle_write_conflicts: the resolve-conflicts
     /// node's write covers the peer's, which completes without being stored; the answer goes out at
-    /// once, e_send_superseded, before that node's own write reaches its disk). The block then holds
-    /// neither yet; the write is not judged here but stays required, and <see cref="AckChecker"/>
+    /// once, e_send_superseded, before that node's own write reaches its disk). When neither disk holds
+    /// it while such a peer write is still in flight, the write is not judged here but stays required, and <see cref="AckChecker"/>
     /// checks the peer's disk for it (or the concurrent write that won) from the next step on, while
     /// the ledger forgives it only as any write (every copy lost with a failed disk or a crash).</para>
     /// </summary>
@@ -246,10 +262,6 @@ public sealed class ScaleCluster
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
-        if (Ledger.ConcurrentWith(record).Any(r => r.Writer == peer.Name && !r.Done))
-        {
-            return;
-        }
         if (versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
         {
             if (!peer.Volume.HasLocalData)
@@ -271,6 +283,10 @@ public sealed class ScaleCluster
         }
         if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)) && !record.OnPeerAtCrash)
         {
+            if (Ledger.ConcurrentWith(record).Any(r => r.Writer == peer.Name && r.InFlight))
+            {
+                return; // superseded by the peer's write still in flight: required, AckChecker judges it
+            }
             throw new SimulationViolation("acknowledged-write", $"{node.Name} acknowledged write #{record.Sequence} (block {record.Block}) without a disk, and neither disk holds it");
         }
         Ledger.Forgive(record);

@@ -232,7 +232,7 @@ public sealed class WriteLedger
     /// hold what it held before; from then on it must hold one of the two (or a later write).
     /// </summary>
     private bool Covered(WriteRecord acknowledged, List<WriteRecord> records) =>
-        records.Any(r => r.EndSequence == long.MaxValue && r.Writer != acknowledged.Writer && r.Sequence < acknowledged.EndSequence);
+        records.Any(r => r.InFlight && r.Writer != acknowledged.Writer && r.Sequence < acknowledged.EndSequence);
 
     /// <summary>
     /// With two writers, a peer's write on its way to the disk that started a generation may be older
@@ -320,6 +320,9 @@ public sealed class WriteRecord(long sequence, string writer, long block, byte[]
 
     /// <summary>The sequence the next write issued got when this one ended (long.MaxValue while it may still land).</summary>
     public long EndSequence { get; set; } = long.MaxValue;
+
+    /// <summary>Not completed, and not ended by its writer's crash: it may still land.</summary>
+    public bool InFlight => EndSequence == long.MaxValue;
 
     public bool Acknowledged { get; set; }
 
