@@ -214,4 +214,20 @@ public class ScaleRegressionTests
         Assert.True(result.Failure is null, $"seed {seed}: {result.Failure}\n{result.Logs}");
         Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
     }
+
+    /// <summary>
+    /// Dual-primary seeds (scripts/sim --dual-primary: allow-two-primaries, both nodes Primary) that
+    /// found engine bugs, replayed exactly.
+    /// </summary>
+    [Theory]
+    // convergence: both nodes had discard-my-data set (connect --discard-my-data while connected) when a
+    // disk attached while connected found a split brain; the renegotiation's P_STATE carried no flags, so
+    // each decided with its own flag and the other's taken as clear: both SyncTarget, waiting for good.
+    [InlineData(424)]
+    public void Dual_primary_seed_passes(int seed)
+    {
+        var result = ScaleRun.Run(seed, dualPrimary: true);
+        Assert.True(result.Failure is null, $"seed {seed} (replay: scripts/sim --seed {seed} --dual-primary): {result.Failure}\n{result.Logs}");
+        Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
+    }
 }
