@@ -64,6 +64,10 @@ internal static class Report
         Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs{(options.DualPrimary ? ", dual-primary (allow-two-primaries, both nodes Primary)" : string.Empty)}, {elapsed.TotalSeconds:F1} s");
         Console.WriteLine($"steps: {results.Sum(r => r.Steps)}");
         Console.WriteLine($"writes: {results.Sum(r => r.WritesIssued)} issued, {results.Sum(r => r.WritesAcknowledged)} acknowledged, {results.Sum(r => r.WritesForgiven)} acknowledged writes whose every copy was lost (unflushed at a crash, or only on a failed disk): no longer required");
+        if (options.DualPrimary)
+        {
+            Console.WriteLine($"writes issued while the other Primary's write to the same block was in flight: {results.Sum(r => r.ConcurrentWrites)}");
+        }
         Console.WriteLine($"acknowledged writes checked: {results.Sum(r => r.AcknowledgedChecks)} (node, block) comparisons against the newest required acknowledged write");
         Console.WriteLine($"bitmap coverage checks: {results.Sum(r => r.BitmapChecks)}; state observations: {results.Sum(r => r.TransitionsObserved)}");
         Console.WriteLine("faults injected:");

@@ -54,6 +54,7 @@ public static class ScaleRun
         result.WritesIssued = cluster.Ledger.Issued;
         result.WritesAcknowledged = cluster.Ledger.Acknowledged;
         result.WritesForgiven = cluster.Ledger.Forgiven;
+        result.ConcurrentWrites = cluster.Ledger.Concurrent;
         result.TransitionsObserved = cluster.Transitions.Observations;
         result.Fault("messages lost (retransmitted)", cluster.Network.MessagesLost);
         result.Fault("messages duplicated", cluster.Network.MessagesDuplicated);

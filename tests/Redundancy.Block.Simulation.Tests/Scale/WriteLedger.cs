@@ -36,6 +36,9 @@ public sealed class WriteLedger
 
     public long Forgiven { get; private set; }
 
+    /// <summary>Writes issued while another writer's write to the same block was in flight (two writers only).</summary>
+    public long Concurrent { get; private set; }
+
     public IEnumerable<long> Blocks => byBlock.Keys;
 
     public int Generations => bases.Count;
@@ -83,6 +86,10 @@ public sealed class WriteLedger
         if (!byBlock.TryGetValue(block, out var list))
         {
             byBlock[block] = list = [];
+        }
+        if (ConcurrentWriters && list.Any(r => r.InFlight && r.Writer != writer))
+        {
+            Concurrent++;
         }
         list.Add(record);
         return record;
