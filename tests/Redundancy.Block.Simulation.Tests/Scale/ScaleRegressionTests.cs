@@ -224,6 +224,12 @@ public class ScaleRegressionTests
     // disk attached while connected found a split brain; the renegotiation's P_STATE carried no flags, so
     // each decided with its own flag and the other's taken as clear: both SyncTarget, waiting for good.
     [InlineData(424)]
+    // acknowledged-write: the resolve-conflicts node had lost its disk and answered Superseded for the peer's write
+    // (its own write to the block was in flight, through the peer); the peer's disk failed under both: an
+    // acknowledged write with no copy anywhere (4946: "without a disk, and neither disk holds it"; 2921: the
+    // write was missing from the peer once its disk was attached again and resynced).
+    [InlineData(2921)]
+    [InlineData(4946)]
     public void Dual_primary_seed_passes(int seed)
     {
         var result = ScaleRun.Run(seed, dualPrimary: true);
