@@ -136,6 +136,26 @@ public class ScaleCheckerTests
     }
 
     [Fact]
+    public void Dual_primary_diskless_acknowledgement_check_catches_a_write_its_peer_dropped()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed, dualPrimary: true);
+        cluster.Alpha.Disk.FailWrites = true;
+        var data = new byte[WriteLedger.BlockBytes];
+        cluster.Write(cluster.Alpha, 1, data);
+        Assert.True(cluster.RunUntil(() => cluster.Alpha.Volume.Disk == DiskState.Diskless && cluster.PendingWrites == 0, 10_000), "alpha's disk fails");
+        Assert.Equal(Role.Primary, cluster.Alpha.Replica.Role);
+        Assert.Equal(Role.Primary, cluster.Beta.Replica.Role);
+
+        // No write of beta's to the block is in flight, so nothing superseded alpha's: beta must hold it.
+        cluster.Beta.Disk.LoseWritesSilently = true;
+        cluster.Random.Fill(data);
+        cluster.Write(cluster.Alpha, 7, data);
+        var violation = Assert.Throws<SimulationViolation>(() => cluster.RunUntil(() => cluster.PendingWrites == 0, 10_000));
+        Assert.Equal("acknowledged-write", violation.Checker);
+        Assert.Contains("without a disk, and neither disk holds it", violation.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Operator_refuses_a_second_primary_for_the_right_reason()
     {
         var (cluster, op) = ScaleRun.Started(Seed);

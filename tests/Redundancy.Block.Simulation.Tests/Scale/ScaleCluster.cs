@@ -129,6 +129,7 @@ public sealed class ScaleCluster
         Note($"{node.Name}: write #{record.Sequence} block {block}");
         var incarnation = node.Sim;
         int diskFailuresAtIssue = node.DiskFailures;
+        int peerDiskFailuresAtIssue = Other(node).DiskFailures;
         pendingWrites[incarnation] = pendingWrites.GetValueOrDefault(incarnation) + 1;
         incarnation.WriteTracked(0, block * WriteLedger.BlockBytes, data, (ok, _) =>
         {
@@ -139,7 +140,7 @@ public sealed class ScaleCluster
             bool failedInFlight = node.DiskFailures != diskFailuresAtIssue;
             if (ok && (!node.Volume.HasLocalData || failedInFlight))
             {
-                CheckDisklessAcknowledgement(node, record, failedInFlight);
+                CheckDisklessAcknowledgement(node, record, failedInFlight, peerFailedInFlight: Other(node).DiskFailures != peerDiskFailuresAtIssue);
             }
             Ledger.Complete(record, ok, generation);
             Note($"{node.Name}: write #{record.Sequence} {(ok ? "acknowledged" : "failed")} in generation {generation:X16}");
@@ -256,9 +257,11 @@ public sealed class ScaleCluster
     /// once, e_send_superseded, before that node's own write reaches its disk). When neither disk holds
     /// it while such a peer write is still in flight, the write is not judged here but stays required, and <see cref="AckChecker"/>
     /// checks the peer's disk for it (or the concurrent write that won) from the next step on, while
-    /// the ledger forgives it only as any write (every copy lost with a failed disk or a crash).</para>
+    /// the ledger forgives it only as any write (every copy lost with a failed disk or a crash). When
+    /// the peer's disk failed under its superseding write (after this write was issued), the block is
+    /// gone with that second failed disk, as in the two-failed-disks case above: forgiven.</para>
     /// </summary>
-    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight)
+    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight, bool peerFailedInFlight)
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
@@ -283,9 +286,15 @@ public sealed class ScaleCluster
         }
         if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)) && !record.OnPeerAtCrash)
         {
-            if (Ledger.ConcurrentWith(record).Any(r => r.Writer == peer.Name && r.InFlight))
+            var superseding = Ledger.ConcurrentWith(record).Where(r => r.Writer == peer.Name).ToList();
+            if (superseding.Any(r => r.InFlight))
             {
                 return; // superseded by the peer's write still in flight: required, AckChecker judges it
+            }
+            if (superseding.Count > 0 && peerFailedInFlight && !peer.Volume.HasLocalData)
+            {
+                Ledger.Forgive(record); // superseded, and the peer's disk failed under the superseding write
+                return;
             }
             throw new SimulationViolation("acknowledged-write", $"{node.Name} acknowledged write #{record.Sequence} (block {record.Block}) without a disk, and neither disk holds it");
         }
