@@ -155,6 +155,27 @@ public class ScaleCheckerTests
         Assert.Contains("without a disk, and neither disk holds it", violation.Detail, StringComparison.Ordinal);
     }
 
+    [Theory]
+    // A crashed Primary's rule-40 resync takes back the other Primary's unflushed write of its generation
+    // that the crash took from its disk: only with two writers, only unflushed, only that generation.
+    [InlineData(true, false, true, true)]
+    [InlineData(false, false, true, false)] // one writer: only the crashed node's own writes
+    [InlineData(true, true, true, false)]   // flushed: it survived on the crashed disk
+    [InlineData(true, false, false, false)] // another generation: rule 40 does not compare it
+    public void Dual_primary_crashed_primary_rollback_forgives_only_the_other_primarys_unflushed_writes(
+        bool concurrentWriters, bool flushed, bool sameGeneration, bool forgiven)
+    {
+        const ulong generation = 0x5CA1_E000_0000_0000, other = 0x1234_5678_9ABC_DEF0;
+        var ledger = new WriteLedger { ConcurrentWriters = concurrentWriters };
+        ledger.Root(generation);
+        var record = ledger.Issue("beta", 8, new byte[WriteLedger.BlockBytes]);
+        ledger.Complete(record, succeeded: true, generation | 1);
+        record.Durable = flushed;
+        ledger.Lost("alpha", flushedSurvive: true, crashedPrimary: true, heldElsewhere: (_, _, _) => true, stillOnDisk: (_, _) => false,
+            crashedGeneration: sameGeneration ? generation | 1 : other);
+        Assert.Equal(forgiven, record.IsForgiven);
+    }
+
     [Fact]
     public void Operator_refuses_a_second_primary_for_the_right_reason()
     {

@@ -194,7 +194,8 @@ public sealed class ScaleCluster
             Ledger.InFlight(node.Name).ForEach(r => orphanedWrites[r] = null);
         }
         node.Crash(tear);
-        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
+        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data),
+            crashedGeneration: node.Volume.Ids.Current);
     }
 
     /// <summary>

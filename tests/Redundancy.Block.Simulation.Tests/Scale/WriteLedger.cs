@@ -121,9 +121,14 @@ public sealed class WriteLedger
     /// gone legitimately when no other live node with good data (UpToDate or Consistent) still holds
     /// it, or (crash) when its writer crashed as Primary and the crash took it from that disk
     /// (<paramref name="stillOnDisk"/> false): DRBD then resyncs the activity log's extents from the
-    /// crashed Primary's disk (uuid_compare rule 40).
+    /// crashed Primary's disk (uuid_compare rule 40). With two writers that resync takes back the
+    /// other Primary's writes too: the crashed node wrote them to its disk as the peer's (P_DATA, a
+    /// WriteAck means written, not flushed) and its activity log covers their extents, so an unflushed
+    /// one of <paramref name="crashedGeneration"/> (the crashed disk's, which rule 40 finds equal) the
+    /// crash took from that disk is gone as well, once the crashed Primary's disk is the sync source.
     /// </summary>
-    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
+    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk,
+        ulong crashedGeneration = 0)
     {
         // Per block and data generation, newest first: an older write only matters once every newer
         // one of the same generation is gone (another generation's copy, after a split brain, says
@@ -132,18 +137,19 @@ public sealed class WriteLedger
         {
             foreach (var generation in records.Where(r => r.Acknowledged && !r.IsForgiven).GroupBy(r => r.Generation))
             {
-                ForgiveLost(generation, node, flushedSurvive, crashedPrimary, heldElsewhere, stillOnDisk);
+                bool rolledBackToo = ConcurrentWriters && crashedGeneration != 0 && generation.Key == Generation(crashedGeneration);
+                ForgiveLost(generation, node, flushedSurvive, crashedPrimary, rolledBackToo, heldElsewhere, stillOnDisk);
             }
         }
     }
 
-    private void ForgiveLost(IEnumerable<WriteRecord> generation, string node, bool flushedSurvive, bool crashedPrimary,
+    private void ForgiveLost(IEnumerable<WriteRecord> generation, string node, bool flushedSurvive, bool crashedPrimary, bool othersRolledBack,
         Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
     {
         foreach (var record in generation.Reverse())
         {
             bool lost = !(flushedSurvive && record.Durable)
-                && ((crashedPrimary && record.Writer == node && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
+                && ((crashedPrimary && (record.Writer == node || othersRolledBack) && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
             if (!lost)
             {
                 break;
