@@ -323,7 +323,13 @@ public static class ScaleRun
                 && cluster.Nodes.Any(n => n.Volume.OutOfSyncBytes(n.PeerNodeId) > 0))
             {
                 // Blocks online verify found out of sync are only marked (DRBD 8.4's rule 40 finds
-                // nothing to sync on reconnect): the operator invalidates the Secondary.
+                // nothing to sync on reconnect): the operator invalidates the Secondary. With two
+                // Primaries it first demotes the victim (`invalidate` is refused on a Primary).
+                if (cluster.AllowTwoPrimaries && victim.Replica.Role == Role.Primary)
+                {
+                    cluster.RunUntil(() => cluster.PendingOn(victim) == 0, 30_000);
+                    op.Secondary(victim);
+                }
                 op.Invalidate(victim);
             }
             cluster.RunUntil(() => InSync(cluster), 60_000);
