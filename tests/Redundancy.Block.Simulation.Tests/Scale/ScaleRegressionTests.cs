@@ -230,6 +230,11 @@ public class ScaleRegressionTests
     // write was missing from the peer once its disk was attached again and resynced).
     [InlineData(2921)]
     [InlineData(4946)]
+    // acknowledged-write: writes from the peer held behind a barrier whose flush ended after the connection did
+    // were still written, over this Primary's own writes issued and acknowledged since (in its new generation).
+    [InlineData(25267)]
+    [InlineData(30464)]
+    [InlineData(39478)]
     public void Dual_primary_seed_passes(int seed)
     {
         var result = ScaleRun.Run(seed, dualPrimary: true);
