@@ -473,14 +473,8 @@ public sealed partial class Replica
         {
             switch (action.Kind)
             {
-                case ReceiverActionKind.SubmitWrite when current:
-                    SubmitPeerWrite(new DeferredPeerWrite(peer, receiver, action));
-                    break;
                 case ReceiverActionKind.SubmitWrite:
-                    // Held behind a barrier whose flush ended after the connection did: never written
-                    // late, over what this node wrote since (the peer marked it out of sync, unacknowledged;
-                    // DRBD's receiver reads no further packet once the connection is gone).
-                    (action.Payload as PooledBlock)?.Dispose();
+                    SubmitPeerWrite(new DeferredPeerWrite(peer, receiver, action));
                     break;
                 case ReceiverActionKind.Flush:
                     io.FlushLocal(NewToken(new PeerFlushIo(peer, receiver)));

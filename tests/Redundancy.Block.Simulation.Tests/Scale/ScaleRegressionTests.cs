@@ -230,11 +230,6 @@ public class ScaleRegressionTests
     // write was missing from the peer once its disk was attached again and resynced).
     [InlineData(2921)]
     [InlineData(4946)]
-    // acknowledged-write: writes from the peer held behind a barrier whose flush ended after the connection did
-    // were still written, over this Primary's own writes issued and acknowledged since (in its new generation).
-    [InlineData(25267)]
-    [InlineData(30464)]
-    [InlineData(39478)]
     // acknowledged-write: a resync stopped (its source's disk failed) with a resync write still on its way to
     // the target's disk; a write from the peer to the same block raced it and the older resync data landed last.
     [InlineData(35294)]
