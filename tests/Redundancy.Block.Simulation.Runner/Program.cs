@@ -2,6 +2,8 @@
 // tests) on all cores, prints the totals (seeds, steps, acknowledged writes checked, faults by
 // kind, operator outcomes) and every failing seed with the command that replays it. Exits 1 when a
 // seed failed, 2 on bad arguments. No checker can be switched off and no failure is excused.
+// --dual-primary runs the same seeds with allow-two-primaries and both nodes Primary (a mode of its
+// own: without it every seed draws exactly what it always did).
 using System.Diagnostics;
 using System.Globalization;
 using Redundancy.Block.Simulation.Scale;
@@ -9,24 +11,29 @@ using Redundancy.Block.Simulation.Scale;
 var options = RunnerOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J]");
+    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J] [--dual-primary]");
     return 2;
 }
 var seeds = options.Seed is int one ? [one] : Enumerable.Range(options.First, options.Seeds).ToArray();
 var clock = Stopwatch.StartNew();
 var results = new ScaleResult[seeds.Length];
-Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Jobs }, i => results[i] = ScaleRun.Run(seeds[i], options.Steps, trace: options.Seed is not null));
+Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Jobs }, i => results[i] = ScaleRun.Run(seeds[i], options.Steps, trace: options.Seed is not null, dualPrimary: options.DualPrimary));
 clock.Stop();
 Report.Print(results, options, clock.Elapsed);
 return results.Any(r => r.Failure is not null) ? 1 : 0;
 
-internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs)
+internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs, bool DualPrimary = false)
 {
     public static RunnerOptions? Parse(string[] args)
     {
         var o = new RunnerOptions(1000, 1, null, ScaleRun.DefaultSteps, Environment.ProcessorCount);
         for (int i = 0; i < args.Length; i++)
         {
+            if (args[i] == "--dual-primary")
+            {
+                o = o with { DualPrimary = true };
+                continue;
+            }
             if (i + 1 >= args.Length || !int.TryParse(args[i + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < 0)
             {
                 return null;
@@ -54,9 +61,13 @@ internal static class Report
     public static void Print(ScaleResult[] results, RunnerOptions options, TimeSpan elapsed)
     {
         var failed = results.Where(r => r.Failure is not null).ToList();
-        Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs, {elapsed.TotalSeconds:F1} s");
+        Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs{(options.DualPrimary ? ", dual-primary (allow-two-primaries, both nodes Primary)" : string.Empty)}, {elapsed.TotalSeconds:F1} s");
         Console.WriteLine($"steps: {results.Sum(r => r.Steps)}");
         Console.WriteLine($"writes: {results.Sum(r => r.WritesIssued)} issued, {results.Sum(r => r.WritesAcknowledged)} acknowledged, {results.Sum(r => r.WritesForgiven)} acknowledged writes whose every copy was lost (unflushed at a crash, or only on a failed disk): no longer required");
+        if (options.DualPrimary)
+        {
+            Console.WriteLine($"writes issued while the other Primary's write to the same block was in flight: {results.Sum(r => r.ConcurrentWrites)}");
+        }
         Console.WriteLine($"acknowledged writes checked: {results.Sum(r => r.AcknowledgedChecks)} (node, block) comparisons against the newest required acknowledged write");
         Console.WriteLine($"bitmap coverage checks: {results.Sum(r => r.BitmapChecks)}; state observations: {results.Sum(r => r.TransitionsObserved)}");
         Console.WriteLine("faults injected:");
@@ -72,7 +83,7 @@ internal static class Report
         foreach (var failure in failed.Take(200))
         {
             Console.WriteLine($"FAILED seed {failure.Seed}: {failure.Failure}");
-            Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}");
+            Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}{(options.DualPrimary ? " --dual-primary" : string.Empty)}");
         }
         if (failed.Count > 200)
         {

@@ -260,8 +260,11 @@ public sealed partial class PeerLink
         {
             Send((ushort)volume, SizesOf(view, SizesFlags.None));
             Send((ushort)volume, UuidsOf(view));
+            // The flags as at connect time: the peer's decision reads our discard-my-data from them, as
+            // ours reads it locally (DRBD sends it with every P_UUIDS, drbd_send_uuids' UUID_FLAG_DISCARD_MY_DATA).
+            var flags = (view.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
             Send((ushort)volume, new StateMessage(host.Role, view.Disk, peerDisks.GetValueOrDefault(volume, DiskState.DUnknown),
-                host.ReplicationOf(settings.PeerNodeId, volume), StateFlags.None));
+                host.ReplicationOf(settings.PeerNodeId, volume), flags));
         }
     }
 

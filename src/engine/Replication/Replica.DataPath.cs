@@ -503,6 +503,13 @@ public sealed partial class Replica
         }
         var data = write.Action.Data;
         ResyncPlanner? planner = syncs.TryGetValue((write.Peer, write.Action.Volume), out var sync) ? sync.Planner : null;
+        if (planner is null && data.LengthBytes > 0 && OverlapsResyncWrite(write.Action.Volume, (long)data.OffsetBytes, data.LengthBytes))
+        {
+            // A resync write of a resync that stopped (its planner gone) is still on its way to the
+            // disk: the peer's newer write lands after it, as the planner would have ordered them.
+            deferredPeerWrites.Add(write);
+            return;
+        }
         long admission = 0;
         if (planner is not null && data.LengthBytes > 0)
         {
@@ -526,6 +533,10 @@ public sealed partial class Replica
             io.WriteLocal(write.Action.Volume, (long)data.OffsetBytes, block!.Memory, (data.Flags & DataFlags.Fua) != 0, token);
         }
     }
+
+    private bool OverlapsResyncWrite(int volume, long offsetBytes, long lengthBytes) =>
+        pendingIo.Values.OfType<ResyncWriteIo>().Any(r => r.Volume == volume && r.Block is not null
+            && (long)r.Reply.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < (long)r.Reply.OffsetBytes + r.Reply.LengthBytes);
 
     private void RetryDeferredPeerWrites()
     {

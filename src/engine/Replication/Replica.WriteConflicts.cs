@@ -39,8 +39,12 @@ public sealed partial class Replica
         var data = write.Action.Data;
         long offsetBytes = (long)data.OffsetBytes;
         long lengthBytes = data.LengthBytes;
-        if (lengthBytes == 0)
+        if (lengthBytes == 0 || !volumes[write.Action.Volume].HasLocalData)
         {
+            // Without a disk nothing is written here, so nothing conflicts: the write fails here and
+            // the writer's own disk decides it (DRBD sends no writes to a diskless peer at all,
+            // drbd_should_do_remote). Superseding it would acknowledge it on the strength of this
+            // node's own write, which only the writer's disk would hold.
             return false;
         }
         var overlapping = activeClientRanges.Where(r => r.Value.Volume == write.Action.Volume && r.Value.LengthBytes > 0

@@ -206,6 +206,41 @@ public class ReplicaDisklessTests
     }
 
     [Fact]
+    public void A_disk_attached_while_connected_tells_the_peer_its_discard_my_data_flag()
+    {
+        // Dual-primary seed 424: both nodes had discard-my-data set when a disk attached while connected
+        // found a split brain; each decided with its own flag but was told the other's was clear (the
+        // renegotiation's P_STATE carried no flags), so both became SyncTarget and waited for good.
+        var pair = new SimReplicaPair(991, options: new NetworkOptions { MaxDelayMs = 3 });
+        var model = FillBoth(pair);
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DetachOnIoError = true;
+        var random = pair.Random.Fork();
+        pair.Alpha.Disks[0].FailWrites = true;
+        WriteAll(pair, model, [random.NextInt64(0, Blocks)], random, seed: 1);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless
+            && pair.Beta.Replica.Links[0].PeerDisks[0] == DiskState.Diskless, 10_000), pair.Logs);
+
+        pair.Alpha.Replica.SetDiscardMyData(1, true);
+        var states = new List<Engine.Peers.Protocol.StateMessage>();
+        pair.Alpha.Tamper = (type, frame) =>
+        {
+            if (type == Engine.Peers.Protocol.MessageType.State
+                && Engine.Peers.Protocol.StateMessage.TryRead(frame.AsSpan(Engine.Peers.Protocol.FrameHeader.Size), out var state, out _))
+            {
+                states.Add(state);
+            }
+            return frame;
+        };
+        pair.Alpha.Disks[0].FailWrites = false;
+        pair.Alpha.AttachDisk(0);
+        Assert.True(pair.Scheduler.RunUntil(() => states.Any(s => s.Disk == DiskState.Negotiating), 10_000), pair.Logs);
+        Assert.Contains(states, s => s.Disk == DiskState.Negotiating && s.Flags.HasFlag(Engine.Peers.Protocol.StateFlags.DiscardMyData));
+        Assert.True(pair.Scheduler.RunUntil(() => pair.InSync() && pair.Alpha.Replica.Volume(0).Disk == DiskState.UpToDate, 30_000), pair.Logs);
+        Assert.True(pair.Alpha.Disks[0].Contents.SequenceEqual(model), "alpha's disk is the model after the resync");
+    }
+
+    [Fact]
     public void Without_a_disk_or_a_peer_reads_and_writes_fail_and_a_read_in_flight_fails_when_the_connection_drops()
     {
         var pair = new SimReplicaPair(801, options: new NetworkOptions { MaxDelayMs = 3 });

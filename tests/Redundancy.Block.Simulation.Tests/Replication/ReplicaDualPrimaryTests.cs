@@ -152,6 +152,35 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
         Assert.Equal((Role.Primary, Role.Primary), (pair.Alpha.Replica.Role, pair.Beta.Replica.Role));
     }
 
+    [Fact]
+    public void A_Diskless_Primary_resolves_no_conflicts_it_could_not_store()
+    {
+        // Dual-primary seed 4946: beta (resolve-conflicts) had lost its disk; it answered Superseded for
+        // alpha's write because its own write to the block was in flight — through alpha, its only data.
+        // Alpha's disk then failed under its write and beta's write failed with it: alpha's write was
+        // acknowledged with no copy anywhere. DRBD sends no writes to a diskless peer (drbd_should_do_remote),
+        // so a diskless node never resolves one: alpha's write stands or falls by alpha's own disk.
+        for (int seed = 1; seed <= 10; seed++)
+        {
+            var pair = new SimReplicaPair(700 + seed, options: new NetworkOptions { MaxDelayMs = 1 + seed % 4 }, netOptions: "allow-two-primaries yes;");
+            ConnectBothPrimary(pair);
+            pair.Beta.DetachOnIoError = true;
+            pair.Beta.Disks[0].FailWrites = true;
+            pair.Beta.Write(0, 1 << 20, new byte[4096], _ => { });
+            Assert.True(pair.Scheduler.RunUntil(() => pair.Beta.Replica.Volume(0).Disk == DiskState.Diskless
+                && pair.Alpha.Replica.Links[1].PeerDisks[0] == DiskState.Diskless, 10_000), pair.Logs);
+
+            var writes = new List<WriteRecord>();
+            var random = pair.Random.Fork();
+            StartWrites(pair, pair.Alpha, writes, random, count: 60, regionSectors: 64, windowMs: 200);
+            StartWrites(pair, pair.Beta, writes, random, count: 60, regionSectors: 64, windowMs: 200);
+            Assert.True(pair.Scheduler.RunUntil(() => writes.All(w => w.CompletedAtMs is not null), 60_000), $"seed {seed}: every write completes\n{pair.Logs}");
+            Assert.True(writes.All(w => w.Succeeded), $"seed {seed}: every write succeeded (alpha's disk holds them)");
+            Assert.DoesNotContain(pair.Beta.Log, l => l.Contains("answered", StringComparison.Ordinal));
+            CheckEverySectorHoldsALatestWrite(seed, pair.Alpha.Disks[0].Contents.ToArray(), writes);
+        }
+    }
+
     /// <summary>Both connected Secondaries, then each asks the other and is promoted (as `primary` does).</summary>
     internal static void ConnectBothPrimary(SimReplicaPair pair)
     {

@@ -12,17 +12,22 @@ public sealed class ScaleCluster
 {
     private const ulong InitialUuid = 0x5CA1_E000_0000_0000;
 
-    public ScaleCluster(int seed, NetworkOptions network)
+    /// <summary>A pair from <paramref name="seed"/> over a network starting as <paramref name="network"/>; with
+    /// <paramref name="dualPrimary"/> the resource has `net { allow-two-primaries yes; }` (both nodes may be Primary).</summary>
+    public ScaleCluster(int seed, NetworkOptions network, bool dualPrimary = false)
     {
         Random = new SimRandom(seed);
         Network = new SimulatedNetwork(Scheduler, Random.Fork(), network);
-        var resource = ConfigParser.ParseText("""
+        string twoPrimaries = dualPrimary ? " allow-two-primaries yes;" : string.Empty;
+        var resource = ConfigParser.ParseText($$"""
             resource r0 {
-              net { protocol C; verify-alg sha256; connect-int 1; ping-int 1; cram-hmac-alg sha256; shared-secret "sim"; }
+              net { protocol C; verify-alg sha256; connect-int 1; ping-int 1; cram-hmac-alg sha256; shared-secret "sim";{{twoPrimaries}} }
               on alpha { node-id 0; address 127.0.0.1:7788; volume 0 { disk /dev/null; meta-disk internal; } }
               on beta  { node-id 1; address 127.0.0.1:7789; volume 0 { disk /dev/null; meta-disk internal; } }
             }
             """, "scale.conf").Resources.Single();
+        AllowTwoPrimaries = resource.AllowTwoPrimaries();
+        Ledger = new WriteLedger { ConcurrentWriters = AllowTwoPrimaries };
         Ledger.Root(InitialUuid);
         Alpha = new ScaleNode("alpha", 0, "beta", 1, resource, InitialUuid, Scheduler, Network, Random.Fork());
         Beta = new ScaleNode("beta", 1, "alpha", 0, resource, InitialUuid, Scheduler, Network, Random.Fork());
@@ -40,7 +45,10 @@ public sealed class ScaleCluster
 
     public SimulatedNetwork Network { get; }
 
-    public WriteLedger Ledger { get; } = new();
+    public WriteLedger Ledger { get; }
+
+    /// <summary>The resource's `allow-two-primaries` (both nodes may be Primary at once, writing concurrently).</summary>
+    public bool AllowTwoPrimaries { get; }
 
     public TransitionChecker Transitions { get; } = new();
 
@@ -108,6 +116,10 @@ public sealed class ScaleCluster
             }
         }
         PrimaryChecker.Check(this);
+        if (orphanedWrites.Count > 0)
+        {
+            NoteOrphansPeerDisconnected();
+        }
     }
 
     /// <summary>An application write of one 4 KiB block on <paramref name="node"/>.</summary>
@@ -117,6 +129,7 @@ public sealed class ScaleCluster
         Note($"{node.Name}: write #{record.Sequence} block {block}");
         var incarnation = node.Sim;
         int diskFailuresAtIssue = node.DiskFailures;
+        int peerDiskFailuresAtIssue = Other(node).DiskFailures;
         pendingWrites[incarnation] = pendingWrites.GetValueOrDefault(incarnation) + 1;
         incarnation.WriteTracked(0, block * WriteLedger.BlockBytes, data, (ok, _) =>
         {
@@ -127,7 +140,7 @@ public sealed class ScaleCluster
             bool failedInFlight = node.DiskFailures != diskFailuresAtIssue;
             if (ok && (!node.Volume.HasLocalData || failedInFlight))
             {
-                CheckDisklessAcknowledgement(node, record, failedInFlight);
+                CheckDisklessAcknowledgement(node, record, failedInFlight, peerFailedInFlight: Other(node).DiskFailures != peerDiskFailuresAtIssue);
             }
             Ledger.Complete(record, ok, generation);
             Note($"{node.Name}: write #{record.Sequence} {(ok ? "acknowledged" : "failed")} in generation {generation:X16}");
@@ -176,9 +189,45 @@ public sealed class ScaleCluster
         {
             record.OnPeerAtCrash |= Ledger.SameOrLater(record).Any(v => Block(node, record.Block).SequenceEqual(v));
         }
+        if (Ledger.ConcurrentWriters)
+        {
+            Ledger.InFlight(node.Name).ForEach(r => orphanedWrites[r] = null);
+        }
         node.Crash(tear);
-        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data));
+        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data),
+            crashedGeneration: node.Volume.Ids.Current);
     }
+
+    /// <summary>
+    /// Writes whose writer crashed with them in flight never complete, but a copy sent before the crash
+    /// may still land on the peer while its connection to the writer lasts. The end of that connection
+    /// is noted after every event (<see cref="AfterEvent"/>); between steps, once the peer's disk had
+    /// time to finish a write it received (the simulated disk's latency), they end for the ledger.
+    /// </summary>
+    public void EndOrphanedWrites()
+    {
+        var ended = orphanedWrites.Where(o => o.Value is long dropped && Scheduler.NowMs - dropped > OrphanGraceMs).Select(o => o.Key).ToList();
+        Ledger.End(ended);
+        ended.ForEach(r => orphanedWrites.Remove(r));
+    }
+
+    private void NoteOrphansPeerDisconnected()
+    {
+        foreach (var record in orphanedWrites.Where(o => o.Value is null).Select(o => o.Key).ToList())
+        {
+            var peer = Nodes.Single(n => n.Name != record.Writer);
+            if (!peer.Up || peer.Replica.Links[peer.PeerNodeId].State != Engine.States.ConnectionState.Connected)
+            {
+                orphanedWrites[record] = Scheduler.NowMs;
+            }
+        }
+    }
+
+    /// <summary>Longer than a simulated disk write takes (SimReplicaNode.DiskLatencyMaxMs).</summary>
+    private const long OrphanGraceMs = 10;
+
+    /// <summary>Writes in flight at their writer's crash, with when the peer's connection to it was seen gone.</summary>
+    private readonly Dictionary<WriteRecord, long?> orphanedWrites = [];
 
     /// <summary>Whether a live node other than <paramref name="except"/>, with good data, holds <paramref name="data"/> in <paramref name="block"/>.</summary>
     private bool HeldElsewhere(string except, long block, byte[] data) => Nodes.Any(n => n.Name != except && n.Up
@@ -203,8 +252,17 @@ public sealed class ScaleCluster
     /// means written, not flushed), it is forgiven as any unflushed write whose every copy a crash took
     /// (the same rule <see cref="Crash"/> applies to writes acknowledged before the crash).
     /// On neither disk otherwise, it was acknowledged without being written anywhere.
+    /// <para>With two Primaries the peer may have answered the write P_SUPERSEDED while its own
+    /// overlapping write is still in flight (DRBD 8.4 handle_write_conflicts: the resolve-conflicts
+    /// node's write covers the peer's, which completes without being stored; the answer goes out at
+    /// once, e_send_superseded, before that node's own write reaches its disk). When neither disk holds
+    /// it while such a peer write is still in flight, the write is not judged here but stays required, and <see cref="AckChecker"/>
+    /// checks the peer's disk for it (or the concurrent write that won) from the next step on, while
+    /// the ledger forgives it only as any write (every copy lost with a failed disk or a crash). When
+    /// the peer's disk failed under its superseding write (after this write was issued), the block is
+    /// gone with that second failed disk, as in the two-failed-disks case above: forgiven.</para>
     /// </summary>
-    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight)
+    private void CheckDisklessAcknowledgement(ScaleNode node, WriteRecord record, bool failedInFlight, bool peerFailedInFlight)
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
@@ -229,6 +287,16 @@ public sealed class ScaleCluster
         }
         if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)) && !record.OnPeerAtCrash)
         {
+            var superseding = Ledger.ConcurrentWith(record).Where(r => r.Writer == peer.Name).ToList();
+            if (superseding.Any(r => r.InFlight))
+            {
+                return; // superseded by the peer's write still in flight: required, AckChecker judges it
+            }
+            if (superseding.Count > 0 && peerFailedInFlight && !peer.Volume.HasLocalData)
+            {
+                Ledger.Forgive(record); // superseded, and the peer's disk failed under the superseding write
+                return;
+            }
             throw new SimulationViolation("acknowledged-write", $"{node.Name} acknowledged write #{record.Sequence} (block {record.Block}) without a disk, and neither disk holds it");
         }
         Ledger.Forgive(record);

@@ -32,6 +32,7 @@ public sealed class ScaleNode
     private readonly SimulatedNetwork network;
     private readonly SimRandom random;
     private readonly PeerLinkSettings settings;
+    private readonly bool allowTwoPrimaries;
     private readonly ResyncRateSettings rate = new() { CPlanAheadMs = 0, ResyncRateKibPerSec = 100 * 1024 };
     private Superblock persisted;
 
@@ -46,6 +47,7 @@ public sealed class ScaleNode
         this.network = network;
         this.random = random;
         Engine.Invariant.Assert(PeerLinkSettings.TryCreate(resource, resource.FindNode(name)!, resource.FindNode(peerName)!, out settings, out string error), error);
+        allowTwoPrimaries = resource.AllowTwoPrimaries();
         Disk = new SimulatedDisk($"{name}/0", DiskBytes);
         persisted = new Superblock
         {
@@ -236,7 +238,7 @@ public sealed class ScaleNode
 
     private ResourceStateMachine NewState()
     {
-        var state = new ResourceStateMachine("r0", NodeId, [0], [new PeerState(PeerName, PeerNodeId)], random);
+        var state = new ResourceStateMachine("r0", NodeId, [0], [new PeerState(PeerName, PeerNodeId) { AllowTwoPrimaries = allowTwoPrimaries }], random);
         Engine.Invariant.Assert(state.Attach(0, persisted) == StateChangeResult.Success, "the disk attaches at start");
         Persist(state);
         return state;

@@ -69,7 +69,9 @@ public sealed class ScaleOperator(ScaleCluster cluster)
             {
                 // The side without resolve-conflicts yields when both ask at once.
                 StateChangeResult.ConcurrentStateChange => !node.Replica.Links[node.PeerNodeId].Settings.ResolvesConflicts,
-                StateChangeResult.TwoPrimaries or StateChangeResult.Timeout => true,
+                // With allow-two-primaries the peer agrees to a second Primary (DRBD's is_valid_state: SS_TWO_PRIMARIES only without it).
+                StateChangeResult.TwoPrimaries => !node.Replica.Links[node.PeerNodeId].Settings.Protocol.AllowTwoPrimaries,
+                StateChangeResult.Timeout => true,
                 _ => false,
             };
             Judge("primary", node, answer, holds);
@@ -99,8 +101,9 @@ public sealed class ScaleOperator(ScaleCluster cluster)
         bool peerConnected = link.State == ConnectionState.Connected;
         var disk = node.State.Volume(0).Disk;
         var peerDisk = node.Replica.PeerDiskOf(node.PeerNodeId, 0);
+        bool twoAllowed = link.Settings.Protocol.AllowTwoPrimaries;
         var expected = node.State.Role == Role.Primary ? StateChangeResult.NothingToDo
-            : peerConnected && link.PeerRole == Role.Primary ? StateChangeResult.TwoPrimaries
+            : peerConnected && link.PeerRole == Role.Primary && !twoAllowed ? StateChangeResult.TwoPrimaries
             : disk switch
             {
                 DiskState.UpToDate => StateChangeResult.Success,
@@ -112,7 +115,7 @@ public sealed class ScaleOperator(ScaleCluster cluster)
             };
         return expected != StateChangeResult.Success || asked ? expected
             : node.Replica.PromotionInFlight ? StateChangeResult.ConcurrentStateChange
-            : node.Replica.PeerPromotionGranted(node.PeerNodeId) ? StateChangeResult.TwoPrimaries
+            : node.Replica.PeerPromotionGranted(node.PeerNodeId) && !twoAllowed ? StateChangeResult.TwoPrimaries
             : StateChangeResult.Success;
     }
 

@@ -227,4 +227,29 @@ public class ScaleRegressionTests
         Assert.True(result.Failure is null, $"seed {seed}: {result.Failure}\n{result.Logs}");
         Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
     }
+
+    /// <summary>
+    /// Dual-primary seeds (scripts/sim --dual-primary: allow-two-primaries, both nodes Primary) that
+    /// found engine bugs, replayed exactly.
+    /// </summary>
+    [Theory]
+    // convergence: both nodes had discard-my-data set (connect --discard-my-data while connected) when a
+    // disk attached while connected found a split brain; the renegotiation's P_STATE carried no flags, so
+    // each decided with its own flag and the other's taken as clear: both SyncTarget, waiting for good.
+    [InlineData(424)]
+    // acknowledged-write: the resolve-conflicts node had lost its disk and answered Superseded for the peer's write
+    // (its own write to the block was in flight, through the peer); the peer's disk failed under both: an
+    // acknowledged write with no copy anywhere (4946: "without a disk, and neither disk holds it"; 2921: the
+    // write was missing from the peer once its disk was attached again and resynced).
+    [InlineData(2921)]
+    [InlineData(4946)]
+    // acknowledged-write: a resync stopped (its source's disk failed) with a resync write still on its way to
+    // the target's disk; a write from the peer to the same block raced it and the older resync data landed last.
+    [InlineData(35294)]
+    public void Dual_primary_seed_passes(int seed)
+    {
+        var result = ScaleRun.Run(seed, dualPrimary: true);
+        Assert.True(result.Failure is null, $"seed {seed} (replay: scripts/sim --seed {seed} --dual-primary): {result.Failure}\n{result.Logs}");
+        Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
+    }
 }

@@ -13,6 +13,9 @@ public sealed class ScaleResult(int seed)
 
     public long WritesForgiven { get; set; }
 
+    /// <summary>Dual-primary: writes issued while the other Primary's write to the same block was in flight.</summary>
+    public long ConcurrentWrites { get; set; }
+
     /// <summary>(node, block) comparisons against a required acknowledged write, over all checks.</summary>
     public long AcknowledgedChecks { get; set; }
 

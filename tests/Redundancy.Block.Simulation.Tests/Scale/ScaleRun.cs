@@ -10,16 +10,20 @@ namespace Redundancy.Block.Simulation.Scale;
 /// step. At the end every fault is healed, split brains resolved as an operator would (the
 /// Secondary connects with --discard-my-data), and the pair must converge: both UpToDate, no bit
 /// left, byte-identical disks holding every acknowledged write. Everything follows from the seed.
+/// Dual-primary runs (<c>dualPrimary</c>, scripts/sim --dual-primary) configure allow-two-primaries,
+/// promote both nodes at the start, write on both (sometimes the same block on both at once) and
+/// promote a Secondary on otherwise idle steps; single-Primary runs draw exactly the random numbers
+/// they always did.
 /// </summary>
 public static class ScaleRun
 {
     public const int DefaultSteps = 150;
     private static readonly NetworkOptions Calm = new() { MaxDelayMs = 3, RetransmitDelayMs = 100, DialTimeoutMs = 300 };
 
-    public static ScaleResult Run(int seed, int steps = DefaultSteps, bool trace = false)
+    public static ScaleResult Run(int seed, int steps = DefaultSteps, bool trace = false, bool dualPrimary = false)
     {
         var result = new ScaleResult(seed);
-        var cluster = new ScaleCluster(seed, Calm) { Trace = trace ? [] : null };
+        var cluster = new ScaleCluster(seed, Calm, dualPrimary) { Trace = trace ? [] : null };
         try
         {
             var op = new ScaleOperator(cluster);
@@ -30,6 +34,7 @@ public static class ScaleRun
             {
                 Step(cluster, op, random, hotBlocks, result);
                 cluster.RunUntil(cluster.Scheduler.NowMs + random.Next(1, 60));
+                cluster.EndOrphanedWrites();
                 result.AcknowledgedChecks += AckChecker.Check(cluster);
                 result.BitmapChecks += BitmapCoverageChecker.Check(cluster) ? 1 : 0;
                 result.Steps++;
@@ -49,6 +54,7 @@ public static class ScaleRun
         result.WritesIssued = cluster.Ledger.Issued;
         result.WritesAcknowledged = cluster.Ledger.Acknowledged;
         result.WritesForgiven = cluster.Ledger.Forgiven;
+        result.ConcurrentWrites = cluster.Ledger.Concurrent;
         result.TransitionsObserved = cluster.Transitions.Observations;
         result.Fault("messages lost (retransmitted)", cluster.Network.MessagesLost);
         result.Fault("messages duplicated", cluster.Network.MessagesDuplicated);
@@ -56,10 +62,10 @@ public static class ScaleRun
         return result;
     }
 
-    /// <summary>A pair as every seed starts: connected, in sync, alpha Primary (for tests of the checkers).</summary>
-    public static (ScaleCluster Cluster, ScaleOperator Operator) Started(int seed)
+    /// <summary>A pair as every seed starts: connected, in sync, alpha Primary (and beta with <paramref name="dualPrimary"/>; for tests of the checkers).</summary>
+    public static (ScaleCluster Cluster, ScaleOperator Operator) Started(int seed, bool dualPrimary = false)
     {
-        var cluster = new ScaleCluster(seed, Calm);
+        var cluster = new ScaleCluster(seed, Calm, dualPrimary);
         var op = new ScaleOperator(cluster);
         Start(cluster, op);
         return (cluster, op);
@@ -77,6 +83,15 @@ public static class ScaleRun
         {
             throw new SimulationViolation("operator-rules", "alpha cannot become Primary on a fresh, connected, UpToDate pair");
         }
+        if (cluster.AllowTwoPrimaries)
+        {
+            promoted = null;
+            op.Primary(cluster.Beta, force: false, r => promoted = r);
+            if (!cluster.RunUntil(() => promoted is not null, 10_000) || promoted != StateChangeResult.Success)
+            {
+                throw new SimulationViolation("operator-rules", $"beta cannot become the second Primary with allow-two-primaries: {promoted}");
+            }
+        }
     }
 
     private static void Step(ScaleCluster cluster, ScaleOperator op, SimRandom random, int hotBlocks, ScaleResult result)
@@ -90,7 +105,16 @@ public static class ScaleRun
             {
                 var data = new byte[WriteLedger.BlockBytes];
                 random.Fill(data);
-                cluster.Write(primaries[random.Next(0, primaries.Count)], random.Next(0, hotBlocks), data);
+                var writer = primaries[random.Next(0, primaries.Count)];
+                long block = random.Next(0, hotBlocks);
+                cluster.Write(writer, block, data);
+                if (cluster.AllowTwoPrimaries && primaries.Count == 2 && random.Chance(0.3))
+                {
+                    // The other Primary writes the same block at the same moment: the writes conflict.
+                    var other = new byte[WriteLedger.BlockBytes];
+                    random.Fill(other);
+                    cluster.Write(cluster.Other(writer), block, other);
+                }
             }
         }
         else if (roll < 580)
@@ -119,6 +143,11 @@ public static class ScaleRun
         else if (roll < 900 && node.Up)
         {
             OperatorAction(op, node, random);
+        }
+        else if (cluster.AllowTwoPrimaries && node.Up && node.Replica.Role == Role.Secondary)
+        {
+            // Dual-primary: the cluster manager promotes a Secondary back, so both are Primary most of the time.
+            op.Primary(node, force: false);
         }
     }
 
@@ -270,7 +299,10 @@ public static class ScaleRun
                     op.Attach(node);
                 }
             }
-            if (cluster.Alpha.Replica.Role == Role.Primary && cluster.Beta.Replica.Role == Role.Primary)
+            // Two Primaries: without allow-two-primaries they never connect; with it, only a split brain
+            // (after-sb-2pri disconnect, DRBD's default) keeps them apart, and beta is its victim.
+            if (cluster.Alpha.Replica.Role == Role.Primary && cluster.Beta.Replica.Role == Role.Primary
+                && (!cluster.AllowTwoPrimaries || cluster.Nodes.Any(n => n.Replica.Links[n.PeerNodeId].State == ConnectionState.StandAlone)))
             {
                 op.Secondary(cluster.Beta);
             }
@@ -291,7 +323,13 @@ public static class ScaleRun
                 && cluster.Nodes.Any(n => n.Volume.OutOfSyncBytes(n.PeerNodeId) > 0))
             {
                 // Blocks online verify found out of sync are only marked (DRBD 8.4's rule 40 finds
-                // nothing to sync on reconnect): the operator invalidates the Secondary.
+                // nothing to sync on reconnect): the operator invalidates the Secondary. With two
+                // Primaries it first demotes the victim (`invalidate` is refused on a Primary).
+                if (cluster.AllowTwoPrimaries && victim.Replica.Role == Role.Primary)
+                {
+                    cluster.RunUntil(() => cluster.PendingOn(victim) == 0, 30_000);
+                    op.Secondary(victim);
+                }
                 op.Invalidate(victim);
             }
             cluster.RunUntil(() => InSync(cluster), 60_000);

@@ -9,6 +9,13 @@ namespace Redundancy.Block.Simulation.Scale;
 /// Consistent node promoted alone) inherits its staleness: DRBD allows that, and the UUIDs make
 /// the later handshake detect the split brain. An acknowledged write that was never flushed and
 /// whose every copy was lost in crashes is forgiven (a block device promises nothing more).
+/// With two writers (<see cref="ConcurrentWriters"/>: allow-two-primaries, both nodes Primary) the
+/// order of issue is not the order of effect: two overlapping writes from different Primaries in
+/// flight at once (neither completed before the other was issued) may land in either order, and
+/// DRBD's conflict resolution only makes both replicas agree on one (8.4 handle_write_conflicts:
+/// the resolve-conflicts node answers P_SUPERSEDED or P_RETRY_WRITE, the other defers the peer's
+/// write until its own completes). A write acknowledged before another was issued is still never
+/// overwritten by that one's predecessors: see <see cref="Precedes"/>.
 /// </summary>
 public sealed class WriteLedger
 {
@@ -18,6 +25,9 @@ public sealed class WriteLedger
     private readonly Dictionary<ulong, GenerationBase> bases = [];
     private long nextSequence;
 
+    /// <summary>Two nodes may write at once (allow-two-primaries): concurrent writes of different writers may land in either order.</summary>
+    public bool ConcurrentWriters { get; init; }
+
     public long Issued { get; private set; }
 
     public long Acknowledged { get; private set; }
@@ -25,6 +35,9 @@ public sealed class WriteLedger
     public long Failed { get; private set; }
 
     public long Forgiven { get; private set; }
+
+    /// <summary>Writes issued while another writer's write to the same block was in flight (two writers only).</summary>
+    public long Concurrent { get; private set; }
 
     public IEnumerable<long> Blocks => byBlock.Keys;
 
@@ -74,6 +87,10 @@ public sealed class WriteLedger
         {
             byBlock[block] = list = [];
         }
+        if (ConcurrentWriters && list.Any(r => r.InFlight && r.Writer != writer))
+        {
+            Concurrent++;
+        }
         list.Add(record);
         return record;
     }
@@ -81,6 +98,7 @@ public sealed class WriteLedger
     public void Complete(WriteRecord record, bool succeeded, ulong generation)
     {
         record.Done = true;
+        record.EndSequence = Math.Min(record.EndSequence, nextSequence);
         record.Acknowledged = succeeded;
         record.Generation = Generation(generation);
         if (succeeded)
@@ -103,9 +121,14 @@ public sealed class WriteLedger
     /// gone legitimately when no other live node with good data (UpToDate or Consistent) still holds
     /// it, or (crash) when its writer crashed as Primary and the crash took it from that disk
     /// (<paramref name="stillOnDisk"/> false): DRBD then resyncs the activity log's extents from the
-    /// crashed Primary's disk (uuid_compare rule 40).
+    /// crashed Primary's disk (uuid_compare rule 40). With two writers that resync takes back the
+    /// other Primary's writes too: the crashed node wrote them to its disk as the peer's (P_DATA, a
+    /// WriteAck means written, not flushed) and its activity log covers their extents, so an unflushed
+    /// one of <paramref name="crashedGeneration"/> (the crashed disk's, which rule 40 finds equal) the
+    /// crash took from that disk is gone as well, once the crashed Primary's disk is the sync source.
     /// </summary>
-    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
+    public void Lost(string node, bool flushedSurvive, bool crashedPrimary, Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk,
+        ulong crashedGeneration = 0)
     {
         // Per block and data generation, newest first: an older write only matters once every newer
         // one of the same generation is gone (another generation's copy, after a split brain, says
@@ -114,18 +137,19 @@ public sealed class WriteLedger
         {
             foreach (var generation in records.Where(r => r.Acknowledged && !r.IsForgiven).GroupBy(r => r.Generation))
             {
-                ForgiveLost(generation, node, flushedSurvive, crashedPrimary, heldElsewhere, stillOnDisk);
+                bool rolledBackToo = ConcurrentWriters && crashedGeneration != 0 && generation.Key == Generation(crashedGeneration);
+                ForgiveLost(generation, node, flushedSurvive, crashedPrimary, rolledBackToo, heldElsewhere, stillOnDisk);
             }
         }
     }
 
-    private void ForgiveLost(IEnumerable<WriteRecord> generation, string node, bool flushedSurvive, bool crashedPrimary,
+    private void ForgiveLost(IEnumerable<WriteRecord> generation, string node, bool flushedSurvive, bool crashedPrimary, bool othersRolledBack,
         Func<string, long, byte[], bool> heldElsewhere, Func<long, byte[], bool> stillOnDisk)
     {
         foreach (var record in generation.Reverse())
         {
             bool lost = !(flushedSurvive && record.Durable)
-                && ((crashedPrimary && record.Writer == node && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
+                && ((crashedPrimary && (record.Writer == node || othersRolledBack) && !stillOnDisk(record.Block, record.Data)) || !heldElsewhere(node, record.Block, record.Data));
             if (!lost)
             {
                 break;
@@ -147,8 +171,41 @@ public sealed class WriteLedger
     /// <summary>Writes of <paramref name="writer"/> issued and not yet completed.</summary>
     public List<WriteRecord> InFlight(string writer) => [.. byBlock.Values.SelectMany(l => l).Where(r => !r.Done && r.Writer == writer)];
 
-    /// <summary>The data of <paramref name="record"/> and of every write to its block issued after it.</summary>
-    public List<byte[]> SameOrLater(WriteRecord record) => [.. byBlock[record.Block].Where(r => r.Sequence >= record.Sequence).Select(r => r.Data)];
+    /// <summary>
+    /// The data of <paramref name="record"/> and of every write to its block that may replace it: issued
+    /// after it, or (with <see cref="ConcurrentWriters"/>) another writer's write still in flight when it was issued.
+    /// </summary>
+    public List<byte[]> SameOrLater(WriteRecord record) => [.. byBlock[record.Block].Where(r => r == record || !Precedes(r, record)).Select(r => r.Data)];
+
+    /// <summary>
+    /// <paramref name="earlier"/> is older than <paramref name="later"/> for good: it may never land over
+    /// it. With one writer, a write issued before (a Primary's overlapping writes reach the peer, and
+    /// its disk, in the order it issued them). With two writers, a write of the same writer issued
+    /// before, or another writer's write that ended (completed, or its writer crashed and the peer's
+    /// connection to it was gone) before <paramref name="later"/> was issued: DRBD guarantees nothing
+    /// between writes in flight on two Primaries at once but that both replicas settle on one of them,
+    /// while a write issued after another completed depends on it and lands after it (its peer got the
+    /// older one first, and wrote it before acknowledging it under protocol C).
+    /// </summary>
+    public bool Precedes(WriteRecord earlier, WriteRecord later) => earlier.Sequence < later.Sequence
+        && (!ConcurrentWriters || earlier.Writer == later.Writer || earlier.EndSequence <= later.Sequence);
+
+    /// <summary>Other writes to <paramref name="record"/>'s block neither preceding nor following it: in flight at the same time from another writer.</summary>
+    public List<WriteRecord> ConcurrentWith(WriteRecord record) =>
+        [.. byBlock[record.Block].Where(r => r != record && !Precedes(r, record) && !Precedes(record, r) && r.Writer != record.Writer)];
+
+    /// <summary>
+    /// Writes that will never complete (their writer crashed with them in flight) end once no copy of
+    /// them can still arrive at the peer (its connection to the writer is gone): writes issued later
+    /// do not overlap them.
+    /// </summary>
+    public void End(IEnumerable<WriteRecord> records)
+    {
+        foreach (var record in records)
+        {
+            record.EndSequence = Math.Min(record.EndSequence, nextSequence);
+        }
+    }
 
     /// <summary>
     /// What <paramref name="block"/> must hold on a disk at generation <paramref name="uuid"/>: the
@@ -160,7 +217,11 @@ public sealed class WriteLedger
     {
         ulong generation = Generation(uuid);
         var records = byBlock.GetValueOrDefault(block) ?? [];
-        var acknowledged = records.LastOrDefault(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation);
+        if (ConcurrentWriters && records.Where(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation && !Covered(r, records)).ToList() is { Count: > 0 } required)
+        {
+            return ConcurrentExpectation(records, required, generation);
+        }
+        var acknowledged = ConcurrentWriters ? null : records.LastOrDefault(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation);
         if (acknowledged is not null)
         {
             return (acknowledged.Data, $"write #{acknowledged.Sequence} by {acknowledged.Writer} acknowledged in generation {generation:X16}{(acknowledged.Durable ? " (flushed)" : string.Empty)}",
@@ -173,7 +234,41 @@ public sealed class WriteLedger
         var held = start.Blocks.GetValueOrDefault(block) ?? new byte[BlockBytes];
         long heldSequence = start.HeldSequence.GetValueOrDefault(block, -1);
         return (held, $"what generation {generation:X16} started from",
-            [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence || r.Sequence > heldSequence).Select(r => r.Data)]);
+            [held, .. records.Where(r => r.Sequence >= start.FirstOpenSequence || r.Sequence > heldSequence || ConcurrentWithHeld(r, records, heldSequence)).Select(r => r.Data)]);
+    }
+
+    /// <summary>
+    /// An acknowledged write another writer's concurrent write, still in flight, may cover: the
+    /// resolve-conflicts node answers P_SUPERSEDED at once when its own write in flight covers the
+    /// peer's (DRBD 8.4 handle_write_conflicts, e_send_superseded), so the superseded write completes
+    /// while neither disk holds it nor the covering write yet. Until that one ends the block may still
+    /// hold what it held before; from then on it must hold one of the two (or a later write).
+    /// </summary>
+    private bool Covered(WriteRecord acknowledged, List<WriteRecord> records) =>
+        records.Any(r => r.InFlight && r.Writer != acknowledged.Writer && r.Sequence < acknowledged.EndSequence);
+
+    /// <summary>
+    /// With two writers, a peer's write on its way to the disk that started a generation may be older
+    /// than what that disk held then (the peer's write waited for this node's conflicting one and was
+    /// submitted just before the connection ended; DRBD writes such a peer request after the new
+    /// current UUID too, drbd_disconnected waiting for active_ee): one concurrent with the held write.
+    /// </summary>
+    private bool ConcurrentWithHeld(WriteRecord candidate, List<WriteRecord> records, long heldSequence) =>
+        ConcurrentWriters && records.FirstOrDefault(r => r.Sequence == heldSequence) is { } heldRecord && !Precedes(candidate, heldRecord);
+
+    /// <summary>
+    /// With two writers: the block must hold a write that every write acknowledged in the generation
+    /// (and not forgiven) either is or does not precede — the newest of them, or one concurrent with it,
+    /// or one issued later. The one reported as required is the last issued of those no other replaced.
+    /// </summary>
+    private (byte[]? Required, string What, List<byte[]> Allowed) ConcurrentExpectation(List<WriteRecord> records, List<WriteRecord> required, ulong generation)
+    {
+        var newest = required.Where(a => !required.Any(b => Precedes(a, b))).ToList();
+        var allowed = records.Where(w => required.All(a => w == a || !Precedes(w, a))).Select(r => r.Data).ToList();
+        var shown = newest[^1];
+        string what = $"write #{shown.Sequence} by {shown.Writer} acknowledged in generation {generation:X16}{(shown.Durable ? " (flushed)" : string.Empty)}"
+            + (newest.Count > 1 ? $" (or concurrent #{string.Join(", #", newest.Take(newest.Count - 1).Select(r => r.Sequence))})" : string.Empty);
+        return (shown.Data, what, allowed);
     }
 
     /// <summary>
@@ -203,7 +298,11 @@ public sealed class WriteLedger
             }
             if (!ok)
             {
-                return $"block {block} sector {sector / SectorBytes} lacks {what} and holds none of the {allowed.Count - 1} writes issued after it";
+                var held = have.ToArray();
+                int at = sector;
+                var holder = (byBlock.GetValueOrDefault(block) ?? []).LastOrDefault(r => held.AsSpan().SequenceEqual(r.Data.AsSpan(at, SectorBytes)));
+                return $"block {block} sector {sector / SectorBytes} lacks {what} and holds none of the {allowed.Count - 1} writes issued after it"
+                    + (holder is null ? string.Empty : $" (it holds write #{holder.Sequence} by {holder.Writer})");
             }
         }
         return null;
@@ -231,6 +330,12 @@ public sealed class WriteRecord(long sequence, string writer, long block, byte[]
     public byte[] Data { get; } = data;
 
     public bool Done { get; set; }
+
+    /// <summary>The sequence the next write issued got when this one ended (long.MaxValue while it may still land).</summary>
+    public long EndSequence { get; set; } = long.MaxValue;
+
+    /// <summary>Not completed, and not ended by its writer's crash: it may still land.</summary>
+    public bool InFlight => EndSequence == long.MaxValue;
 
     public bool Acknowledged { get; set; }
 
