@@ -4,8 +4,7 @@
 // from the caller's thread, and one thread reaps completions with io_getevents and completes each
 // request's ValueTask inline. Data goes through 4096-aligned native bounce buffers, which the kernel
 // reads or fills while the caller's managed buffer may move. A request the queue cannot take (no free
-// slot, larger than the largest bounce buffer, started on the reaper thread) is left to the caller to
-// do synchronously; one io_submit refuses is done synchronously here. Requests started inside the
+// slot, larger than the largest bounce buffer) is left to the caller to do synchronously; one io_submit refuses is done synchronously here. Requests started inside the
 // thread's send batch (a burst of NBD requests, the Data frames of one socket read) are submitted
 // together when the batch closes: on a virtual disk every io_submit notifies the host. Completions come in any order: the engine orders overlapping writes itself (DRBD's
 // wait for conflicting writes), as the NBD spec lets a server do with overlapping requests in flight.
@@ -110,9 +109,11 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
 
     private DirectIoOperation? Take(int lengthBytes)
     {
-        // A request started by a completion's continuation, on the reaper thread, is done synchronously:
-        // it may be waited for right there, and the reaper cannot reap while it waits.
-        if (lengthBytes > MaxRequestBytes || Thread.CurrentThread == reaper)
+        // A request started by a completion's continuation (writes a barrier held back, released when
+        // the epoch before them completed) is queued like any other: inside the reaper's send batch it
+        // goes to the kernel with the batch. So nothing may wait synchronously for a queued request (on
+        // the reaper it would wait for itself): the data path awaits, the metadata never uses the queue.
+        if (lengthBytes > MaxRequestBytes)
         {
             return null;
         }

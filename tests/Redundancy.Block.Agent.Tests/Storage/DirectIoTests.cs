@@ -229,4 +229,36 @@ public sealed class DirectIoTests : IDisposable
         await device.ReadAsync(0, back);
         Assert.True(data.AsSpan().SequenceEqual(back));
     }
+
+    [Fact]
+    public async Task A_request_started_by_a_completion_is_queued_too()
+    {
+        // As a Secondary releases the writes a barrier held back when the epoch before them completes:
+        // the second write starts in the first one's continuation, on the reaper thread.
+        using var disk = FileBlockDevice.Open(file.Path, Direct);
+        var device = new QueuedBlockDevice(disk);
+        byte[] data = TempDiskFile.Pattern(2 * 4096, seed: 16);
+        var second = new TaskCompletionSource<(bool CompletedAtOnce, Task Done)>();
+        // Held in a send batch, the first write cannot complete before its continuation is registered,
+        // so the continuation runs where the completion happens: on the reaper thread (registered from
+        // a pool thread, where no test synchronization context would take it elsewhere).
+        await Task.Run(() =>
+        {
+            Batching.SendBatch.Open();
+            ValueTask first = device.WriteAsync(0, data.AsMemory(0, 4096), fua: false);
+            first.GetAwaiter().UnsafeOnCompleted(() =>
+            {
+                first.GetAwaiter().GetResult();
+                ValueTask next = device.WriteAsync(4096, data.AsMemory(4096, 4096), fua: false);
+                second.SetResult((next.IsCompleted, next.AsTask()));
+            });
+            Batching.SendBatch.Close();
+        });
+        var (completedAtOnce, done) = await second.Task;
+        Assert.False(completedAtOnce, "the request was done synchronously on the reaper thread instead of being queued");
+        await done;
+        var back = new byte[data.Length];
+        await device.ReadAsync(0, back);
+        Assert.True(data.AsSpan().SequenceEqual(back));
+    }
 }
