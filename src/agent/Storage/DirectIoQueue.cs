@@ -4,10 +4,12 @@
 // from the caller's thread, and one thread reaps completions with io_getevents and completes each
 // request's ValueTask inline. Data goes through 4096-aligned native bounce buffers, which the kernel
 // reads or fills while the caller's managed buffer may move. A request the queue cannot take (no free
-// slot, larger than the largest bounce buffer) is left to the caller to do synchronously; one io_submit refuses is done synchronously here. Requests started inside the
-// thread's send batch (a burst of NBD requests, the Data frames of one socket read) are submitted
-// together when the batch closes: on a virtual disk every io_submit notifies the host. Completions come in any order: the engine orders overlapping writes itself (DRBD's
-// wait for conflicting writes), as the NBD spec lets a server do with overlapping requests in flight.
+// slot, larger than the largest bounce buffer) is left to the caller to do synchronously; one that
+// io_submit refuses is done synchronously here. Requests started inside the thread's send batch (a
+// burst of NBD requests, the Data frames of one socket read, the completions of one reap) are
+// submitted together when the batch closes: on a virtual disk every io_submit notifies the host.
+// Completions come in any order: the engine orders overlapping writes itself (DRBD's wait for
+// conflicting writes), as the NBD spec lets a server do with overlapping requests in flight.
 using System.Numerics;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
