@@ -180,9 +180,16 @@ public sealed partial class PeerLink
         ushort number = (ushort)volume.Volume;
         Send(number, SizesOf(volume, SizesFlags.None));
         Send(number, UuidsOf(volume));
-        var stateFlags = (volume.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
-        Send(number, new StateMessage(host.Role, volume.Disk, DiskState.DUnknown, ReplicationState.Off, stateFlags));
+        Send(number, new StateMessage(host.Role, volume.Disk, DiskState.DUnknown, ReplicationState.Off, StateFlagsOf(volume)));
     }
+
+    /// <summary>
+    /// The flags this node's P_STATE carries for a volume, at connect time and on renegotiation alike:
+    /// the peer's decision reads our discard-my-data from them, as ours reads it locally (DRBD sends it
+    /// with every P_UUIDS, drbd_send_uuids' UUID_FLAG_DISCARD_MY_DATA).
+    /// </summary>
+    private StateFlags StateFlagsOf(LocalVolumeView volume) =>
+        (volume.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
 
     /// <summary>This node's sizes of a volume (DRBD's drbd_send_sizes): usable (0 without data) and current.</summary>
     private SizesMessage SizesOf(LocalVolumeView volume, SizesFlags flags)
@@ -260,11 +267,8 @@ public sealed partial class PeerLink
         {
             Send((ushort)volume, SizesOf(view, SizesFlags.None));
             Send((ushort)volume, UuidsOf(view));
-            // The flags as at connect time: the peer's decision reads our discard-my-data from them, as
-            // ours reads it locally (DRBD sends it with every P_UUIDS, drbd_send_uuids' UUID_FLAG_DISCARD_MY_DATA).
-            var flags = (view.DiscardMyData ? StateFlags.DiscardMyData : 0) | (settings.ResolvesConflicts ? StateFlags.ResolveConflicts : 0);
             Send((ushort)volume, new StateMessage(host.Role, view.Disk, peerDisks.GetValueOrDefault(volume, DiskState.DUnknown),
-                host.ReplicationOf(settings.PeerNodeId, volume), flags));
+                host.ReplicationOf(settings.PeerNodeId, volume), StateFlagsOf(view)));
         }
     }
 
