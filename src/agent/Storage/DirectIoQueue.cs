@@ -32,7 +32,7 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
     private const int ReapBatch = 64;
     private const long ReapTimeoutNanoseconds = 100_000_000;
 
-    private readonly string path;
+    private readonly FileBlockDevice disk;
     private readonly SafeFileHandle handle;
     private readonly ulong context;
     private readonly Libc.Iocb* iocbs;
@@ -55,9 +55,9 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
     [ThreadStatic]
     private static int t_batchCount;
 
-    private DirectIoQueue(string path, SafeFileHandle handle, ulong context)
+    private DirectIoQueue(FileBlockDevice disk, SafeFileHandle handle, ulong context)
     {
-        this.path = path;
+        this.disk = disk;
         this.handle = handle;
         this.context = context;
         iocbs = (Libc.Iocb*)NativeMemory.AlignedAlloc((nuint)(sizeof(Libc.Iocb) * Depth), 64);
@@ -70,8 +70,8 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         reaper.Start();
     }
 
-    /// <summary>A queue for <paramref name="handle"/>, or null where the kernel has no AIO for us (then I/O stays synchronous).</summary>
-    public static DirectIoQueue? TryCreate(string path, SafeFileHandle handle)
+    /// <summary>A queue for <paramref name="disk"/>'s <paramref name="handle"/>, or null where the kernel has no AIO for us (then I/O stays synchronous).</summary>
+    public static DirectIoQueue? TryCreate(FileBlockDevice disk, SafeFileHandle handle)
     {
         if (!Libc.HasAio)
         {
@@ -80,7 +80,7 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
 
         ulong context = 0;
         // ENOSYS (no AIO in this kernel) or EAGAIN (fs.aio-max-nr reached): synchronous I/O still works.
-        return Libc.IoSetup(Depth, &context) == 0 ? new DirectIoQueue(path, handle, context) : null;
+        return Libc.IoSetup(Depth, &context) == 0 ? new DirectIoQueue(disk, handle, context) : null;
     }
 
     /// <summary>Starts a read of whole aligned blocks into <paramref name="buffer"/>; null when the caller must read synchronously.</summary>
@@ -271,7 +271,7 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
             if (reaped < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
-                Invariant.Assert(errno == Libc.EINTR, $"io_getevents failed on disk {path}: errno {errno}");
+                Invariant.Assert(errno == Libc.EINTR, $"io_getevents failed on disk {disk.Path}: errno {errno}");
                 continue;
             }
 
@@ -301,7 +301,7 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         {
             if (result < 0)
             {
-                error = StorageErrors.Io(path, operation.IsWrite ? "write" : "read", operation.OffsetBytes, operation.LengthBytes, (int)-result);
+                error = StorageErrors.Io(disk.Path, operation.IsWrite ? "write" : "read", operation.OffsetBytes, operation.LengthBytes, (int)-result);
             }
             else
             {
@@ -332,39 +332,20 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
     /// <summary>A short transfer (rare with O_DIRECT) is finished synchronously from where it stopped.</summary>
     private void FinishShort(DirectIoOperation operation, int doneBytes)
     {
-        string what = operation.IsWrite ? "write" : "read";
-        while (doneBytes < operation.LengthBytes)
+        if (doneBytes == operation.LengthBytes)
         {
-            long offsetBytes = operation.OffsetBytes + doneBytes;
-            var rest = new Span<byte>(operation.Bounce + doneBytes, operation.LengthBytes - doneBytes);
-            int movedBytes;
-            try
-            {
-                // RandomAccess.Write returns once every byte is written; Read may return fewer.
-                movedBytes = operation.IsWrite ? WriteRest(rest, offsetBytes) : RandomAccess.Read(handle, rest, offsetBytes);
-            }
-            catch (ObjectDisposedException)
-            {
-                throw StorageErrors.Closed(path, what);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NotSupportedException)
-            {
-                throw StorageErrors.Io(path, what, offsetBytes, rest.Length, ex);
-            }
-
-            if (movedBytes == 0)
-            {
-                throw StorageErrors.ShortRead(path, operation.OffsetBytes, operation.LengthBytes, doneBytes);
-            }
-
-            doneBytes += movedBytes;
+            return;
         }
-    }
 
-    private int WriteRest(ReadOnlySpan<byte> rest, long offsetBytes)
-    {
-        RandomAccess.Write(handle, rest, offsetBytes);
-        return rest.Length;
+        var rest = new Span<byte>(operation.Bounce + doneBytes, operation.LengthBytes - doneBytes);
+        if (operation.IsWrite)
+        {
+            disk.WriteAll(operation.OffsetBytes + doneBytes, rest);
+        }
+        else
+        {
+            disk.ReadExactly(operation.OffsetBytes + doneBytes, rest);
+        }
     }
 
     private static void ReleaseBounce(DirectIoOperation operation)

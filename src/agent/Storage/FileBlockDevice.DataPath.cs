@@ -64,7 +64,8 @@ public sealed unsafe partial class FileBlockDevice
         WriteAll(offsetBytes, data);
     }
 
-    private void ReadExactly(long offsetBytes, Span<byte> buffer)
+    /// <summary>Reads until the buffer is full (also how the direct I/O queue finishes a short read).</summary>
+    internal void ReadExactly(long offsetBytes, Span<byte> buffer)
     {
         int doneBytes = 0;
         while (doneBytes < buffer.Length)
@@ -92,7 +93,8 @@ public sealed unsafe partial class FileBlockDevice
         }
     }
 
-    private void WriteAll(long offsetBytes, ReadOnlySpan<byte> data)
+    /// <summary>Writes every byte (also how the direct I/O queue finishes a short write).</summary>
+    internal void WriteAll(long offsetBytes, ReadOnlySpan<byte> data)
     {
         try
         {

@@ -29,7 +29,7 @@ public sealed partial class FileBlockDevice : IBlockDevice
         if (options.DirectIo)
         {
             bouncePool = new AlignedBufferPool(BounceBufferBytes, Math.Max(2, Environment.ProcessorCount * 2));
-            directQueue = DirectIoQueue.TryCreate(path, handle);
+            directQueue = DirectIoQueue.TryCreate(this, handle);
             rmwLocks = new object[RmwLockStripes];
             for (int i = 0; i < rmwLocks.Length; i++)
             {
