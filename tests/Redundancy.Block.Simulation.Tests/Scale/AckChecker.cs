@@ -22,10 +22,9 @@ public static class AckChecker
                 continue;
             }
             ulong uuid = node.Volume.Ids.Current;
-            var contents = node.Disk.Contents;
             foreach (long block in cluster.Ledger.Blocks)
             {
-                var actual = contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
+                var actual = node.Block(block);
                 var problem = cluster.Ledger.Check(block, uuid, actual, out bool required);
                 checkedPairs += required ? 1 : 0;
                 if (problem is not null)

@@ -49,7 +49,7 @@ public class DemotionIndicatorTests
         Assert.True(alpha.PersistedSuperblock.Flags.HasFlag(MetadataFlags.PrimaryInd), "unconfirmed: the indicator stays");
         cluster.Crash(alpha, tear: false);
         cluster.Crash(beta, tear: false);
-        Assert.False(BlockOf(beta, Block).SequenceEqual(record.Data), "the premise: beta's crash took the unflushed write");
+        Assert.False(beta.Block(Block).SequenceEqual(record.Data), "the premise: beta's crash took the unflushed write");
 
         cluster.Network.HealAll();
         alpha.Restart();
@@ -60,7 +60,7 @@ public class DemotionIndicatorTests
 
         Assert.True(cluster.RunUntil(() => ScaleRun.InSync(cluster), 30_000), ScaleRun.States(cluster));
         ConvergenceChecker.Check(cluster);
-        Assert.True(BlockOf(beta, Block).SequenceEqual(record.Data), "the resync brought the write back to beta");
+        Assert.True(beta.Block(Block).SequenceEqual(record.Data), "the resync brought the write back to beta");
         Assert.True(AckChecker.Check(cluster) > 0);
     }
 
@@ -74,7 +74,4 @@ public class DemotionIndicatorTests
         Assert.True(record.Acknowledged);
         return record;
     }
-
-    private static ReadOnlySpan<byte> BlockOf(ScaleNode node, long block) =>
-        node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
 }

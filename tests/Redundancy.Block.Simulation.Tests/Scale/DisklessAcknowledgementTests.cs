@@ -20,10 +20,10 @@ public class DisklessAcknowledgementTests
         var beta = cluster.Beta;
         beta.Disk.FailFlushes = true; // the agent's bitmap write-out (which flushes the data disk first) waits
         var record = WriteWithAckHeld(cluster, op);
-        Assert.True(BlockOf(beta, Block).SequenceEqual(record.Data), "the premise: beta wrote it (unflushed) and acknowledged it");
+        Assert.True(beta.Block(Block).SequenceEqual(record.Data), "the premise: beta wrote it (unflushed) and acknowledged it");
 
         cluster.Crash(beta, tear: false);
-        Assert.False(BlockOf(beta, Block).SequenceEqual(record.Data), "the premise: the crash took the unflushed write");
+        Assert.False(beta.Block(Block).SequenceEqual(record.Data), "the premise: the crash took the unflushed write");
         cluster.Network.HealAll();
         Assert.True(cluster.RunUntil(() => cluster.PendingWrites == 0, 10_000), "the held ack arrives");
 
@@ -79,7 +79,4 @@ public class DisklessAcknowledgementTests
         cluster.Write(cluster.Alpha, block, data);
         return cluster.Ledger.LastIssued!;
     }
-
-    private static ReadOnlySpan<byte> BlockOf(ScaleNode node, long block) =>
-        node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
 }

@@ -133,7 +133,7 @@ public class PromotionRaceTests
         Assert.True(acknowledged);
         foreach (var node in cluster.Nodes)
         {
-            Assert.True(node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes).SequenceEqual(data), $"{node.Name} holds the write");
+            Assert.True(node.Block(block).SequenceEqual(data), $"{node.Name} holds the write");
         }
     }
 }

@@ -27,10 +27,10 @@ public class ReconnectedSurvivorTests
         cluster.Write(alpha, Block, data);
         Assert.True(cluster.RunUntil(() => cluster.PendingWrites == 0, 10_000), "the write completes");
         Assert.True(cluster.Ledger.LastIssued!.Acknowledged);
-        Assert.True(BlockOf(beta, Block).SequenceEqual(data), "protocol C: the acknowledged write is on the peer");
+        Assert.True(beta.Block(Block).SequenceEqual(data), "protocol C: the acknowledged write is on the peer");
 
         cluster.Crash(alpha, tear: false);
-        Assert.False(BlockOf(alpha, Block).SequenceEqual(data), "the premise: the crash took the unflushed write from alpha's disk");
+        Assert.False(alpha.Block(Block).SequenceEqual(data), "the premise: the crash took the unflushed write from alpha's disk");
         Assert.True(cluster.RunUntil(() => beta.Replica.Links[alpha.NodeId].State != ConnectionState.Connected, 10_000));
         Assert.Equal(Role.Secondary, beta.Replica.Role);
 
@@ -38,12 +38,9 @@ public class ReconnectedSurvivorTests
         Assert.True(alpha.Volume.Flags.HasFlag(MetadataFlags.CrashedPrimary));
         Assert.True(cluster.RunUntil(() => ScaleRun.InSync(cluster), 30_000), ScaleRun.States(cluster));
         ConvergenceChecker.Check(cluster);
-        Assert.True(BlockOf(alpha, Block).SequenceEqual(data), "the resync from the survivor restored the write on alpha");
-        Assert.True(BlockOf(beta, Block).SequenceEqual(data), "the survivor kept the acknowledged write");
+        Assert.True(alpha.Block(Block).SequenceEqual(data), "the resync from the survivor restored the write on alpha");
+        Assert.True(beta.Block(Block).SequenceEqual(data), "the survivor kept the acknowledged write");
         Assert.True(AckChecker.Check(cluster) > 0);
         Assert.Contains(cluster.Trace, line => line.Contains("beta| ") && line.Contains("uuid_compare()=1 by rule 42"));
     }
-
-    private static ReadOnlySpan<byte> BlockOf(ScaleNode node, long block) =>
-        node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
 }

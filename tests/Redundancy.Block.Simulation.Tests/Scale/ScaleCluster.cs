@@ -34,7 +34,7 @@ public sealed class ScaleCluster
         foreach (var node in Nodes)
         {
             node.Logged = (n, line) => Note($"{n.Name}| {line}");
-            node.GenerationSeen = (n, uuid) => Ledger.ObserveGeneration(uuid, block => n.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes).ToArray());
+            node.GenerationSeen = (n, uuid) => Ledger.ObserveGeneration(uuid, block => n.Block(block).ToArray());
         }
         Scheduler.After(100, Tick);
     }
@@ -187,14 +187,14 @@ public sealed class ScaleCluster
             || (node.PersistedSuperblock.Flags & (Engine.Metadata.MetadataFlags.CrashedPrimary | Engine.Metadata.MetadataFlags.PrimaryInd)) != 0;
         foreach (var record in Ledger.InFlight(Other(node).Name))
         {
-            record.OnPeerAtCrash |= Ledger.SameOrLater(record).Any(v => Block(node, record.Block).SequenceEqual(v));
+            record.OnPeerAtCrash |= Ledger.SameOrLater(record).Any(v => node.Block(record.Block).SequenceEqual(v));
         }
         if (Ledger.ConcurrentWriters)
         {
             Ledger.InFlight(node.Name).ForEach(r => orphanedWrites[r] = null);
         }
         node.Crash(tear);
-        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => Block(node, block).SequenceEqual(data),
+        Ledger.Lost(node.Name, flushedSurvive: true, wasPrimary, HeldElsewhere, (block, data) => node.Block(block).SequenceEqual(data),
             crashedGeneration: node.Volume.Ids.Current);
     }
 
@@ -232,10 +232,7 @@ public sealed class ScaleCluster
     /// <summary>Whether a live node other than <paramref name="except"/>, with good data, holds <paramref name="data"/> in <paramref name="block"/>.</summary>
     private bool HeldElsewhere(string except, long block, byte[] data) => Nodes.Any(n => n.Name != except && n.Up
         && n.Volume.Disk is Engine.States.DiskState.UpToDate or Engine.States.DiskState.Consistent
-        && Block(n, block).SequenceEqual(data));
-
-    private static ReadOnlySpan<byte> Block(ScaleNode node, long block) =>
-        node.Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
+        && n.Block(block).SequenceEqual(data));
 
     /// <summary>
     /// A write acknowledged on a node whose disk has failed since it was issued: it (or a write issued
@@ -266,7 +263,7 @@ public sealed class ScaleCluster
     {
         var peer = Other(node);
         var versions = Ledger.SameOrLater(record);
-        if (versions.Any(v => Block(peer, record.Block).SequenceEqual(v)))
+        if (versions.Any(v => peer.Block(record.Block).SequenceEqual(v)))
         {
             if (!peer.Volume.HasLocalData)
             {
@@ -285,7 +282,7 @@ public sealed class ScaleCluster
             }
             return;
         }
-        if (!versions.Any(v => Block(node, record.Block).SequenceEqual(v)) && !record.OnPeerAtCrash)
+        if (!versions.Any(v => node.Block(record.Block).SequenceEqual(v)) && !record.OnPeerAtCrash)
         {
             var superseding = Ledger.ConcurrentWith(record).Where(r => r.Writer == peer.Name).ToList();
             if (superseding.Any(r => r.InFlight))

@@ -71,6 +71,9 @@ public sealed class ScaleNode
 
     public SimulatedDisk Disk { get; }
 
+    /// <summary>What this node's disk holds in one ledger block (visible contents, unflushed writes included).</summary>
+    public ReadOnlySpan<byte> Block(long block) => Disk.Contents.Slice((int)(block * WriteLedger.BlockBytes), WriteLedger.BlockBytes);
+
     /// <summary>The running incarnation (a crashed one stays until the restart).</summary>
     public SimReplicaNode Sim { get; private set; }
 
