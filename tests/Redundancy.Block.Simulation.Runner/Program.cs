@@ -3,7 +3,8 @@
 // kind, operator outcomes) and every failing seed with the command that replays it. Exits 1 when a
 // seed failed, 2 on bad arguments. No checker can be switched off and no failure is excused.
 // --dual-primary runs the same seeds with allow-two-primaries and both nodes Primary (a mode of its
-// own: without it every seed draws exactly what it always did).
+// own: without it every seed draws exactly what it always did); --slow-disks adds slow-disk faults
+// (also a mode of its own, and combinable).
 using System.Diagnostics;
 using System.Globalization;
 using Redundancy.Block.Simulation.Scale;
@@ -11,18 +12,18 @@ using Redundancy.Block.Simulation.Scale;
 var options = RunnerOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J] [--dual-primary]");
+    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J] [--dual-primary] [--slow-disks]");
     return 2;
 }
 var seeds = options.Seed is int one ? [one] : Enumerable.Range(options.First, options.Seeds).ToArray();
 var clock = Stopwatch.StartNew();
 var results = new ScaleResult[seeds.Length];
-Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Jobs }, i => results[i] = ScaleRun.Run(seeds[i], options.Steps, trace: options.Seed is not null, dualPrimary: options.DualPrimary));
+Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Jobs }, i => results[i] = ScaleRun.Run(seeds[i], options.Steps, trace: options.Seed is not null, dualPrimary: options.DualPrimary, slowDisks: options.SlowDisks));
 clock.Stop();
 Report.Print(results, options, clock.Elapsed);
 return results.Any(r => r.Failure is not null) ? 1 : 0;
 
-internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs, bool DualPrimary = false)
+internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs, bool DualPrimary = false, bool SlowDisks = false)
 {
     public static RunnerOptions? Parse(string[] args)
     {
@@ -32,6 +33,11 @@ internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps,
             if (args[i] == "--dual-primary")
             {
                 o = o with { DualPrimary = true };
+                continue;
+            }
+            if (args[i] == "--slow-disks")
+            {
+                o = o with { SlowDisks = true };
                 continue;
             }
             if (i + 1 >= args.Length || !int.TryParse(args[i + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < 0)
@@ -61,7 +67,7 @@ internal static class Report
     public static void Print(ScaleResult[] results, RunnerOptions options, TimeSpan elapsed)
     {
         var failed = results.Where(r => r.Failure is not null).ToList();
-        Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs{(options.DualPrimary ? ", dual-primary (allow-two-primaries, both nodes Primary)" : string.Empty)}, {elapsed.TotalSeconds:F1} s");
+        Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs{(options.DualPrimary ? ", dual-primary (allow-two-primaries, both nodes Primary)" : string.Empty)}{(options.SlowDisks ? ", slow disks" : string.Empty)}, {elapsed.TotalSeconds:F1} s");
         Console.WriteLine($"steps: {results.Sum(r => r.Steps)}");
         Console.WriteLine($"writes: {results.Sum(r => r.WritesIssued)} issued, {results.Sum(r => r.WritesAcknowledged)} acknowledged, {results.Sum(r => r.WritesForgiven)} acknowledged writes whose every copy was lost (unflushed at a crash, or only on a failed disk): no longer required");
         if (options.DualPrimary)
@@ -83,7 +89,7 @@ internal static class Report
         foreach (var failure in failed.Take(200))
         {
             Console.WriteLine($"FAILED seed {failure.Seed}: {failure.Failure}");
-            Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}{(options.DualPrimary ? " --dual-primary" : string.Empty)}");
+            Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}{(options.DualPrimary ? " --dual-primary" : string.Empty)}{(options.SlowDisks ? " --slow-disks" : string.Empty)}");
         }
         if (failed.Count > 200)
         {

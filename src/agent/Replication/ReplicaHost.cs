@@ -185,6 +185,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
 
     private void Accepted(int peer, PeerConnection connection, IReadOnlyList<(FrameHeader Header, byte[] Payload)> frames)
     {
+        bool refused;
         lock (gate)
         {
             if (connections.ContainsKey(peer))
@@ -194,13 +195,22 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
             }
             connections[peer] = connection;
             Replica.TransportConnected(peer, NowMs);
-            foreach (var (header, payload) in frames)
+            // The replica may refuse it (the last connection's writes are still landing): it closed it.
+            refused = !connections.TryGetValue(peer, out var kept) || !ReferenceEquals(kept, connection);
+            if (!refused)
             {
-                Replica.Receive(peer, header, new ReadOnlySequence<byte>(payload), NowMs);
+                foreach (var (header, payload) in frames)
+                {
+                    Replica.Receive(peer, header, new ReadOnlySequence<byte>(payload), NowMs);
+                }
+                RaiseFrameLimit(peer, connection);
             }
-            RaiseFrameLimit(peer, connection);
         }
         RunEffects();
+        if (refused)
+        {
+            return;
+        }
         connection.Start((in FrameHeader h, in ReadOnlySequence<byte> p) => OnFrame(peer, connection, h, p), reason => OnClosed(peer, connection, reason));
     }
 

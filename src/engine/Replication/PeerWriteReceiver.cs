@@ -65,6 +65,9 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
     /// <summary>Frames held back behind an unfinished barrier.</summary>
     public int HeldFrames => held.Count;
 
+    /// <summary>No write is held back or on its way to the disk: nothing of this connection can still land.</summary>
+    public bool Drained => held.Count == 0 && active.Count == 0;
+
     /// <summary>
     /// True while a write overlapping the range is held back behind a barrier or not yet on the local
     /// disk: a read served for the peer (resync or remote read) must wait for it, or it could return
@@ -82,6 +85,27 @@ public sealed class PeerWriteReceiver(bool flushOnBarrier = true)
         var taken = actions.ToList();
         actions.Clear();
         return taken;
+    }
+
+    /// <summary>
+    /// The connection ended: held-back writes that <paramref name="conflicts"/> names are never
+    /// written (their payloads are returned to be released). The rest still go to the disk in order.
+    /// </summary>
+    public IReadOnlyList<object?> DropHeldWrites(Func<int, DataMessage, bool> conflicts)
+    {
+        var dropped = new List<object?>();
+        int count = held.Count;
+        for (int i = 0; i < count; i++)
+        {
+            var next = held.Dequeue();
+            if (next.Barrier is null && conflicts(next.Volume, next.Data))
+            {
+                dropped.Add(next.Payload);
+                continue;
+            }
+            held.Enqueue(next);
+        }
+        return dropped;
     }
 
     /// <summary>A Data frame; <paramref name="payload"/> is the host's buffer (null for trim/zeroes/flush).</summary>

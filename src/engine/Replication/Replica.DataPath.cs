@@ -124,7 +124,7 @@ public sealed partial class Replica
             && w.OffsetBytes < request.OffsetBytes + request.LengthBytes && request.OffsetBytes < w.OffsetBytes + w.LengthBytes)
         || deferredPeerWrites.Any(w => w.Action.Volume == request.Volume && w.Action.Data.LengthBytes > 0
             && (long)w.Action.Data.OffsetBytes < request.OffsetBytes + request.LengthBytes && request.OffsetBytes < (long)w.Action.Data.OffsetBytes + w.Action.Data.LengthBytes)
-        || receivers.Values.Any(r => r.WriteInFlight(request.Volume, request.OffsetBytes, request.LengthBytes));
+        || UndrainedReceivers.Any(r => r.WriteInFlight(request.Volume, request.OffsetBytes, request.LengthBytes));
 
     /// <summary>Starts waiting requests whose overlapping predecessors have completed, in arrival order.</summary>
     private void StartUnblockedRequests()
@@ -487,6 +487,10 @@ public sealed partial class Replica
                     io.Send(peer, Frame(0, new BarrierAckMessage(action.Epoch, action.SetSize)));
                     break;
             }
+        }
+        if (!current)
+        {
+            ForgetIfDrained(receiver);
         }
     }
 

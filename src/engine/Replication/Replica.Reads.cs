@@ -205,7 +205,7 @@ public sealed partial class Replica
                 _ => false,
             })
             || deferredClientWrites.Any(c => Overlaps(c.Volume, c.OffsetBytes, c.LengthBytes))
-            || receivers.Values.Any(r => r.WriteInFlight(volume, offsetBytes, lengthBytes));
+            || UndrainedReceivers.Any(r => r.WriteInFlight(volume, offsetBytes, lengthBytes));
     }
 
     /// <summary>Served reads that waited for writes: those whose writes have landed start now.</summary>

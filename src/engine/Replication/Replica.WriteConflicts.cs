@@ -82,7 +82,7 @@ public sealed partial class Replica
         {
             if (!IsCurrent(write.Peer, write.Receiver))
             {
-                (write.Action.Payload as PooledBlock)?.Dispose(); // its connection ended: never written late
+                AbandonPeerWrite(write); // its connection ended: never written late
                 continue;
             }
             SubmitPeerWrite(write);
@@ -92,11 +92,12 @@ public sealed partial class Replica
     /// <summary>The connection to <paramref name="peer"/> ended: its writes waiting here are dropped (the resync covers them).</summary>
     private void DropConflictingPeerWrites(int peer)
     {
-        foreach (var write in conflictingPeerWrites.Where(w => w.Peer == peer))
-        {
-            (write.Action.Payload as PooledBlock)?.Dispose();
-        }
+        var dropped = conflictingPeerWrites.Where(w => w.Peer == peer).ToList();
         conflictingPeerWrites.RemoveAll(w => w.Peer == peer);
+        foreach (var write in dropped)
+        {
+            AbandonPeerWrite(write);
+        }
     }
 
     /// <summary>

@@ -109,6 +109,13 @@ public sealed partial class Replica : IPeerLinkHost
 
     public void TransportConnected(int peerNodeId, long nowMs)
     {
+        if (EndedConnectionDraining(peerNodeId))
+        {
+            // As DRBD's conn_disconnect: no new connection before the last one's writes are done.
+            io.Log($"{Subject(peerNodeId)}: the last connection's writes are not on the disk yet: the new connection is refused");
+            io.CloseTransport(peerNodeId, "the last connection's writes are still being written");
+            return;
+        }
         links[peerNodeId].TransportConnected(nowMs);
         Drain(peerNodeId);
     }
@@ -266,7 +273,7 @@ public sealed partial class Replica : IPeerLinkHost
         StopVerifies(peerNodeId);
         ForgetCongestion(peerNodeId);
         connected.Remove(peerNodeId);
-        receivers.Remove(peerNodeId);
+        EndReceiver(peerNodeId);
         invalidateRequested.RemoveWhere(k => k.Peer == peerNodeId);
         foreach (var volume in volumes.Values)
         {
@@ -280,7 +287,11 @@ public sealed partial class Replica : IPeerLinkHost
         }
         ForgetPeerSizes(peerNodeId);
         deferredReads.RemoveAll(r => r.Peer == peerNodeId);
-        deferredPeerWrites.RemoveAll(w => w.Peer == peerNodeId);
+        foreach (var write in deferredPeerWrites.Where(w => w.Peer == peerNodeId).ToList())
+        {
+            deferredPeerWrites.Remove(write);
+            AbandonPeerWrite(write);
+        }
         DropConflictingPeerWrites(peerNodeId);
         // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
         // only received) everything its transfer log still holds.

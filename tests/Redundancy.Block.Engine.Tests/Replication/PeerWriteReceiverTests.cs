@@ -176,6 +176,35 @@ public class PeerWriteReceiverTests
         Assert.False(receiver.WriteInFlight(0, 0, 1 << 20));
     }
 
+    [Fact]
+    public void Held_writes_named_when_the_connection_ends_are_dropped_and_the_rest_still_go_out_in_order()
+    {
+        var receiver = new PeerWriteReceiver();
+        receiver.Data(0, Write(1, DataFlags.SendWriteAck), "w1");
+        receiver.Barrier(1);
+        receiver.Data(0, Write(2, DataFlags.SendWriteAck), "w2");
+        receiver.Data(0, Write(3, DataFlags.SendWriteAck), "w3");
+        receiver.Barrier(2);
+        receiver.Data(0, Write(4, DataFlags.SendWriteAck), "w4");
+        receiver.TakeActions();
+        Assert.False(receiver.Drained);
+
+        var dropped = receiver.DropHeldWrites((volume, data) => data.RequestId is 3 or 1);
+        Assert.Equal(["w3"], dropped); // write 1 was submitted already: only held ones are dropped
+        Assert.Equal(3, receiver.HeldFrames); // write 2, barrier 2, write 4
+
+        receiver.WriteDone(1, true);
+        receiver.FlushDone(true);
+        var submitted = receiver.TakeActions().Where(a => a.Kind == ReceiverActionKind.SubmitWrite).Select(a => a.Data.RequestId);
+        Assert.Equal([2UL], submitted); // write 4 still waits behind barrier 2
+        receiver.WriteDone(2, true);
+        receiver.FlushDone(true);
+        Assert.Equal([4UL], receiver.TakeActions().Where(a => a.Kind == ReceiverActionKind.SubmitWrite).Select(a => a.Data.RequestId));
+        Assert.False(receiver.Drained);
+        receiver.WriteDone(4, true);
+        Assert.True(receiver.Drained);
+    }
+
     private static DataMessage Write(ulong id, DataFlags flags) => new((id - 1) * 4096, 4096, id, id, flags);
 
     private static DataMessage Flush(ulong id) => new(0, 0, id, id, DataFlags.Flush | DataFlags.SendWriteAck);

@@ -219,8 +219,31 @@ public sealed class SimReplicaNode : IReplicaIo
     /// every request while its disk is detached: writes that went to a disk detached since (on an
     /// I/O error) were not made durable by this flush.
     /// </summary>
-    public void FlushLocal(long token) =>
+    public void FlushLocal(long token)
+    {
+        if (HoldFlushes)
+        {
+            heldFlushes.Add(token);
+            return;
+        }
         Later(null, () => Disks.All(d => attached[d.Key] && d.Value.FlushAsync().IsCompletedSuccessfully), token);
+    }
+
+    /// <summary>A slow cache flush: flushes asked for from now on wait until <see cref="ReleaseFlushes"/> (writes go on).</summary>
+    public bool HoldFlushes { get; set; }
+
+    private readonly List<long> heldFlushes = [];
+
+    /// <summary>Lets the flushes <see cref="HoldFlushes"/> held back run, and no longer holds new ones.</summary>
+    public void ReleaseFlushes()
+    {
+        HoldFlushes = false;
+        foreach (long token in heldFlushes)
+        {
+            FlushLocal(token);
+        }
+        heldFlushes.Clear();
+    }
 
     /// <summary>AL transactions written, in order (the simulated metadata always takes them).</summary>
     public List<ulong> ActivityLogTransactions { get; } = [];

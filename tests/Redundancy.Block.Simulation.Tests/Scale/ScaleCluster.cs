@@ -50,6 +50,9 @@ public sealed class ScaleCluster
     /// <summary>The resource's `allow-two-primaries` (both nodes may be Primary at once, writing concurrently).</summary>
     public bool AllowTwoPrimaries { get; }
 
+    /// <summary>The run draws slow-disk faults too (scripts/sim --slow-disks).</summary>
+    public bool SlowDisks { get; init; }
+
     public TransitionChecker Transitions { get; } = new();
 
     public ScaleNode Alpha { get; }
@@ -202,13 +205,21 @@ public sealed class ScaleCluster
     /// Writes whose writer crashed with them in flight never complete, but a copy sent before the crash
     /// may still land on the peer while its connection to the writer lasts. The end of that connection
     /// is noted after every event (<see cref="AfterEvent"/>); between steps, once the peer's disk had
-    /// time to finish a write it received (the simulated disk's latency), they end for the ledger.
+    /// time to finish a write it received (the simulated disk's latency) and none of the writer's
+    /// writes is still on its way to its disk (held behind a barrier of the ended connection), they
+    /// end for the ledger.
     /// </summary>
     public void EndOrphanedWrites()
     {
-        var ended = orphanedWrites.Where(o => o.Value is long dropped && Scheduler.NowMs - dropped > OrphanGraceMs).Select(o => o.Key).ToList();
+        var ended = orphanedWrites.Where(o => o.Value is long dropped && Scheduler.NowMs - dropped > OrphanGraceMs && !PeerStillWriting(o.Key)).Select(o => o.Key).ToList();
         Ledger.End(ended);
         ended.ForEach(r => orphanedWrites.Remove(r));
+    }
+
+    private bool PeerStillWriting(WriteRecord record)
+    {
+        var peer = Nodes.Single(n => n.Name != record.Writer);
+        return peer.Up && peer.Replica.PeerWritesPending(peer.PeerNodeId);
     }
 
     private void NoteOrphansPeerDisconnected()

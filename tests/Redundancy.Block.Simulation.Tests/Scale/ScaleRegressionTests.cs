@@ -246,10 +246,34 @@ public class ScaleRegressionTests
     // acknowledged-write: a resync stopped (its source's disk failed) with a resync write still on its way to
     // the target's disk; a write from the peer to the same block raced it and the older resync data landed last.
     [InlineData(35294)]
+    // acknowledged-write: the peer's write, held behind a barrier whose flush had not finished, was written
+    // after the connection ended, over this Primary's own write to the block acknowledged in its new
+    // generation (25267: the two were concurrent, DRBD drops the peer's; 30464, 39478: issued after the end).
+    [InlineData(25267)]
+    [InlineData(30464)]
+    [InlineData(39478)]
     public void Dual_primary_seed_passes(int seed)
     {
         var result = ScaleRun.Run(seed, dualPrimary: true);
         Assert.True(result.Failure is null, $"seed {seed} (replay: scripts/sim --seed {seed} --dual-primary): {result.Failure}\n{result.Logs}");
         Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
+    }
+
+    /// <summary>
+    /// Slow-disk seeds (scripts/sim --slow-disks: a node's disk takes up to 500 ms a request for a
+    /// while) that found engine bugs, replayed exactly.
+    /// </summary>
+    [Theory]
+    // acknowledged-write: the old Primary's write, held on the Secondary behind a barrier whose flush was
+    // slow, reached the disk after the connection ended and the Secondary was promoted, over a write the
+    // new Primary had acknowledged to the same block (2433; 1670 the same with two Primaries).
+    [InlineData(2433, false)]
+    [InlineData(1670, true)]
+    public void Slow_disk_seed_passes(int seed, bool dualPrimary)
+    {
+        var result = ScaleRun.Run(seed, dualPrimary: dualPrimary, slowDisks: true);
+        Assert.True(result.Failure is null, $"seed {seed} (replay: scripts/sim --seed {seed} --slow-disks{(dualPrimary ? " --dual-primary" : string.Empty)}): {result.Failure}\n{result.Logs}");
+        Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
+        Assert.True(result.Faults.ContainsKey("slow disk"), $"seed {seed} had no slow disk");
     }
 }

@@ -13,17 +13,20 @@ namespace Redundancy.Block.Simulation.Scale;
 /// Dual-primary runs (<c>dualPrimary</c>, scripts/sim --dual-primary) configure allow-two-primaries,
 /// promote both nodes at the start, write on both (sometimes the same block on both at once) and
 /// promote a Secondary on otherwise idle steps; single-Primary runs draw exactly the random numbers
-/// they always did.
+/// they always did. Slow-disk runs (<c>slowDisks</c>, scripts/sim --slow-disks) add a disk fault:
+/// a node's disk takes up to hundreds of milliseconds per request for a while, so writes, flushes
+/// and barriers are still in flight when connections end, nodes are promoted and peers reconnect;
+/// without it the random numbers drawn are the same.
 /// </summary>
 public static class ScaleRun
 {
     public const int DefaultSteps = 150;
     private static readonly NetworkOptions Calm = new() { MaxDelayMs = 3, RetransmitDelayMs = 100, DialTimeoutMs = 300 };
 
-    public static ScaleResult Run(int seed, int steps = DefaultSteps, bool trace = false, bool dualPrimary = false)
+    public static ScaleResult Run(int seed, int steps = DefaultSteps, bool trace = false, bool dualPrimary = false, bool slowDisks = false)
     {
         var result = new ScaleResult(seed);
-        var cluster = new ScaleCluster(seed, Calm, dualPrimary) { Trace = trace ? [] : null };
+        var cluster = new ScaleCluster(seed, Calm, dualPrimary) { Trace = trace ? [] : null, SlowDisks = slowDisks };
         try
         {
             var op = new ScaleOperator(cluster);
@@ -190,6 +193,15 @@ public static class ScaleRun
 
     private static void DiskFault(ScaleCluster cluster, ScaleNode node, SimRandom random, int hotBlocks, ScaleResult result)
     {
+        if (cluster.SlowDisks && random.Chance(0.5))
+        {
+            var sim = node.Sim; // a restart brings a disk of normal speed
+            sim.DiskLatencyMaxMs = random.Next(20, 500);
+            cluster.Scheduler.After(random.Next(100, 3000), () => sim.DiskLatencyMaxMs = ScaleNode.DiskLatencyMaxMs);
+            result.Fault("slow disk");
+            cluster.Note($"{node.Name}: disk slow, up to {sim.DiskLatencyMaxMs} ms a request");
+            return;
+        }
         if (random.Chance(0.5))
         {
             var disk = node.Disk;
@@ -279,6 +291,7 @@ public static class ScaleRun
         {
             node.Disk.FailWrites = false;
             node.Disk.ClearLatentReadErrors();
+            node.Sim.DiskLatencyMaxMs = ScaleNode.DiskLatencyMaxMs;
             if (!node.Up)
             {
                 node.Restart();
