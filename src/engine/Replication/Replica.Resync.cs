@@ -464,8 +464,18 @@ public sealed partial class Replica
             write.Sync.CompletedBytes += write.Reply.LengthBytes;
             if (live)
             {
-                write.Sync.UnflushedAcks.Add(new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId));
-                FlushResyncWrites(write.Peer, write.Volume, write.Sync);
+                var ack = new RsWriteAckMessage(write.Reply.OffsetBytes, write.Reply.LengthBytes, write.Reply.RequestId);
+                if (links[write.Peer].Settings.DiskFlushes)
+                {
+                    write.Sync.UnflushedAcks.Add(ack);
+                    FlushResyncWrites(write.Peer, write.Volume, write.Sync);
+                }
+                else
+                {
+                    // disk-flushes no: the disk's cache survives power loss (the administrator says so,
+                    // as for the barriers, which then drain without a flush): written is durable.
+                    io.Send(write.Peer, Frame((ushort)write.Volume, ack));
+                }
             }
         }
         if (live)
@@ -479,7 +489,9 @@ public sealed partial class Replica
     /// block must be durable here first. A crash of this node would otherwise take resync writes
     /// still in the disk's cache while neither bitmap marks them any more (the bits the bitmap
     /// exchange set were cleared again before the host wrote them out). Completed writes are
-    /// acknowledged in batches, after a flush that covers them (one flush in flight at a time).
+    /// acknowledged in batches, after a flush that covers them (one flush in flight at a time) —
+    /// unless `disk-flushes no` says the disk's cache is non-volatile: then each is acknowledged
+    /// once written, as DRBD does.
     /// </summary>
     private void FlushResyncWrites(int peer, int volumeNumber, SyncState sync)
     {
@@ -506,6 +518,7 @@ public sealed partial class Replica
             io.Send(flush.Peer, Frame((ushort)flush.Volume, ack));
         }
         FlushResyncWrites(flush.Peer, flush.Volume, flush.Sync);
+        PumpResync(flush.Peer, volumes[flush.Volume], flush.Sync); // the last flush may finish the resync
     }
 
     /// <summary>
@@ -557,8 +570,10 @@ public sealed partial class Replica
                 io.Send(peer, Frame((ushort)volume.Number, new RsDataRequestMessage((ulong)request.OffsetBytes, (uint)request.LengthBytes, (ulong)request.Id)));
             }
         }
-        if (!planner.IsFinished)
+        if (!planner.IsFinished || sync.FlushingAcks is not null || sync.UnflushedAcks.Count > 0)
         {
+            // Not done, or done but not yet durable: UpToDate is announced (and persisted) only once a
+            // flush covers every resync write, or the source would clear its bits on our word alone.
             return;
         }
         syncs.Remove((peer, volume.Number));

@@ -138,6 +138,41 @@ public class ReplicaResyncTests
         AssertIdentical(pair, 91);
     }
 
+    /// <summary>
+    /// The SyncTarget tells the source a block is in sync (RsWriteAck), and itself UpToDate, only once
+    /// a flush made its resync writes durable — unless `disk-flushes no` declares the disk's cache
+    /// non-volatile: then on the write. Beta's flushes are held back here: with flushes the resync
+    /// waits for them (the source's bits stay set), without it ends.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Resync_writes_count_once_flushed_unless_disk_flushes_is_off(bool diskFlushes)
+    {
+        var pair = new SimReplicaPair(61, options: new NetworkOptions { MaxDelayMs = 3 }, tuneSettings: s => s with { DiskFlushes = diskFlushes });
+        pair.ConnectWithAlphaPrimary();
+        pair.Network.Partition("alpha", "beta");
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].State != ConnectionState.Connected, 30_000));
+        int done = 0;
+        WriteBlocks(pair, 40, () => done++);
+        Assert.True(pair.Scheduler.RunUntil(() => done == 40, 30_000));
+        long toSync = pair.Alpha.Replica.Volume(0).OutOfSyncBytes(1);
+        pair.Beta.HoldFlushes = true;
+        pair.Network.HealAll();
+        Assert.True(pair.Scheduler.RunUntil(pair.BothConnected, 30_000), pair.Logs);
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 2_000);
+        AssertIdentical(pair, 61); // every resync write is on beta's disk (its cache)
+        if (diskFlushes)
+        {
+            Assert.Equal(ReplicationState.SyncTarget, pair.Beta.Replica.ReplicationOf(0, 0));
+            Assert.Equal(DiskState.Inconsistent, pair.Beta.Replica.Volume(0).Disk);
+            Assert.Equal(toSync, pair.Alpha.Replica.Volume(0).OutOfSyncBytes(1));
+            pair.Beta.ReleaseFlushes();
+        }
+        Assert.True(pair.Scheduler.RunUntil(pair.InSync, 10_000), pair.Logs);
+        Assert.Equal(DiskState.UpToDate, pair.Beta.Replica.Volume(0).Disk);
+    }
+
     private static void FillAlpha(SimReplicaPair pair)
     {
         var bytes = new byte[SimReplicaPair.DiskBytes];
