@@ -16,13 +16,7 @@ public class ReplicaResyncTests
         for (int seed = 1; seed <= 20; seed++)
         {
             var pair = new SimReplicaPair(200 + seed, options: new NetworkOptions { MaxDelayMs = 3 });
-            pair.ConnectWithAlphaPrimary();
-            pair.Network.Partition("alpha", "beta");
-            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].State != ConnectionState.Connected, 30_000));
-            int done = 0;
-            WriteBlocks(pair, 40, () => done++);
-            Assert.True(pair.Scheduler.RunUntil(() => done == 40, 30_000));
-            long toSync = pair.Alpha.Replica.Volume(0).OutOfSyncBytes(1);
+            long toSync = WriteWhileApart(pair, 40);
             Assert.True(toSync > 0);
 
             pair.Network.HealAll();
@@ -150,13 +144,7 @@ public class ReplicaResyncTests
     public void Resync_writes_count_once_flushed_unless_disk_flushes_is_off(bool diskFlushes)
     {
         var pair = new SimReplicaPair(61, options: new NetworkOptions { MaxDelayMs = 3 }, tuneSettings: s => s with { DiskFlushes = diskFlushes });
-        pair.ConnectWithAlphaPrimary();
-        pair.Network.Partition("alpha", "beta");
-        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].State != ConnectionState.Connected, 30_000));
-        int done = 0;
-        WriteBlocks(pair, 40, () => done++);
-        Assert.True(pair.Scheduler.RunUntil(() => done == 40, 30_000));
-        long toSync = pair.Alpha.Replica.Volume(0).OutOfSyncBytes(1);
+        long toSync = WriteWhileApart(pair, 40);
         pair.Beta.HoldFlushes = true;
         pair.Network.HealAll();
         Assert.True(pair.Scheduler.RunUntil(pair.BothConnected, 30_000), pair.Logs);
@@ -171,6 +159,18 @@ public class ReplicaResyncTests
         }
         Assert.True(pair.Scheduler.RunUntil(pair.InSync, 10_000), pair.Logs);
         Assert.Equal(DiskState.UpToDate, pair.Beta.Replica.Volume(0).Disk);
+    }
+
+    /// <summary>Connects with alpha Primary, cuts the link, writes <paramref name="count"/> blocks on alpha: returns what beta misses.</summary>
+    private static long WriteWhileApart(SimReplicaPair pair, int count)
+    {
+        pair.ConnectWithAlphaPrimary();
+        pair.Network.Partition("alpha", "beta");
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Links[1].State != ConnectionState.Connected, 30_000));
+        int done = 0;
+        WriteBlocks(pair, count, () => done++);
+        Assert.True(pair.Scheduler.RunUntil(() => done == count, 30_000));
+        return pair.Alpha.Replica.Volume(0).OutOfSyncBytes(1);
     }
 
     private static void FillAlpha(SimReplicaPair pair)
