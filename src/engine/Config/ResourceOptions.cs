@@ -21,6 +21,8 @@ public static class ResourceOptions
     public static string RrConflict(this ResourceDefinition r) => Net(r, "rr-conflict", "disconnect");
     public static bool AllowTwoPrimaries(this ResourceDefinition r) => Net(r, "allow-two-primaries", "no") == "yes";
     public static bool AlwaysAsbp(this ResourceDefinition r) => Net(r, "always-asbp", "no") == "yes";
+    public static bool AllowRemoteRead(this ResourceDefinition r) => Net(r, "allow-remote-read", "yes") == "yes";
+    public static bool CsumsAfterCrashOnly(this ResourceDefinition r) => Net(r, "csums-after-crash-only", "no") == "yes";
     /// <summary>`fencing`: dont-care (default), resource-only, resource-and-stonith.</summary>
     public static string Fencing(this ResourceDefinition r) => Net(r, "fencing", "dont-care");
     /// <summary>`connect-int` (seconds, default 10) in milliseconds.</summary>

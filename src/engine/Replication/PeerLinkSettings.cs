@@ -64,6 +64,12 @@ public sealed record PeerLinkSettings
     /// <summary>`disk-flushes`: a Secondary flushes its disk at every epoch boundary (DRBD's default); no: drain only.</summary>
     public bool DiskFlushes { get; init; } = true;
 
+    /// <summary>DRBD's `allow-remote-read` (default yes): no: client reads are never served by this peer (a far site).</summary>
+    public bool AllowRemoteRead { get; init; } = true;
+
+    /// <summary>DRBD's `csums-after-crash-only`: csums-alg is used only for a resync after this node's Primary crashed.</summary>
+    public bool CsumsAfterCrashOnly { get; init; }
+
     public bool Dials => LocalNodeId < PeerNodeId;
 
     /// <summary>DRBD gives the RESOLVE_CONFLICTS tie-breaker to one side; here the higher node-id.</summary>
@@ -113,6 +119,8 @@ public sealed record PeerLinkSettings
             Fencing = resource.Fencing(),
             KoCount = resource.KoCount(),
             DiskFlushes = resource.DiskFlushes(),
+            AllowRemoteRead = resource.AllowRemoteRead(),
+            CsumsAfterCrashOnly = resource.CsumsAfterCrashOnly(),
             OnCongestion = onCongestion,
             CongestionFillBytes = resource.CongestionFillBytes(),
             CongestionExtents = resource.CongestionExtents(),

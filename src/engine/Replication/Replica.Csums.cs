@@ -15,7 +15,12 @@ public sealed partial class Replica
     /// <summary>With csums-alg a request is one bitmap block, so one differing block costs 4 KiB on the wire, not a whole request.</summary>
     public const int CsumsRequestBytes = MetadataLayout.BytesPerBit;
 
-    private bool UsesCsums(int peer) => links[peer].Settings.Protocol.CsumsAlg != DigestAlgorithm.None;
+    /// <summary>
+    /// Whether a resync this node is the target of, starting now, compares checksums: csums-alg is
+    /// set and, with csums-after-crash-only, this node's Primary crashed (DRBD's use_checksum_based_resync).
+    /// </summary>
+    private bool UsesCsums(int peer, ReplicaVolume volume) => links[peer].Settings.Protocol.CsumsAlg != DigestAlgorithm.None
+        && (!links[peer].Settings.CsumsAfterCrashOnly || volume.Flags.HasFlag(MetadataFlags.CrashedPrimary));
 
     /// <summary>Target: our copy of a block to resync was read; send its digest, or ask for the data if it cannot be read.</summary>
     private void CsumReadDone(CsumReadIo read, bool succeeded, ReadOnlySpan<byte> data)
@@ -33,9 +38,9 @@ public sealed partial class Replica
     }
 
     /// <summary>DRBD's line at the end of a checksum-based resync: how much the digests spared.</summary>
-    private void LogCsumsSummary(int peer, ReplicaVolume volume, long sameBits, long totalBits)
+    private void LogCsumsSummary(int peer, ReplicaVolume volume, SyncState sync, long sameBits, long totalBits)
     {
-        if (!UsesCsums(peer) || totalBits == 0)
+        if (!sync.UsesCsums || totalBits == 0)
         {
             return;
         }

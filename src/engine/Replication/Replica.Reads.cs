@@ -7,7 +7,8 @@ namespace Redundancy.Block.Engine.Replication;
 // Client reads, as DRBD serves them: from the local disk when it is UpToDate, otherwise (Diskless
 // after an I/O error, or a SyncTarget) from a connected peer whose disk is UpToDate, with
 // DataRequest → DataReply (P_DATA_REQUEST/P_DATA_REPLY); a failed local read is retried at such a
-// peer too (DRBD's READ_RETRY_REMOTE). A read is split into pieces of at most RemoteReadChunkBytes
+// peer too (DRBD's READ_RETRY_REMOTE) — never one whose connection has `allow-remote-read no`
+// (DRBD's option for a far site: writes still go there). A read is split into pieces of at most RemoteReadChunkBytes
 // on the wire. A piece in flight when its connection drops is sent again the same way (the local
 // disk if it is UpToDate by now, else another UpToDate peer); with neither, the read fails (EIO).
 // The peer serves a DataRequest after every write it has from us to the same blocks has landed, so
@@ -35,8 +36,9 @@ public sealed partial class Replica
     }
 
     /// <summary>The connected peer (lowest node-id) whose disk of <paramref name="volume"/> is UpToDate, or null.</summary>
-    private int? UpToDatePeer(int volume) =>
-        connected.Where(p => links[p].State == ConnectionState.Connected && links[p].PeerDisks.GetValueOrDefault(volume) == DiskState.UpToDate)
+    private int? UpToDatePeer(int volume, bool forRead = false) =>
+        connected.Where(p => links[p].State == ConnectionState.Connected && links[p].PeerDisks.GetValueOrDefault(volume) == DiskState.UpToDate
+                && (!forRead || links[p].Settings.AllowRemoteRead))
             .Order().Select(p => (int?)p).FirstOrDefault();
 
     /// <summary>Starts reading [at, at+length) of the read: locally if allowed and UpToDate, else at a peer, else it fails.</summary>
@@ -49,9 +51,9 @@ public sealed partial class Replica
             io.ReadLocal(read.Volume, read.OffsetBytes + at, length, NewToken(new ClientReadIo(read, at, length)));
             return;
         }
-        if (UpToDatePeer(read.Volume) is not int peer)
+        if (UpToDatePeer(read.Volume, forRead: true) is not int peer)
         {
-            read.Failed = true;
+            read.Failed = true; // none, or allow-remote-read no on every one that is
             return;
         }
         int pieceBytes = Math.Min(RemoteReadChunkBytes, links[peer].MaxFramePayloadBytes - DataReplyMessage.Size);

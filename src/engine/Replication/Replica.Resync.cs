@@ -289,7 +289,12 @@ public sealed partial class Replica
         SetDisk(volume, DiskState.Inconsistent);
         SetReplication(peer, volume.Number, ReplicationState.SyncTarget);
         // With csums-alg each request is one block, so only blocks whose digests differ are transferred.
-        sync.Planner = UsesCsums(peer) ? new ResyncPlanner(volume.Bitmaps, slot, CsumsRequestBytes) : new ResyncPlanner(volume.Bitmaps, slot);
+        sync.UsesCsums = UsesCsums(peer, volume);
+        if (sync.UsesCsums && links[peer].Settings.CsumsAfterCrashOnly)
+        {
+            io.Log($"{Subject(peer)}/{volume.Number}: checksum-based resync after a primary crash (csums-after-crash-only)");
+        }
+        sync.Planner = sync.UsesCsums ? new ResyncPlanner(volume.Bitmaps, slot, CsumsRequestBytes) : new ResyncPlanner(volume.Bitmaps, slot);
         foreach (var client in pendingIo.Values.OfType<ClientIo>().Where(c => c.Volume == volume.Number && c.LengthBytes > 0))
         {
             // A Primary's own writes already on their way to this disk: no resync reply may land after them.
@@ -356,6 +361,7 @@ public sealed partial class Replica
         {
             return $"a CsumRsRequest with a {request.Digest.LengthBytes}-byte digest for csums-alg {DigestAlgorithms.Name(algorithm)}";
         }
+        sync.UsesCsums = true; // the target decides (csums-after-crash-only); its summary line is ours too
         return OnResyncRequest(peer, volume, sync, new RsDataRequestMessage(request.OffsetBytes, request.LengthBytes, request.RequestId), request.Digest);
     }
 
@@ -404,7 +410,7 @@ public sealed partial class Replica
     private string? OnResyncInSync(int peer, ReplicaVolume volume, SyncState sync, RsIsInSyncMessage inSync)
     {
         var planner = sync.Planner;
-        if (planner is null || !UsesCsums(peer) || !planner.TryGetRequest((long)inSync.RequestId, out var request)
+        if (planner is null || !sync.UsesCsums || !planner.TryGetRequest((long)inSync.RequestId, out var request)
             || request.OffsetBytes != (long)inSync.OffsetBytes || request.LengthBytes != inSync.LengthBytes)
         {
             return $"an RsIsInSync for request {inSync.RequestId}, which was not asked for";
@@ -557,7 +563,7 @@ public sealed partial class Replica
         var planner = sync.Planner!;
         bool held = sync.PausedHere || sync.PausedByPeer || sync.HandlerToken != 0;
         long budgetBytes = held ? 0 : Math.Min(sync.BudgetLeftBytes, Math.Max(0, ResyncWindowBytes - planner.InFlightBytes));
-        bool csums = UsesCsums(peer);
+        bool csums = sync.UsesCsums;
         foreach (var request in planner.NextRequests(budgetBytes))
         {
             sync.BudgetLeftBytes -= request.LengthBytes;
@@ -591,7 +597,7 @@ public sealed partial class Replica
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
         ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, planner.Progress(0).TotalBits)}; disk is UpToDate");
-        LogCsumsSummary(peer, volume, sync.SameCsumBits, planner.Progress(0).TotalBits);
+        LogCsumsSummary(peer, volume, sync, sync.SameCsumBits, planner.Progress(0).TotalBits);
         io.RunHandler("after-resync-target", peer, volume.Number, 0);
     }
 
@@ -608,7 +614,7 @@ public sealed partial class Replica
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
         ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, sync.TotalBits)}; peer is UpToDate");
-        LogCsumsSummary(peer, volume, sync.SameCsumBits, sync.TotalBits);
+        LogCsumsSummary(peer, volume, sync, sync.SameCsumBits, sync.TotalBits);
     }
 
     /// <summary>
@@ -711,6 +717,8 @@ public sealed partial class Replica
         public long BudgetLeftBytes { get; set; }
         /// <summary>Resync bytes written since the controller's last turn.</summary>
         public long CompletedBytes { get; set; }
+        /// <summary>Target: this resync compares checksums (csums-alg; decided at its start). Source: the target asked by checksum.</summary>
+        public bool UsesCsums { get; set; }
         /// <summary>csums-alg: blocks found equal (not transferred), DRBD's rs_same_csum.</summary>
         public long SameCsumBits { get; set; }
         /// <summary>Source: blocks to sync when it became SyncSource (DRBD's rs_total).</summary>

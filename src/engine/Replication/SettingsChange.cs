@@ -2,8 +2,8 @@ namespace Redundancy.Block.Engine.Replication;
 
 /// <summary>
 /// How `adjust` can apply new settings to a running connection (DRBD's net-options on a live
-/// resource). Timers, ko-count, fencing and congestion thresholds are read where they are used, so
-/// they apply at once. What the handshake agrees on or fixes for the connection (after-sb-*,
+/// resource). Timers, ko-count, fencing, congestion thresholds, allow-remote-read and
+/// csums-after-crash-only are read where they are used, so they apply at once. What the handshake agrees on or fixes for the connection (after-sb-*,
 /// allow-two-primaries, the *-alg digests, compression, the secret, disk-flushes, sndbuf-size,
 /// on-congestion, and the replication protocol itself) applies from the next handshake: the
 /// connection is re-established (DRBD changes the protocol on a live connection with
@@ -44,6 +44,8 @@ public static class SettingsChanges
             Fencing = wanted.Fencing,
             CongestionFillBytes = wanted.CongestionFillBytes,
             CongestionExtents = wanted.CongestionExtents,
+            AllowRemoteRead = wanted.AllowRemoteRead,
+            CsumsAfterCrashOnly = wanted.CsumsAfterCrashOnly,
         };
         return liveOnly == wanted ? SettingsChange.Live : SettingsChange.Reconnect;
     }

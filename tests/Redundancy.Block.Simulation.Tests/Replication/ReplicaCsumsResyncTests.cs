@@ -81,6 +81,61 @@ public class ReplicaCsumsResyncTests
         }
     }
 
+    /// <summary>
+    /// csums-after-crash-only (DRBD's use_checksum_based_resync): the SyncTarget compares checksums
+    /// only when its own Primary had crashed (its metadata says crashed-primary); another resync of
+    /// the same blocks transfers them. Beta missed writes alpha made alone; beta's disk holds most of
+    /// them already, as a crashed Primary's disk holds what it wrote just before the crash.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void With_csums_after_crash_only_checksums_are_compared_only_after_the_targets_primary_crash(bool crashedPrimary)
+    {
+        const ulong shared = 0x7400_0000_0000_0000, alone = 0x7500_0000_0000_0001;
+        var flags = MetadataFlags.Consistent | MetadataFlags.WasUpToDate;
+        // Alpha was promoted without beta (a new current UUID, the old one as beta's bitmap UUID), as
+        // after beta, Primary until then, crashed.
+        var pair = new SimReplicaPair(83, "C", new NetworkOptions { MaxDelayMs = 3 }, resyncRate: Fast, netOptions: "csums-alg sha256; csums-after-crash-only;",
+            initial: node => node == "alpha"
+                ? (new GenerationIds(alone, ImmutableArray.Create(shared), ImmutableArray<ulong>.Empty), flags, DiskState.UpToDate)
+                : (new GenerationIds(shared, ImmutableArray.Create(0UL), ImmutableArray<ulong>.Empty), crashedPrimary ? flags | MetadataFlags.CrashedPrimary : flags, DiskState.UpToDate));
+        pair.Alpha.Replica.SetRole(Role.Primary);
+        var random = pair.Random.Fork();
+        int done = 0;
+        for (int block = 0; block < 64; block++)
+        {
+            var data = new byte[BlockBytes];
+            random.Fill(data);
+            long offset = block * 61L * BlockBytes;
+            if (block % 8 != 0)
+            {
+                pair.Beta.Disks[0].WriteAsync(offset, data, fua: true); // beta has it already: equal checksums
+            }
+            pair.Alpha.Write(0, offset, data, ok => done += ok ? 1 : 0);
+        }
+        Assert.True(pair.Scheduler.RunUntil(() => done == 64, 10_000), pair.Logs);
+        pair.Alpha.Replica.Connect(pair.Scheduler.NowMs);
+        pair.Beta.Replica.Connect(pair.Scheduler.NowMs);
+        Assert.True(pair.Scheduler.RunUntil(pair.InSync, 60_000), pair.Logs);
+        Assert.True(pair.Alpha.Disks[0].Contents.SequenceEqual(pair.Beta.Disks[0].Contents), "identical after the resync");
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("bitmap resync", StringComparison.Ordinal));
+        if (crashedPrimary)
+        {
+            Assert.Equal(64, pair.Beta.Sent[MessageType.CsumRsRequest].Frames);
+            Assert.Equal(8, pair.Alpha.Sent[MessageType.RsDataReply].Frames);
+            Assert.Contains(pair.Beta.Log, l => l.Contains("checksum-based resync after a primary crash (csums-after-crash-only)", StringComparison.Ordinal));
+            Assert.Contains(pair.Beta.Log, l => l.Contains("87 % had equal checksums", StringComparison.Ordinal));
+            Assert.False(pair.Beta.Replica.Volume(0).Flags.HasFlag(MetadataFlags.CrashedPrimary), "the flag has served");
+        }
+        else
+        {
+            Assert.False(pair.Beta.Sent.ContainsKey(MessageType.CsumRsRequest));
+            Assert.Equal(64, pair.Alpha.Sent[MessageType.RsDataReply].Frames);
+            Assert.DoesNotContain(pair.Alpha.Log.Concat(pair.Beta.Log), l => l.Contains("had equal checksums", StringComparison.Ordinal));
+        }
+    }
+
     private static SimReplicaPair ForcedPrimaryPair(int seed, string netOptions) =>
         new(seed, "C", new NetworkOptions { MaxDelayMs = 3 }, resyncRate: Fast, netOptions: netOptions, initial: node => node == "alpha"
             ? (new GenerationIds(0x7300_0000_0000_0001, ImmutableArray.Create(GenerationIds.JustCreated), ImmutableArray<ulong>.Empty), MetadataFlags.Consistent | MetadataFlags.WasUpToDate, DiskState.UpToDate)

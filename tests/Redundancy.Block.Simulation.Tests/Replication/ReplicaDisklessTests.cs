@@ -1,4 +1,5 @@
 using Redundancy.Block.Engine.Metadata;
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Simulation.Infrastructure;
 
@@ -264,6 +265,37 @@ public class ReplicaDisklessTests
         Assert.True(pair.Scheduler.RunUntil(() => write is not null && again is not null, 1_000));
         Assert.False(write);
         Assert.False(again);
+    }
+
+    /// <summary>
+    /// `allow-remote-read no` (DRBD's option for a far site): a Diskless Primary's reads are not served
+    /// by that peer and fail, while its writes still go there and succeed; adjust to yes serves them.
+    /// </summary>
+    [Fact]
+    public void With_allow_remote_read_no_a_Diskless_Primary_writes_through_its_peer_but_does_not_read_from_it()
+    {
+        var pair = new SimReplicaPair(802, options: new NetworkOptions { MaxDelayMs = 3 }, netOptions: "allow-remote-read no;");
+        var model = FillBoth(pair);
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DetachOnIoError = true;
+        pair.Alpha.Disks[0].FailWrites = true;
+        WriteAll(pair, model, [5], pair.Random.Fork(), 802);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless, 10_000), pair.Logs);
+
+        WriteAll(pair, model, [9], pair.Random.Fork(), 802); // written through beta
+        Assert.True(pair.Beta.Disks[0].Contents.Slice(9 * BlockBytes, BlockBytes).SequenceEqual(model.AsSpan(9 * BlockBytes, BlockBytes)));
+        bool? read = null;
+        pair.Alpha.Read(0, 9 * BlockBytes, BlockBytes, (ok, _) => read = ok);
+        Assert.True(pair.Scheduler.RunUntil(() => read is not null, 1_000));
+        Assert.False(read);
+        Assert.False(pair.Alpha.Sent.ContainsKey(MessageType.DataRequest), "nothing was asked of beta");
+        Assert.Equal(ConnectionState.Connected, pair.Alpha.Replica.Links[1].State);
+
+        var settings = pair.Alpha.Replica.Links[1].Settings with { AllowRemoteRead = true };
+        Assert.True(pair.Alpha.Replica.CanReconfigure([settings]));
+        pair.Alpha.Replica.Reconfigure([settings], new Dictionary<int, Engine.Bitmap.Resync.ResyncRateSettings>(), pair.Scheduler.NowMs);
+        AssertReads(pair, model, [9, 5], 802);
+        Assert.Equal(ConnectionState.Connected, pair.Alpha.Replica.Links[1].State); // applied live
     }
 
     /// <summary>
