@@ -287,7 +287,28 @@ rp_events_stream() {
     assert_match "$text" "replication:Established peer-disk:UpToDate" "events: back to Established with an UpToDate peer"
 }
 
+# wait-connect without --timeout waits startup { wfc-timeout } (as drbdadm passes it to drbdsetup),
+# and gives up with the state it saw; --timeout overrides it; once the peer is up it connects.
+rp_wait_connect_wfc_timeout() {
+    RB_RESOURCE_EXTRA="$RB_TWO_NODE_OPTIONS startup { wfc-timeout 2; }" rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha up r0
+    local start=$SECONDS out rc=0
+    out=$(rbadm alpha wait-connect r0 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-connect succeeded with beta down: $out"
+    assert_match "$out" "wait-connect timed out after 2 s \\(beta: Connecting" "wait-connect's message"
+    (( SECONDS - start <= 15 )) || fail "wait-connect took $((SECONDS - start)) s with wfc-timeout 2"
+    rc=0
+    out=$(rbadm alpha wait-sync r0 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-sync succeeded with beta down: $out"
+    assert_match "$out" "wait-sync timed out after 2 s" "wait-sync's message"
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+}
+
 it_suite replication/runbook setup_replication_suite 600 \
+    wait-connect-wfc-timeout:rp_wait_connect_wfc_timeout \
     events-stream:rp_events_stream \
     resync-handlers:rp_resync_handlers \
     split-brain-handler:rp_split_brain_handler \

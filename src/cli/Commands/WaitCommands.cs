@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Control;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Engine.Status;
@@ -9,6 +10,8 @@ namespace Redundancy.Block.Cli.Commands;
 /// <summary>
 /// wait-connect and wait-sync: poll the agent's status until every peer is connected (and, for
 /// wait-sync, no resync is left), or the timeout passes. On a terminal wait-sync draws a progress bar.
+/// Without --timeout the resource's `startup { wfc-timeout }` applies, as drbdadm passes it to
+/// drbdsetup's wait-connect (0, the default, waits forever).
 /// </summary>
 internal static class WaitCommands
 {
@@ -20,12 +23,12 @@ internal static class WaitCommands
 
     private static Command Wait(string name, string description, bool sync)
     {
-        var timeout = new Option<int>("--timeout", "-t") { Description = "Give up after this many seconds (0 waits forever)", DefaultValueFactory = _ => 0 };
+        var timeout = new Option<int?>("--timeout", "-t") { Description = "Give up after this many seconds (0 waits forever; default: startup wfc-timeout)" };
         var command = new Command(name, description) { CommandRunner.ResourceArgument, timeout };
         CommandRunner.SetHandler(command, async (parse, context, cancellationToken) =>
         {
             string resource = parse.GetValue(CommandRunner.ResourceArgument)!;
-            int seconds = parse.GetValue(timeout);
+            int seconds = parse.GetValue(timeout) ?? ConfiguredWfcTimeoutSec(context, resource);
             var deadline = seconds > 0 ? DateTime.UtcNow.AddSeconds(seconds) : DateTime.MaxValue;
             bool bar = sync && !Console.IsOutputRedirected;
             while (true)
@@ -64,6 +67,20 @@ internal static class WaitCommands
             }
         });
         return command;
+    }
+
+    /// <summary>`startup { wfc-timeout }` of the resource in the configuration (0 when it has none, or there is no readable configuration).</summary>
+    private static int ConfiguredWfcTimeoutSec(CliContext context, string resource)
+    {
+        try
+        {
+            var selected = CommandRunner.Select(CommandRunner.LoadConfig(context), context, resource);
+            return selected.Count == 0 ? 0 : (int)Math.Min(int.MaxValue, selected[0].Definition.WfcTimeoutSec());
+        }
+        catch (Exception e) when (e is CliException or ConfigException)
+        {
+            return 0; // the agent's status is what is waited on; without a config, wait as asked: forever
+        }
     }
 
     /// <summary>One line, redrawn: the least complete resync's bar and `done:` as drbdadm status shows it.</summary>

@@ -6,6 +6,9 @@ namespace Redundancy.Block.Engine.Config;
 internal static class ConfigKeywords
 {
     private const string KernelTuning = "kernel tuning knob; no effect in a user-space engine";
+    private const string NoAutoPromote = "a Secondary refuses NBD clients; promote with 'rbadm primary' (no auto-promote on open)";
+    private const string NoQuorum = "two-node resources run without quorum (as with quorum off)";
+    private const string WfcTimeoutOnly = "wait-connect and wait-sync use wfc-timeout (or --timeout)";
     private const long SharedSecretMax = 64;
 
     private static readonly string[] AfterSb0Pri =
@@ -86,15 +89,15 @@ internal static class ConfigKeywords
         Flag("bitmap").Ignored("every peer keeps a bitmap here"));
 
     private static readonly Dictionary<string, KeywordSpec> Options = Table(
-        Flag("auto-promote"),
-        Number("auto-promote-timeout", 0, 600),
-        Choice("quorum", "off", "majority", "all") with { ChoiceOrNumber = true, Min = 1, Max = 32 },
-        Choice("quorum-minimum-redundancy", "off", "majority", "all") with { ChoiceOrNumber = true, Min = 1, Max = 32 },
-        Choice("on-no-quorum", IoErrorOrSuspend),
+        Flag("auto-promote").Ignored(NoAutoPromote),
+        Number("auto-promote-timeout", 0, 600).Ignored(NoAutoPromote),
+        (Choice("quorum", "off", "majority", "all") with { ChoiceOrNumber = true, Min = 1, Max = 32 }).Ignored(NoQuorum),
+        (Choice("quorum-minimum-redundancy", "off", "majority", "all") with { ChoiceOrNumber = true, Min = 1, Max = 32 }).Ignored(NoQuorum),
+        Choice("on-no-quorum", IoErrorOrSuspend).Ignored(NoQuorum),
         Choice("on-no-data-accessible", IoErrorOrSuspend),
-        Choice("on-suspended-primary-outdated", "disconnect", "force-secondary"),
+        Choice("on-suspended-primary-outdated", "disconnect", "force-secondary").Ignored(NoQuorum),
         Number("twopc-timeout", 50, 600),
-        Number("twopc-retry-timeout", 1, 50),
+        Number("twopc-retry-timeout", 1, 50).Ignored("a state change that meets a concurrent one is aborted, not retried"),
         Text("cpu-mask", 256).Ignored("kernel worker-thread CPU affinity"),
         Number("peer-ack-window", 0, long.MaxValue).Ignored(KernelTuning),
         Number("peer-ack-delay", 0, long.MaxValue).Ignored(KernelTuning),
@@ -102,9 +105,9 @@ internal static class ConfigKeywords
 
     private static readonly Dictionary<string, KeywordSpec> Startup = Table(
         Number("wfc-timeout", 0, 300000),
-        Number("degr-wfc-timeout", 0, 300000),
-        Number("outdated-wfc-timeout", 0, 300000),
-        Flag("wait-after-sb"),
+        Number("degr-wfc-timeout", 0, 300000).Ignored(WfcTimeoutOnly),
+        Number("outdated-wfc-timeout", 0, 300000).Ignored(WfcTimeoutOnly),
+        Flag("wait-after-sb").Ignored("wait-connect waits on after a split brain too, as with wait-after-sb"),
         new KeywordSpec("become-primary-on", ValueKind.Names).Ignored("promotion at boot is left to the cluster manager"),
         Flag("stacked-timeouts").Ignored("stacked resources are not supported"));
 
