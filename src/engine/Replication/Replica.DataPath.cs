@@ -148,10 +148,16 @@ public sealed partial class Replica
 
     private sealed record QueuedClientRequest(long ClientToken, int Volume, long OffsetBytes, long LengthBytes, DataFlags Flags, ReplicatedRequestKind Kind, ReadOnlyMemory<byte> Data)
     {
-        public bool Overlaps(QueuedClientRequest other) =>
-            other.Volume == Volume && other.LengthBytes > 0 && LengthBytes > 0
-            && other.OffsetBytes < OffsetBytes + LengthBytes && OffsetBytes < other.OffsetBytes + other.LengthBytes;
+        public bool Overlaps(QueuedClientRequest other) => Overlaps(other.Volume, other.OffsetBytes, other.LengthBytes);
+
+        public bool Overlaps(int volume, long offsetBytes, long lengthBytes) =>
+            volume == Volume && lengthBytes > 0 && LengthBytes > 0
+            && offsetBytes < OffsetBytes + LengthBytes && OffsetBytes < offsetBytes + lengthBytes;
     }
+
+    /// <summary>Client requests in flight here (started, not completed) that overlap the range, by request id.</summary>
+    private IEnumerable<KeyValuePair<ulong, QueuedClientRequest>> ClientRequestsOverlapping(int volume, long offsetBytes, long lengthBytes) =>
+        activeClientRanges.Where(r => r.Value.Overlaps(volume, offsetBytes, lengthBytes));
 
     private void Start(QueuedClientRequest request)
     {

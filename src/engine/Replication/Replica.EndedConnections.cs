@@ -32,9 +32,7 @@ public sealed partial class Replica
         {
             return;
         }
-        var dropped = receiver.DropHeldWrites((volume, data) => data.LengthBytes > 0
-            && activeClientRanges.Values.Any(r => r.Volume == volume && r.LengthBytes > 0
-                && r.OffsetBytes < (long)data.OffsetBytes + data.LengthBytes && (long)data.OffsetBytes < r.OffsetBytes + r.LengthBytes));
+        var dropped = receiver.DropHeldWrites((volume, data) => ClientRequestsOverlapping(volume, (long)data.OffsetBytes, data.LengthBytes).Any());
         foreach (var payload in dropped)
         {
             (payload as PooledBlock)?.Dispose();
@@ -52,13 +50,18 @@ public sealed partial class Replica
     /// <summary>A write of an ended connection that will not be written: its receiver counts it done, so it can drain.</summary>
     private void AbandonPeerWrite(DeferredPeerWrite write)
     {
+        Invariant.Assert(!IsCurrent(write.Peer, write.Receiver), "only a write of an ended connection is abandoned");
         (write.Action.Payload as PooledBlock)?.Dispose();
-        if (IsCurrent(write.Peer, write.Receiver))
-        {
-            return;
-        }
         write.Receiver.WriteDone(write.Action.Data.RequestId, succeeded: false);
         Carry(write.Peer, write.Receiver);
+    }
+
+    /// <summary>The connection to <paramref name="peer"/> ended: its writes waiting in <paramref name="waiting"/> are abandoned.</summary>
+    private void AbandonPeerWrites(List<DeferredPeerWrite> waiting, int peer)
+    {
+        var ended = waiting.Where(w => w.Peer == peer).ToList();
+        waiting.RemoveAll(w => w.Peer == peer);
+        ended.ForEach(AbandonPeerWrite);
     }
 
     /// <summary>An ended connection's receiver has nothing left to write: client writes that waited for it go on.</summary>

@@ -47,8 +47,7 @@ public sealed partial class Replica
             // node's own write, which only the writer's disk would hold.
             return false;
         }
-        var overlapping = activeClientRanges.Where(r => r.Value.Volume == write.Action.Volume && r.Value.LengthBytes > 0
-            && r.Value.OffsetBytes < offsetBytes + lengthBytes && offsetBytes < r.Value.OffsetBytes + r.Value.LengthBytes).ToList();
+        var overlapping = ClientRequestsOverlapping(write.Action.Volume, offsetBytes, lengthBytes).ToList();
         if (overlapping.Count == 0)
         {
             return false;
@@ -86,17 +85,6 @@ public sealed partial class Replica
                 continue;
             }
             SubmitPeerWrite(write);
-        }
-    }
-
-    /// <summary>The connection to <paramref name="peer"/> ended: its writes waiting here are dropped (the resync covers them).</summary>
-    private void DropConflictingPeerWrites(int peer)
-    {
-        var dropped = conflictingPeerWrites.Where(w => w.Peer == peer).ToList();
-        conflictingPeerWrites.RemoveAll(w => w.Peer == peer);
-        foreach (var write in dropped)
-        {
-            AbandonPeerWrite(write);
         }
     }
 

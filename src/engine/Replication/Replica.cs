@@ -287,12 +287,9 @@ public sealed partial class Replica : IPeerLinkHost
         }
         ForgetPeerSizes(peerNodeId);
         deferredReads.RemoveAll(r => r.Peer == peerNodeId);
-        foreach (var write in deferredPeerWrites.Where(w => w.Peer == peerNodeId).ToList())
-        {
-            deferredPeerWrites.Remove(write);
-            AbandonPeerWrite(write);
-        }
-        DropConflictingPeerWrites(peerNodeId);
+        // Writes waiting here for a resync write or a conflicting client request are dropped (the resync covers them).
+        AbandonPeerWrites(deferredPeerWrites, peerNodeId);
+        AbandonPeerWrites(conflictingPeerWrites, peerNodeId);
         // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
         // only received) everything its transfer log still holds.
         bool lostUnacked = writes.InFlight(peerNodeId) > 0 || (Protocol != ReplicationProtocol.C && writes.InTransferLog(peerNodeId) > 0);

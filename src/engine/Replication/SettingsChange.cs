@@ -3,9 +3,10 @@ namespace Redundancy.Block.Engine.Replication;
 /// <summary>
 /// How `adjust` can apply new settings to a running connection (DRBD's net-options on a live
 /// resource). Timers, ko-count, fencing, congestion thresholds, allow-remote-read and
-/// csums-after-crash-only are read where they are used, so they apply at once. What the handshake agrees on or fixes for the connection (after-sb-*,
-/// allow-two-primaries, the *-alg digests, compression, the secret, disk-flushes, sndbuf-size,
-/// on-congestion, and the replication protocol itself) applies from the next handshake: the
+/// csums-after-crash-only are read where they are used, so they apply at once. What the handshake
+/// agrees on or fixes for the connection (after-sb-*, allow-two-primaries, the *-alg digests,
+/// compression, the secret, disk-flushes, sndbuf-size, on-congestion, and the replication protocol
+/// itself) applies from the next handshake: the
 /// connection is re-established (DRBD changes the protocol on a live connection with
 /// P_PROTOCOL_UPDATE; a reconnect, with the bitmap resync of what was written meanwhile, is this
 /// engine's equivalent). The nodes themselves and the frame size are part of the replica: they

@@ -244,13 +244,7 @@ public class ReplicaDisklessTests
     [Fact]
     public void Without_a_disk_or_a_peer_reads_and_writes_fail_and_a_read_in_flight_fails_when_the_connection_drops()
     {
-        var pair = new SimReplicaPair(801, options: new NetworkOptions { MaxDelayMs = 3 });
-        var model = FillBoth(pair);
-        pair.ConnectWithAlphaPrimary();
-        pair.Alpha.DetachOnIoError = true;
-        pair.Alpha.Disks[0].FailWrites = true;
-        WriteAll(pair, model, [5], pair.Random.Fork(), 801);
-        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless, 10_000), pair.Logs);
+        var (pair, model) = DisklessAlphaPrimary(801);
 
         pair.Network.Partition("alpha", "beta");
         bool? read = null;
@@ -274,13 +268,7 @@ public class ReplicaDisklessTests
     [Fact]
     public void With_allow_remote_read_no_a_Diskless_Primary_writes_through_its_peer_but_does_not_read_from_it()
     {
-        var pair = new SimReplicaPair(802, options: new NetworkOptions { MaxDelayMs = 3 }, netOptions: "allow-remote-read no;");
-        var model = FillBoth(pair);
-        pair.ConnectWithAlphaPrimary();
-        pair.Alpha.DetachOnIoError = true;
-        pair.Alpha.Disks[0].FailWrites = true;
-        WriteAll(pair, model, [5], pair.Random.Fork(), 802);
-        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless, 10_000), pair.Logs);
+        var (pair, model) = DisklessAlphaPrimary(802, "allow-remote-read no;");
 
         WriteAll(pair, model, [9], pair.Random.Fork(), 802); // written through beta
         Assert.True(pair.Beta.Disks[0].Contents.Slice(9 * BlockBytes, BlockBytes).SequenceEqual(model.AsSpan(9 * BlockBytes, BlockBytes)));
@@ -351,6 +339,22 @@ public class ReplicaDisklessTests
         pair.Network.Partition("alpha", "beta");
         Assert.True(pair.Scheduler.RunUntil(() => !pair.BothConnected(), 30_000), pair.Logs);
         return (pair, model, random);
+    }
+
+    /// <summary>
+    /// Connected, alpha Primary with `on-io-error detach`; its disk fails under a write to block 5
+    /// (which beta takes): alpha is Diskless. Returns the pair and the model of the data.
+    /// </summary>
+    private static (SimReplicaPair Pair, byte[] Model) DisklessAlphaPrimary(int seed, string netOptions = "")
+    {
+        var pair = new SimReplicaPair(seed, options: new NetworkOptions { MaxDelayMs = 3 }, netOptions: netOptions);
+        var model = FillBoth(pair);
+        pair.ConnectWithAlphaPrimary();
+        pair.Alpha.DetachOnIoError = true;
+        pair.Alpha.Disks[0].FailWrites = true;
+        WriteAll(pair, model, [5], pair.Random.Fork(), seed);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless, 10_000), pair.Logs);
+        return (pair, model);
     }
 
     private static byte[] FillBoth(SimReplicaPair pair)

@@ -67,7 +67,10 @@ public sealed class SimReplicaNode : IReplicaIo
 
     public bool Crashed { get; private set; }
 
-    public long DiskLatencyMaxMs { get; set; } = 3;
+    public long DiskLatencyMaxMs { get; set; } = DefaultDiskLatencyMaxMs;
+
+    /// <summary>A simulated disk's latency bound unless a test slows it down.</summary>
+    public const long DefaultDiskLatencyMaxMs = 3;
 
     /// <summary>The node's own clock from simulated time (drift, jumps); the replica sees only this.</summary>
     public Func<long, long> Clock { get; set; } = t => t;

@@ -27,9 +27,6 @@ namespace Redundancy.Block.Simulation.Scale;
 public sealed class ScaleNode
 {
     public const long DiskBytes = 512 << 10;
-
-    /// <summary>The simulated disk's latency bound when it is not slowed down (SimReplicaNode's default).</summary>
-    public const long DiskLatencyMaxMs = 3;
     private const int PeerSlot0 = 0;
     private readonly EventScheduler scheduler;
     private readonly SimulatedNetwork network;

@@ -1,5 +1,6 @@
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Simulation.Infrastructure;
+using Redundancy.Block.Simulation.Replication;
 
 namespace Redundancy.Block.Simulation.Scale;
 
@@ -197,7 +198,7 @@ public static class ScaleRun
         {
             var sim = node.Sim; // a restart brings a disk of normal speed
             sim.DiskLatencyMaxMs = random.Next(20, 500);
-            cluster.Scheduler.After(random.Next(100, 3000), () => sim.DiskLatencyMaxMs = ScaleNode.DiskLatencyMaxMs);
+            cluster.Scheduler.After(random.Next(100, 3000), () => sim.DiskLatencyMaxMs = SimReplicaNode.DefaultDiskLatencyMaxMs);
             result.Fault("slow disk");
             cluster.Note($"{node.Name}: disk slow, up to {sim.DiskLatencyMaxMs} ms a request");
             return;
@@ -291,7 +292,7 @@ public static class ScaleRun
         {
             node.Disk.FailWrites = false;
             node.Disk.ClearLatentReadErrors();
-            node.Sim.DiskLatencyMaxMs = ScaleNode.DiskLatencyMaxMs;
+            node.Sim.DiskLatencyMaxMs = SimReplicaNode.DefaultDiskLatencyMaxMs;
             if (!node.Up)
             {
                 node.Restart();
