@@ -4,7 +4,10 @@
 // held by their senders and leave together when the batch closes: one send per socket per batch
 // instead of one per message, and so one wake-up of the receiver instead of one per message, which
 // on two CPUs is most of what a replicated 4 KiB write costs. Only the thread that opened a batch
-// holds; a sender registers once per batch and is flushed in registration order. A thread must
+// holds; a sender registers once per batch and is flushed in registration order, except that client
+// replies go first: a write's reply must not wait behind what only follows it (the Barrier that
+// closes the epoch once the writer is idle, sent as the last ack comes in; DRBD's sender sends it
+// apart from the completion too), and the peer's wake-up must not come first. A thread must
 // close its batch before it blocks (nothing else would send what it holds). What is held waits at
 // most HoldLimitMicroseconds: a batch whose messages follow slow work (4 KiB writes into the page
 // cache can take tens of microseconds each) sends what it holds and goes on, so a peer's acks and
@@ -16,6 +19,9 @@ internal interface IBatchedSender
 {
     /// <summary>Sends what this sender holds for the batch (called on the batch's thread).</summary>
     void FlushBatch();
+
+    /// <summary>Holds replies to clients: flushed before the other senders of the batch.</summary>
+    bool RepliesToClients => false;
 }
 
 internal static class SendBatch
@@ -91,10 +97,20 @@ internal static class SendBatch
         }
 
         // A flush may hold more (an NBD reply flushed while a batch is open registers nothing new
-        // today, but nothing forbids it): index loop, cleared at the end.
+        // today, but nothing forbids it): index loops, cleared at the end.
         for (int i = 0; i < held.Count; i++)
         {
-            held[i].FlushBatch();
+            if (held[i].RepliesToClients)
+            {
+                held[i].FlushBatch();
+            }
+        }
+        for (int i = 0; i < held.Count; i++)
+        {
+            if (!held[i].RepliesToClients)
+            {
+                held[i].FlushBatch();
+            }
         }
 
         held.Clear();

@@ -79,6 +79,8 @@ internal sealed partial class NbdSession : IBatchedSender
 
     void IBatchedSender.FlushBatch() => FlushReplies();
 
+    bool IBatchedSender.RepliesToClients => true;
+
     /// <summary>Another thread with a send batch open defers sending to the batch's end (called under _replyLock).</summary>
     private bool HeldByBatch() => Environment.CurrentManagedThreadId != _sessionThreadId && SendBatch.Hold(this);
 
