@@ -10,6 +10,8 @@
 // Batches: while the sending thread has a SendBatch open (it is handling the frames of one read, or
 // an NBD client's pipelined requests), frames up to 32 KiB are held and leave in one send when the
 // batch closes; any other send pushes them first, so the byte order is kept.
+// Two pieces: a Data or resync frame comes as its head and the block it carries, so a large block is
+// copied once, into the pipe, and not first into a frame of its own.
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -29,6 +31,9 @@ public sealed partial class PeerConnection : IBatchedSender
 
     /// <summary>Bytes handed to the pipe and not yet sent by the loop (guarded by _lock).</summary>
     private long _queuedBytes;
+
+    /// <summary>Largest segment the send pipe is asked for when a large block is copied into it.</summary>
+    private const int MaxSegmentBytes = 1 << 20;
 
     /// <summary>Largest frame the direct path sends (bigger ones would mostly not fit the socket buffer at once).</summary>
     private const int DirectSendMaxBytes = 256 * 1024;
@@ -139,6 +144,47 @@ public sealed partial class PeerConnection : IBatchedSender
     }
 
     /// <summary>
+    /// Queues a frame given as its head and its trailing payload (a block of data). A frame the
+    /// direct path may send is joined into one buffer first (one copy, as a prepared frame); a larger
+    /// one goes to the pipe piece by piece, so its data is copied once, not into a frame and again.
+    /// </summary>
+    public bool SendRaw(ReadOnlySpan<byte> head, ReadOnlySpan<byte> payload)
+    {
+        int total = head.Length + payload.Length;
+        if (total <= DirectSendMaxBytes)
+        {
+            byte[] joined = ArrayPool<byte>.Shared.Rent(total);
+            try
+            {
+                head.CopyTo(joined);
+                payload.CopyTo(joined.AsSpan(head.Length));
+                return SendRaw(joined.AsSpan(0, total));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(joined);
+            }
+        }
+
+        lock (_lock)
+        {
+            if (_closeReason is not null || _sendWriterCompleted)
+            {
+                return false;
+            }
+
+            CountSentLocked(total);
+            PushHeldLocked();
+            PipeWriter writer = _sendPipe.Writer;
+            CopyLocked(writer, head);
+            CopyLocked(writer, payload);
+            _queuedBytes += total;
+            FlushLocked();
+            return true;
+        }
+    }
+
+    /// <summary>
     /// Completes once fewer than <see cref="PeerConnectionOptions.SendResumeThresholdBytes"/> bytes are
     /// queued (at once when the pipe is not paused), or the connection closed. Never faults.
     /// </summary>
@@ -170,7 +216,9 @@ public sealed partial class PeerConnection : IBatchedSender
     {
         while (!bytes.IsEmpty)
         {
-            Span<byte> span = writer.GetSpan();
+            // A large block asks for a segment its size (up to 1 MiB) rather than the 16 KiB minimum:
+            // one pooled buffer per block instead of dozens, and fewer pieces for the gathered send.
+            Span<byte> span = writer.GetSpan(Math.Min(bytes.Length, MaxSegmentBytes));
             int count = Math.Min(span.Length, bytes.Length);
             bytes[..count].CopyTo(span);
             writer.Advance(count);

@@ -15,6 +15,14 @@ public sealed partial class ReplicaHost
         }
     }
 
+    public void Send(int peerNodeId, ReadOnlySpan<byte> head, ReadOnlySpan<byte> payload)
+    {
+        if (connections.TryGetValue(peerNodeId, out var connection))
+        {
+            connection.SendRaw(head, payload);
+        }
+    }
+
     public void CloseTransport(int peerNodeId, string reason)
     {
         if (connections.Remove(peerNodeId, out var connection))

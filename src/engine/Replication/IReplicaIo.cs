@@ -11,6 +11,13 @@ public interface IReplicaIo
     /// <summary>Queues a whole frame for the peer (dropped if it has no transport). The bytes are copied during the call.</summary>
     void Send(int peerNodeId, ReadOnlySpan<byte> frame);
 
+    /// <summary>
+    /// Queues a frame given in two pieces: its header and message, then its trailing payload (a
+    /// block of data sent from where it is, not copied into a frame first). Both are copied during
+    /// the call; otherwise as <see cref="Send(int, ReadOnlySpan{byte})"/>.
+    /// </summary>
+    void Send(int peerNodeId, ReadOnlySpan<byte> head, ReadOnlySpan<byte> payload);
+
     /// <summary>Closes the transport to the peer (after sending what is queued).</summary>
     void CloseTransport(int peerNodeId, string reason);
 

@@ -10,35 +10,56 @@ namespace Redundancy.Block.Engine.Replication;
 // write completed. With `compression lz4` agreed, frames carry the data LZ4-compressed when that is
 // smaller, and received blocks are decompressed into their pooled buffer.
 
-/// <summary>A whole frame (header, message, trailing data) in a rented buffer; dispose after sending.</summary>
+/// <summary>
+/// A frame in a rented buffer: whole (header, message, trailing data), or only its head when the data
+/// is sent from where it is (<see cref="SendTo"/> knows which); dispose after sending.
+/// </summary>
 internal readonly struct PooledFrame : IDisposable
 {
     private readonly byte[] buffer;
     private readonly int length;
+    private readonly bool carriesPayload;
 
-    private PooledFrame(byte[] buffer, int length)
+    private PooledFrame(byte[] buffer, int length, bool carriesPayload = true)
     {
         this.buffer = buffer;
         this.length = length;
+        this.carriesPayload = carriesPayload;
     }
 
     public ReadOnlySpan<byte> Span => buffer.AsSpan(0, length);
 
-    public static PooledFrame Create<T>(ushort volume, in T message, ReadOnlySpan<byte> trailing) where T : struct, IPeerMessage<T>
+    /// <summary>Whether <see cref="Span"/> holds the data too (compressed) or only the head of the frame.</summary>
+    public bool CarriesPayload => carriesPayload;
+
+    /// <summary>Sends the frame to <paramref name="peer"/>; <paramref name="data"/> is its payload unless the frame carries it (compressed).</summary>
+    public void SendTo(IReplicaIo io, int peer, ReadOnlySpan<byte> data)
     {
-        int total = FrameWriter.FrameLength(message) + trailing.Length;
-        var buffer = ArrayPool<byte>.Shared.Rent(total);
-        int written = FrameWriter.Write(buffer, volume, message, trailing.Length);
-        trailing.CopyTo(buffer.AsSpan(written));
-        return new PooledFrame(buffer, total);
+        if (carriesPayload)
+        {
+            io.Send(peer, Span);
+        }
+        else
+        {
+            io.Send(peer, Span, data);
+        }
+    }
+
+    /// <summary>Header and message of a frame whose <paramref name="payloadLengthBytes"/> of data the host sends from where they are.</summary>
+    public static PooledFrame Head<T>(ushort volume, in T message, int payloadLengthBytes) where T : struct, IPeerMessage<T>
+    {
+        int head = FrameWriter.FrameLength(message);
+        var buffer = ArrayPool<byte>.Shared.Rent(head);
+        FrameWriter.Write(buffer, volume, message, payloadLengthBytes);
+        return new PooledFrame(buffer, head, carriesPayload: false);
     }
 
     /// <summary>
-    /// As <see cref="Create"/>, but with <paramref name="data"/> LZ4-compressed under
-    /// <paramref name="compressedMessage"/> (the same message with its Compressed flag) when that is
-    /// smaller; otherwise <paramref name="message"/> and the data as they are. The block is compressed
-    /// straight into the frame: it may use at most data.Length - 1 bytes, so incompressible data
-    /// costs no more than the attempt.
+    /// <paramref name="data"/> LZ4-compressed under <paramref name="compressedMessage"/> (the same
+    /// message with its Compressed flag) when that is smaller; otherwise the head of
+    /// <paramref name="message"/>, the data to be sent as it is. The block is compressed straight
+    /// into the frame: it may use at most data.Length - 1 bytes, so incompressible data costs no
+    /// more than the attempt.
     /// </summary>
     public static PooledFrame CreateCompressed<T>(ushort volume, in T message, in T compressedMessage, ReadOnlySpan<byte> data) where T : struct, IPeerMessage<T>
     {
@@ -51,8 +72,7 @@ internal readonly struct PooledFrame : IDisposable
             return new PooledFrame(buffer, head + compressedBytes);
         }
         FrameWriter.Write(buffer, volume, message, data.Length);
-        data.CopyTo(buffer.AsSpan(head));
-        return new PooledFrame(buffer, head + data.Length);
+        return new PooledFrame(buffer, head, carriesPayload: false);
     }
 
     public void Dispose() => ArrayPool<byte>.Shared.Return(buffer);

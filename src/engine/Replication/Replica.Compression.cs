@@ -13,17 +13,17 @@ public sealed partial class Replica
     /// <summary>True when both ends of the connection to <paramref name="peer"/> offered LZ4 compression.</summary>
     private bool CompressesWith(int peer) => (links[peer].AgreedFeatures & FeatureFlags.Lz4Compression) != 0;
 
-    /// <summary>A client request's frame: its data compressed when <paramref name="compress"/> and smaller.</summary>
+    /// <summary>A client request's frame: its data compressed when <paramref name="compress"/> and smaller (see <see cref="PooledFrame.SendTo"/>).</summary>
     private static PooledFrame DataFrame(ushort volume, in DataMessage message, ReadOnlySpan<byte> data, bool compress) =>
         compress && message.ExpectsData
             ? PooledFrame.CreateCompressed(volume, message, message with { Flags = message.Flags | DataFlags.Compressed }, data)
-            : PooledFrame.Create(volume, message, data);
+            : PooledFrame.Head(volume, message, data.Length);
 
-    /// <summary>A resync reply's frame for <paramref name="peer"/>: its data compressed when agreed and smaller.</summary>
+    /// <summary>A resync reply's frame for <paramref name="peer"/>: its data compressed when agreed and smaller (see <see cref="PooledFrame.SendTo"/>).</summary>
     private PooledFrame ResyncReplyFrame(int peer, ushort volume, in RsDataReplyMessage reply, ReadOnlySpan<byte> data) =>
         CompressesWith(peer)
             ? PooledFrame.CreateCompressed(volume, reply, reply with { Flags = reply.Flags | RsDataFlags.Compressed }, data)
-            : PooledFrame.Create(volume, reply, data);
+            : PooledFrame.Head(volume, reply, data.Length);
 
     /// <summary>
     /// A received payload as a pooled block of <paramref name="lengthBytes"/>: copied, or decompressed

@@ -303,7 +303,7 @@ public sealed partial class Replica
                         frame = DataFrame(volume, WithIntegrityDigest(message, integrity, data), data, compress);
                         frameIntegrity = integrity;
                     }
-                    io.Send(peer, frame.Value.Span);
+                    frame.Value.SendTo(io, peer, data);
                     CountSent(peer, volume, data.Length);
                     writes.Sent(peer, tracked.RequestId);
                 }

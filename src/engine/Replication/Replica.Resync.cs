@@ -81,7 +81,7 @@ public sealed partial class Replica
         }
         var message = new RsDataReplyMessage(request.OffsetBytes, request.LengthBytes, request.RequestId, IntegrityDigest: IntegrityDigestFor(read.Peer, data.Span));
         using var reply = ResyncReplyFrame(read.Peer, (ushort)read.Volume, message, data.Span);
-        io.Send(read.Peer, reply.Span);
+        reply.SendTo(io, read.Peer, data.Span);
         CountSent(read.Peer, read.Volume, request.LengthBytes);
     }
 

@@ -92,6 +92,44 @@ public sealed class PeerConnectionTests
         }
     }
 
+    [Theory]
+    [InlineData(4 << 10)] // joined into one buffer, sent by the direct path
+    [InlineData(1 << 20)] // copied into the send pipe piece by piece
+    public async Task A_frame_sent_as_head_and_payload_arrives_whole_and_in_order_with_the_others(int payloadBytes)
+    {
+        var (a, b) = await PeerTestSupport.ConnectionPairAsync();
+        await using var _ = a;
+        await using var __ = b;
+        b.SetMaxPayloadBytes(2 << 20);
+        var sink = new FrameSink();
+        a.Start((in FrameHeader h, in System.Buffers.ReadOnlySequence<byte> p) => { }, _ => { });
+        b.Start(sink.OnFrame, _ => { });
+
+        byte[][] blocks = [.. Enumerable.Range(0, 3).Select(seed => PeerTestSupport.Pattern(payloadBytes, seed))];
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var data = new DataMessage((ulong)i * (ulong)payloadBytes, (uint)payloadBytes, (ulong)i, (ulong)i, DataFlags.None);
+            byte[] head = new byte[FrameHeader.Size + DataMessage.Size];
+            Assert.Equal(head.Length, FrameWriter.Write(head, 1, data, payloadBytes));
+            Assert.True(a.SendRaw(head, blocks[i]));
+            Assert.True(a.SendFrame(0, new BarrierMessage((ulong)i)));
+        }
+
+        await sink.WaitForAsync(2 * blocks.Length);
+        var frames = sink.Frames.ToArray();
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var (header, payload) = frames[2 * i];
+            Assert.Equal(MessageType.Data, header.Type);
+            Assert.Equal((ushort)1, header.Volume);
+            Assert.True(DataMessage.TryRead(payload, out DataMessage data, out string? error), error);
+            Assert.Equal((ulong)i, data.RequestId);
+            Assert.True(payload.AsSpan(DataMessage.Size).SequenceEqual(blocks[i]), $"block {i} differs");
+            Assert.Equal(MessageType.Barrier, frames[2 * i + 1].Header.Type);
+        }
+        Assert.Equal(a.BytesSent, b.BytesReceived);
+    }
+
     [Fact]
     public async Task A_frame_over_the_handshake_limit_closes_but_a_raised_limit_lets_it_through()
     {

@@ -25,6 +25,7 @@ public class PooledBuffersTests
     {
         var plain = new DataMessage(8192, 4096, 5, 6, DataFlags.SendWriteAck);
         using var frame = PooledFrame.CreateCompressed(3, plain, plain with { Flags = plain.Flags | DataFlags.Compressed }, Text);
+        Assert.True(frame.CarriesPayload);
         var (header, message, data) = Parse(frame.Span);
         Assert.Equal(3, header.Volume);
         Assert.Equal(plain with { Flags = DataFlags.SendWriteAck | DataFlags.Compressed }, message);
@@ -35,13 +36,14 @@ public class PooledBuffersTests
     }
 
     [Fact]
-    public void An_incompressible_block_is_framed_as_it_is_under_the_plain_message()
+    public void An_incompressible_block_is_sent_as_it_is_after_the_head_of_the_plain_message()
     {
         var random = new byte[4096];
         new Random(1).NextBytes(random);
         var plain = new DataMessage(0, 4096, 5, 6, DataFlags.Fua);
         using var frame = PooledFrame.CreateCompressed(0, plain, plain with { Flags = plain.Flags | DataFlags.Compressed }, random);
-        var (_, message, data) = Parse(frame.Span);
+        Assert.False(frame.CarriesPayload); // the host sends the block from where it is, after the head
+        var (_, message, data) = Parse([.. frame.Span, .. random]);
         Assert.Equal(plain, message);
         Assert.Equal(random, data);
     }

@@ -46,6 +46,8 @@ internal sealed class FuzzReplicaNode : IReplicaIo
         }
     }
 
+    public void Send(int peerNodeId, ReadOnlySpan<byte> head, ReadOnlySpan<byte> payload) => Send(peerNodeId, [.. head, .. payload]);
+
     public void CloseTransport(int peerNodeId, string reason) => TransportOpen = false;
 
     public void Dial(int peerNodeId)

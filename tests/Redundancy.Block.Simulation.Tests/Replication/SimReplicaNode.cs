@@ -177,6 +177,8 @@ public sealed class SimReplicaNode : IReplicaIo
         }
     }
 
+    public void Send(int peerNodeId, ReadOnlySpan<byte> head, ReadOnlySpan<byte> payload) => Send(peerNodeId, [.. head, .. payload]);
+
     public void CloseTransport(int peerNodeId, string reason)
     {
         if (connections.Remove(peerNodeId, out var connection))
