@@ -307,8 +307,38 @@ rp_wait_connect_wfc_timeout() {
     expect_ok rbadm alpha wait-connect r0 --timeout 20
 }
 
+# wait-connect and wait-sync end at once, successfully, at a StandAlone connection (one that will not
+# connect by itself: a split brain, an unrelated peer, a disconnect), as drbdsetup's do; with
+# --wait-after-sb, or startup { wait-after-sb; } in the configuration, they wait on.
+rp_wait_after_sb() {
+    rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm alpha up r0
+    expect_ok rbadm alpha disconnect r0
+    assert_eq "$(rbadm alpha cstate r0)" "StandAlone" "alpha's connection after disconnect"
+    local start=$SECONDS out rc=0
+    out=$(rbadm alpha wait-connect r0 --timeout 30 2>&1) || fail "wait-connect failed at a StandAlone connection: $out"
+    assert_match "$out" "beta is StandAlone: not waiting for it" "wait-connect's message"
+    out=$(rbadm alpha wait-sync r0 --timeout 30 2>&1) || fail "wait-sync failed at a StandAlone connection: $out"
+    (( SECONDS - start <= 10 )) || fail "wait-connect and wait-sync took $((SECONDS - start)) s at a StandAlone connection"
+    out=$(rbadm alpha wait-connect r0 --timeout 2 --wait-after-sb 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-connect --wait-after-sb ended at a StandAlone connection: $out"
+    assert_match "$out" "beta is StandAlone, but configured to wait anyway" "wait-connect --wait-after-sb's message"
+    assert_match "$out" "wait-connect timed out after 2 s \\(beta: StandAlone" "wait-connect --wait-after-sb's timeout"
+    sed -i 's/^resource r0 {$/resource r0 { startup { wait-after-sb; }/' "$RB_CONFIG"
+    rc=0
+    out=$(rbadm alpha wait-sync r0 --timeout 2 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-sync with startup { wait-after-sb; } ended at a StandAlone connection: $out"
+    assert_match "$out" "wait-sync timed out after 2 s" "wait-sync's timeout with wait-after-sb configured"
+    expect_ok rbadm alpha connect r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+}
+
 it_suite replication/runbook setup_replication_suite 600 \
     wait-connect-wfc-timeout:rp_wait_connect_wfc_timeout \
+    wait-after-sb:rp_wait_after_sb \
     events-stream:rp_events_stream \
     resync-handlers:rp_resync_handlers \
     split-brain-handler:rp_split_brain_handler \

@@ -11,7 +11,10 @@ namespace Redundancy.Block.Cli.Commands;
 /// wait-connect and wait-sync: poll the agent's status until every peer is connected (and, for
 /// wait-sync, no resync is left), or the timeout passes. On a terminal wait-sync draws a progress bar.
 /// Without --timeout the resource's `startup { wfc-timeout }` applies, as drbdadm passes it to
-/// drbdsetup's wait-connect (0, the default, waits forever).
+/// drbdsetup's wait-connect (0, the default, waits forever). A connection that is StandAlone (or
+/// Disconnecting) will not connect by itself — a split brain, an unrelated peer, a disconnect — so
+/// the wait ends there, successfully, as drbdsetup's does (a boot script then goes on instead of
+/// hanging); with --wait-after-sb or `startup { wait-after-sb; }` it goes on waiting.
 /// </summary>
 internal static class WaitCommands
 {
@@ -24,11 +27,15 @@ internal static class WaitCommands
     private static Command Wait(string name, string description, bool sync)
     {
         var timeout = new Option<int?>("--timeout", "-t") { Description = "Give up after this many seconds (0 waits forever; default: startup wfc-timeout)" };
-        var command = new Command(name, description) { CommandRunner.ResourceArgument, timeout };
+        var waitAfterSb = new Option<bool>("--wait-after-sb") { Description = "Keep waiting when a connection is StandAlone (after a split brain); default: startup wait-after-sb" };
+        var command = new Command(name, description) { CommandRunner.ResourceArgument, timeout, waitAfterSb };
         CommandRunner.SetHandler(command, async (parse, context, cancellationToken) =>
         {
             string resource = parse.GetValue(CommandRunner.ResourceArgument)!;
-            int seconds = parse.GetValue(timeout) ?? ConfiguredWfcTimeoutSec(context, resource);
+            var startup = ConfiguredStartup(context, resource);
+            int seconds = parse.GetValue(timeout) ?? startup.WfcTimeoutSec;
+            bool waitOnStandAlone = parse.GetValue(waitAfterSb) || startup.WaitAfterSb;
+            bool toldWaiting = false;
             var deadline = seconds > 0 ? DateTime.UtcNow.AddSeconds(seconds) : DateTime.MaxValue;
             bool bar = sync && !Console.IsOutputRedirected;
             while (true)
@@ -53,6 +60,17 @@ internal static class WaitCommands
                     }
                     return ExitCodes.Success;
                 }
+                var standAlone = peers.Where(c => c.ConnectionState < ConnectionState.Unconnected).Select(c => $"{c.Name} is {c.ConnectionState}").ToList();
+                if (standAlone.Count > 0 && !waitOnStandAlone)
+                {
+                    Console.Error.WriteLine($"{resource}: {string.Join(", ", standAlone)}: not waiting for it (--wait-after-sb waits anyway)");
+                    return ExitCodes.Success;
+                }
+                if (standAlone.Count > 0 && !toldWaiting)
+                {
+                    Console.Error.WriteLine($"{resource}: {string.Join(", ", standAlone)}, but configured to wait anyway (--wait-after-sb)");
+                    toldWaiting = true;
+                }
                 if (DateTime.UtcNow >= deadline)
                 {
                     if (bar)
@@ -69,17 +87,21 @@ internal static class WaitCommands
         return command;
     }
 
-    /// <summary>`startup { wfc-timeout }` of the resource in the configuration (0 when it has none, or there is no readable configuration).</summary>
-    private static int ConfiguredWfcTimeoutSec(CliContext context, string resource)
+    /// <summary>
+    /// `startup { wfc-timeout; wait-after-sb; }` of the resource in the configuration (0 and false
+    /// when it has none, or there is no readable configuration).
+    /// </summary>
+    private static (int WfcTimeoutSec, bool WaitAfterSb) ConfiguredStartup(CliContext context, string resource)
     {
         try
         {
             var selected = CommandRunner.Select(CommandRunner.LoadConfig(context), context, resource);
-            return selected.Count == 0 ? 0 : (int)Math.Min(int.MaxValue, selected[0].Definition.WfcTimeoutSec());
+            return selected.Count == 0 ? (0, false)
+                : ((int)Math.Min(int.MaxValue, selected[0].Definition.WfcTimeoutSec()), selected[0].Definition.WaitAfterSb());
         }
         catch (Exception e) when (e is CliException or ConfigException)
         {
-            return 0; // the agent's status is what is waited on; without a config, wait as asked: forever
+            return (0, false); // the agent's status is what is waited on; without a config, wait as asked
         }
     }
 

@@ -107,7 +107,7 @@ internal static class ConfigKeywords
         Number("wfc-timeout", 0, 300000),
         Number("degr-wfc-timeout", 0, 300000).Ignored(WfcTimeoutOnly),
         Number("outdated-wfc-timeout", 0, 300000).Ignored(WfcTimeoutOnly),
-        Flag("wait-after-sb").Ignored("wait-connect waits on after a split brain too, as with wait-after-sb"),
+        Flag("wait-after-sb"),
         new KeywordSpec("become-primary-on", ValueKind.Names).Ignored("promotion at boot is left to the cluster manager"),
         Flag("stacked-timeouts").Ignored("stacked resources are not supported"));
 

@@ -92,6 +92,8 @@ public static class ResourceOptions
     public static long WfcTimeoutSec(this ResourceDefinition r) => Number(r.Startup, "wfc-timeout", 0);
     /// <summary>`degr-wfc-timeout` (seconds, default 0 = wait forever).</summary>
     public static long DegrWfcTimeoutSec(this ResourceDefinition r) => Number(r.Startup, "degr-wfc-timeout", 0);
+    /// <summary>`wait-after-sb`: wait-connect and wait-sync keep waiting when a connection is StandAlone (after a split brain).</summary>
+    public static bool WaitAfterSb(this ResourceDefinition r) => r.Startup.GetValueOrDefault("wait-after-sb", "no") == "yes";
     /// <summary>`outdated-wfc-timeout` (seconds, default 0 = wait forever).</summary>
     public static long OutdatedWfcTimeoutSec(this ResourceDefinition r) => Number(r.Startup, "outdated-wfc-timeout", 0);
 
