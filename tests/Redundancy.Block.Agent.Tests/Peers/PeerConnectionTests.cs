@@ -63,13 +63,9 @@ public sealed class PeerConnectionTests
     public async Task Large_frames_split_across_receives_arrive_intact()
     {
         const int PayloadBytes = 1 << 20;
-        var (a, b) = await PeerTestSupport.ConnectionPairAsync(new PeerConnectionOptions { ReceiveBufferBytes = 16 << 10 });
+        var (a, b, sink) = await PeerTestSupport.SendingPairAsync(new PeerConnectionOptions { ReceiveBufferBytes = 16 << 10 });
         await using var _ = a;
         await using var __ = b;
-        b.SetMaxPayloadBytes(2 << 20);
-        var sink = new FrameSink();
-        a.Start((in FrameHeader h, in System.Buffers.ReadOnlySequence<byte> p) => { }, _ => { });
-        b.Start(sink.OnFrame, _ => { });
 
         byte[][] blocks = [.. Enumerable.Range(0, 3).Select(seed => PeerTestSupport.Pattern(PayloadBytes, seed))];
         for (int i = 0; i < blocks.Length; i++)
@@ -97,13 +93,9 @@ public sealed class PeerConnectionTests
     [InlineData(1 << 20)] // copied into the send pipe piece by piece
     public async Task A_frame_sent_as_head_and_payload_arrives_whole_and_in_order_with_the_others(int payloadBytes)
     {
-        var (a, b) = await PeerTestSupport.ConnectionPairAsync();
+        var (a, b, sink) = await PeerTestSupport.SendingPairAsync();
         await using var _ = a;
         await using var __ = b;
-        b.SetMaxPayloadBytes(2 << 20);
-        var sink = new FrameSink();
-        a.Start((in FrameHeader h, in System.Buffers.ReadOnlySequence<byte> p) => { }, _ => { });
-        b.Start(sink.OnFrame, _ => { });
 
         byte[][] blocks = [.. Enumerable.Range(0, 3).Select(seed => PeerTestSupport.Pattern(payloadBytes, seed))];
         for (int i = 0; i < blocks.Length; i++)

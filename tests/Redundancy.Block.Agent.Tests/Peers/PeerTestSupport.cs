@@ -36,6 +36,17 @@ internal static class PeerTestSupport
         return (new PeerConnection(client, "r0 beta", options, logger), new PeerConnection(server, "r0 alpha", options, logger));
     }
 
+    /// <summary>A started pair where A sends and B collects into the returned sink, frames up to 2 MiB accepted.</summary>
+    public static async Task<(PeerConnection A, PeerConnection B, FrameSink Sink)> SendingPairAsync(PeerConnectionOptions? options = null)
+    {
+        var (a, b) = await ConnectionPairAsync(options);
+        b.SetMaxPayloadBytes(2 << 20);
+        var sink = new FrameSink();
+        a.Start((in FrameHeader h, in ReadOnlySequence<byte> p) => { }, _ => { });
+        b.Start(sink.OnFrame, _ => { });
+        return (a, b, sink);
+    }
+
     public static byte[] Pattern(int lengthBytes, int seed)
     {
         var bytes = new byte[lengthBytes];
