@@ -38,12 +38,13 @@ public sealed partial class Replica
     }
 
     /// <summary>DRBD's line at the end of a checksum-based resync: how much the digests spared.</summary>
-    private void LogCsumsSummary(int peer, ReplicaVolume volume, SyncState sync, long sameBits, long totalBits)
+    private void LogCsumsSummary(int peer, ReplicaVolume volume, SyncState sync, long totalBits)
     {
         if (!sync.UsesCsums || totalBits == 0)
         {
             return;
         }
+        long sameBits = sync.SameCsumBits;
         long kibPerBit = MetadataLayout.BytesPerBit / 1024;
         long percent = sameBits * 100 / totalBits;
         io.Log($"{Subject(peer)}/{volume.Number}: {percent} % had equal checksums, eliminated: {sameBits * kibPerBit}K; "

@@ -9,8 +9,9 @@ namespace Redundancy.Block.Engine.Replication;
 // DataRequest → DataReply (P_DATA_REQUEST/P_DATA_REPLY); a failed local read is retried at such a
 // peer too (DRBD's READ_RETRY_REMOTE) — never one whose connection has `allow-remote-read no`
 // (DRBD's option for a far site: writes still go there). A read is split into pieces of at most
-// RemoteReadChunkBytes on the wire. A piece in flight when its connection drops is sent again the same way (the local
-// disk if it is UpToDate by now, else another UpToDate peer); with neither, the read fails (EIO).
+// RemoteReadChunkBytes on the wire. A piece in flight when its connection drops is sent again the
+// same way (the local disk if it is UpToDate by now, else another UpToDate peer); with neither, the
+// read fails (EIO).
 // The peer serves a DataRequest after every write it has from us to the same blocks has landed, so
 // a read never sees older data than a write that completed before it.
 public sealed partial class Replica

@@ -597,7 +597,7 @@ public sealed partial class Replica
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
         ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, planner.Progress(0).TotalBits)}; disk is UpToDate");
-        LogCsumsSummary(peer, volume, sync, sync.SameCsumBits, planner.Progress(0).TotalBits);
+        LogCsumsSummary(peer, volume, sync, planner.Progress(0).TotalBits);
         io.RunHandler("after-resync-target", peer, volume.Number, 0);
     }
 
@@ -614,7 +614,7 @@ public sealed partial class Replica
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
         ClearCrashedPrimary(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, sync.TotalBits)}; peer is UpToDate");
-        LogCsumsSummary(peer, volume, sync, sync.SameCsumBits, sync.TotalBits);
+        LogCsumsSummary(peer, volume, sync, sync.TotalBits);
     }
 
     /// <summary>
