@@ -336,8 +336,64 @@ rp_wait_after_sb() {
     expect_ok rbadm alpha wait-connect r0 --timeout 20
 }
 
+# wait-connect picks its timeout as drbdsetup does, from what the agent says (get-timeout-type): a
+# node whose peer's disk is known Outdated waits outdated-wfc-timeout, one that went down as a
+# Primary with no peer connected degr-wfc-timeout, one that went down connected wfc-timeout.
+rp_wait_timeout_types() {
+    RB_RESOURCE_EXTRA="$RB_TWO_NODE_OPTIONS net { fencing resource-only; } startup { wfc-timeout 4; degr-wfc-timeout 2; outdated-wfc-timeout 1; }" rp_synced
+    write_on "$URI_A" 0 2M wt-1
+    local out rc=0
+    # With fencing, the Primary's graceful disconnect leaves its peer Outdated, and it knows; it dials again while
+    # beta, disconnected too, does not answer.
+    expect_ok rbadm alpha disconnect r0
+    assert_eq "$(rbadm alpha dstate r0)" "UpToDate/Outdated" "alpha's dstate after its disconnect"
+    expect_ok rbadm beta disconnect r0
+    expect_ok rbadm alpha connect r0
+    out=$(rbadm alpha wait-connect r0 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-connect succeeded with beta disconnected: $out"
+    assert_match "$out" "r0: the peer's disk is Outdated: waiting 1 s \\(outdated-wfc-timeout\\)" "wait-connect's timeout with an Outdated peer"
+    assert_match "$out" "wait-connect timed out after 1 s" "wait-connect's outdated-wfc-timeout"
+    # Reconnected, then beta dies: alpha is a degraded Primary; it dies too and comes back alone.
+    expect_ok rbadm beta connect r0
+    expect_ok rbadm beta wait-sync r0 --timeout 20
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    kill -KILL "${AGENT_PID[beta]}"
+    wait_for "[[ \$(rbadm alpha cstate r0) != Connected ]]" 20 || fail "alpha did not notice beta's death"
+    write_on "$URI_A" 4M 2M wt-2
+    kill -KILL "${AGENT_PID[alpha]}"
+    start_agent alpha
+    expect_ok rbadm alpha up r0
+    rc=0
+    out=$(rbadm alpha wait-connect r0 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-connect succeeded with beta down: $out"
+    assert_match "$out" "r0: this node went down as a Primary with no peer connected: waiting 2 s \\(degr-wfc-timeout\\)" "wait-connect's timeout after a degraded Primary's crash"
+    assert_match "$out" "wait-connect timed out after 2 s" "wait-connect's degr-wfc-timeout"
+    # --timeout overrides whichever applies.
+    rc=0
+    out=$(rbadm alpha wait-connect r0 --timeout 1 2>&1) || rc=$?
+    assert_match "$out" "wait-connect timed out after 1 s" "wait-connect --timeout"
+    # beta is back: alpha's degraded wait is over; alpha, Primary again, dies while connected.
+    start_agent beta
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    expect_ok rbadm alpha primary r0
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable after primary"
+    verify_on "$URI_A" 0 2M wt-1
+    verify_on "$URI_A" 4M 2M wt-2
+    kill -KILL "${AGENT_PID[alpha]}"
+    kill -KILL "${AGENT_PID[beta]}"
+    start_agent alpha
+    expect_ok rbadm alpha up r0
+    rc=0
+    out=$(rbadm alpha wait-connect r0 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-connect succeeded with beta down: $out"
+    [[ ! $out =~ degr-wfc-timeout|outdated-wfc-timeout ]] || fail "wait-connect after a connected Primary's crash did not wait wfc-timeout: $out"
+    assert_match "$out" "wait-connect timed out after 4 s" "wait-connect's wfc-timeout after a connected Primary's crash"
+}
+
 it_suite replication/runbook setup_replication_suite 600 \
     wait-connect-wfc-timeout:rp_wait_connect_wfc_timeout \
+    wait-timeout-types:rp_wait_timeout_types \
     wait-after-sb:rp_wait_after_sb \
     events-stream:rp_events_stream \
     resync-handlers:rp_resync_handlers \

@@ -48,6 +48,7 @@ internal sealed class ControlDispatcher(ResourceManager manager, EventHub events
             "pause-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: true, cancellationToken).ConfigureAwait(false),
             "resume-sync" => await manager.PauseSyncAsync(request.Resource, request.Volume, pause: false, cancellationToken).ConfigureAwait(false),
             "outdate" => await manager.OutdateAsync(request.Resource, request.Volume, cancellationToken).ConfigureAwait(false),
+            "get-timeout-type" => await manager.TimeoutTypeAsync(request.Resource, cancellationToken).ConfigureAwait(false),
             "resume-io" => await manager.ResumeIoAsync(request.Resource, cancellationToken).ConfigureAwait(false),
             "adjust" when request.Definition is not null => await manager.AdjustAsync(request.Definition, cancellationToken).ConfigureAwait(false),
             "up" or "adjust" => ControlResponse.Failure($"{request.Command}: the resource definition is missing", ExitCodes.Usage),

@@ -10,8 +10,11 @@ namespace Redundancy.Block.Agent.Replication;
 /// </summary>
 public interface IReplicaResource
 {
-    /// <summary>A volume's identifiers, flags or disk state changed: write the superblock now (called under the replica lock).</summary>
-    void PersistVolume(ReplicaVolume volume);
+    /// <summary>
+    /// A volume's identifiers, flags, disk state or connected peers changed: write the superblock now
+    /// (called under the replica lock). <paramref name="connectedPeers"/>: the peers connected now.
+    /// </summary>
+    void PersistVolume(ReplicaVolume volume, IReadOnlyCollection<int> connectedPeers);
 
     /// <summary>Starts the handler if the resource configures it (DRBD's environment); null when it does not.</summary>
     Task<int>? StartHandler(string handler, int peerNodeId, int volume);

@@ -111,7 +111,7 @@ public sealed partial class ReplicaHost
         }
     }
 
-    public void PersistVolume(int volume) => resource.PersistVolume(Replica.Volume(volume));
+    public void PersistVolume(int volume) => resource.PersistVolume(Replica.Volume(volume), Replica.ConnectedPeers);
 
     public bool RunHandler(string handler, int peerNodeId, int volume, long token)
     {

@@ -109,6 +109,28 @@ internal sealed partial class ResourceManager
     private StateChangeResult ChangeState(ResourceRuntime runtime, Func<int, StateChangeResult> change) =>
         ChangeState(runtime, (_, open) => change(open));
 
+    /// <summary>The resource's view of its peers takes what the replica knows now (under the replica's lock).</summary>
+    private static void UpdatePeers(ResourceRuntime runtime, Replica replica)
+    {
+        foreach (var peer in runtime.State.Peers)
+        {
+            var link = replica.Links[peer.NodeId];
+            var firstVolume = runtime.State.Volumes[0].Number;
+            runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, replica.PeerDiskOf(peer.NodeId, firstVolume));
+        }
+    }
+
+    /// <summary>
+    /// get-timeout-type: which startup timeout wait-connect and wait-sync use on this resource
+    /// (drbd_adm_get_timeout_type), from the peers' disks as the replica knows them now.
+    /// </summary>
+    public Task<ControlResponse> TimeoutTypeAsync(string name, CancellationToken cancellationToken) =>
+        WithResource(name, runtime =>
+        {
+            runtime.Replication?.Locked(replica => UpdatePeers(runtime, replica));
+            return Task.FromResult(new ControlResponse { Ok = true, TimeoutType = runtime.State.WaitTimeoutType });
+        }, cancellationToken);
+
     /// <summary>As above; <paramref name="change"/> also gets the replica (null without peers), under its lock.</summary>
     private StateChangeResult ChangeState(ResourceRuntime runtime, Func<Replica?, int, StateChangeResult> change)
     {
@@ -119,12 +141,7 @@ internal sealed partial class ResourceManager
         var result = StateChangeResult.NothingToDo;
         host.Locked(replica =>
         {
-            foreach (var peer in runtime.State.Peers)
-            {
-                var link = replica.Links[peer.NodeId];
-                var firstVolume = runtime.State.Volumes[0].Number;
-                runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, replica.PeerDiskOf(peer.NodeId, firstVolume));
-            }
+            UpdatePeers(runtime, replica);
             result = runtime.UnderExportsLock(open => change(replica, open));
             if (result != StateChangeResult.Success)
             {
@@ -264,9 +281,9 @@ internal sealed partial class ResourceManager
         }, cancellationToken);
 
     /// <summary>The replica moved a volume on: the resource adopts it and the superblock is written before the replica goes on.</summary>
-    private void PersistReplicaVolume(ResourceRuntime runtime, ReplicaVolume volume)
+    private void PersistReplicaVolume(ResourceRuntime runtime, ReplicaVolume volume, IReadOnlyCollection<int> connectedPeers)
     {
-        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk, [.. volume.FencedPeerDisks.Keys], volume.AgreedSizeBytes);
+        runtime.State.AdoptReplicaState(volume.Number, volume.Ids, volume.Flags, volume.Disk, [.. volume.FencedPeerDisks.Keys], volume.AgreedSizeBytes, [.. connectedPeers]);
         PersistNow(runtime);
     }
 
@@ -372,7 +389,7 @@ internal sealed partial class ResourceManager
     /// <summary>The resource side of a <see cref="ReplicaHost"/>: it calls back into the manager for one resource.</summary>
     private sealed class ReplicaCallbacks(ResourceManager manager, ResourceRuntime runtime) : IReplicaResource
     {
-        public void PersistVolume(ReplicaVolume volume) => manager.PersistReplicaVolume(runtime, volume);
+        public void PersistVolume(ReplicaVolume volume, IReadOnlyCollection<int> connectedPeers) => manager.PersistReplicaVolume(runtime, volume, connectedPeers);
 
         public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => manager.StartHandler(runtime, handler, peerNodeId, volume);
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Redundancy.Block.Engine.Config;
 using Redundancy.Block.Engine.Control;
+using Redundancy.Block.Engine.Resources;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Engine.Status;
 
@@ -10,8 +11,10 @@ namespace Redundancy.Block.Cli.Commands;
 /// <summary>
 /// wait-connect and wait-sync: poll the agent's status until every peer is connected (and, for
 /// wait-sync, no resync is left), or the timeout passes. On a terminal wait-sync draws a progress bar.
-/// Without --timeout the resource's `startup { wfc-timeout }` applies, as drbdadm passes it to
-/// drbdsetup's wait-connect (0, the default, waits forever). A connection that is StandAlone (or
+/// Without --timeout the resource's `startup` section picks the timeout, as drbdadm passes it to
+/// drbdsetup's wait-connect: the agent says which applies (get-timeout-type) — degr-wfc-timeout when
+/// this node went down as a Primary without a connected peer, outdated-wfc-timeout when the peer's
+/// disk is known Outdated, else wfc-timeout (0, the default, waits forever). A connection that is StandAlone (or
 /// Disconnecting) will not connect by itself — a split brain, an unrelated peer, a disconnect — so
 /// the wait ends there, successfully, as drbdsetup's does (a boot script then goes on instead of
 /// hanging); with --wait-after-sb or `startup { wait-after-sb; }` it goes on waiting.
@@ -26,14 +29,21 @@ internal static class WaitCommands
 
     private static Command Wait(string name, string description, bool sync)
     {
-        var timeout = new Option<int?>("--timeout", "-t") { Description = "Give up after this many seconds (0 waits forever; default: startup wfc-timeout)" };
+        var timeout = new Option<int?>("--timeout", "-t") { Description = "Give up after this many seconds, whatever the timeout type (0 waits forever)" };
+        var wfcTimeout = new Option<long?>("--wfc-timeout") { Description = "Seconds to wait (0: forever); default: startup wfc-timeout" };
+        var degrWfcTimeout = new Option<long?>("--degr-wfc-timeout") { Description = "Seconds to wait if this node was a degraded Primary; default: startup degr-wfc-timeout" };
+        var outdatedWfcTimeout = new Option<long?>("--outdated-wfc-timeout") { Description = "Seconds to wait if the peer is Outdated; default: startup outdated-wfc-timeout" };
         var waitAfterSb = new Option<bool>("--wait-after-sb") { Description = "Keep waiting when a connection is StandAlone (after a split brain); default: startup wait-after-sb" };
-        var command = new Command(name, description) { CommandRunner.ResourceArgument, timeout, waitAfterSb };
+        var command = new Command(name, description) { CommandRunner.ResourceArgument, timeout, wfcTimeout, degrWfcTimeout, outdatedWfcTimeout, waitAfterSb };
         CommandRunner.SetHandler(command, async (parse, context, cancellationToken) =>
         {
             string resource = parse.GetValue(CommandRunner.ResourceArgument)!;
             var startup = ConfiguredStartup(context, resource);
-            int seconds = parse.GetValue(timeout) ?? startup.WfcTimeoutSec;
+            var timeouts = new StartupTimeouts(
+                parse.GetValue(wfcTimeout) ?? startup.Timeouts.WfcTimeoutSec,
+                parse.GetValue(degrWfcTimeout) ?? startup.Timeouts.DegrWfcTimeoutSec,
+                parse.GetValue(outdatedWfcTimeout) ?? startup.Timeouts.OutdatedWfcTimeoutSec);
+            long seconds = parse.GetValue(timeout) ?? await ChooseTimeoutAsync(context, resource, timeouts, cancellationToken).ConfigureAwait(false);
             bool waitOnStandAlone = parse.GetValue(waitAfterSb) || startup.WaitAfterSb;
             bool toldWaiting = false;
             var deadline = seconds > 0 ? DateTime.UtcNow.AddSeconds(seconds) : DateTime.MaxValue;
@@ -88,20 +98,47 @@ internal static class WaitCommands
     }
 
     /// <summary>
-    /// `startup { wfc-timeout; wait-after-sb; }` of the resource in the configuration (0 and false
-    /// when it has none, or there is no readable configuration).
+    /// drbdsetup's choose_timeout: the agent says which timeout applies, the startup values give it
+    /// (cut as drbdsetup cuts them, with its warnings). A non-default choice is said, with why.
     /// </summary>
-    private static (int WfcTimeoutSec, bool WaitAfterSb) ConfiguredStartup(CliContext context, string resource)
+    private static async Task<long> ChooseTimeoutAsync(CliContext context, string resource, StartupTimeouts timeouts, CancellationToken cancellationToken)
+    {
+        var response = await new ControlClient(context.ControlPath)
+            .SendAsync(new ControlRequest { Command = "get-timeout-type", Resource = resource }, null, cancellationToken).ConfigureAwait(false);
+        // A resource that is not up is reported by the first status poll; its type is the default.
+        var type = response is { Ok: true, TimeoutType: { } known } ? known : WaitTimeoutType.Default;
+        var (seconds, warnings) = timeouts.Choose(type);
+        foreach (string warning in warnings)
+        {
+            Console.Error.WriteLine(warning);
+        }
+        string wait = seconds == 0 ? "waiting without a timeout" : $"waiting {seconds} s";
+        if (type == WaitTimeoutType.Degraded)
+        {
+            Console.Error.WriteLine($"{resource}: this node went down as a Primary with no peer connected: {wait} (degr-wfc-timeout)");
+        }
+        else if (type == WaitTimeoutType.PeerOutdated)
+        {
+            Console.Error.WriteLine($"{resource}: the peer's disk is Outdated: {wait} (outdated-wfc-timeout)");
+        }
+        return seconds;
+    }
+
+    /// <summary>
+    /// `startup { wfc-timeout; degr-wfc-timeout; outdated-wfc-timeout; wait-after-sb; }` of the
+    /// resource in the configuration (0s and false when it has none, or there is no readable configuration).
+    /// </summary>
+    private static (StartupTimeouts Timeouts, bool WaitAfterSb) ConfiguredStartup(CliContext context, string resource)
     {
         try
         {
             var selected = CommandRunner.Select(CommandRunner.LoadConfig(context), context, resource);
-            return selected.Count == 0 ? (0, false)
-                : ((int)Math.Min(int.MaxValue, selected[0].Definition.WfcTimeoutSec()), selected[0].Definition.WaitAfterSb());
+            return selected.Count == 0 ? (new StartupTimeouts(0, 0, 0), false)
+                : (selected[0].Definition.StartupTimeouts(), selected[0].Definition.WaitAfterSb());
         }
         catch (Exception e) when (e is CliException or ConfigException)
         {
-            return (0, false); // the agent's status is what is waited on; without a config, wait as asked
+            return (new StartupTimeouts(0, 0, 0), false); // the agent's status is what is waited on; without a config, wait as asked
         }
     }
 

@@ -8,7 +8,6 @@ internal static class ConfigKeywords
     private const string KernelTuning = "kernel tuning knob; no effect in a user-space engine";
     private const string NoAutoPromote = "a Secondary refuses NBD clients; promote with 'rbadm primary' (no auto-promote on open)";
     private const string NoQuorum = "two-node resources run without quorum (as with quorum off)";
-    private const string WfcTimeoutOnly = "wait-connect and wait-sync use wfc-timeout (or --timeout)";
     private const long SharedSecretMax = 64;
 
     private static readonly string[] AfterSb0Pri =
@@ -105,8 +104,8 @@ internal static class ConfigKeywords
 
     private static readonly Dictionary<string, KeywordSpec> Startup = Table(
         Number("wfc-timeout", 0, 300000),
-        Number("degr-wfc-timeout", 0, 300000).Ignored(WfcTimeoutOnly),
-        Number("outdated-wfc-timeout", 0, 300000).Ignored(WfcTimeoutOnly),
+        Number("degr-wfc-timeout", 0, 300000),
+        Number("outdated-wfc-timeout", 0, 300000),
         Flag("wait-after-sb"),
         new KeywordSpec("become-primary-on", ValueKind.Names).Ignored("promotion at boot is left to the cluster manager"),
         Flag("stacked-timeouts").Ignored("stacked resources are not supported"));

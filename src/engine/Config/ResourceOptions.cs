@@ -96,6 +96,9 @@ public static class ResourceOptions
     public static bool WaitAfterSb(this ResourceDefinition r) => r.Startup.GetValueOrDefault("wait-after-sb", "no") == "yes";
     /// <summary>`outdated-wfc-timeout` (seconds, default 0 = wait forever).</summary>
     public static long OutdatedWfcTimeoutSec(this ResourceDefinition r) => Number(r.Startup, "outdated-wfc-timeout", 0);
+    /// <summary>wfc-timeout, degr-wfc-timeout and outdated-wfc-timeout together.</summary>
+    public static Resources.StartupTimeouts StartupTimeouts(this ResourceDefinition r) =>
+        new(r.WfcTimeoutSec(), r.DegrWfcTimeoutSec(), r.OutdatedWfcTimeoutSec());
 
     /// <summary>The command line of handler <paramref name="name"/> (e.g. "split-brain"), or null.</summary>
     public static string? Handler(this ResourceDefinition r, string name) => r.Handlers.GetValueOrDefault(name);

@@ -57,6 +57,9 @@ public sealed record ControlResponse
     /// <summary>Status of the requested resources (status, role, dstate, cstate).</summary>
     public IReadOnlyList<Status.ResourceStatus>? Status { get; init; }
 
+    /// <summary>get-timeout-type: which startup timeout wait-connect and wait-sync use.</summary>
+    public Resources.WaitTimeoutType? TimeoutType { get; init; }
+
     /// <summary>One output line of a streaming command.</summary>
     public string? Line { get; init; }
 

@@ -258,8 +258,24 @@ public sealed partial class Replica : IPeerLinkHost
             BeginSync(peerNodeId, decision, grown.Contains(decision.Volume));
         }
         TrackPeersWithoutDisk();
+        PersistConnectedIndicator();
         // Last: requests fencing held back go out now, to this peer too.
         FencingOnConnected(peerNodeId);
+    }
+
+    /// <summary>Peers whose connection is established (handshake done); persisted as MDF_PEER_CONNECTED.</summary>
+    public IReadOnlyCollection<int> ConnectedPeers => connected;
+
+    /// <summary>
+    /// The metadata records which peers are connected (DRBD's MDF_CONNECTED_IND), so that a Primary
+    /// that goes down without a peer comes back waiting degr-wfc-timeout, not wfc-timeout.
+    /// </summary>
+    private void PersistConnectedIndicator()
+    {
+        foreach (var volume in volumes.Values.Where(v => v.HasLocalData))
+        {
+            io.PersistVolume(volume.Number);
+        }
     }
 
     /// <summary>
@@ -305,6 +321,7 @@ public sealed partial class Replica : IPeerLinkHost
                 StartNewGeneration(volume);
             }
         }
+        PersistConnectedIndicator();
         RetryDeferredClientWrites();
     }
 

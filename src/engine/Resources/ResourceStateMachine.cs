@@ -54,7 +54,8 @@ public sealed class ResourceStateMachine
     /// <summary>
     /// Attaches a disk whose metadata was read: the disk state follows DRBD's rules from the flags.
     /// A disk that was left Primary without a clean demotion is marked crashed-primary; a disk
-    /// attached to a Primary gets the primary indicator.
+    /// attached to a Primary gets the primary indicator. A Secondary whose disk was left Primary with
+    /// no peer connected waits with degr-wfc-timeout (<see cref="WaitTimeoutType"/>).
     /// </summary>
     public StateChangeResult Attach(int volumeNumber, Superblock metadata)
     {
@@ -65,6 +66,8 @@ public sealed class ResourceStateMachine
         }
         SetDisk(volume, DiskState.Attaching);
         volume.Metadata = metadata;
+        volume.UseDegradedWfcTimeout = Role != Role.Primary && metadata.Flags.HasFlag(MetadataFlags.PrimaryInd)
+            && !metadata.Peers.Any(p => !p.IsFree && p.Flags.HasFlag(PeerSlotFlags.Connected));
         volume.UpdateMetadata(md =>
         {
             var flags = md.Flags & ~MetadataFlags.AlClean;
@@ -177,6 +180,15 @@ public sealed class ResourceStateMachine
     }
 
     /// <summary>
+    /// drbd_adm_get_timeout_type: a peer disk known Outdated → outdated-wfc-timeout; else a disk
+    /// attached after going down as a degraded Primary → degr-wfc-timeout; else wfc-timeout.
+    /// </summary>
+    public WaitTimeoutType WaitTimeoutType =>
+        peers.Any(p => p.PeerDisk == DiskState.Outdated) ? WaitTimeoutType.PeerOutdated
+        : volumes.Any(v => v.UseDegradedWfcTimeout) ? WaitTimeoutType.Degraded
+        : WaitTimeoutType.Default;
+
+    /// <summary>
     /// The replication layer moved a volume on (resync start or end, a new data generation after
     /// losing a peer, a handshake that found both copies equal, a new agreed size): adopt its
     /// identifiers, flags, disk state and (when given) the agreed size, DRBD's la-size, which the
@@ -191,14 +203,24 @@ public sealed class ResourceStateMachine
     /// carry MDF_PEER_OUTDATED, the others lose it. Null leaves the peer slots as they are.
     /// </param>
     /// <param name="agreedSizeBytes">The agreed size (la-size) to record; null keeps it.</param>
-    public void AdoptReplicaState(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyCollection<int>? outdatedPeers = null, long? agreedSizeBytes = null)
+    /// <param name="connectedPeers">
+    /// Peers connected now: their slots carry MDF_PEER_CONNECTED (DRBD 8.4's MDF_CONNECTED_IND), the
+    /// others lose it. Null leaves the peer slots as they are.
+    /// </param>
+    public void AdoptReplicaState(int volumeNumber, GenerationIds ids, MetadataFlags flags, DiskState disk, IReadOnlyCollection<int>? outdatedPeers = null,
+        long? agreedSizeBytes = null, IReadOnlyCollection<int>? connectedPeers = null)
     {
         var volume = Volume(volumeNumber);
         if (volume.Metadata is null || volume.Disk is DiskState.Diskless or DiskState.Detaching or DiskState.Failed)
         {
             return;
         }
-        volume.UpdateMetadata(md => WithOutdatedPeers(md.WithGenerationIds(ids) with { Flags = flags, UsableSizeBytes = agreedSizeBytes ?? md.UsableSizeBytes }, outdatedPeers));
+        volume.UpdateMetadata(md => WithPeerFlag(WithPeerFlag(md.WithGenerationIds(ids) with { Flags = flags, UsableSizeBytes = agreedSizeBytes ?? md.UsableSizeBytes },
+            PeerSlotFlags.Outdated, outdatedPeers), PeerSlotFlags.Connected, connectedPeers));
+        if (connectedPeers is { Count: > 0 })
+        {
+            volume.UseDegradedWfcTimeout = false; // a peer is back: DRBD clears USE_DEGR_WFC_T on connect
+        }
         SetDisk(volume, disk);
     }
 
@@ -365,10 +387,10 @@ public sealed class ResourceStateMachine
     /// <summary>Peers with fencing that are not connected and not known Outdated or worse (drbd_state.c's SS_PRIMARY_NOP test).</summary>
     public IEnumerable<PeerState> UnfencedPeers() => peers.Where(p => p.Fencing && !p.IsConnected && p.PeerDisk > DiskState.Outdated);
 
-    /// <summary>Sets MDF_PEER_OUTDATED on exactly the slots of <paramref name="outdatedPeers"/> (null: unchanged).</summary>
-    private static Superblock WithOutdatedPeers(Superblock md, IReadOnlyCollection<int>? outdatedPeers)
+    /// <summary>Sets <paramref name="flag"/> on exactly the slots of <paramref name="peersWithFlag"/> (null: unchanged).</summary>
+    private static Superblock WithPeerFlag(Superblock md, PeerSlotFlags flag, IReadOnlyCollection<int>? peersWithFlag)
     {
-        if (outdatedPeers is null)
+        if (peersWithFlag is null)
         {
             return md;
         }
@@ -377,8 +399,8 @@ public sealed class ResourceStateMachine
         {
             if (!slots[i].IsFree)
             {
-                var flags = slots[i].Flags & ~PeerSlotFlags.Outdated;
-                slots[i] = slots[i] with { Flags = outdatedPeers.Contains(slots[i].NodeId) ? flags | PeerSlotFlags.Outdated : flags };
+                var flags = slots[i].Flags & ~flag;
+                slots[i] = slots[i] with { Flags = peersWithFlag.Contains(slots[i].NodeId) ? flags | flag : flags };
             }
         }
         return md with { Peers = slots.MoveToImmutable() };

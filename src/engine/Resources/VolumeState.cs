@@ -17,6 +17,12 @@ public sealed class VolumeState(int number)
     /// <summary>The superblock as it should be on disk; null while Diskless.</summary>
     public Superblock? Metadata { get; internal set; }
 
+    /// <summary>
+    /// DRBD's USE_DEGR_WFC_T: the metadata this disk was attached with said Primary and no peer
+    /// connected (a degraded Primary went down); cleared once a peer connects.
+    /// </summary>
+    public bool UseDegradedWfcTimeout { get; internal set; }
+
     /// <summary>True when <see cref="Metadata"/> differs from what was last persisted.</summary>
     public bool MetadataDirty { get; private set; }
 

@@ -189,7 +189,7 @@ public sealed class ReplicaHostTests : IAsyncLifetime
     /// <summary>A resource with nothing to persist, no handlers and no clients.</summary>
     private sealed class NoResource : IReplicaResource
     {
-        public void PersistVolume(ReplicaVolume volume)
+        public void PersistVolume(ReplicaVolume volume, IReadOnlyCollection<int> connectedPeers)
         {
         }
 

@@ -132,8 +132,8 @@ public class ConfigParserTests
         Assert.Equal(102400, r.ResyncRateKibPerSec(alpha.Volumes[0]));
 
         var ignored = r.Ignored.Select(i => i.Keyword).ToHashSet();
-        // sndbuf-size bounds protocol A; wfc-timeout is wait-connect's default timeout
-        Assert.Equal(new HashSet<string> { "cpu-mask", "max-buffers", "read-balancing", "auto-promote", "quorum", "on-no-quorum", "degr-wfc-timeout" }, ignored);
+        // sndbuf-size bounds protocol A; wfc-timeout and degr-wfc-timeout are wait-connect's timeouts
+        Assert.Equal(new HashSet<string> { "cpu-mask", "max-buffers", "read-balancing", "auto-promote", "quorum", "on-no-quorum" }, ignored);
         Assert.Contains(r.Ignored, i => i.Keyword == "cpu-mask" && i.Location == "drbd.conf:4");
         Assert.Contains(config.Ignored, i => i.Keyword == "usage-count" && i.Location == "drbd.conf:2");
     }
