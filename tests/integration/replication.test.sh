@@ -336,6 +336,18 @@ rp_wait_after_sb() {
     expect_ok rbadm alpha wait-connect r0 --timeout 20
 }
 
+# rp_restart_alpha_alone [beta-too] — alpha killed (then beta too, if asked, once alpha is gone) and
+# started and up again on its own; its wait-connect, which must time out, leaves its output in WAIT_OUT.
+rp_restart_alpha_alone() {
+    kill -KILL "${AGENT_PID[alpha]}"
+    [[ ${1:-} != beta-too ]] || kill -KILL "${AGENT_PID[beta]}"
+    start_agent alpha
+    expect_ok rbadm alpha up r0
+    local rc=0
+    WAIT_OUT=$(rbadm alpha wait-connect r0 2>&1) || rc=$?
+    [[ $rc -ne 0 ]] || fail "wait-connect succeeded with beta down: $WAIT_OUT"
+}
+
 # wait-connect picks its timeout as drbdsetup does, from what the agent says (get-timeout-type): a
 # node whose peer's disk is known Outdated waits outdated-wfc-timeout, one that went down as a
 # Primary with no peer connected degr-wfc-timeout, one that went down connected wfc-timeout.
@@ -360,12 +372,8 @@ rp_wait_timeout_types() {
     kill -KILL "${AGENT_PID[beta]}"
     wait_for "[[ \$(rbadm alpha cstate r0) != Connected ]]" 20 || fail "alpha did not notice beta's death"
     write_on "$URI_A" 4M 2M wt-2
-    kill -KILL "${AGENT_PID[alpha]}"
-    start_agent alpha
-    expect_ok rbadm alpha up r0
-    rc=0
-    out=$(rbadm alpha wait-connect r0 2>&1) || rc=$?
-    [[ $rc -ne 0 ]] || fail "wait-connect succeeded with beta down: $out"
+    rp_restart_alpha_alone
+    out=$WAIT_OUT
     assert_match "$out" "r0: this node went down as a Primary with no peer connected: waiting 2 s \\(degr-wfc-timeout\\)" "wait-connect's timeout after a degraded Primary's crash"
     assert_match "$out" "wait-connect timed out after 2 s" "wait-connect's degr-wfc-timeout"
     # --timeout overrides whichever applies.
@@ -380,13 +388,8 @@ rp_wait_timeout_types() {
     wait_nbd "$URI_A" 20 || fail "alpha's export not reachable after primary"
     verify_on "$URI_A" 0 2M wt-1
     verify_on "$URI_A" 4M 2M wt-2
-    kill -KILL "${AGENT_PID[alpha]}"
-    kill -KILL "${AGENT_PID[beta]}"
-    start_agent alpha
-    expect_ok rbadm alpha up r0
-    rc=0
-    out=$(rbadm alpha wait-connect r0 2>&1) || rc=$?
-    [[ $rc -ne 0 ]] || fail "wait-connect succeeded with beta down: $out"
+    rp_restart_alpha_alone beta-too
+    out=$WAIT_OUT
     [[ ! $out =~ degr-wfc-timeout|outdated-wfc-timeout ]] || fail "wait-connect after a connected Primary's crash did not wait wfc-timeout: $out"
     assert_match "$out" "wait-connect timed out after 4 s" "wait-connect's wfc-timeout after a connected Primary's crash"
 }
