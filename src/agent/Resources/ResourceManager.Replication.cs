@@ -112,10 +112,10 @@ internal sealed partial class ResourceManager
     /// <summary>The resource's view of its peers takes what the replica knows now (under the replica's lock).</summary>
     private static void UpdatePeers(ResourceRuntime runtime, Replica replica)
     {
+        var firstVolume = runtime.State.Volumes[0].Number;
         foreach (var peer in runtime.State.Peers)
         {
             var link = replica.Links[peer.NodeId];
-            var firstVolume = runtime.State.Volumes[0].Number;
             runtime.State.UpdatePeer(peer.NodeId, link.State, link.PeerRole, replica.PeerDiskOf(peer.NodeId, firstVolume));
         }
     }

@@ -23,6 +23,9 @@ internal static class WaitCommands
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>No startup section: every timeout 0 (wait forever), no wait-after-sb.</summary>
+    private static readonly (StartupTimeouts Timeouts, bool WaitAfterSb) NoStartup = (new StartupTimeouts(0, 0, 0), false);
+
     public static Command WaitConnect() => Wait("wait-connect", "Wait until every peer of the resource is Connected", sync: false);
 
     public static Command WaitSync() => Wait("wait-sync", "Wait until every peer is Connected and no resync is left (progress bar on a terminal)", sync: true);
@@ -133,12 +136,11 @@ internal static class WaitCommands
         try
         {
             var selected = CommandRunner.Select(CommandRunner.LoadConfig(context), context, resource);
-            return selected.Count == 0 ? (new StartupTimeouts(0, 0, 0), false)
-                : (selected[0].Definition.StartupTimeouts(), selected[0].Definition.WaitAfterSb());
+            return selected.Count == 0 ? NoStartup : (selected[0].Definition.StartupTimeouts(), selected[0].Definition.WaitAfterSb());
         }
         catch (Exception e) when (e is CliException or ConfigException)
         {
-            return (new StartupTimeouts(0, 0, 0), false); // the agent's status is what is waited on; without a config, wait as asked
+            return NoStartup; // the agent's status is what is waited on; without a config, wait as asked
         }
     }
 
