@@ -26,7 +26,7 @@ import time
 MAGIC = 0x52425046
 TYPES = {
     0x0001: "Features", 0x0002: "Hello", 0x0003: "AuthChallenge", 0x0004: "AuthResponse",
-    0x0005: "ProtocolSettings", 0x0010: "Sizes", 0x0011: "Uuids", 0x0012: "State",
+    0x0005: "ProtocolSettings", 0x0006: "ProtocolUpdate", 0x0010: "Sizes", 0x0011: "Uuids", 0x0012: "State",
     0x0013: "StateChangeRequest", 0x0014: "StateChangeReply", 0x0015: "SyncUuid", 0x0016: "StateChangeAbort",
     0x0020: "Data", 0x0021: "Ack", 0x0022: "Barrier", 0x0023: "BarrierAck", 0x0024: "OutOfSync",
     0x0025: "DataRequest", 0x0026: "DataReply", 0x0027: "NegDReply", 0x0030: "Ping", 0x0031: "PingAck",

@@ -511,21 +511,30 @@ rp_adjust() {
     assert_eq "$(rbadm beta cstate r0)" StandAlone "beta after disconnect"
     expect_ok rbadm beta adjust r0         # StandAlone: adjust connects
     expect_ok rbadm beta wait-connect r0 --timeout 20
-    # A changed setting (protocol C -> A) is applied by reconnecting with it (replication keeps running).
+    # A new replication protocol (C -> A) goes to the connected peer, which adopts it (DRBD's
+    # P_PROTOCOL_UPDATE): the connection stays up, writes go on, beta's own adjust finds nothing to do.
     sed -i 's/protocol C;/protocol A;/' "$RB_CONFIG"
-    # Until both run with protocol A the settings differ and the connection stands alone (as
-    # DRBD's would); a second adjust on the first node connects it again.
+    local seen_a seen_b
+    seen_a=$(wc -l < "$TEST_DIR/agent-alpha.log")
+    seen_b=$(wc -l < "$TEST_DIR/agent-beta.log")
     expect_ok rbadm alpha adjust r0
+    wait_for "tail -n +$((seen_b + 1)) '$TEST_DIR/agent-beta.log' | grep -q \"the peer's adjust changed the protocol settings: protocol A\"" 10 \
+        || fail "beta did not adopt protocol A from alpha"
+    write_on "$URI_A" 2M 2M adjust-1b
     expect_ok rbadm beta adjust r0
-    expect_ok rbadm alpha adjust r0
-    grep -q "adjust: replication protocol C -> A from the next connection" "$TEST_DIR/agent-alpha.log" \
+    assert_eq "$(rbadm alpha cstate r0)" Connected "alpha after both adjusted"
+    tail -n +$((seen_a + 1)) "$TEST_DIR/agent-alpha.log" | grep -q "adjust: replication protocol C -> A (requests in flight keep theirs)" \
         || fail "alpha did not take protocol A"
+    if tail -n +$((seen_a + 1)) "$TEST_DIR/agent-alpha.log" | grep -q "connection lost\|reconnecting"; then
+        fail "the protocol change dropped the connection: $(tail -n +$((seen_a + 1)) "$TEST_DIR/agent-alpha.log" | grep "connection lost\|reconnecting" | head -3)"
+    fi
     expect_ok rbadm alpha wait-sync r0 --timeout 60
     expect_ok rbadm beta wait-sync r0 --timeout 60
     write_on "$URI_A" 4M 2M adjust-2
     switch_to beta alpha
     wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
     verify_on "$URI_B" 0 2M adjust-1
+    verify_on "$URI_B" 2M 2M adjust-1b
     verify_on "$URI_B" 4M 2M adjust-2
 }
 
@@ -563,7 +572,7 @@ rp_adjust_live() {
     expect_ok rbadm beta wait-sync r0 --timeout 20
     grep -q "adjust: net options changed: reconnecting" "$TEST_DIR/agent-alpha.log" || fail "alpha did not reconnect for the new net options"
     for node in alpha beta; do
-        grep -q "adjust: replication protocol C -> A from the next connection" "$TEST_DIR/agent-$node.log" \
+        grep -q "adjust: replication protocol C -> A" "$TEST_DIR/agent-$node.log" \
             || fail "$node did not take protocol A"
     done
     if grep -q "restarting replication" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log"; then

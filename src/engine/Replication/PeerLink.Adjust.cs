@@ -3,13 +3,14 @@ using WireDisconnectReason = Redundancy.Block.Engine.Peers.Protocol.DisconnectRe
 
 namespace Redundancy.Block.Engine.Replication;
 
-// `adjust` on a running connection. Settings used where they are read take effect at once; those
-// the handshake agrees on need a new handshake, so the connection is re-established. An operator
-// adjusts one node and then the other: in between, the two disagree. DRBD avoids a StandAlone here
-// by pushing the new values to the peer (P_PROTOCOL_UPDATE); this link instead keeps retrying, after
-// an adjust, the refusals the other node's own adjust will cure (different settings or secret),
-// until one handshake succeeds. The node not adjusted yet still stands alone on the mismatch, as
-// usual, and its adjust connects it again.
+// `adjust` on a running connection. Settings used where they are read take effect at once; the
+// protocol, after-sb-* and allow-two-primaries go to the peer in a ProtocolUpdate
+// (PeerLink.ProtocolUpdate.cs); the rest of what the handshake agrees on (digests, compression, the
+// secret) needs a new handshake, so the connection is re-established. An operator adjusts one node
+// and then the other: in between, the two disagree. This link keeps retrying, after an adjust, the
+// refusals the other node's own adjust will cure (different settings or secret), until one
+// handshake succeeds. The node not adjusted yet still stands alone on the mismatch, as usual, and
+// its adjust connects it again.
 public sealed partial class PeerLink
 {
     /// <summary>Set by an adjust that needs a new handshake; cleared once one succeeds or the administrator disconnects.</summary>

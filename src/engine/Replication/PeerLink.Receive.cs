@@ -35,6 +35,7 @@ public sealed partial class PeerLink
             case MessageType.AuthChallenge: Decode<AuthChallengeMessage>(payload, OnAuthChallenge); break;
             case MessageType.AuthResponse: Decode<AuthResponseMessage>(payload, OnAuthResponse); break;
             case MessageType.ProtocolSettings: Decode<ProtocolSettingsMessage>(payload, OnProtocolSettings); break;
+            case MessageType.ProtocolUpdate: Decode<ProtocolUpdateMessage>(payload, OnProtocolUpdate); break;
             case MessageType.Sizes: Decode<SizesMessage>(payload, m => PeerVolumeOf(volume).Sizes = m); break;
             case MessageType.Uuids: Decode<UuidsMessage>(payload, m => PeerVolumeOf(volume).Uuids = m); break;
             case MessageType.State: Decode<StateMessage>(payload, m => OnState(volume, m)); break;

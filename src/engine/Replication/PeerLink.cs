@@ -118,7 +118,7 @@ public sealed partial class PeerLink
         var flags = FeatureFlags.Trim | FeatureFlags.WriteZeroes | FeatureFlags.ResyncZeroes | FeatureFlags.ChecksummedResync | FeatureFlags.OnlineVerify
             | (settings.AuthAlgorithm != DigestAlgorithm.None ? FeatureFlags.Authentication : 0)
             | (settings.Protocol.Compression == CompressionAlgorithm.Lz4 ? FeatureFlags.Lz4Compression : 0);
-        handshake.OwnFeatures = new FeaturesMessage(FeaturesMessage.CurrentProtocolVersion, FeaturesMessage.CurrentProtocolVersion, flags, (uint)settings.MaxFramePayloadBytes);
+        handshake.OwnFeatures = new FeaturesMessage(FeaturesMessage.MinSupportedProtocolVersion, FeaturesMessage.CurrentProtocolVersion, flags, (uint)settings.MaxFramePayloadBytes);
         Send(0, handshake.OwnFeatures);
         Send(0, new HelloMessage((byte)settings.LocalNodeId, (byte)settings.PeerNodeId, settings.ResourceName, settings.LocalNodeName));
     }

@@ -89,6 +89,9 @@ public sealed class PeerLinkOutput
     /// </summary>
     public Role? GracefulDisconnectPeerRole { get; set; }
 
+    /// <summary>The peer's ProtocolUpdate changed this link's protocol settings (the replica's new requests follow).</summary>
+    public bool ProtocolUpdated { get; set; }
+
     public bool IsEmpty => Frames.Count == 0 && CloseReason is null && !Dial && Log.Count == 0 && Transitions.Count == 0 && HandlerCalls.Count == 0 && Decisions is null
-        && GracefulDisconnectPeerRole is null && Renegotiated.Count == 0;
+        && GracefulDisconnectPeerRole is null && Renegotiated.Count == 0 && !ProtocolUpdated;
 }

@@ -1,4 +1,5 @@
 using Redundancy.Block.Engine.Bitmap.Resync;
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Engine.Replication;
@@ -7,11 +8,30 @@ namespace Redundancy.Block.Engine.Replication;
 // disk-options do: new connection settings per peer (live, or with a new handshake — see
 // SettingsChange) and new resync rate settings, which a running resync or verify takes over at once
 // with a fresh controller (DRBD replaces the controller's plan when c-plan-ahead changes, too).
-// A new replication protocol reconnects every connection; the replica switches to it once they
-// are all down (their writes settled by the connection loss), so every write is acknowledged by
-// the rules of the protocol it was sent under.
+// A new replication protocol (with after-sb-* and allow-two-primaries) goes to a connected peer in
+// a ProtocolUpdate (PeerLink.ProtocolUpdate.cs); new requests use it at once, while those in flight
+// are acknowledged by the rules of the protocol they were sent under (WriteTracker).
 public sealed partial class Replica
 {
+    /// <summary>
+    /// allow-two-primaries turned off while both nodes are Primary: DRBD refuses that net-options
+    /// change (ERR_NEED_ALLOW_TWO_PRI); here the connection is re-established instead, and its
+    /// handshake deals with the two Primaries.
+    /// </summary>
+    private bool EndsTwoPrimaries(PeerLink link, PeerLinkSettings wanted) =>
+        !wanted.Protocol.AllowTwoPrimaries && link.Settings.Protocol.AllowTwoPrimaries && Role == Role.Primary && link.PeerRole == Role.Primary;
+
+    /// <summary>New requests go under <paramref name="protocol"/>; those in flight keep theirs.</summary>
+    private void SwitchProtocol(ReplicationProtocol protocol, string why)
+    {
+        if (protocol == Protocol)
+        {
+            return;
+        }
+        io.Log($"{ResourceName}: {why}: replication protocol {Protocol} -> {protocol} (requests in flight keep theirs)");
+        writes.SwitchProtocol(protocol);
+    }
+
     /// <summary>True when <paramref name="peers"/> can be applied by <see cref="Reconfigure"/> (no restart needed).</summary>
     public bool CanReconfigure(IEnumerable<PeerLinkSettings> peers) =>
         peers.All(p => links.TryGetValue(p.PeerNodeId, out var link) && SettingsChanges.Compare(link.Settings, p) != SettingsChange.Restart)
@@ -25,18 +45,21 @@ public sealed partial class Replica
             var link = links[wanted.PeerNodeId];
             var change = SettingsChanges.Compare(link.Settings, wanted);
             Invariant.Assert(change != SettingsChange.Restart, "adjust applies only settings a running replica can take");
-            if (change != SettingsChange.None)
+            if (change == SettingsChange.ProtocolUpdate && link.CanSendProtocolUpdate && !EndsTwoPrimaries(link, wanted))
             {
-                link.Reconfigure(wanted, change == SettingsChange.Reconnect, nowMs);
+                link.SendProtocolUpdate(wanted);
+                Drain(wanted.PeerNodeId);
+            }
+            else if (change != SettingsChange.None)
+            {
+                link.Reconfigure(wanted, change is SettingsChange.Reconnect or SettingsChange.ProtocolUpdate, nowMs);
                 Drain(wanted.PeerNodeId);
             }
         }
         var protocols = peers.Select(p => p.Protocol.Protocol).Distinct().ToList();
-        if (protocols is [var protocol] && protocol != Protocol)
+        if (protocols is [var protocol])
         {
-            Invariant.Assert(links.Values.All(l => l.State != ConnectionState.Connected), "a protocol change re-establishes every connection");
-            io.Log($"{ResourceName}: adjust: replication protocol {Protocol} -> {protocol} from the next connection");
-            writes.SwitchProtocol(protocol);
+            SwitchProtocol(protocol, "adjust");
         }
         foreach (var (number, rate) in resyncRates)
         {

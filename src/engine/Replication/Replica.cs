@@ -48,7 +48,7 @@ public sealed partial class Replica : IPeerLinkHost
         Invariant.Assert(volumes.Values.All(v => links.Keys.All(v.SlotOfPeer.ContainsKey)), "every peer has a bitmap slot in every volume");
     }
 
-    /// <summary>The replication protocol of every connection: the write tracker's, which reads acks by it (adjust may change it while no connection is up, see Replica.Adjust.cs).</summary>
+    /// <summary>The replication protocol new requests are sent under (adjust or the peer's ProtocolUpdate may change it, see Replica.Adjust.cs).</summary>
     public ReplicationProtocol Protocol => writes.Protocol;
 
     public Role Role { get; private set; } = Role.Secondary;
@@ -222,6 +222,10 @@ public sealed partial class Replica : IPeerLinkHost
         {
             RunHandshakeHandlers(peerNodeId, output.HandlerCalls);
         }
+        if (output.ProtocolUpdated)
+        {
+            SwitchProtocol(link.Settings.Protocol.Protocol, "the peer's adjust");
+        }
         if (output.Decisions is { } decisions)
         {
             OnConnected(peerNodeId, decisions);
@@ -306,9 +310,9 @@ public sealed partial class Replica : IPeerLinkHost
         // Writes waiting here for a resync write or a conflicting client request are dropped (the resync covers them).
         AbandonPeerWrites(deferredPeerWrites, peerNodeId);
         AbandonPeerWrites(conflictingPeerWrites, peerNodeId);
-        // Writes the peer may not have: unacknowledged ones, and under protocol A or B (sent, or
-        // only received) everything its transfer log still holds.
-        bool lostUnacked = writes.InFlight(peerNodeId) > 0 || (Protocol != ReplicationProtocol.C && writes.InTransferLog(peerNodeId) > 0);
+        // Writes the peer may not have: unacknowledged ones, and those sent under protocol A or B
+        // (sent, or only received) that its transfer log still holds.
+        bool lostUnacked = writes.PeerMayLackWrites(peerNodeId);
         writes.PeerLost(peerNodeId);
         RedispatchRemoteReads(peerNodeId);
         NegotiationLost();

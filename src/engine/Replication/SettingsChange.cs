@@ -3,19 +3,21 @@ namespace Redundancy.Block.Engine.Replication;
 /// <summary>
 /// How `adjust` can apply new settings to a running connection (DRBD's net-options on a live
 /// resource). Timers, ko-count, fencing, congestion thresholds, allow-remote-read and
-/// csums-after-crash-only are read where they are used, so they apply at once. What the handshake
-/// agrees on or fixes for the connection (after-sb-*, allow-two-primaries, the *-alg digests,
-/// compression, the secret, disk-flushes, sndbuf-size, on-congestion, and the replication protocol
-/// itself) applies from the next handshake: the
-/// connection is re-established (DRBD changes the protocol on a live connection with
-/// P_PROTOCOL_UPDATE; a reconnect, with the bitmap resync of what was written meanwhile, is this
-/// engine's equivalent). The nodes themselves and the frame size are part of the replica: they
-/// need it restarted.
+/// csums-after-crash-only are read where they are used, so they apply at once. The replication
+/// protocol, after-sb-*, always-asbp and allow-two-primaries are sent to a connected peer, which
+/// adopts them (DRBD's P_PROTOCOL_UPDATE), so the connection stays up (rr-conflict, this node's
+/// own, comes along). What else the
+/// handshake agrees on or fixes for the connection (the *-alg digests, compression, the secret,
+/// disk-flushes, sndbuf-size, on-congestion) applies from the next handshake: the connection is
+/// re-established. The nodes themselves and the frame size are part of the replica: they need it
+/// restarted.
 /// </summary>
 public enum SettingsChange
 {
     None,
     Live,
+    /// <summary>Sent to a connected peer in a ProtocolUpdate; without one that takes it (not connected, or it speaks only protocol version 1) as Reconnect.</summary>
+    ProtocolUpdate,
     Reconnect,
     Restart,
 }
@@ -48,6 +50,22 @@ public static class SettingsChanges
             AllowRemoteRead = wanted.AllowRemoteRead,
             CsumsAfterCrashOnly = wanted.CsumsAfterCrashOnly,
         };
-        return liveOnly == wanted ? SettingsChange.Live : SettingsChange.Reconnect;
+        if (liveOnly == wanted)
+        {
+            return SettingsChange.Live;
+        }
+        var updatable = liveOnly with
+        {
+            Protocol = running.Protocol with
+            {
+                Protocol = wanted.Protocol.Protocol,
+                AfterSb0Pri = wanted.Protocol.AfterSb0Pri,
+                AfterSb1Pri = wanted.Protocol.AfterSb1Pri,
+                AfterSb2Pri = wanted.Protocol.AfterSb2Pri,
+                Flags = wanted.Protocol.Flags,
+            },
+            Policies = wanted.Policies,
+        };
+        return updatable == wanted ? SettingsChange.ProtocolUpdate : SettingsChange.Reconnect;
     }
 }

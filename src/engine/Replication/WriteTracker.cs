@@ -70,15 +70,19 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     public ReplicationProtocol Protocol { get; private set; } = protocol;
 
     /// <summary>
-    /// A new protocol for the writes to come; no peer may hold a write sent under the old one (the
-    /// acknowledgements it expects would be read with the new protocol's rules).
+    /// A new protocol for the requests to come. Each request keeps the protocol it was sent under
+    /// (its Data frame told the peer which acknowledgement to send), as DRBD's requests keep the
+    /// RQ_EXP_* bits they were created with when P_PROTOCOL_UPDATE changes the connection's protocol.
     /// </summary>
-    public void SwitchProtocol(ReplicationProtocol protocol)
-    {
-        Invariant.Assert(peers.Values.All(log => log.Unacked.Count == 0 && log.Entries.Count == 0),
-            "the replication protocol changes only while no peer holds a write");
-        Protocol = protocol;
-    }
+    public void SwitchProtocol(ReplicationProtocol protocol) => Protocol = protocol;
+
+    /// <summary>
+    /// True while the peer may lack a write it was sent: one it has not acknowledged, or, sent under
+    /// protocol A or B (only sent, or only received), one its transfer log still holds.
+    /// </summary>
+    public bool PeerMayLackWrites(int peerNodeId) =>
+        peers.TryGetValue(peerNodeId, out var log)
+        && (log.Unacked.Count > 0 || log.Order.Any(id => requests[id].Protocol != ReplicationProtocol.C));
 
     public uint CurrentEpoch => epoch;
 
@@ -183,7 +187,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
             completionInEpoch = false;
         }
         epochSize++;
-        var request = new Request(nextRequestId++, volume, offsetBytes, lengthBytes, kind, epoch, localDisk);
+        var request = new Request(nextRequestId++, volume, offsetBytes, lengthBytes, kind, epoch, localDisk, Protocol);
         var sendTo = pulledAhead.Count == 0 ? peers.Keys.Order().ToList() : peers.Keys.Where(p => !pulledAhead.Contains(p)).Order().ToList();
         foreach (int peer in sendTo)
         {
@@ -218,7 +222,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
     /// </summary>
     public void Sent(int peerNodeId, ulong requestId)
     {
-        if (Protocol == ReplicationProtocol.A && requests.TryGetValue(requestId, out var r) && r.Kind != ReplicatedRequestKind.Flush
+        if (requests.TryGetValue(requestId, out var r) && r.Protocol == ReplicationProtocol.A && r.Kind != ReplicatedRequestKind.Flush
             && peers.TryGetValue(peerNodeId, out var log) && log.Unacked.Contains(requestId))
         {
             if (log.Held.Count > 0 || log.BytesBeforeEpoch(r.Epoch) > log.SendBoundBytes)
@@ -242,9 +246,9 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         bool counts = kind switch
         {
             AckKind.NegAck => true,
-            AckKind.RecvAck => Protocol == ReplicationProtocol.B && !flush,
-            AckKind.WriteAck => Protocol == ReplicationProtocol.C || flush,
-            AckKind.Superseded or AckKind.RetryWrite => Protocol == ReplicationProtocol.C && !flush && request.LengthBytes > 0,
+            AckKind.RecvAck => request.Protocol == ReplicationProtocol.B && !flush,
+            AckKind.WriteAck => request.Protocol == ReplicationProtocol.C || flush,
+            AckKind.Superseded or AckKind.RetryWrite => request.Protocol == ReplicationProtocol.C && !flush && request.LengthBytes > 0,
             _ => false,
         };
         if (kind == AckKind.RetryWrite && counts && log.Unacked.Contains(requestId))
@@ -392,8 +396,11 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
     }
 
-    private sealed class Request(ulong id, int volume, long offsetBytes, long lengthBytes, ReplicatedRequestKind kind, uint epoch, bool localDisk)
+    private sealed class Request(ulong id, int volume, long offsetBytes, long lengthBytes, ReplicatedRequestKind kind, uint epoch, bool localDisk,
+        ReplicationProtocol protocol)
     {
+        /// <summary>The protocol it was sent under: its acknowledgements are read by that protocol's rules.</summary>
+        public ReplicationProtocol Protocol { get; } = protocol;
         public ulong Id { get; } = id;
         public int Volume { get; } = volume;
         public long OffsetBytes { get; } = offsetBytes;

@@ -49,6 +49,35 @@ public class WriteTrackerTests
     }
 
     [Fact]
+    public void A_protocol_change_applies_to_new_requests_and_those_in_flight_keep_theirs()
+    {
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var underC = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        tracker.SwitchProtocol(ReplicationProtocol.A);
+        Assert.True(tracker.PeerMayLackWrites(Beta), "unacknowledged");
+        var underA = tracker.Begin(0, 8192, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(underC.RequestId, true);
+        tracker.LocalDone(underA.RequestId, true);
+        tracker.Sent(Beta, underC.RequestId);
+        tracker.Sent(Beta, underA.RequestId);
+        Assert.Equal([new CompletedRequest(underA.RequestId, true)], tracker.TakeCompleted()); // the C write still waits for its WriteAck
+        tracker.Ack(Beta, underC.RequestId, AckKind.WriteAck);
+        Assert.Equal([new CompletedRequest(underC.RequestId, true)], tracker.TakeCompleted());
+        Assert.True(tracker.PeerMayLackWrites(Beta), "the write sent under A is only sent until its BarrierAck");
+
+        // And back: a request sent under A is still only sent; one sent under C waits for its WriteAck.
+        tracker.SwitchProtocol(ReplicationProtocol.C);
+        var againC = tracker.Begin(0, 16384, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(againC.RequestId, true);
+        tracker.Sent(Beta, againC.RequestId);
+        Assert.Empty(tracker.TakeCompleted());
+        tracker.Ack(Beta, againC.RequestId, AckKind.WriteAck);
+        Assert.Single(tracker.TakeCompleted());
+        Assert.True(tracker.BarrierAck(Beta, tracker.CloseEpoch()!.Value));
+        Assert.False(tracker.PeerMayLackWrites(Beta), "everything BarrierAcked");
+    }
+
+    [Fact]
     public void Protocol_B_completes_on_RecvAck()
     {
         var tracker = Tracker(ReplicationProtocol.B, Beta);

@@ -67,6 +67,8 @@ public static class PeerFrameSeeds
                 .Add(new AckMessage(AckKind.NegAck, 0, 0, 3, 3))
                 .Add(new BarrierMessage(7))
                 .Add(new BarrierAckMessage(7, 6))
+                .Add(new ProtocolUpdateMessage(new ProtocolSettingsMessage(ReplicationProtocol.A, AfterSb0Pri.DiscardLocal, AfterSb1Pri.Consensus,
+                    AfterSb2Pri.Disconnect, ProtocolSettingsFlags.AlwaysAsbp, DigestAlgorithm.Crc32C, DigestAlgorithm.Sha256, DigestAlgorithm.Sha256, CompressionAlgorithm.Lz4)))
                 .Add(new OutOfSyncMessage(12288, 8192))
                 .ToArray()),
             ("remote-read", Handshake()

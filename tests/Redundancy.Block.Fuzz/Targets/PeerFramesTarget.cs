@@ -120,6 +120,7 @@ public sealed class PeerFramesTarget : IFuzzTarget
             case MessageType.AuthChallenge: return Generic<AuthChallengeMessage>(payload);
             case MessageType.AuthResponse: return Generic<AuthResponseMessage>(payload);
             case MessageType.ProtocolSettings: return Generic<ProtocolSettingsMessage>(payload, _ => state.Phase = PeerPhase.Established);
+            case MessageType.ProtocolUpdate: return Generic<ProtocolUpdateMessage>(payload);
             case MessageType.Sizes: return Generic<SizesMessage>(payload);
             case MessageType.Uuids: return Generic<UuidsMessage>(payload);
             case MessageType.State: return Generic<StateMessage>(payload);

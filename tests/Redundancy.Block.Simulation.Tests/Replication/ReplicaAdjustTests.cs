@@ -92,7 +92,9 @@ public class ReplicaAdjustTests
     {
         var running = Settings("alpha", "");
         Assert.Equal(SettingsChange.None, SettingsChanges.Compare(running, Settings("alpha", "")));
-        Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "", protocol: "A")));
+        Assert.Equal(SettingsChange.ProtocolUpdate, SettingsChanges.Compare(running, Settings("alpha", "", protocol: "A")));
+        Assert.Equal(SettingsChange.ProtocolUpdate, SettingsChanges.Compare(running, Settings("alpha", "after-sb-1pri consensus; always-asbp yes;")));
+        Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "csums-alg crc32c;", protocol: "A")));
         Assert.Equal(SettingsChange.Restart, SettingsChanges.Compare(running, running with { MaxFramePayloadBytes = running.MaxFramePayloadBytes * 2 }));
         Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "shared-secret \"other\";")));
         Assert.Equal(SettingsChange.Reconnect, SettingsChanges.Compare(running, Settings("alpha", "sndbuf-size 1M;")));
@@ -100,24 +102,40 @@ public class ReplicaAdjustTests
     }
 
     [Fact]
-    public void A_protocol_change_reconnects_with_the_new_protocol_while_writes_go_on()
+    public void A_protocol_change_goes_to_the_peer_without_reconnecting_while_writes_go_on()
     {
         var pair = new SimReplicaPair(504, options: new NetworkOptions { MaxDelayMs = 3 });
         pair.ConnectWithAlphaPrimary();
         int done = 0;
         WriteBlocks(pair, 60, spacingMs: 200, () => done++);
 
-        // C -> A, one node after the other, as an operator's `adjust` on each node does.
+        // C -> A (with a new after-sb-0pri), one node after the other, as an operator's `adjust` on
+        // each node does: the first sends it to the peer, which adopts it; the second finds nothing to change.
         pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 1_000);
-        pair.Alpha.Replica.Reconfigure([Settings("alpha", "", protocol: "A")], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
+        int alphaTransitions = pair.Alpha.Log.Count(l => l.Contains("conn(", StringComparison.Ordinal));
+        int betaTransitions = pair.Beta.Log.Count(l => l.Contains("conn(", StringComparison.Ordinal));
+        var alphaWanted = Settings("alpha", "after-sb-0pri discard-node-alpha;", protocol: "A");
+        var betaWanted = Settings("beta", "after-sb-0pri discard-node-alpha;", protocol: "A");
+        Assert.Equal(SettingsChange.ProtocolUpdate, SettingsChanges.Compare(pair.Alpha.Replica.Links[1].Settings, alphaWanted));
+        pair.Alpha.Replica.Reconfigure([alphaWanted], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
         Assert.Equal(ReplicationProtocol.A, pair.Alpha.Replica.Protocol);
-        Assert.True(pair.Scheduler.RunUntil(() => pair.Beta.Replica.Links[0].State == ConnectionState.StandAlone, 30_000), pair.Logs);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Beta.Replica.Protocol == ReplicationProtocol.A, 5_000), pair.Logs);
+        var adopted = pair.Beta.Replica.Links[0].Settings;
+        Assert.Equal(ReplicationProtocol.A, adopted.Protocol.Protocol);
+        Assert.Equal(AfterSb0Pri.DiscardRemote, adopted.Protocol.AfterSb0Pri); // alpha's discard-local, as beta sees it
+        Assert.Equal(Engine.SplitBrain.AfterSbStrategy.DiscardRemote, adopted.Policies.AfterSb0Pri.Strategy);
+        Assert.Contains(pair.Beta.Log, l => l.Contains("the peer's adjust changed the protocol settings: protocol A, after-sb-0pri discard-remote", StringComparison.Ordinal));
+        Assert.Contains(pair.Beta.Log, l => l.Contains("the peer's adjust: replication protocol C -> A", StringComparison.Ordinal));
+        Assert.Contains(pair.Alpha.Log, l => l.Contains("adjust: replication protocol C -> A (requests in flight keep theirs)", StringComparison.Ordinal));
         pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 3_000);
-        pair.Beta.Replica.Reconfigure([Settings("beta", "", protocol: "A")], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
-        pair.Beta.Replica.Connect(pair.Scheduler.NowMs);
+        Assert.Equal(SettingsChange.ProtocolUpdate, SettingsChanges.Compare(pair.Beta.Replica.Links[0].Settings, betaWanted)); // discard-node-alpha vs discard-remote: same on the wire
+        pair.Beta.Replica.Reconfigure([betaWanted], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
         Assert.True(pair.Scheduler.RunUntil(() => done == 60 && pair.InSync(), 60_000), pair.Logs);
-        Assert.Contains(pair.Alpha.Log, l => l.Contains("adjust: replication protocol C -> A from the next connection", StringComparison.Ordinal));
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 1_000); // under A the last writes completed when sent: they land on beta's disk now
         AssertIdentical(pair);
+        Assert.Equal(alphaTransitions, pair.Alpha.Log.Count(l => l.Contains("conn(", StringComparison.Ordinal)));
+        Assert.Equal(betaTransitions, pair.Beta.Log.Count(l => l.Contains("conn(", StringComparison.Ordinal)));
+        Assert.Equal(ConnectionState.Connected, pair.Alpha.Replica.Links[1].State);
 
         // Protocol A now: with the peer's answers cut off, a write completes on the local disk alone
         // (under C it would wait for the WriteAck until the connection timed out).
@@ -127,6 +145,39 @@ public class ReplicaAdjustTests
         pair.Alpha.Write(0, 0, new byte[BlockBytes], ok => written = ok);
         Assert.True(pair.Scheduler.RunUntil(() => written, 1_000), pair.Logs);
         Assert.True(pair.Scheduler.NowMs - startMs < 100, $"completed after {pair.Scheduler.NowMs - startMs} ms");
+    }
+
+    [Fact]
+    public void A_write_in_flight_keeps_the_protocol_it_was_sent_under()
+    {
+        var pair = new SimReplicaPair(505, options: new NetworkOptions { MaxDelayMs = 3 });
+        pair.ConnectWithAlphaPrimary();
+        // The peer's answers are held back: a protocol C write waits for its WriteAck.
+        pair.Network.Partition("beta", "alpha", oneWay: true);
+        bool? underC = null, underA = null;
+        pair.Alpha.Write(0, 0, Pattern(pair, 1), ok => underC = ok);
+        pair.Scheduler.RunUntil(pair.Scheduler.NowMs + 100);
+        Assert.Null(underC);
+
+        pair.Alpha.Replica.Reconfigure([Settings("alpha", "", protocol: "A")], new Dictionary<int, ResyncRateSettings>(), pair.Scheduler.NowMs);
+        pair.Alpha.Write(0, BlockBytes, Pattern(pair, 2), ok => underA = ok);
+        Assert.True(pair.Scheduler.RunUntil(() => underA is not null, 1_000), pair.Logs);
+        Assert.True(underA);
+        Assert.Null(underC); // sent under C: still waiting for the peer
+
+        // Once the peer can answer again the C write completes, and the peer has both.
+        pair.Network.HealAll();
+        Assert.True(pair.Scheduler.RunUntil(() => underC is not null && pair.InSync(), 60_000), pair.Logs);
+        Assert.True(underC);
+        AssertIdentical(pair);
+    }
+
+    private static byte[] Pattern(SimReplicaPair pair, int seed)
+    {
+        var data = new byte[BlockBytes];
+        pair.Random.Fork().Fill(data);
+        data[0] = (byte)seed;
+        return data;
     }
 
     /// <summary>The settings SimReplicaPair's configuration gives <paramref name="local"/> with <paramref name="net"/> added.</summary>

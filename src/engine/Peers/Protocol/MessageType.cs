@@ -15,6 +15,11 @@ public enum MessageType : ushort
     AuthResponse = 0x0004,
     /// <summary>Settings both sides must agree on (P_PROTOCOL).</summary>
     ProtocolSettings = 0x0005,
+    /// <summary>
+    /// New settings from an `adjust` on an established connection, adopted without comparing
+    /// (P_PROTOCOL_UPDATE); same payload as ProtocolSettings. Protocol version 2 and later.
+    /// </summary>
+    ProtocolUpdate = 0x0006,
 
     // Per-volume state.
     /// <summary>Backing, usable, requested size and largest request (P_SIZES).</summary>

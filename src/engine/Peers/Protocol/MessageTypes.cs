@@ -47,6 +47,7 @@ public static class MessageTypes
             MessageType.AuthChallenge => new(Hs, Conn, AuthChallengeMessage.Size, AuthChallengeMessage.Size),
             MessageType.AuthResponse => new(Hs, Conn, AuthResponseMessage.MinSize, AuthResponseMessage.MaxSize),
             MessageType.ProtocolSettings => new(Hs, Conn, ProtocolSettingsMessage.Size, ProtocolSettingsMessage.Size),
+            MessageType.ProtocolUpdate => new(Est, Conn, ProtocolSettingsMessage.Size, ProtocolSettingsMessage.Size),
             MessageType.Sizes => new(Est, Vol, SizesMessage.Size, SizesMessage.Size),
             MessageType.Uuids => new(Est, Vol, UuidsMessage.MinSize, UuidsMessage.MaxSize),
             MessageType.State => new(Est, Vol, StateMessage.Size, StateMessage.Size),
