@@ -170,6 +170,31 @@ public sealed class ScaleNode
         Restarts++;
     }
 
+    /// <summary>
+    /// `drbdadm down`, `create-md`, `up`: what DRBD's guide tells the administrator to do with a node
+    /// whose data nobody needs when the handshake finds unrelated data. The node stops (what its disk
+    /// has not flushed does not matter: it is Inconsistent), its superblock becomes the one create-md
+    /// writes (UUID_JUST_CREATED, not Consistent, no bitmap or history UUIDs) with an empty bitmap, and
+    /// it starts again; the handshake then gives it a full sync from the peer.
+    /// </summary>
+    public void CreateMetadata()
+    {
+        Engine.Invariant.Assert(Up && Volume.Disk == DiskState.Inconsistent && Replica.Role == Role.Secondary,
+            $"{Name}: create-md here only on an Inconsistent Secondary");
+        Sim.Crash(tear: false);
+        persisted = persisted with
+        {
+            Flags = MetadataFlags.AlClean,
+            CurrentUuid = GenerationIds.JustCreated,
+            HistoryUuids = [],
+            Peers = [new PeerSlot(PeerNodeId, 0, PeerSlotFlags.None, PeerSlot0)],
+        };
+        writtenOutBitmap = new QuickSyncBitmap(DiskBytes);
+        State = NewState();
+        Sim = Start(new BitmapTracker(DiskBytes, 1), []);
+        Restarts++;
+    }
+
     /// <summary>`attach` after the disk was detached: the superblock as last persisted, then the handshake (if connected).</summary>
     public StateChangeResult Attach()
     {

@@ -166,6 +166,17 @@ public sealed class ScaleOperator(ScaleCluster cluster)
         Count(node, discardMyData ? "connect --discard-my-data" : "connect", StateChangeResult.Success);
     }
 
+    /// <summary>`drbdadm down; drbdadm create-md; drbdadm up` on an Inconsistent Secondary (see <see cref="ScaleNode.CreateMetadata"/>).</summary>
+    public void CreateMetadata(ScaleNode node)
+    {
+        Run(node, new Allowance(Role: false, Force: false, Attach: true, Connect: true), () =>
+        {
+            node.CreateMetadata();
+            return StateChangeResult.Success;
+        });
+        Count(node, "down, create-md, up", StateChangeResult.Success);
+    }
+
     public StateChangeResult Invalidate(ScaleNode node)
     {
         var link = node.Replica.Links[node.PeerNodeId];

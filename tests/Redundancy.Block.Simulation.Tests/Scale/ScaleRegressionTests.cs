@@ -276,4 +276,21 @@ public class ScaleRegressionTests
         Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
         Assert.True(result.Faults.ContainsKey("slow disk"), $"seed {seed} had no slow disk");
     }
+
+    /// <summary>
+    /// convergence (scripts/sim --seed 7360 --dual-primary --slow-disks): the sync source's disk failed
+    /// as it sent its sync UUID, a partition kept the target from hearing of it, and the source crashed;
+    /// it came back without the sync UUID, which the Inconsistent target had taken as its current UUID:
+    /// unrelated data, as DRBD 8.4 ends too, and no --discard-my-data gets past that. The healing
+    /// operator now does what DRBD's guide says: down, create-md and up on the node with no data to
+    /// keep (the Inconsistent one), and the full sync that follows brings the pair together.
+    /// </summary>
+    [Fact]
+    public void Unrelated_data_after_a_lost_sync_UUID_is_healed_by_recreating_the_Inconsistent_nodes_metadata()
+    {
+        var result = ScaleRun.Run(7360, dualPrimary: true, slowDisks: true);
+        Assert.True(result.Failure is null, $"seed 7360: {result.Failure}\n{result.Logs}");
+        Assert.Equal(1L, result.Operator.GetValueOrDefault("down, create-md, up Success"));
+        Assert.True(result.AcknowledgedChecks > 0, "seed 7360 checked no acknowledged write");
+    }
 }

@@ -328,6 +328,15 @@ public static class ScaleRun
             {
                 op.Secondary(node);
             }
+            // Unrelated data (DRBD refuses it whatever --discard-my-data says) with a node that holds no
+            // complete data (Inconsistent, it was a SyncTarget): DRBD's guide has the administrator
+            // recreate that node's metadata, and a full sync follows.
+            foreach (var node in cluster.Nodes.Where(n => n.Up && n.Replica.Role == Role.Secondary && n.Volume.Disk == DiskState.Inconsistent
+                && n.Replica.Links[n.PeerNodeId].State == ConnectionState.StandAlone
+                && n.Replica.Links[n.PeerNodeId].LastError?.Contains("Unrelated data", StringComparison.Ordinal) == true))
+            {
+                op.CreateMetadata(node);
+            }
             var victim = cluster.Alpha.Replica.Role == Role.Primary ? cluster.Beta : cluster.Beta.Replica.Role == Role.Primary ? cluster.Alpha : cluster.Beta;
             foreach (var node in cluster.Nodes.Where(n => n.Replica.Links[n.PeerNodeId].State == ConnectionState.StandAlone))
             {
