@@ -50,7 +50,7 @@ public sealed partial class PeerConnection : IAsyncDisposable
         RemoteAddress = RemoteEndPoint?.ToString() ?? "(unknown)";
         ConfigureSocket(socket, options);
         _reader = PipeReader.Create(
-            new NetworkStream(socket, ownsSocket: false),
+            new PeerReceiveStream(socket),
             new StreamPipeReaderOptions(bufferSize: options.ReceiveBufferBytes, minimumReadSize: Math.Min(4096, options.ReceiveBufferBytes), leaveOpen: false));
         // Non-blocking (after the NetworkStream, which insists on a blocking socket when created), so
         // SendRaw's direct path never waits on a full socket buffer; async operations work either way.
