@@ -37,6 +37,12 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
     /// <summary>How long the reaper polls for a completion before it sleeps: about one write of the disks measured.</summary>
     private const int PollMicroseconds = 300;
 
+    /// <summary>
+    /// The reaper polls only with this few requests in the kernel: with more, completions come often
+    /// and the CPUs are busy, so waking the reaper is cheap and a poll would only take CPU from them.
+    /// </summary>
+    private const int MaxPolledRequests = 2;
+
     private readonly FileBlockDevice disk;
     private readonly SafeFileHandle handle;
     private readonly ulong context;
@@ -273,7 +279,8 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         var poll = new BusyPoll(PollMicroseconds);
         while (!stopping || Volatile.Read(ref inKernel) > 0)
         {
-            long reaped = Volatile.Read(ref inKernel) > 0 ? Poll(poll, events) : 0;
+            int pending = Volatile.Read(ref inKernel);
+            long reaped = pending is > 0 and <= MaxPolledRequests ? Poll(poll, events) : 0;
             if (reaped == 0)
             {
                 reaped = Libc.IoGetEvents(context, 1, ReapBatch, events, &timeout);
@@ -305,7 +312,7 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
     }
 
     /// <summary>
-    /// With requests in the kernel: reaps without sleeping for up to <see cref="PollMicroseconds"/>
+    /// With a few requests in the kernel: reaps without sleeping for up to <see cref="PollMicroseconds"/>
     /// (Polling/BusyPoll.cs), so a completion does not have to wake this thread (and, on the Secondary,
     /// its WriteAck leaves at once). Returns the events reaped, 0 when the caller must wait.
     /// </summary>
