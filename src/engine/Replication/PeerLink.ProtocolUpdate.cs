@@ -7,9 +7,10 @@ namespace Redundancy.Block.Engine.Replication;
 // P_PROTOCOL_UPDATE: an `adjust` that changes the replication protocol, after-sb-*, always-asbp or
 // allow-two-primaries on a connected resource sends the new values to the peer, which adopts them
 // without comparing (DRBD's receive_protocol skips its checks for P_PROTOCOL_UPDATE). The
-// connection stays up, so nothing is resynced; when the operator then adjusts the peer too, its
-// running settings already match and nothing more happens. A peer that speaks only protocol
-// version 1 does not know the message: the adjust reconnects instead (SettingsChange.Reconnect).
+// connection stays up, so nothing is resynced. When the operator then adjusts the peer too, its
+// running settings already match (or a policy differs only in its spelling, discard-node-NAME
+// against discard-remote, and the update it sends back carries the same values). A peer that
+// speaks only protocol version 1 does not know the message: the adjust reconnects instead.
 public sealed partial class PeerLink
 {
     /// <summary>Whether the peer takes a ProtocolUpdate now: connected, with protocol version 2 or later agreed.</summary>
