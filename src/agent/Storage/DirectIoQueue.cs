@@ -2,7 +2,8 @@
 // device's latency: done synchronously on the NBD session thread, a client's queue depth never reached
 // the disk (4K writes at QD32 ran near the QD1 rate). The queue submits each request with io_submit
 // from the caller's thread, and one thread reaps completions with io_getevents (polling briefly
-// before it sleeps while requests are in the kernel) and completes each request's ValueTask inline.
+// before it sleeps while one or two requests are in the kernel) and completes each request's
+// ValueTask inline.
 // Data goes through 4096-aligned native bounce buffers, which the kernel reads or fills while the
 // caller's managed buffer may move. A request the queue cannot take (no free slot, larger than the
 // largest bounce buffer) is left to the caller to do synchronously; one that io_submit refuses is

@@ -14,8 +14,11 @@ namespace Redundancy.Block.Engine.Replication;
 public sealed partial class PeerLink
 {
     /// <summary>Whether the peer takes a ProtocolUpdate now: connected, with protocol version 2 or later agreed.</summary>
-    public bool CanSendProtocolUpdate =>
-        State == ConnectionState.Connected && handshake?.Negotiated is { } negotiated && negotiated.ProtocolVersion >= FeaturesMessage.ProtocolUpdateVersion;
+    public bool CanSendProtocolUpdate => State == ConnectionState.Connected && SpeaksProtocolUpdate;
+
+    /// <summary>The connection's agreed protocol version has ProtocolUpdate.</summary>
+    private bool SpeaksProtocolUpdate =>
+        handshake?.Negotiated is { } negotiated && negotiated.ProtocolVersion >= FeaturesMessage.ProtocolUpdateVersion;
 
     /// <summary>Takes <paramref name="wanted"/> (a <see cref="SettingsChange.ProtocolUpdate"/> away) and sends its protocol settings to the peer.</summary>
     public void SendProtocolUpdate(PeerLinkSettings wanted)
@@ -29,7 +32,7 @@ public sealed partial class PeerLink
 
     private void OnProtocolUpdate(ProtocolUpdateMessage update)
     {
-        if (handshake?.Negotiated is not { } negotiated || negotiated.ProtocolVersion < FeaturesMessage.ProtocolUpdateVersion)
+        if (!SpeaksProtocolUpdate)
         {
             Drop("protocol error: ProtocolUpdate on a connection of protocol version 1", ConnectionState.ProtocolError);
             return;
@@ -45,18 +48,22 @@ public sealed partial class PeerLink
             Flags = peer.Flags,
         };
         // A policy whose wire value did not change keeps its configured form (discard-node-NAME
-        // stays so), so the operator's own adjust of this node finds nothing more to change.
-        var policies = settings.Policies with
+        // stays so); a changed one takes the wire value's name.
+        var configured = settings.Policies;
+        var policies = configured with
         {
-            AfterSb0Pri = adopted.AfterSb0Pri == running.AfterSb0Pri ? settings.Policies.AfterSb0Pri : AfterSbPolicy.Parse(ProtocolSettingsValues.Name(adopted.AfterSb0Pri)),
-            AfterSb1Pri = adopted.AfterSb1Pri == running.AfterSb1Pri ? settings.Policies.AfterSb1Pri : AfterSbPolicy.Parse(ProtocolSettingsValues.Name(adopted.AfterSb1Pri)),
-            AfterSb2Pri = adopted.AfterSb2Pri == running.AfterSb2Pri ? settings.Policies.AfterSb2Pri : AfterSbPolicy.Parse(ProtocolSettingsValues.Name(adopted.AfterSb2Pri)),
+            AfterSb0Pri = Adopt(configured.AfterSb0Pri, adopted.AfterSb0Pri == running.AfterSb0Pri, ProtocolSettingsValues.Name(adopted.AfterSb0Pri)),
+            AfterSb1Pri = Adopt(configured.AfterSb1Pri, adopted.AfterSb1Pri == running.AfterSb1Pri, ProtocolSettingsValues.Name(adopted.AfterSb1Pri)),
+            AfterSb2Pri = Adopt(configured.AfterSb2Pri, adopted.AfterSb2Pri == running.AfterSb2Pri, ProtocolSettingsValues.Name(adopted.AfterSb2Pri)),
             AlwaysAsbp = (adopted.Flags & ProtocolSettingsFlags.AlwaysAsbp) != 0,
         };
         settings = settings with { Protocol = adopted, Policies = policies };
         output.ProtocolUpdated = true;
         output.Log.Add($"{Subject}: the peer's adjust changed the protocol settings: {Describe(adopted)}: adopted (protocol update)");
     }
+
+    private static AfterSbPolicy Adopt(AfterSbPolicy configured, bool unchanged, string wireName) =>
+        unchanged ? configured : AfterSbPolicy.Parse(wireName);
 
     /// <summary>The peer's discard-local is this node's discard-remote (DRBD's convert_after_sb).</summary>
     private static AfterSb0Pri AsSeenHere(AfterSb0Pri peers) => peers switch

@@ -6,11 +6,10 @@ namespace Redundancy.Block.Engine.Replication;
 /// csums-after-crash-only are read where they are used, so they apply at once. The replication
 /// protocol, after-sb-*, always-asbp and allow-two-primaries are sent to a connected peer, which
 /// adopts them (DRBD's P_PROTOCOL_UPDATE), so the connection stays up (rr-conflict, this node's
-/// own, comes along). What else the
-/// handshake agrees on or fixes for the connection (the *-alg digests, compression, the secret,
-/// disk-flushes, sndbuf-size, on-congestion) applies from the next handshake: the connection is
-/// re-established. The nodes themselves and the frame size are part of the replica: they need it
-/// restarted.
+/// own, comes along). What else the handshake agrees on or fixes for the connection (the *-alg
+/// digests, compression, the secret, disk-flushes, sndbuf-size, on-congestion) applies from the next
+/// handshake: the connection is re-established. The nodes themselves and the frame size are part of
+/// the replica: they need it restarted.
 /// </summary>
 public enum SettingsChange
 {
