@@ -204,7 +204,7 @@ public sealed partial class PeerLink
         var flags = (volume.Flags.HasFlag(MetadataFlags.CrashedPrimary) ? UuidFlags.CrashedPrimary : 0)
             | (volume.Flags.HasFlag(MetadataFlags.Consistent) ? UuidFlags.Consistent : 0)
             | (volume.Flags.HasFlag(MetadataFlags.WasUpToDate) ? UuidFlags.WasUpToDate : 0)
-            | (connectedBefore ? UuidFlags.Reconnect : 0);
+            | (replicatedVolumes.Contains(volume.Volume) ? UuidFlags.Reconnect : 0);
         return new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits);
     }
 
@@ -286,6 +286,7 @@ public sealed partial class PeerLink
         // changes online only by `resize`.
         if (TryDecide(local[0], peer, local[0].CurrentSizeBytes, out var decision))
         {
+            NoteReplicated(decision);
             output.Renegotiated.Add(decision);
         }
     }
@@ -358,8 +359,18 @@ public sealed partial class PeerLink
         foreach (var decision in decisions)
         {
             peerDisks[decision.Volume] = decision.PeerDisk;
+            NoteReplicated(decision);
         }
         output.Decisions = decisions;
+    }
+
+    /// <summary>A handshake that compared data on both sides connected the volume's disks: see <see cref="replicatedVolumes"/>.</summary>
+    private void NoteReplicated(VolumeDecision decision)
+    {
+        if (decision.Outcome.ComparedData)
+        {
+            replicatedVolumes.Add(decision.Volume);
+        }
     }
 
     /// <summary>
@@ -435,7 +446,7 @@ public sealed partial class PeerLink
         bool selfNegotiating = local.Disk == DiskState.Negotiating;
         bool peerNegotiating = state.Disk == DiskState.Negotiating;
         var self = new HandshakeSide(local.Uuids, local.Flags, host.Role, selfNegotiating ? ReplicaVolume.DiskFromFlags(local.Flags) : local.Disk,
-            settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData, Negotiating: selfNegotiating, Reconnected: connectedBefore);
+            settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData, Negotiating: selfNegotiating, Reconnected: replicatedVolumes.Contains(local.Volume));
         var other = new HandshakeSide(new UuidSet(uuids.Current, uuids.Bitmap, uuids.History), peerFlags, state.Role,
             peerNegotiating ? ReplicaVolume.DiskFromFlags(peerFlags) : state.Disk, settings.PeerNodeName, (long)uuids.DirtyBits,
             state.Flags.HasFlag(StateFlags.DiscardMyData), Negotiating: peerNegotiating, Reconnected: uuids.Flags.HasFlag(UuidFlags.Reconnect));

@@ -27,10 +27,15 @@ public sealed partial class PeerLink
     private long pingSentAtMs = -1;
 
     /// <summary>
-    /// This link was Connected before (so a connection was lost, and this node did not restart since,
-    /// as the link lives as long as the replica): DRBD 9's RECONNECT bit, sent as UUID flag Reconnect.
+    /// Volumes whose sync handshake with this peer found data on both sides since this node started
+    /// (the link lives as long as the replica): DRBD 9's RECONNECT bit, sent per volume as UUID flag
+    /// Reconnect, which makes this node the survivor of the peer's crash as Primary (rule 42): it held
+    /// the peer's writes as they were acknowledged and has not restarted since. Unlike DRBD's bit (any
+    /// connection that was lost), a connection while either side was Diskless does not count: it
+    /// carried none of the peer's data, and a node that restarted before it may have lost unflushed
+    /// writes the crashed Primary's disk still holds.
     /// </summary>
-    private bool connectedBefore;
+    private readonly HashSet<int> replicatedVolumes = [];
 
     public PeerLink(PeerLinkSettings settings, IPeerLinkHost host, IRandom random)
     {
@@ -356,7 +361,6 @@ public sealed partial class PeerLink
         if (state == ConnectionState.Connected)
         {
             adjustPending = false;
-            connectedBefore = true;
         }
         if (State != state)
         {

@@ -84,6 +84,9 @@ public sealed record HandshakeOutcome(
     int Hg,
     ImmutableArray<string> Log)
 {
+    /// <summary>Both nodes had data, so the UUIDs were compared (not "No sync handshake": a side without a disk).</summary>
+    public bool ComparedData { get; init; }
+
     /// <summary>The connection state to move to: Connected, or StandAlone / Connecting after a disconnect.</summary>
     public ConnectionState NextConnectionState => Action != HandshakeAction.Disconnect
         ? ConnectionState.Connected

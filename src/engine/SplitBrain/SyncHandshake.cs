@@ -30,6 +30,7 @@ public static class SyncHandshake
         }
 
         run.Comparison = UuidComparison.Compare(self.ForComparison, peer.ForComparison, resolveConflicts, protocol);
+        run.ComparedData = true;
         run.Hg = run.Comparison.Hg;
         run.Log.Add(run.Comparison.Describe());
         if (run.Comparison.Result == SyncResult.UnrelatedData)
@@ -224,6 +225,7 @@ public static class SyncHandshake
         public bool ResolveConflicts { get; } = resolveConflicts;
         public SplitBrainPolicies Policies { get; } = policies;
         public SyncDecision Comparison { get; set; } = new(0, SyncResult.NoSync);
+        public bool ComparedData { get; set; }
         public int Hg { get; set; }
         public HandshakeHandlers Handlers { get; set; }
         public bool Demote { get; set; }
@@ -233,13 +235,13 @@ public static class SyncHandshake
         public List<string> Log { get; } = [];
 
         public HandshakeOutcome Disconnect(DisconnectReason reason) =>
-            new(HandshakeAction.Disconnect, false, reason, RetryConnect, Handlers, false, SplitBrain, Comparison, Hg, [.. Log]);
+            new(HandshakeAction.Disconnect, false, reason, RetryConnect, Handlers, false, SplitBrain, Comparison, Hg, [.. Log]) { ComparedData = ComparedData };
 
         public HandshakeOutcome Finish()
         {
             var action = Hg > 0 ? HandshakeAction.SyncSource : Hg < 0 ? HandshakeAction.SyncTarget : HandshakeAction.NoSync;
             return new HandshakeOutcome(action, Math.Abs(Hg) >= 2, DisconnectReason.None, false, Handlers, Demote,
-                SplitBrain, Comparison, Hg, [.. Log]);
+                SplitBrain, Comparison, Hg, [.. Log]) { ComparedData = ComparedData };
         }
     }
 }

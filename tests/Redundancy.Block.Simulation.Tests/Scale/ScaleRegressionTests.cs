@@ -139,6 +139,12 @@ public class ScaleRegressionTests
     // handshake's decision: not yet connected, the attach negotiated with nobody, the peer kept taking it for
     // Diskless and neither resynced. The decision now runs the attach-while-connected negotiation for such a disk.
     [InlineData(56912)]
+    // acknowledged-write: the Secondary lost the Primary across a partition, then crashed, losing a write that
+    // was acknowledged but not flushed on its side (the Primary's flush completed there alone); restarted, it
+    // connected to the Primary while that one was Diskless. When the Primary attached its disk again (crashed
+    // primary), the Secondary counted that data-less connection as having survived the Primary (rule 42) and
+    // became sync source over the write. Only a connection that compared data on both sides counts now.
+    [InlineData(31022)]
     public void Seed_that_found_an_engine_bug_passes(int seed)
     {
         var result = ScaleRun.Run(seed);
