@@ -4,26 +4,29 @@
 // seed failed, 2 on bad arguments. No checker can be switched off and no failure is excused.
 // --dual-primary runs the same seeds with allow-two-primaries and both nodes Primary (a mode of its
 // own: without it every seed draws exactly what it always did); --slow-disks adds slow-disk faults
-// (also a mode of its own, and combinable).
+// (also a mode of its own, and combinable); --protocol A or B replicates asynchronously (not with
+// --dual-primary: two Primaries need protocol C).
 using System.Diagnostics;
 using System.Globalization;
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Simulation.Scale;
 
 var options = RunnerOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J] [--dual-primary] [--slow-disks]");
+    Console.Error.WriteLine("usage: sim [--seeds N] [--first F] [--seed S] [--steps K] [--jobs J] [--dual-primary] [--slow-disks] [--protocol A|B|C]");
     return 2;
 }
 var seeds = options.Seed is int one ? [one] : Enumerable.Range(options.First, options.Seeds).ToArray();
 var clock = Stopwatch.StartNew();
 var results = new ScaleResult[seeds.Length];
-Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Jobs }, i => results[i] = ScaleRun.Run(seeds[i], options.Steps, trace: options.Seed is not null, dualPrimary: options.DualPrimary, slowDisks: options.SlowDisks));
+Parallel.For(0, seeds.Length, new ParallelOptions { MaxDegreeOfParallelism = options.Jobs }, i => results[i] = ScaleRun.Run(seeds[i], options.Steps, trace: options.Seed is not null, dualPrimary: options.DualPrimary, slowDisks: options.SlowDisks, protocol: options.Protocol));
 clock.Stop();
 Report.Print(results, options, clock.Elapsed);
 return results.Any(r => r.Failure is not null) ? 1 : 0;
 
-internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs, bool DualPrimary = false, bool SlowDisks = false)
+internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps, int Jobs, bool DualPrimary = false, bool SlowDisks = false,
+    ReplicationProtocol Protocol = ReplicationProtocol.C)
 {
     public static RunnerOptions? Parse(string[] args)
     {
@@ -38,6 +41,15 @@ internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps,
             if (args[i] == "--slow-disks")
             {
                 o = o with { SlowDisks = true };
+                continue;
+            }
+            if (args[i] == "--protocol")
+            {
+                if (i + 1 >= args.Length || args[i + 1] is not ("A" or "B" or "C"))
+                {
+                    return null;
+                }
+                o = o with { Protocol = Enum.Parse<ReplicationProtocol>(args[++i]) };
                 continue;
             }
             if (i + 1 >= args.Length || !int.TryParse(args[i + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < 0)
@@ -58,8 +70,12 @@ internal sealed record RunnerOptions(int Seeds, int First, int? Seed, int Steps,
                 return null;
             }
         }
-        return o;
+        return o.DualPrimary && o.Protocol != ReplicationProtocol.C ? null : o;
     }
+
+    /// <summary>The mode options as scripts/sim takes them (for the replay command).</summary>
+    public string ModeArguments => (DualPrimary ? " --dual-primary" : string.Empty) + (SlowDisks ? " --slow-disks" : string.Empty)
+        + (Protocol != ReplicationProtocol.C ? $" --protocol {Protocol}" : string.Empty);
 }
 
 internal static class Report
@@ -67,7 +83,7 @@ internal static class Report
     public static void Print(ScaleResult[] results, RunnerOptions options, TimeSpan elapsed)
     {
         var failed = results.Where(r => r.Failure is not null).ToList();
-        Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs{(options.DualPrimary ? ", dual-primary (allow-two-primaries, both nodes Primary)" : string.Empty)}{(options.SlowDisks ? ", slow disks" : string.Empty)}, {elapsed.TotalSeconds:F1} s");
+        Console.WriteLine($"seeds run: {results.Length} ({(options.Seed is int s ? $"seed {s}" : $"{options.First}..{options.First + options.Seeds - 1}")}), {options.Steps} steps each, {options.Jobs} jobs{(options.DualPrimary ? ", dual-primary (allow-two-primaries, both nodes Primary)" : string.Empty)}{(options.SlowDisks ? ", slow disks" : string.Empty)}, protocol {options.Protocol}, {elapsed.TotalSeconds:F1} s");
         Console.WriteLine($"steps: {results.Sum(r => r.Steps)}");
         Console.WriteLine($"writes: {results.Sum(r => r.WritesIssued)} issued, {results.Sum(r => r.WritesAcknowledged)} acknowledged, {results.Sum(r => r.WritesForgiven)} acknowledged writes whose every copy was lost (unflushed at a crash, or only on a failed disk): no longer required");
         if (options.DualPrimary)
@@ -89,7 +105,7 @@ internal static class Report
         foreach (var failure in failed.Take(200))
         {
             Console.WriteLine($"FAILED seed {failure.Seed}: {failure.Failure}");
-            Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}{(options.DualPrimary ? " --dual-primary" : string.Empty)}{(options.SlowDisks ? " --slow-disks" : string.Empty)}");
+            Console.WriteLine($"  replay: scripts/sim --seed {failure.Seed}{(options.Steps != ScaleRun.DefaultSteps ? $" --steps {options.Steps}" : string.Empty)}{options.ModeArguments}");
         }
         if (failed.Count > 200)
         {

@@ -8,6 +8,8 @@ namespace Redundancy.Block.Simulation.Scale;
 /// write issued after it. A Consistent node (restarted or re-attached, not yet confirmed by a peer)
 /// is checked once it is UpToDate again: by a resync, by a handshake that found nothing to sync
 /// (where a lost write shows), or by a promotion, which starts a new generation from its disk.
+/// Under protocol A or B a node owes only the writes it acknowledged itself
+/// (<see cref="WriteLedger.OwedBy"/>).
 /// </summary>
 public static class AckChecker
 {
@@ -25,7 +27,7 @@ public static class AckChecker
             foreach (long block in cluster.Ledger.Blocks)
             {
                 var actual = node.Block(block);
-                var problem = cluster.Ledger.Check(block, uuid, actual, out bool required);
+                var problem = cluster.Ledger.Check(block, uuid, actual, out bool required, node.Name);
                 checkedPairs += required ? 1 : 0;
                 if (problem is not null)
                 {

@@ -6,7 +6,9 @@ namespace Redundancy.Block.Simulation.Scale;
 /// Every block that differs between the two disks is marked out of sync in a bitmap (either
 /// node's slot for the other), so a resync can repair it. Checked when no application write is in
 /// flight and both nodes agree on whether they are connected (a node that has not yet noticed its
-/// peer's crash has not yet marked what the crash lost).
+/// peer's crash has not yet marked what the crash lost). Under protocol A or B an acknowledged write
+/// may still be on its way to the peer's disk: the check waits until neither node's transfer log
+/// holds a write the peer has not confirmed with a barrier ack (a lost connection marks those).
 /// </summary>
 public static class BitmapCoverageChecker
 {
@@ -15,7 +17,8 @@ public static class BitmapCoverageChecker
     {
         var (a, b) = (cluster.Alpha, cluster.Beta);
         if (!a.Up || !b.Up || cluster.PendingWrites > 0 || !a.Volume.HasLocalData || !b.Volume.HasLocalData
-            || (a.Replica.Links[b.NodeId].State == ConnectionState.Connected) != (b.Replica.Links[a.NodeId].State == ConnectionState.Connected))
+            || (a.Replica.Links[b.NodeId].State == ConnectionState.Connected) != (b.Replica.Links[a.NodeId].State == ConnectionState.Connected)
+            || (cluster.Ledger.Asynchronous && (a.Replica.HoldsUnconfirmedWrites || b.Replica.HoldsUnconfirmedWrites)))
         {
             return false;
         }

@@ -1,3 +1,4 @@
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 
 namespace Redundancy.Block.Simulation.Scale;
@@ -26,6 +27,35 @@ public class ScaleCheckerTests
         Assert.Equal("acknowledged-write", violation.Checker);
         Assert.Contains("beta", violation.Detail, StringComparison.Ordinal);
         Assert.Contains($"write #{record.Sequence}", violation.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Under protocol A the Secondary does not owe a write when it is acknowledged, but once the
+    /// barrier ack confirmed it, a copy that differs without a bitmap bit is caught.
+    /// </summary>
+    [Fact]
+    public void Under_protocol_A_a_write_the_secondary_dropped_is_caught_by_the_bitmap_checker()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed, protocol: ReplicationProtocol.A);
+        cluster.Beta.Disk.LoseWritesSilently = true;
+        var record = WriteAndWait(cluster, block: 3);
+        Assert.True(record.Acknowledged);
+        Assert.True(AckChecker.Check(cluster) >= 1, "alpha owes the write it acknowledged; beta does not");
+        Assert.True(cluster.RunUntil(() => !cluster.Alpha.Replica.HoldsUnconfirmedWrites, 10_000), "the barrier ack confirms the write");
+
+        var violation = Assert.Throws<SimulationViolation>(() => BitmapCoverageChecker.Check(cluster));
+        Assert.Equal("bitmap-coverage", violation.Checker);
+        Assert.Contains("block 3", violation.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Under_protocol_A_the_acknowledged_write_checker_catches_a_write_lost_on_the_primary_itself()
+    {
+        var (cluster, _) = ScaleRun.Started(Seed, protocol: ReplicationProtocol.A);
+        cluster.Alpha.Disk.LoseWritesSilently = true;
+        WriteAndWait(cluster, block: 5);
+        var violation = Assert.Throws<SimulationViolation>(() => AckChecker.Check(cluster));
+        Assert.Contains("alpha", violation.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.States;
 using Redundancy.Block.Simulation.Infrastructure;
 using Redundancy.Block.Simulation.Replication;
@@ -17,17 +18,20 @@ namespace Redundancy.Block.Simulation.Scale;
 /// they always did. Slow-disk runs (<c>slowDisks</c>, scripts/sim --slow-disks) add a disk fault:
 /// a node's disk takes up to hundreds of milliseconds per request for a while, so writes, flushes
 /// and barriers are still in flight when connections end, nodes are promoted and peers reconnect;
-/// without it the random numbers drawn are the same.
+/// without it the random numbers drawn are the same. Protocol A or B runs (<c>protocol</c>,
+/// scripts/sim --protocol) replicate asynchronously: the checkers then hold a node to the writes it
+/// acknowledged itself (WriteLedger.OwedBy).
 /// </summary>
 public static class ScaleRun
 {
     public const int DefaultSteps = 150;
     private static readonly NetworkOptions Calm = new() { MaxDelayMs = 3, RetransmitDelayMs = 100, DialTimeoutMs = 300 };
 
-    public static ScaleResult Run(int seed, int steps = DefaultSteps, bool trace = false, bool dualPrimary = false, bool slowDisks = false)
+    public static ScaleResult Run(int seed, int steps = DefaultSteps, bool trace = false, bool dualPrimary = false, bool slowDisks = false,
+        ReplicationProtocol protocol = ReplicationProtocol.C)
     {
         var result = new ScaleResult(seed);
-        var cluster = new ScaleCluster(seed, Calm, dualPrimary) { Trace = trace ? [] : null, SlowDisks = slowDisks };
+        var cluster = new ScaleCluster(seed, Calm, dualPrimary, protocol) { Trace = trace ? [] : null, SlowDisks = slowDisks };
         try
         {
             var op = new ScaleOperator(cluster);
@@ -67,9 +71,9 @@ public static class ScaleRun
     }
 
     /// <summary>A pair as every seed starts: connected, in sync, alpha Primary (and beta with <paramref name="dualPrimary"/>; for tests of the checkers).</summary>
-    public static (ScaleCluster Cluster, ScaleOperator Operator) Started(int seed, bool dualPrimary = false)
+    public static (ScaleCluster Cluster, ScaleOperator Operator) Started(int seed, bool dualPrimary = false, ReplicationProtocol protocol = ReplicationProtocol.C)
     {
-        var cluster = new ScaleCluster(seed, Calm, dualPrimary);
+        var cluster = new ScaleCluster(seed, Calm, dualPrimary, protocol);
         var op = new ScaleOperator(cluster);
         Start(cluster, op);
         return (cluster, op);

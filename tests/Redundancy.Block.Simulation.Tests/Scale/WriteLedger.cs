@@ -16,6 +16,8 @@ namespace Redundancy.Block.Simulation.Scale;
 /// the resolve-conflicts node answers P_SUPERSEDED or P_RETRY_WRITE, the other defers the peer's
 /// write until its own completes). A write acknowledged before another was issued is still never
 /// overwritten by that one's predecessors: see <see cref="Precedes"/>.
+/// Under protocol A or B (<see cref="Asynchronous"/>) an acknowledgement says the write is on the
+/// writer's disk, not on the peer's: see <see cref="OwedBy"/>.
 /// </summary>
 public sealed class WriteLedger
 {
@@ -27,6 +29,19 @@ public sealed class WriteLedger
 
     /// <summary>Two nodes may write at once (allow-two-primaries): concurrent writes of different writers may land in either order.</summary>
     public bool ConcurrentWriters { get; init; }
+
+    /// <summary>Protocol A or B: a write is acknowledged once on the writer's disk and sent (A) or received (B), not once on the peer's disk.</summary>
+    public bool Asynchronous { get; init; }
+
+    /// <summary>
+    /// Whether <paramref name="node"/>'s disk must hold acknowledged write <paramref name="record"/>
+    /// (when it is the newest of its block and generation). Under protocol C every copy must: the
+    /// peer wrote it before the acknowledgement. Under A or B only the writer's must: the peer may
+    /// still lack it, or lose it with the connection, and DRBD's protocol A loses it with the Primary
+    /// (a flush does not change that: it reaches the peer only while connected). What the peer lacks
+    /// the writer's bitmap must mark (the bitmap checker), and at the end the resync must bring it.
+    /// </summary>
+    public bool OwedBy(WriteRecord record, string? node) => !Asynchronous || node is null || record.Writer == node;
 
     public long Issued { get; private set; }
 
@@ -211,9 +226,10 @@ public sealed class WriteLedger
     /// What <paramref name="block"/> must hold on a disk at generation <paramref name="uuid"/>: the
     /// newest write acknowledged in it (and not forgiven), or else the generation's base; also what
     /// it may hold instead: any write issued after that (in flight, failed or acknowledged later).
-    /// Required is null when the generation was never seen (nothing is known of it).
+    /// Required is null when the generation was never seen (nothing is known of it). A write
+    /// <paramref name="node"/> does not owe (<see cref="OwedBy"/>) is allowed but not required.
     /// </summary>
-    public (byte[]? Required, string What, List<byte[]> Allowed) Expectation(long block, ulong uuid)
+    public (byte[]? Required, string What, List<byte[]> Allowed) Expectation(long block, ulong uuid, string? node = null)
     {
         ulong generation = Generation(uuid);
         var records = byBlock.GetValueOrDefault(block) ?? [];
@@ -221,7 +237,7 @@ public sealed class WriteLedger
         {
             return ConcurrentExpectation(records, required, generation);
         }
-        var acknowledged = ConcurrentWriters ? null : records.LastOrDefault(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation);
+        var acknowledged = ConcurrentWriters ? null : records.LastOrDefault(r => r.Acknowledged && !r.IsForgiven && r.Generation == generation && OwedBy(r, node));
         if (acknowledged is not null)
         {
             return (acknowledged.Data, $"write #{acknowledged.Sequence} by {acknowledged.Writer} acknowledged in generation {generation:X16}{(acknowledged.Durable ? " (flushed)" : string.Empty)}",
@@ -276,9 +292,9 @@ public sealed class WriteLedger
     /// 512-byte sector equals that sector of the required content or of a later write (a torn write
     /// leaves a mix); otherwise what is wrong.
     /// </summary>
-    public string? Check(long block, ulong uuid, ReadOnlySpan<byte> actual, out bool hadRequirement)
+    public string? Check(long block, ulong uuid, ReadOnlySpan<byte> actual, out bool hadRequirement, string? node = null)
     {
-        var (required, what, allowed) = Expectation(block, uuid);
+        var (required, what, allowed) = Expectation(block, uuid, node);
         hadRequirement = required is not null;
         if (required is null)
         {
