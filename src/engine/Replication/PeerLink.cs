@@ -33,7 +33,8 @@ public sealed partial class PeerLink
     /// the peer's writes as they were acknowledged and has not restarted since. Unlike DRBD's bit (any
     /// connection that was lost), a connection while either side was Diskless does not count: it
     /// carried none of the peer's data, and a node that restarted before it may have lost unflushed
-    /// writes the crashed Primary's disk still holds.
+    /// writes the crashed Primary's disk still holds; nor does one before this node's disk was
+    /// attached again (<see cref="LocalDiskAttached"/>).
     /// </summary>
     private readonly HashSet<int> replicatedVolumes = [];
 
@@ -201,6 +202,12 @@ public sealed partial class PeerLink
         SendOwnVolumeState(volume);
         renegotiating.Add(volume);
     }
+
+    /// <summary>
+    /// This node attached a disk to <paramref name="volume"/>: that disk did not hold the peer's writes
+    /// all along, so it counts as a survivor again only after a handshake compared its data.
+    /// </summary>
+    public void LocalDiskAttached(int volume) => replicatedVolumes.Remove(volume);
 
     /// <summary>While connected: sends one volume's sizes (a resize request or its answer, with <paramref name="flags"/>).</summary>
     public void SendSizes(int volume, SizesFlags flags)

@@ -28,6 +28,10 @@ public sealed partial class Replica
     {
         var volume = volumes[volumeNumber];
         Invariant.Assert(volume.Disk == DiskState.Diskless, $"volume {volumeNumber} attaches from Diskless, not {volume.Disk}");
+        foreach (var link in links.Values)
+        {
+            link.LocalDiskAttached(volumeNumber);
+        }
         volume.Ids = ids;
         volume.Flags = flags;
         var peers = connected.Where(p => links[p].State == ConnectionState.Connected).Order().ToList();
