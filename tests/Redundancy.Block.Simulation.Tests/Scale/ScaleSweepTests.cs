@@ -9,14 +9,21 @@ namespace Redundancy.Block.Simulation.Scale;
 /// </summary>
 public class ScaleSweepTests
 {
+    /// <summary>Runs seeds 1..<paramref name="count"/> and fails with the first failing seed's replay command (scripts/sim --seed S <paramref name="replayFlags"/>) and logs.</summary>
+    private static List<ScaleResult> PassingSeeds(int count, Func<int, ScaleResult> run, string replayFlags)
+    {
+        var results = Enumerable.Range(1, count).Select(run).ToList();
+        foreach (var result in results.Where(r => r.Failure is not null))
+        {
+            Assert.Fail($"seed {result.Seed} (replay: scripts/sim --seed {result.Seed}{replayFlags}): {result.Failure}\n{result.Logs}");
+        }
+        return results;
+    }
+
     [Fact]
     public void Forty_seeds_pass_every_checker()
     {
-        var results = Enumerable.Range(1, 40).Select(seed => ScaleRun.Run(seed)).ToList();
-        foreach (var result in results.Where(r => r.Failure is not null))
-        {
-            Assert.Fail($"seed {result.Seed} (replay: scripts/sim --seed {result.Seed}): {result.Failure}\n{result.Logs}");
-        }
+        var results = PassingSeeds(40, seed => ScaleRun.Run(seed), string.Empty);
         Assert.True(results.Sum(r => r.WritesAcknowledged) > 500, "the workload wrote");
         Assert.True(results.Sum(r => r.AcknowledgedChecks) > 10_000, "the acknowledged-write checker compared");
         Assert.True(results.Sum(r => r.BitmapChecks) > 100, "the bitmap checker ran");
@@ -33,11 +40,7 @@ public class ScaleSweepTests
     [Fact]
     public void Three_hundred_dual_primary_seeds_pass_every_checker()
     {
-        var results = Enumerable.Range(1, 300).Select(seed => ScaleRun.Run(seed, dualPrimary: true)).ToList();
-        foreach (var result in results.Where(r => r.Failure is not null))
-        {
-            Assert.Fail($"seed {result.Seed} (replay: scripts/sim --seed {result.Seed} --dual-primary): {result.Failure}\n{result.Logs}");
-        }
+        var results = PassingSeeds(300, seed => ScaleRun.Run(seed, dualPrimary: true), " --dual-primary");
         Assert.True(results.Sum(r => r.WritesAcknowledged) > 10_000, "the workload wrote");
         Assert.True(results.Sum(r => r.AcknowledgedChecks) > 300_000, "the acknowledged-write checker compared");
         Assert.True(results.Sum(r => r.ConcurrentWrites) > 1_000, "both Primaries wrote the same blocks at once");
@@ -55,11 +58,7 @@ public class ScaleSweepTests
     [InlineData(ReplicationProtocol.B)]
     public void Asynchronous_protocol_seeds_pass_every_checker(ReplicationProtocol protocol)
     {
-        var results = Enumerable.Range(1, 100).Select(seed => ScaleRun.Run(seed, protocol: protocol)).ToList();
-        foreach (var result in results.Where(r => r.Failure is not null))
-        {
-            Assert.Fail($"seed {result.Seed} (replay: scripts/sim --seed {result.Seed} --protocol {protocol}): {result.Failure}\n{result.Logs}");
-        }
+        var results = PassingSeeds(100, seed => ScaleRun.Run(seed, protocol: protocol), $" --protocol {protocol}");
         Assert.True(results.Sum(r => r.WritesAcknowledged) > 1_500, "the workload wrote");
         Assert.True(results.Sum(r => r.AcknowledgedChecks) > 50_000, "the acknowledged-write checker compared");
         Assert.True(results.Sum(r => r.BitmapChecks) > 1_000, "the bitmap checker ran");
@@ -76,11 +75,7 @@ public class ScaleSweepTests
     [InlineData(true)]
     public void Slow_disk_seeds_pass_every_checker(bool dualPrimary)
     {
-        var results = Enumerable.Range(1, 150).Select(seed => ScaleRun.Run(seed, dualPrimary: dualPrimary, slowDisks: true)).ToList();
-        foreach (var result in results.Where(r => r.Failure is not null))
-        {
-            Assert.Fail($"seed {result.Seed} (replay: scripts/sim --seed {result.Seed} --slow-disks{(dualPrimary ? " --dual-primary" : string.Empty)}): {result.Failure}\n{result.Logs}");
-        }
+        var results = PassingSeeds(150, seed => ScaleRun.Run(seed, dualPrimary: dualPrimary, slowDisks: true), $" --slow-disks{(dualPrimary ? " --dual-primary" : string.Empty)}");
         Assert.True(results.Sum(r => r.Faults.GetValueOrDefault("slow disk")) > 150, "disks were slowed down");
         Assert.True(results.Sum(r => r.AcknowledgedChecks) > 100_000, "the acknowledged-write checker compared");
     }
