@@ -27,7 +27,7 @@ public static class AckChecker
             foreach (long block in cluster.Ledger.Blocks)
             {
                 var actual = node.Block(block);
-                var problem = cluster.Ledger.Check(block, uuid, actual, out bool required, node.Name);
+                var problem = cluster.Ledger.Check(block, uuid, node.Name, actual, out bool required);
                 checkedPairs += required ? 1 : 0;
                 if (problem is not null)
                 {

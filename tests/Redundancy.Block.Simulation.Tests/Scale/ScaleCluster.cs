@@ -33,7 +33,6 @@ public sealed class ScaleCluster
             }
             """, "scale.conf").Resources.Single();
         AllowTwoPrimaries = resource.AllowTwoPrimaries();
-        Protocol = protocol;
         Ledger = new WriteLedger { ConcurrentWriters = AllowTwoPrimaries, Asynchronous = protocol != ReplicationProtocol.C };
         Ledger.Root(InitialUuid);
         Alpha = new ScaleNode("alpha", 0, "beta", 1, resource, InitialUuid, Scheduler, Network, Random.Fork());
@@ -56,9 +55,6 @@ public sealed class ScaleCluster
 
     /// <summary>The resource's `allow-two-primaries` (both nodes may be Primary at once, writing concurrently).</summary>
     public bool AllowTwoPrimaries { get; }
-
-    /// <summary>The resource's replication protocol (scripts/sim --protocol).</summary>
-    public ReplicationProtocol Protocol { get; }
 
     /// <summary>The run draws slow-disk faults too (scripts/sim --slow-disks).</summary>
     public bool SlowDisks { get; init; }

@@ -41,7 +41,7 @@ public sealed class WriteLedger
     /// (a flush does not change that: it reaches the peer only while connected). What the peer lacks
     /// the writer's bitmap must mark (the bitmap checker), and at the end the resync must bring it.
     /// </summary>
-    public bool OwedBy(WriteRecord record, string? node) => !Asynchronous || node is null || record.Writer == node;
+    public bool OwedBy(WriteRecord record, string node) => !Asynchronous || record.Writer == node;
 
     public long Issued { get; private set; }
 
@@ -227,9 +227,9 @@ public sealed class WriteLedger
     /// newest write acknowledged in it (and not forgiven), or else the generation's base; also what
     /// it may hold instead: any write issued after that (in flight, failed or acknowledged later).
     /// Required is null when the generation was never seen (nothing is known of it). A write
-    /// <paramref name="node"/> does not owe (<see cref="OwedBy"/>) is allowed but not required.
+    /// <paramref name="node"/> (the disk's node) does not owe (<see cref="OwedBy"/>) is allowed but not required.
     /// </summary>
-    public (byte[]? Required, string What, List<byte[]> Allowed) Expectation(long block, ulong uuid, string? node = null)
+    public (byte[]? Required, string What, List<byte[]> Allowed) Expectation(long block, ulong uuid, string node)
     {
         ulong generation = Generation(uuid);
         var records = byBlock.GetValueOrDefault(block) ?? [];
@@ -288,11 +288,11 @@ public sealed class WriteLedger
     }
 
     /// <summary>
-    /// Null when <paramref name="actual"/> (one block of a disk) meets the expectation: every
+    /// Null when <paramref name="actual"/> (one block of <paramref name="node"/>'s disk) meets the expectation: every
     /// 512-byte sector equals that sector of the required content or of a later write (a torn write
     /// leaves a mix); otherwise what is wrong.
     /// </summary>
-    public string? Check(long block, ulong uuid, ReadOnlySpan<byte> actual, out bool hadRequirement, string? node = null)
+    public string? Check(long block, ulong uuid, string node, ReadOnlySpan<byte> actual, out bool hadRequirement)
     {
         var (required, what, allowed) = Expectation(block, uuid, node);
         hadRequirement = required is not null;
