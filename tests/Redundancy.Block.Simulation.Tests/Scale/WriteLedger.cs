@@ -81,13 +81,31 @@ public sealed class WriteLedger
     }
 
     /// <summary>
-    /// The newest write to <paramref name="block"/> whose data <paramref name="content"/> is: -1 for
-    /// a block never written (all zeroes), long.MaxValue when it matches no write (a torn mix).
+    /// The newest write to <paramref name="block"/> whose data <paramref name="content"/> holds: -1 for
+    /// a block never written (all zeroes). A torn mix (a crash left some sectors of a write and some
+    /// of what was there before) holds the newest write any of its sectors comes from: the peer sends
+    /// writes in order, so one issued after that can still land on it, one issued before cannot.
+    /// long.MaxValue when a sector matches no write and is not zeroes.
     /// </summary>
     private long SequenceOf(long block, byte[] content)
     {
-        var match = byBlock[block].LastOrDefault(r => r.Data.AsSpan().SequenceEqual(content));
-        return match?.Sequence ?? (content.AsSpan().IndexOfAnyExcept((byte)0) < 0 ? -1 : long.MaxValue);
+        var records = byBlock[block];
+        long newest = -1;
+        for (int sector = 0; sector < BlockBytes; sector += SectorBytes)
+        {
+            var have = content.AsSpan(sector, SectorBytes);
+            int match = records.Count - 1;
+            while (match >= 0 && !have.SequenceEqual(records[match].Data.AsSpan(sector, SectorBytes)))
+            {
+                match--;
+            }
+            if (match < 0 && have.IndexOfAnyExcept((byte)0) >= 0)
+            {
+                return long.MaxValue;
+            }
+            newest = Math.Max(newest, match < 0 ? -1 : records[match].Sequence);
+        }
+        return newest;
     }
 
     /// <summary>The write issued last, if any.</summary>
@@ -328,7 +346,7 @@ public sealed class WriteLedger
 /// <summary>
 /// What the disk that started a generation held then (per written block), and the first write still
 /// open at that moment. A block may also hold a write newer than what it held (<see cref="HeldSequence"/>:
-/// the write it held), issued before the generation started: one already on its way to this disk
+/// the newest write it held, in any sector), issued before the generation started: one already on its way to this disk
 /// (received from the peer, not yet written) lands after the generation started — in the order the
 /// peer sent it, so never an older one.
 /// </summary>
