@@ -301,6 +301,22 @@ public class ScaleRegressionTests
     }
 
     /// <summary>
+    /// convergence (scripts/sim --seed 48914 --dual-primary): both Primaries' disks failed, both attached
+    /// again Outdated, connected with equal UUIDs and out-of-sync bits: no UpToDate disk, so nothing
+    /// may be a sync source, and `invalidate` is refused (DRBD 8.4 stays so too). The healing operator
+    /// now does what DRBD's guide says: demote, then `primary --force` on the node whose data is kept,
+    /// which overwrites its peer with a full sync.
+    /// </summary>
+    [Fact]
+    public void Two_Outdated_disks_are_healed_by_forcing_the_kept_one_primary()
+    {
+        var result = ScaleRun.Run(48914, dualPrimary: true);
+        Assert.True(result.Failure is null, $"seed 48914: {result.Failure}\n{result.Logs}");
+        Assert.Equal(1L, result.Operator.GetValueOrDefault("heal: primary --force Success"));
+        Assert.True(result.AcknowledgedChecks > 0, "seed 48914 checked no acknowledged write");
+    }
+
+    /// <summary>
     /// convergence (scripts/sim --seed 7360 --dual-primary --slow-disks): the sync source's disk failed
     /// as it sent its sync UUID, a partition kept the target from hearing of it, and the source crashed;
     /// it came back without the sync UUID, which the Inconsistent target had taken as its current UUID:

@@ -346,7 +346,22 @@ public static class ScaleRun
             {
                 op.Connect(node, discardMyData: node == victim);
             }
-            if (cluster.Nodes.All(n => n.Replica.ReplicationOf(n.PeerNodeId, 0) == ReplicationState.Established)
+            if (round > 0 && cluster.Nodes.All(n => n.Replica.ReplicationOf(n.PeerNodeId, 0) == ReplicationState.Established
+                && n.Volume.Disk is DiskState.Outdated or DiskState.Consistent))
+            {
+                // Still no UpToDate disk on either side after a round of healing (both came back
+                // Outdated, say, after failing as Diskless Primaries): no side may be a sync source
+                // until the administrator says whose data to keep. DRBD's guide: `primary --force` there (the victim's peer), which
+                // overwrites the peer with a full sync; a Primary is demoted first.
+                var keeper = victim == cluster.Alpha ? cluster.Beta : cluster.Alpha;
+                foreach (var node in new[] { victim, keeper }.Where(n => n.Replica.Role == Role.Primary))
+                {
+                    cluster.RunUntil(() => cluster.PendingOn(node) == 0, 30_000);
+                    op.Secondary(node);
+                }
+                op.Primary(keeper, force: true, done: r => op.Outcomes[$"heal: primary --force {r}"] = op.Outcomes.GetValueOrDefault($"heal: primary --force {r}") + 1);
+            }
+            else if (cluster.Nodes.All(n => n.Replica.ReplicationOf(n.PeerNodeId, 0) == ReplicationState.Established)
                 && cluster.Nodes.Any(n => n.Volume.OutOfSyncBytes(n.PeerNodeId) > 0))
             {
                 // Blocks online verify found out of sync are only marked (DRBD 8.4's rule 40 finds
