@@ -351,15 +351,20 @@ public static class ScaleRun
             {
                 // Still no UpToDate disk on either side after a round of healing (both came back
                 // Outdated, say, after failing as Diskless Primaries): no side may be a sync source
-                // until the administrator says whose data to keep. DRBD's guide: `primary --force` there (the victim's peer), which
-                // overwrites the peer with a full sync; a Primary is demoted first.
+                // until the administrator says whose data to keep. DRBD's guide: `primary --force`
+                // there (the victim's peer), which overwrites the peer with a full sync; a Primary is
+                // demoted first. Counted apart from the operator's own promotions.
                 var keeper = victim == cluster.Alpha ? cluster.Beta : cluster.Alpha;
                 foreach (var node in new[] { victim, keeper }.Where(n => n.Replica.Role == Role.Primary))
                 {
                     cluster.RunUntil(() => cluster.PendingOn(node) == 0, 30_000);
                     op.Secondary(node);
                 }
-                op.Primary(keeper, force: true, done: r => op.Outcomes[$"heal: primary --force {r}"] = op.Outcomes.GetValueOrDefault($"heal: primary --force {r}") + 1);
+                op.Primary(keeper, force: true, done: forced =>
+                {
+                    string key = $"heal: primary --force {forced}";
+                    op.Outcomes[key] = op.Outcomes.GetValueOrDefault(key) + 1;
+                });
             }
             else if (cluster.Nodes.All(n => n.Replica.ReplicationOf(n.PeerNodeId, 0) == ReplicationState.Established)
                 && cluster.Nodes.Any(n => n.Volume.OutOfSyncBytes(n.PeerNodeId) > 0))

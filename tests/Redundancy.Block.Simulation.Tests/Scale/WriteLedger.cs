@@ -346,9 +346,9 @@ public sealed class WriteLedger
 /// <summary>
 /// What the disk that started a generation held then (per written block), and the first write still
 /// open at that moment. A block may also hold a write newer than what it held (<see cref="HeldSequence"/>:
-/// the newest write it held, in any sector), issued before the generation started: one already on its way to this disk
-/// (received from the peer, not yet written) lands after the generation started — in the order the
-/// peer sent it, so never an older one.
+/// the newest write it held, in any sector), issued before the generation started: one already on its
+/// way to this disk (received from the peer, not yet written) lands after the generation started — in
+/// the order the peer sent it, so never an older one.
 /// </summary>
 public sealed record GenerationBase(long FirstOpenSequence, Dictionary<long, byte[]> Blocks, Dictionary<long, long> HeldSequence);
 
