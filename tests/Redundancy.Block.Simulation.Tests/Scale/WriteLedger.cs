@@ -89,23 +89,32 @@ public sealed class WriteLedger
     /// </summary>
     private long SequenceOf(long block, byte[] content)
     {
-        var records = byBlock[block];
         long newest = -1;
         for (int sector = 0; sector < BlockBytes; sector += SectorBytes)
         {
             var have = content.AsSpan(sector, SectorBytes);
-            int match = records.Count - 1;
-            while (match >= 0 && !have.SequenceEqual(records[match].Data.AsSpan(sector, SectorBytes)))
-            {
-                match--;
-            }
-            if (match < 0 && have.IndexOfAnyExcept((byte)0) >= 0)
+            var match = NewestHolding(block, sector, have);
+            if (match is null && have.IndexOfAnyExcept((byte)0) >= 0)
             {
                 return long.MaxValue;
             }
-            newest = Math.Max(newest, match < 0 ? -1 : records[match].Sequence);
+            newest = Math.Max(newest, match?.Sequence ?? -1);
         }
         return newest;
+    }
+
+    /// <summary>The newest write to <paramref name="block"/> whose sector at <paramref name="sectorOffset"/> is <paramref name="have"/>, if any.</summary>
+    private WriteRecord? NewestHolding(long block, int sectorOffset, ReadOnlySpan<byte> have)
+    {
+        var records = byBlock.GetValueOrDefault(block) ?? [];
+        for (int i = records.Count - 1; i >= 0; i--)
+        {
+            if (have.SequenceEqual(records[i].Data.AsSpan(sectorOffset, SectorBytes)))
+            {
+                return records[i];
+            }
+        }
+        return null;
     }
 
     /// <summary>The write issued last, if any.</summary>
@@ -332,9 +341,7 @@ public sealed class WriteLedger
             }
             if (!ok)
             {
-                var held = have.ToArray();
-                int at = sector;
-                var holder = (byBlock.GetValueOrDefault(block) ?? []).LastOrDefault(r => held.AsSpan().SequenceEqual(r.Data.AsSpan(at, SectorBytes)));
+                var holder = NewestHolding(block, sector, have);
                 return $"block {block} sector {sector / SectorBytes} lacks {what} and holds none of the {allowed.Count - 1} writes issued after it"
                     + (holder is null ? string.Empty : $" (it holds write #{holder.Sequence} by {holder.Writer})");
             }
