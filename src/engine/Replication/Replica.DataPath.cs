@@ -37,6 +37,7 @@ public sealed partial class Replica
                     admitting.ApplicationWriteFailed(admission);
                 }
                 writes.LocalDone(client.RequestId, succeeded);
+                CoveringWriteDone(client.RequestId, succeeded);
                 CompleteRequests();
                 break;
             case PeerWriteIo peerWrite:
@@ -267,6 +268,7 @@ public sealed partial class Replica
             else
             {
                 writes.LocalDone(client.RequestId, false);
+                CoveringWriteDone(client.RequestId, false);
             }
         }
         CompleteRequests();

@@ -7,8 +7,12 @@ namespace Redundancy.Block.Engine.Replication;
 // - the request was sent to the peer and the peer has not answered it yet: the two writes are
 //   concurrent (the peer issued its write before it had this node's; it would have waited for it
 //   otherwise, see OverlapsPeerWrite). The node holding resolve-conflicts (the higher node-id)
-//   decides at once: the peer's write is not written here and is answered Superseded when this
-//   node's write covers it, else RetryWrite. The other node never decides: it waits.
+//   decides: the peer's write is not written here. No write of this node covers it: RetryWrite at
+//   once. Else Superseded, but only once a covering write is on the local disk; if every covering
+//   write failed there (or had no local part), RetryWrite. (DRBD 8.4 answers Superseded at once: a
+//   covering write that then failed would leave the superseded write, acknowledged, on no disk.)
+//   Waiting for the local write cannot deadlock: it needs nothing from the peer. The other node
+//   never decides: it waits.
 // - otherwise (the peer's write came after this node's, or this node does not resolve conflicts):
 //   the peer's write waits until the request is completed (answered by the resolving peer) or
 //   postponed (RetryWrite), and its local write is done — so it lands after it on this disk too.
@@ -29,6 +33,13 @@ public sealed partial class Replica
 {
     /// <summary>Writes from the peer waiting for an overlapping client request of this node (second case above).</summary>
     private readonly List<DeferredPeerWrite> conflictingPeerWrites = [];
+
+    /// <summary>
+    /// Concurrent writes from the peer that requests of this node cover, waiting for the local write
+    /// of one of them (by request id; first case above). Still active in their receiver, so the
+    /// epoch's barrier and overlapping client requests wait for the answer.
+    /// </summary>
+    private readonly List<(DeferredPeerWrite Write, HashSet<ulong> CoveredByPending)> supersededPeerWrites = [];
 
     /// <summary>
     /// True when <paramref name="write"/> must not be written now: answered instead (the resolving
@@ -53,19 +64,73 @@ public sealed partial class Replica
             return false;
         }
         var settings = links[write.Peer].Settings;
-        var concurrent = overlapping.Where(r => writes.AwaitsAck(write.Peer, r.Key)).Select(r => r.Value).ToList();
+        var concurrent = overlapping.Where(r => writes.AwaitsAck(write.Peer, r.Key)).ToList();
         if (settings.Protocol.AllowTwoPrimaries && settings.ResolvesConflicts && concurrent.Count > 0)
         {
-            bool superseded = concurrent.Any(r => r.OffsetBytes <= offsetBytes && offsetBytes + lengthBytes <= r.OffsetBytes + r.LengthBytes);
-            var answer = superseded ? AckKind.Superseded : AckKind.RetryWrite;
-            io.Log($"{Subject(write.Peer)}/{write.Action.Volume}: concurrent writes to {offsetBytes}+{lengthBytes}: the peer's write is answered {answer}");
-            (write.Action.Payload as PooledBlock)?.Dispose();
-            write.Receiver.Resolved(data.RequestId, answer);
-            Carry(write.Peer, write.Receiver);
+            var coveredBy = concurrent
+                .Where(r => r.Value.OffsetBytes <= offsetBytes && offsetBytes + lengthBytes <= r.Value.OffsetBytes + r.Value.LengthBytes)
+                .Select(r => r.Key).ToArray();
+            if (coveredBy.Length == 0)
+            {
+                AnswerConcurrentPeerWrite(write, AckKind.RetryWrite);
+                return true;
+            }
+            var states = coveredBy.Select(writes.LocalWriteOf).ToList();
+            if (states.Contains(LocalWriteState.Succeeded))
+            {
+                AnswerConcurrentPeerWrite(write, AckKind.Superseded);
+            }
+            else if (states.Contains(LocalWriteState.Pending))
+            {
+                supersededPeerWrites.Add((write, coveredBy.Where((_, i) => states[i] == LocalWriteState.Pending).ToHashSet()));
+            }
+            else
+            {
+                // Every covering write failed here, or has no local part (this node was Diskless when
+                // it started): only the peer could hold it, and whether it will is not known before
+                // this answer (the peer writes it after its own).
+                AnswerConcurrentPeerWrite(write, AckKind.RetryWrite);
+            }
             return true;
         }
         conflictingPeerWrites.Add(write);
         return true;
+    }
+
+    /// <summary>
+    /// The local write of client request <paramref name="requestId"/> finished: peer writes it
+    /// covers are answered Superseded if it landed, RetryWrite once every covering write failed.
+    /// </summary>
+    private void CoveringWriteDone(ulong requestId, bool succeeded)
+    {
+        for (int i = 0; i < supersededPeerWrites.Count; i++)
+        {
+            var (write, pending) = supersededPeerWrites[i];
+            if (!pending.Remove(requestId) || (!succeeded && pending.Count > 0))
+            {
+                continue;
+            }
+            supersededPeerWrites.RemoveAt(i--);
+            AnswerConcurrentPeerWrite(write, succeeded ? AckKind.Superseded : AckKind.RetryWrite);
+        }
+    }
+
+    /// <summary>The connection to <paramref name="peer"/> ended: its writes waiting for an answer are never answered.</summary>
+    private void AbandonSupersededPeerWrites(int peer)
+    {
+        var ended = supersededPeerWrites.Where(p => p.Write.Peer == peer).Select(p => p.Write).ToList();
+        supersededPeerWrites.RemoveAll(p => p.Write.Peer == peer);
+        ended.ForEach(AbandonPeerWrite);
+    }
+
+    /// <summary>The resolving node's answer to a concurrent peer write, which is not written here.</summary>
+    private void AnswerConcurrentPeerWrite(DeferredPeerWrite write, AckKind answer)
+    {
+        var data = write.Action.Data;
+        io.Log($"{Subject(write.Peer)}/{write.Action.Volume}: concurrent writes to {data.OffsetBytes}+{data.LengthBytes}: the peer's write is answered {answer}");
+        (write.Action.Payload as PooledBlock)?.Dispose();
+        write.Receiver.Resolved(data.RequestId, answer);
+        Carry(write.Peer, write.Receiver);
     }
 
     /// <summary>Client requests finished or were postponed: peer writes that waited for them go on (or wait again).</summary>

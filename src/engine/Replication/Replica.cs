@@ -310,6 +310,7 @@ public sealed partial class Replica : IPeerLinkHost
         // Writes waiting here for a resync write or a conflicting client request are dropped (the resync covers them).
         AbandonPeerWrites(deferredPeerWrites, peerNodeId);
         AbandonPeerWrites(conflictingPeerWrites, peerNodeId);
+        AbandonSupersededPeerWrites(peerNodeId);
         // Writes the peer may not have: unacknowledged ones, and those sent under protocol A or B
         // (sent, or only received) that its transfer log still holds.
         bool lostUnacked = writes.PeerMayLackWrites(peerNodeId);

@@ -12,6 +12,16 @@ public enum ReplicatedRequestKind
     Flush,
 }
 
+/// <summary>Where a request's local write stands.</summary>
+public enum LocalWriteState
+{
+    /// <summary>The request has no local part: the node was Diskless when it started.</summary>
+    None,
+    Pending,
+    Succeeded,
+    Failed,
+}
+
 /// <summary>What the host must do to start a request: the id, the epoch and the peers to send it to.</summary>
 /// <param name="RequestId">Unique per tracker; acks and completions name it.</param>
 /// <param name="Epoch">The epoch the request belongs to (DRBD's transfer-log epoch).</param>
@@ -197,6 +207,15 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
         requests[request.Id] = request;
         return new TrackedRequest(request.Id, epoch, sendTo, sendTo.Count > 0 ? barrier : null);
+    }
+
+    /// <summary>Where the local write of a request still known stands (<see cref="RangeOf"/>).</summary>
+    public LocalWriteState LocalWriteOf(ulong requestId)
+    {
+        var request = requests[requestId];
+        return !request.LocalDisk ? LocalWriteState.None
+            : !request.LocalDone ? LocalWriteState.Pending
+            : request.LocalOk ? LocalWriteState.Succeeded : LocalWriteState.Failed;
     }
 
     /// <summary>The local disk finished the request.</summary>

@@ -164,6 +164,9 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
         {
             var pair = new SimReplicaPair(700 + seed, options: new NetworkOptions { MaxDelayMs = 1 + seed % 4 }, netOptions: "allow-two-primaries yes;");
             ConnectBothPrimary(pair);
+            bool warmed = false;
+            pair.Beta.Write(0, 0, new byte[4096], ok => warmed = ok); // the extent is in beta's activity log: no wait for it
+            Assert.True(pair.Scheduler.RunUntil(() => warmed, 10_000), pair.Logs);
             pair.Beta.DetachOnIoError = true;
             pair.Beta.Disks[0].FailWrites = true;
             pair.Beta.Write(0, 1 << 20, new byte[4096], _ => { });
@@ -179,6 +182,42 @@ public class ReplicaDualPrimaryTests(ITestOutputHelper output)
             Assert.DoesNotContain(pair.Beta.Log, l => l.Contains("answered", StringComparison.Ordinal));
             CheckEverySectorHoldsALatestWrite(seed, pair.Alpha.Disks[0].Contents.ToArray(), writes);
         }
+    }
+
+    [Fact]
+    public void A_superseded_write_is_retried_when_the_covering_write_fails_on_the_resolving_disk()
+    {
+        // Dual-primary seed 46475: beta (resolve-conflicts) answered Superseded for alpha's write at
+        // once, its own covering write still on its way to its disk; that write failed, and alpha,
+        // Diskless, had its write acknowledged with no copy anywhere. The answer now waits for the
+        // covering write's local result: landed, Superseded; failed, RetryWrite.
+        int answered = 0;
+        for (int seed = 1; seed <= 10; seed++)
+        {
+            var pair = new SimReplicaPair(800 + seed, options: new NetworkOptions { MaxDelayMs = 1 }, netOptions: "allow-two-primaries yes;");
+            ConnectBothPrimary(pair);
+            pair.Alpha.DetachOnIoError = true;
+            pair.Alpha.Disks[0].FailWrites = true;
+            pair.Alpha.Write(0, 1 << 20, new byte[4096], _ => { });
+            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless
+                && pair.Beta.Replica.Links[0].PeerDisks[0] == DiskState.Diskless, 10_000), pair.Logs);
+
+            bool warmed = false;
+            pair.Beta.Write(0, 0, new byte[4096], ok => warmed = ok); // the extent is in beta's activity log: no wait for it
+            Assert.True(pair.Scheduler.RunUntil(() => warmed, 10_000), pair.Logs);
+            pair.Beta.DetachOnIoError = true;
+            pair.Beta.Disks[0].FailWrites = true;
+            pair.Beta.DiskLatencyMaxMs = 40; // alpha's write arrives while beta's is on its way to the disk
+            bool? alphaWrote = null, betaWrote = null;
+            pair.Beta.Write(0, 8192, Enumerable.Repeat((byte)0xBB, 4096).ToArray(), ok => betaWrote = ok);
+            pair.Alpha.Write(0, 8192, Enumerable.Repeat((byte)0xAA, 4096).ToArray(), ok => alphaWrote = ok);
+            Assert.True(pair.Scheduler.RunUntil(() => alphaWrote is not null && betaWrote is not null, 30_000), $"seed {seed}: both writes complete\n{pair.Logs}");
+            Assert.False(betaWrote, $"seed {seed}: beta's write failed on beta's disk, and alpha has none");
+            Assert.False(alphaWrote, $"seed {seed}: alpha's write is on no disk, so it fails\n{pair.Logs}");
+            answered += pair.Beta.Log.Count(l => l.Contains("answered RetryWrite", StringComparison.Ordinal));
+            Assert.DoesNotContain(pair.Beta.Log, l => l.Contains("answered Superseded", StringComparison.Ordinal));
+        }
+        Assert.True(answered > 0, "some seeds had the two writes conflict");
     }
 
     /// <summary>Both connected Secondaries, then each asks the other and is promoted (as `primary` does).</summary>

@@ -275,6 +275,9 @@ public class ScaleRegressionTests
     [InlineData(25267)]
     [InlineData(30464)]
     [InlineData(39478)]
+    // acknowledged-write: the resolve-conflicts node answered Superseded while its covering write was still on
+    // its way to its disk; that write failed, and the peer (Diskless) had its write acknowledged on no disk.
+    [InlineData(46475)]
     public void Dual_primary_seed_passes(int seed)
     {
         var result = ScaleRun.Run(seed, dualPrimary: true);
@@ -292,6 +295,9 @@ public class ScaleRegressionTests
     // new Primary had acknowledged to the same block (2433; 1670 the same with two Primaries).
     [InlineData(2433, false)]
     [InlineData(1670, true)]
+    // acknowledged-write: the resolve-conflicts node answered Superseded on the strength of its covering write,
+    // which had no local part (the node was Diskless when it began) and then failed on the peer's failing disk.
+    [InlineData(29229, true)]
     public void Slow_disk_seed_passes(int seed, bool dualPrimary)
     {
         var result = ScaleRun.Run(seed, dualPrimary: dualPrimary, slowDisks: true);
