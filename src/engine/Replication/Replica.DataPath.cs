@@ -36,7 +36,7 @@ public sealed partial class Replica
                     // again, so both sides' bitmaps keep agreeing (the source clears only on RsWriteAck).
                     admitting.ApplicationWriteFailed(admission);
                 }
-                writes.LocalDone(client.RequestId, succeeded);
+                writes.LocalDone(client.RequestId, succeeded, LandedOnUpToDateDisk(client));
                 CoveringWriteDone(client.RequestId, succeeded);
                 CompleteRequests();
                 break;
@@ -83,6 +83,15 @@ public sealed partial class Replica
             RetryDeferredVerifyReads();
         }
     }
+
+    /// <summary>
+    /// The local part of a client request reached UpToDate data: its volume's disk, or for a flush
+    /// every attached disk, is UpToDate (the write tracker lets no other disk alone complete it).
+    /// </summary>
+    private bool LandedOnUpToDateDisk(ClientIo client) =>
+        client.Kind == ReplicatedRequestKind.Flush
+            ? volumes.Values.All(v => v.Disk == DiskState.UpToDate || !v.HasLocalData)
+            : volumes[client.Volume].Disk == DiskState.UpToDate;
 
     private void StartClientRequest(long clientToken, int volume, long offsetBytes, long lengthBytes, DataFlags flags, ReplicatedRequestKind kind, ReadOnlyMemory<byte> data)
     {

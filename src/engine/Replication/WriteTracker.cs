@@ -55,7 +55,10 @@ public readonly record struct CompletedRequest(ulong RequestId, bool Succeeded, 
 /// pending acks from it are no longer awaited;</item>
 /// <item>a request succeeds when the local disk or a peer has it (DRBD's drbd_req_complete: local OK
 /// or net OK), so a failing local disk under `on-io-error detach` is not the application's error;
-/// a failed local write is out of sync for every peer it went to (this disk lacks what they have);</item>
+/// a failed local write is out of sync for every peer it went to (this disk lacks what they have).
+/// Unlike DRBD, the local disk alone counts only when it was UpToDate: an Inconsistent SyncTarget
+/// (or a disk still negotiating) is overwritten from its sync source at the next resync, which would
+/// take a write only it holds with it;</item>
 /// <item>a peer the Primary pulled ahead of (on-congestion pull-ahead) gets no new requests until it
 /// resumes; its transfer log still drains by BarrierAck.</item>
 /// <item>dual-primary (protocol C): the resolving peer may answer a conflicting write with
@@ -218,13 +221,17 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
             : request.LocalOk ? LocalWriteState.Succeeded : LocalWriteState.Failed;
     }
 
-    /// <summary>The local disk finished the request.</summary>
-    public void LocalDone(ulong requestId, bool succeeded)
+    /// <summary>
+    /// The local disk finished the request. <paramref name="upToDate"/>: the disk was UpToDate then;
+    /// only such a disk makes the request succeed without a peer (see the class remarks).
+    /// </summary>
+    public void LocalDone(ulong requestId, bool succeeded, bool upToDate = true)
     {
         var request = requests[requestId];
         Invariant.Assert(request.LocalDisk && !request.LocalDone, $"request {requestId}: local completion reported once, for a request that has a local disk");
         request.LocalDone = true;
         request.LocalOk = succeeded;
+        request.LocalUpToDate = upToDate;
         if (!succeeded && request.LengthBytes > 0)
         {
             foreach (int peer in request.SentTo)
@@ -402,7 +409,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         }
         request.Completed = true;
         completionInEpoch = true;
-        completed.Add(new CompletedRequest(request.Id, (request.LocalDisk && request.LocalOk) || request.PeerOk, request.Postponed));
+        completed.Add(new CompletedRequest(request.Id, (request.LocalDisk && request.LocalOk && request.LocalUpToDate) || request.PeerOk, request.Postponed));
         Forget(request);
     }
 
@@ -430,6 +437,7 @@ public sealed class WriteTracker(ReplicationProtocol protocol, int maxEpochSize 
         public bool LocalDisk { get; } = localDisk;
         public bool LocalDone { get; set; }
         public bool LocalOk { get; set; }
+        public bool LocalUpToDate { get; set; }
         public bool PeerOk { get; set; }
         public bool Postponed { get; set; }
         public bool Completed { get; set; }

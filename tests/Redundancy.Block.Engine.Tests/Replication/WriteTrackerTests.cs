@@ -227,6 +227,22 @@ public class WriteTrackerTests
     }
 
     [Fact]
+    public void A_write_only_an_Inconsistent_disk_holds_fails_when_the_peer_is_lost()
+    {
+        // A SyncTarget Primary: its disk is overwritten from the sync source at the next resync, so a
+        // write the peer never confirmed is not the application's to keep.
+        var tracker = Tracker(ReplicationProtocol.C, Beta);
+        var unconfirmed = tracker.Begin(0, 0, 4096, ReplicatedRequestKind.Write);
+        var confirmed = tracker.Begin(0, 8192, 4096, ReplicatedRequestKind.Write);
+        tracker.LocalDone(unconfirmed.RequestId, succeeded: true, upToDate: false);
+        tracker.LocalDone(confirmed.RequestId, succeeded: true, upToDate: false);
+        tracker.Ack(Beta, confirmed.RequestId, AckKind.WriteAck);
+        tracker.PeerLost(Beta);
+        Assert.Equal([new CompletedRequest(confirmed.RequestId, true), new CompletedRequest(unconfirmed.RequestId, false)], tracker.TakeCompleted());
+        Assert.Contains(new OutOfSyncRange(Beta, 0, 0, 4096), tracker.TakeOutOfSync());
+    }
+
+    [Fact]
     public void Write_payload_stays_in_flight_until_its_BarrierAck_under_protocol_A()
     {
         var tracker = Tracker(ReplicationProtocol.A, Beta);

@@ -165,6 +165,34 @@ public class ReplicaDisklessTests
     }
 
     [Fact]
+    public void A_write_only_the_SyncTarget_Primarys_Inconsistent_disk_holds_fails_when_the_connection_drops()
+    {
+        // Seeds 4904 and 31892 --dual-primary: such a write was acknowledged on the strength of the
+        // Inconsistent disk alone ("local OK"), and the next resync from the peer overwrote it.
+        for (int seed = 1; seed <= 6; seed++)
+        {
+            var pair = new SimReplicaPair(950 + seed, options: new NetworkOptions { MinDelayMs = 1, MaxDelayMs = 3 },
+                resyncRate: new Engine.Bitmap.Resync.ResyncRateSettings { CPlanAheadMs = 0, ResyncRateKibPerSec = 1024 });
+            var model = FillBoth(pair);
+            pair.ConnectWithAlphaPrimary();
+            pair.Alpha.DetachOnIoError = true;
+            var random = pair.Random.Fork();
+            pair.Alpha.Disks[0].FailWrites = true;
+            WriteAll(pair, model, [.. Enumerable.Range(0, 400).Select(_ => random.NextInt64(0, Blocks))], random, seed);
+            pair.Alpha.Disks[0].FailWrites = false;
+            pair.Alpha.AttachDisk(0);
+            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.ReplicationOf(1, 0) == ReplicationState.SyncTarget, 10_000), pair.Logs);
+
+            bool? acknowledged = null;
+            pair.Alpha.Write(0, 0, new byte[BlockBytes], ok => acknowledged = ok);
+            pair.Network.Partition("alpha", "beta"); // the write reaches alpha's disk, never beta's acknowledgement
+            Assert.True(pair.Scheduler.RunUntil(() => acknowledged is not null, 30_000), $"seed {seed}: {pair.Logs}");
+            Assert.Equal(DiskState.Inconsistent, pair.Alpha.Replica.Volume(0).Disk);
+            Assert.False(acknowledged, $"seed {seed}: only the Inconsistent disk holds it, and the next resync overwrites it");
+        }
+    }
+
+    [Fact]
     public void A_Diskless_Primary_that_reconnects_still_gets_a_bitmap_resync_when_its_disk_returns()
     {
         for (int seed = 1; seed <= 4; seed++)

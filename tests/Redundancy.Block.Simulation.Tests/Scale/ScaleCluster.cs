@@ -139,11 +139,12 @@ public sealed class ScaleCluster
         var incarnation = node.Sim;
         int diskFailuresAtIssue = node.DiskFailures;
         int peerDiskFailuresAtIssue = Other(node).DiskFailures;
+        bool disklessAtIssue = !node.Volume.HasLocalData;
         pendingWrites[incarnation] = pendingWrites.GetValueOrDefault(incarnation) + 1;
         incarnation.WriteTracked(0, block * WriteLedger.BlockBytes, data, (ok, _) =>
         {
             pendingWrites[incarnation]--;
-            ulong generation = DataGeneration(node);
+            ulong generation = DataGeneration(node, disklessAtIssue);
             // The disk failed while the write was in flight (it may be attached again by now, with what
             // the failure left on it): the write's local copy went to the disk that failed.
             bool failedInFlight = node.DiskFailures != diskFailuresAtIssue;
@@ -158,10 +159,14 @@ public sealed class ScaleCluster
 
     /// <summary>
     /// The generation of the data a write on <paramref name="node"/> went to: its own disk's, or for a
-    /// Primary without a disk, its peer's (the data it reads and writes lives there).
+    /// Primary without a disk, its peer's (the data it reads and writes lives there). A write issued
+    /// while <paramref name="disklessAtIssue"/> went to the peer alone even when a disk was attached
+    /// before it completed (that disk negotiates with the peer and gets the write by resync, or it
+    /// does not hold the peer's data at all: seed 24110 --dual-primary --slow-disks, where the
+    /// attached disk met the peer in a split brain).
     /// </summary>
-    public ulong DataGeneration(ScaleNode node) =>
-        node.Volume.HasLocalData || !Other(node).Up ? node.Volume.Ids.Current : Other(node).Volume.Ids.Current;
+    public ulong DataGeneration(ScaleNode node, bool disklessAtIssue = false) =>
+        (node.Volume.HasLocalData && !disklessAtIssue) || !Other(node).Up ? node.Volume.Ids.Current : Other(node).Volume.Ids.Current;
 
     /// <summary>An application flush on <paramref name="node"/>: when it succeeds, the writes acknowledged before it are durable.</summary>
     public void Flush(ScaleNode node, Action<bool>? done = null)

@@ -307,6 +307,29 @@ public class ScaleRegressionTests
     }
 
     /// <summary>
+    /// acknowledged-write (scripts/sim --seed S --dual-primary [--slow-disks]): a Diskless Primary's
+    /// write, sent to its peer alone, was acknowledged after the Primary had attached its old disk
+    /// again, and the checker counted it in that disk's generation. The disk met the peer in a split
+    /// brain and never held the write; it is the peer's data, which the operator's `connect
+    /// --discard-my-data` on the peer then discarded (24110: after the split brain; 47026: set before
+    /// the attach, so the old disk became sync source at once). A write issued without a disk now
+    /// belongs to the peer's generation. That holds only because the engine no longer lets an
+    /// Inconsistent disk alone complete a write (4904, 31892: such a write, acknowledged by its
+    /// attached SyncTarget disk when the connection ended, was overwritten by the next resync).
+    /// </summary>
+    [Theory]
+    [InlineData(24110, true)]
+    [InlineData(47026, false)]
+    [InlineData(4904, false)]
+    [InlineData(31892, true)]
+    public void A_write_issued_without_a_disk_belongs_to_the_peers_data(int seed, bool slowDisks)
+    {
+        var result = ScaleRun.Run(seed, dualPrimary: true, slowDisks: slowDisks);
+        Assert.True(result.Failure is null, $"seed {seed}: {result.Failure}\n{result.Logs}");
+        Assert.True(result.AcknowledgedChecks > 0, $"seed {seed} checked no acknowledged write");
+    }
+
+    /// <summary>
     /// convergence (scripts/sim --seed 48914 --dual-primary): both Primaries' disks failed, both attached
     /// again Outdated, connected with equal UUIDs and out-of-sync bits: no UpToDate disk, so nothing
     /// may be a sync source, and `invalidate` is refused (DRBD 8.4 stays so too). The healing operator
