@@ -138,15 +138,8 @@ public class ReplicaDisklessTests
                 resyncRate: new Engine.Bitmap.Resync.ResyncRateSettings { CPlanAheadMs = 0, ResyncRateKibPerSec = 2048 });
             var model = FillBoth(pair);
             pair.ConnectWithAlphaPrimary();
-            pair.Alpha.DetachOnIoError = true;
             var random = pair.Random.Fork();
-            pair.Alpha.Disks[0].FailWrites = true;
-            WriteAll(pair, model, [.. Enumerable.Range(0, 600).Select(_ => random.NextInt64(0, Blocks))], random, seed); // fails on the first, Diskless after
-            Assert.Equal(DiskState.Diskless, pair.Alpha.Replica.Volume(0).Disk);
-
-            pair.Alpha.Disks[0].FailWrites = false;
-            pair.Alpha.AttachDisk(0);
-            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.ReplicationOf(1, 0) == ReplicationState.SyncTarget, 10_000), pair.Logs);
+            FailAndReattach(pair, model, random, seed, writes: 600);
             pair.Scheduler.RunUntil(pair.Scheduler.NowMs + random.NextInt64(50, 300));
             pair.Alpha.Disks[0].FailWrites = true; // the resync's own writes fail now
             WriteAll(pair, model, [.. Enumerable.Range(0, 20).Select(_ => random.NextInt64(0, Blocks))], random, seed);
@@ -175,13 +168,7 @@ public class ReplicaDisklessTests
                 resyncRate: new Engine.Bitmap.Resync.ResyncRateSettings { CPlanAheadMs = 0, ResyncRateKibPerSec = 1024 });
             var model = FillBoth(pair);
             pair.ConnectWithAlphaPrimary();
-            pair.Alpha.DetachOnIoError = true;
-            var random = pair.Random.Fork();
-            pair.Alpha.Disks[0].FailWrites = true;
-            WriteAll(pair, model, [.. Enumerable.Range(0, 400).Select(_ => random.NextInt64(0, Blocks))], random, seed);
-            pair.Alpha.Disks[0].FailWrites = false;
-            pair.Alpha.AttachDisk(0);
-            Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.ReplicationOf(1, 0) == ReplicationState.SyncTarget, 10_000), pair.Logs);
+            FailAndReattach(pair, model, pair.Random.Fork(), seed, writes: 400);
 
             bool? acknowledged = null;
             pair.Alpha.Write(0, 0, new byte[BlockBytes], ok => acknowledged = ok);
@@ -383,6 +370,21 @@ public class ReplicaDisklessTests
         WriteAll(pair, model, [5], pair.Random.Fork(), seed);
         Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.Volume(0).Disk == DiskState.Diskless, 10_000), pair.Logs);
         return (pair, model);
+    }
+
+    /// <summary>
+    /// Alpha's disk fails under <paramref name="writes"/> random writes (`on-io-error detach`: Diskless
+    /// after the first; beta has them all), then is attached again and becomes beta's SyncTarget.
+    /// </summary>
+    private static void FailAndReattach(SimReplicaPair pair, byte[] model, SimRandom random, int seed, int writes)
+    {
+        pair.Alpha.DetachOnIoError = true;
+        pair.Alpha.Disks[0].FailWrites = true;
+        WriteAll(pair, model, [.. Enumerable.Range(0, writes).Select(_ => random.NextInt64(0, Blocks))], random, seed);
+        Assert.Equal(DiskState.Diskless, pair.Alpha.Replica.Volume(0).Disk);
+        pair.Alpha.Disks[0].FailWrites = false;
+        pair.Alpha.AttachDisk(0);
+        Assert.True(pair.Scheduler.RunUntil(() => pair.Alpha.Replica.ReplicationOf(1, 0) == ReplicationState.SyncTarget, 10_000), pair.Logs);
     }
 
     private static byte[] FillBoth(SimReplicaPair pair)
