@@ -165,7 +165,7 @@ public sealed class ScaleCluster
     /// does not hold the peer's data at all: seed 24110 --dual-primary --slow-disks, where the
     /// attached disk met the peer in a split brain).
     /// </summary>
-    public ulong DataGeneration(ScaleNode node, bool disklessAtIssue = false) =>
+    public ulong DataGeneration(ScaleNode node, bool disklessAtIssue) =>
         (node.Volume.HasLocalData && !disklessAtIssue) || !Other(node).Up ? node.Volume.Ids.Current : Other(node).Volume.Ids.Current;
 
     /// <summary>An application flush on <paramref name="node"/>: when it succeeds, the writes acknowledged before it are durable.</summary>
