@@ -12,7 +12,7 @@ public static class ConfigDumper
     public static string Dump(ResourceDefinition r)
     {
         var text = new StringBuilder();
-        text.Append("resource ").Append(r.Name).Append(" {\n");
+        text.Append("resource ").Append(Quote(r.Name, always: false)).Append(" {\n");
         Section(text, 1, "options", r.Options, alwaysQuote: false);
         Section(text, 1, "net", r.Net, alwaysQuote: false);
         Section(text, 1, "disk", r.Disk, alwaysQuote: false);
@@ -33,7 +33,7 @@ public static class ConfigDumper
 
     private static void Node(StringBuilder text, NodeDefinition node)
     {
-        text.Append(Indent).Append("on ").Append(string.Join(' ', node.Aliases.Prepend(node.Name))).Append(" {\n");
+        text.Append(Indent).Append("on ").Append(string.Join(' ', node.Aliases.Prepend(node.Name).Select(name => Quote(name, always: false)))).Append(" {\n");
         Line(text, 2, "node-id", node.NodeId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (node.Address is not null)
         {

@@ -22,6 +22,15 @@ public class ConfigDumperTests
             }
             """, "odd"
         },
+        {
+            // A quoted name may hold what the syntax does not allow bare (found by scripts/fuzz config).
+            """
+            resource "odd{name};#" {
+              on a { node-id 1; address 127.0.0.1:7000; volume 0 { disk /dev/a; meta-disk internal; } }
+              on b { node-id 2; address 127.0.0.1:7001; volume 0 { disk /dev/b; meta-disk internal; } }
+            }
+            """, "odd{name};#"
+        },
     };
 
     [Theory]
