@@ -204,7 +204,8 @@ public sealed partial class PeerLink
         var flags = (volume.Flags.HasFlag(MetadataFlags.CrashedPrimary) ? UuidFlags.CrashedPrimary : 0)
             | (volume.Flags.HasFlag(MetadataFlags.Consistent) ? UuidFlags.Consistent : 0)
             | (volume.Flags.HasFlag(MetadataFlags.WasUpToDate) ? UuidFlags.WasUpToDate : 0)
-            | (replicatedVolumes.Contains(volume.Volume) ? UuidFlags.Reconnect : 0);
+            | (replicatedVolumes.Contains(volume.Volume) ? UuidFlags.Reconnect : 0)
+            | (volume.MissedWrites && handshake?.Negotiated is { ProtocolVersion: >= FeaturesMessage.MissedWritesVersion } ? UuidFlags.MissedWrites : 0);
         return new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits);
     }
 
@@ -446,10 +447,12 @@ public sealed partial class PeerLink
         bool selfNegotiating = local.Disk == DiskState.Negotiating;
         bool peerNegotiating = state.Disk == DiskState.Negotiating;
         var self = new HandshakeSide(local.Uuids, local.Flags, host.Role, selfNegotiating ? ReplicaVolume.DiskFromFlags(local.Flags) : local.Disk,
-            settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData, Negotiating: selfNegotiating, Reconnected: replicatedVolumes.Contains(local.Volume));
+            settings.LocalNodeName, local.OutOfSyncBits, local.DiscardMyData, Negotiating: selfNegotiating, Reconnected: replicatedVolumes.Contains(local.Volume),
+            MissedWrites: local.MissedWrites);
         var other = new HandshakeSide(new UuidSet(uuids.Current, uuids.Bitmap, uuids.History), peerFlags, state.Role,
             peerNegotiating ? ReplicaVolume.DiskFromFlags(peerFlags) : state.Disk, settings.PeerNodeName, (long)uuids.DirtyBits,
-            state.Flags.HasFlag(StateFlags.DiscardMyData), Negotiating: peerNegotiating, Reconnected: uuids.Flags.HasFlag(UuidFlags.Reconnect));
+            state.Flags.HasFlag(StateFlags.DiscardMyData), Negotiating: peerNegotiating, Reconnected: uuids.Flags.HasFlag(UuidFlags.Reconnect),
+            MissedWrites: uuids.Flags.HasFlag(UuidFlags.MissedWrites));
         return SyncHandshake.Decide(self, other, settings.ResolvesConflicts, settings.Policies, settings.Protocol.Protocol);
     }
 

@@ -16,6 +16,7 @@ namespace Redundancy.Block.Engine.Replication;
 /// <param name="DiscardMyData">connect --discard-my-data.</param>
 /// <param name="AgreedSizeBytes">The last agreed size (la-size); 0: the usable size.</param>
 /// <param name="SizeLimitBytes">What the other peers allow (<see cref="SizeAgreement.OtherPeersLimit"/>); 0: no limit.</param>
+/// <param name="MissedWrites">The disk missed writes that completed through a peer (<see cref="ReplicaVolume.MissedWritesGeneration"/>).</param>
 public readonly record struct LocalVolumeView(
     int Volume,
     UuidSet Uuids,
@@ -25,7 +26,8 @@ public readonly record struct LocalVolumeView(
     long UsableSizeBytes,
     bool DiscardMyData,
     long AgreedSizeBytes = 0,
-    long SizeLimitBytes = 0)
+    long SizeLimitBytes = 0,
+    bool MissedWrites = false)
 {
     /// <summary>The usable size as the peer is told it: 0 without local data (a Diskless node limits nothing).</summary>
     public long AdvertisedUsableBytes => Disk is DiskState.UpToDate or DiskState.Consistent or DiskState.Outdated or DiskState.Inconsistent ? UsableSizeBytes : 0;

@@ -36,6 +36,10 @@ public sealed partial class Replica
                     // again, so both sides' bitmaps keep agreeing (the source clears only on RsWriteAck).
                     admitting.ApplicationWriteFailed(admission);
                 }
+                if (!succeeded && client.LengthBytes > 0)
+                {
+                    MissedWrite(client.Volume);
+                }
                 writes.LocalDone(client.RequestId, succeeded, LandedOnUpToDateDisk(client));
                 CoveringWriteDone(client.RequestId, succeeded);
                 CompleteRequests();
@@ -52,6 +56,10 @@ public sealed partial class Replica
                     {
                         planner.ApplicationWriteFailed(peerWrite.Admission);
                     }
+                }
+                if (!succeeded && peerWrite.LengthBytes > 0)
+                {
+                    MissedWrite(peerWrite.Volume);
                 }
                 peerWrite.Receiver.WriteDone(peerWrite.RequestId, succeeded);
                 Carry(peerWrite.Peer, peerWrite.Receiver);

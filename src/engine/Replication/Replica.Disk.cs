@@ -32,6 +32,10 @@ public sealed partial class Replica
         {
             link.LocalDiskAttached(volumeNumber);
         }
+        if (volume.MissedWritesGeneration != 0 && !GenerationIds.SameGeneration(volume.MissedWritesGeneration, ids.Current))
+        {
+            volume.MissedWritesGeneration = 0; // another disk, or one resynced elsewhere: not the one that missed them
+        }
         volume.Ids = ids;
         volume.Flags = flags;
         var peers = connected.Where(p => links[p].State == ConnectionState.Connected).Order().ToList();
@@ -259,6 +263,25 @@ public sealed partial class Replica
             }
         }
     }
+
+    /// <summary>
+    /// A write failed on the local disk of <paramref name="volumeNumber"/> (it is on its way to
+    /// Failed): it may still complete through a peer, so the disk's copy of those blocks can be
+    /// older than the peer's. Its bitmap bits record which; the flag makes this disk the target of
+    /// the next handshake at equal generations (<see cref="ReplicaVolume.MissedWritesGeneration"/>).
+    /// </summary>
+    private void MissedWrite(int volumeNumber)
+    {
+        var volume = volumes[volumeNumber];
+        if (volume.MissedWritesGeneration == 0 && volume.Ids.Current != 0)
+        {
+            volume.MissedWritesGeneration = volume.Ids.Current;
+            io.Log($"{ResourceName}/{volumeNumber}: a write failed on the local disk: it missed writes the peers may hold");
+        }
+    }
+
+    /// <summary>A resync rewrote every block the disk missed (or gave its copy to the peer): the flag has served.</summary>
+    private static void ResyncCoveredMissedWrites(ReplicaVolume volume) => volume.MissedWritesGeneration = 0;
 
     /// <summary>A disk state that holds no data: Diskless, Attaching, Detaching, Failed.</summary>
     private static bool WithoutData(DiskState disk) => disk is DiskState.Diskless or DiskState.Attaching or DiskState.Detaching or DiskState.Failed;

@@ -596,6 +596,7 @@ public sealed partial class Replica
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate); // the source was UpToDate throughout
         ClearCrashedPrimary(volume);
+        ResyncCoveredMissedWrites(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, planner.Progress(0).TotalBits)}; disk is UpToDate");
         LogCsumsSummary(peer, volume, sync, planner.Progress(0).TotalBits);
         io.RunHandler("after-resync-target", peer, volume.Number, 0);
@@ -613,6 +614,7 @@ public sealed partial class Replica
         SetReplication(peer, volume.Number, ReplicationState.Established);
         links[peer].SetPeerDisk(volume.Number, DiskState.UpToDate);
         ClearCrashedPrimary(volume);
+        ResyncCoveredMissedWrites(volume);
         io.Log($"{Subject(peer)}/{volume.Number}: {ResyncDoneSummary(sync, sync.TotalBits)}; peer is UpToDate");
         LogCsumsSummary(peer, volume, sync, sync.TotalBits);
     }

@@ -76,7 +76,7 @@ public sealed partial class Replica : IPeerLinkHost
         }
         return new LocalVolumeView(v.Number, uuids, v.Flags, v.Disk,
             v.Bitmaps.Bitmap(slot).SetBitCount, v.UsableSizeBytes, DiscardMyData: discardMyData.Contains(peerNodeId),
-            AgreedSizeBytes: v.AgreedSizeBytes, SizeLimitBytes: OtherPeersLimit(peerNodeId, v));
+            AgreedSizeBytes: v.AgreedSizeBytes, SizeLimitBytes: OtherPeersLimit(peerNodeId, v), MissedWrites: v.MissedWritesGeneration != 0);
     })];
 
     /// <summary>`connect --discard-my-data`: the next handshake with the peer resolves a split brain against this node.</summary>

@@ -68,6 +68,14 @@ public sealed class ReplicaVolume
 
     public MetadataFlags Flags { get; internal set; }
 
+    /// <summary>
+    /// The disk's current UUID when a write failed on it that may complete through a peer (a client
+    /// write, or a peer's): its copy of those blocks is older than the peer's until a resync rewrites
+    /// them. 0: none since the last resync. Told to peers as UUID flag MissedWrites; in memory only,
+    /// like the bitmap bits of those writes, which the failed disk could not store.
+    /// </summary>
+    public ulong MissedWritesGeneration { get; internal set; }
+
     private int diskState;
     private int diskChanges;
 

@@ -17,6 +17,7 @@ namespace Redundancy.Block.Engine.SplitBrain;
 /// <param name="Negotiating">The disk is being attached while connected (DRBD's D_NEGOTIATING): <paramref name="Disk"/>
 /// is what its metadata says, and rr-conflict does not apply (its data was never exposed as this node's).</param>
 /// <param name="Reconnected">It lost a connection to the other node and has not restarted since (UUID flag Reconnect on the wire).</param>
+/// <param name="MissedWrites">Its disk failed under writes that completed through a peer and was not resynced since (UUID flag MissedWrites).</param>
 public sealed record HandshakeSide(
     UuidSet Uuids,
     MetadataFlags Flags,
@@ -27,7 +28,8 @@ public sealed record HandshakeSide(
     bool DiscardMyData = false,
     bool CanDemote = true,
     bool Negotiating = false,
-    bool Reconnected = false)
+    bool Reconnected = false,
+    bool MissedWrites = false)
 {
     public UuidCompareSide ForComparison => new(Uuids, Flags, Role, Reconnected);
 }

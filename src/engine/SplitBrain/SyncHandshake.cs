@@ -40,6 +40,7 @@ public static class SyncHandshake
         }
 
         ApplyDiskStates(run);
+        ApplyMissedWrites(run);
         ApplyOneSidedBitmap(run);
         bool historyOnlySplitBrain = run.Hg == -100; // DRBD 9's need_full_sync_after_split_brain
         if (Math.Abs(run.Hg) == 100)
@@ -80,6 +81,30 @@ public static class SyncHandshake
             run.Hg = (mine > DiskState.Inconsistent ? 1 : -1) * (full ? 2 : 1);
             run.Log.Add($"Becoming sync {(run.Hg > 0 ? "source" : "target")} due to disk states.");
         }
+    }
+
+    /// <summary>
+    /// Equal generations (rules 40–42: no resync, or a crashed Primary's), and exactly one side's disk
+    /// missed writes that completed through the other, whose disk is consistent: the side that missed
+    /// them is the bitmap sync target, its failed writes being in its bitmap. A Primary whose disk
+    /// failed under its writes and came back still marked crashed-primary would otherwise be the source
+    /// and overwrite the peer's only copy of what it acknowledged (our extension; DRBD resyncs from it).
+    /// </summary>
+    private static void ApplyMissedWrites(Run run)
+    {
+        if (run.Comparison.Rule is not (40 or 41 or 42) || run.Self.MissedWrites == run.Peer.MissedWrites)
+        {
+            return;
+        }
+
+        var (missing, other) = run.Self.MissedWrites ? (run.Self, run.Peer) : (run.Peer, run.Self);
+        if (missing.Disk <= DiskState.Inconsistent || other.Disk < DiskState.Outdated)
+        {
+            return; // an Inconsistent side is the target already; an Inconsistent one cannot be the source
+        }
+
+        run.Hg = run.Self.MissedWrites ? -1 : 1;
+        run.Log.Add($"Equal generations, but {(run.Self.MissedWrites ? "this node's" : "the peer's")} disk missed writes the other holds: becoming sync {(run.Hg > 0 ? "source" : "target")}.");
     }
 
     /// <summary>

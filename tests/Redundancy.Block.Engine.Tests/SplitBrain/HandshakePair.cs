@@ -10,9 +10,9 @@ namespace Redundancy.Block.Engine.Tests.SplitBrain;
 internal static class HandshakePair
 {
     public static HandshakeSide Node(string name, UuidSet uuids, Role role = Role.Secondary, DiskState disk = DiskState.UpToDate,
-        long bits = 0, bool discardMyData = false, bool crashed = false, bool canDemote = true) =>
+        long bits = 0, bool discardMyData = false, bool crashed = false, bool canDemote = true, bool missedWrites = false) =>
         new(uuids, crashed ? MetadataFlags.Consistent | MetadataFlags.CrashedPrimary : MetadataFlags.Consistent,
-            role, disk, name, bits, discardMyData, canDemote);
+            role, disk, name, bits, discardMyData, canDemote, MissedWrites: missedWrites);
 
     public static SplitBrainPolicies Policies(string p0 = "disconnect", string p1 = "disconnect", string p2 = "disconnect",
         string rr = "disconnect", bool alwaysAsbp = false) =>

@@ -26,6 +26,7 @@ public class MirrorPropertyTests
         public Role Role { get; set; } = Role.Secondary;
         public DiskState Disk { get; set; } = DiskState.Inconsistent;
         public bool Crashed { get; set; }
+        public bool MissedWrites { get; set; }
         public long Bits { get; set; }
 
         public void NewCurrentUuid(Random random)
@@ -50,6 +51,7 @@ public class MirrorPropertyTests
         public HashSet<SplitBrainResolution> Resolutions { get; } = [];
         public HashSet<DisconnectReason> Reasons { get; } = [];
         public int Handshakes { get; set; }
+        public int DecidedByMissedWrites { get; set; }
     }
 
     [Fact]
@@ -68,6 +70,7 @@ public class MirrorPropertyTests
         Assert.Equal(4, stats.Resolutions.Count);
         Assert.Contains(DisconnectReason.InconsistentSyncSource, stats.Reasons);
         Assert.Contains(DisconnectReason.PrimarySyncTarget, stats.Reasons);
+        Assert.True(stats.DecidedByMissedWrites > 10, $"a disk that missed writes decided only {stats.DecidedByMissedWrites} handshakes");
     }
 
     private static void RunHistory(Random random, Stats stats)
@@ -113,6 +116,10 @@ public class MirrorPropertyTests
                     node.Crashed = true; // crash and restart as Secondary
                     node.Role = Role.Secondary;
                     break;
+                case 6 when node.Disk > DiskState.Inconsistent:
+                    node.MissedWrites = true; // its disk failed under a write and was attached again
+                    node.Bits++;
+                    break;
             }
         }
     }
@@ -123,11 +130,12 @@ public class MirrorPropertyTests
             Rr[random.Next(Rr.Length)], alwaysAsbp: random.Next(3) == 0);
         int discard = random.Next(5); // 0: n0 discards its data, 1: n1, 4: both, else none
         HandshakeSide Side(int i) => new(nodes[i].Uuids, nodes[i].Crashed ? MetadataFlags.CrashedPrimary : MetadataFlags.None,
-            nodes[i].Role, nodes[i].Disk, nodes[i].Name, nodes[i].Bits, DiscardMyData: discard == i || discard == 4);
+            nodes[i].Role, nodes[i].Disk, nodes[i].Name, nodes[i].Bits, DiscardMyData: discard == i || discard == 4, MissedWrites: nodes[i].MissedWrites);
 
         var (a, b) = Run(Side(0), Side(1), policies, aResolves: random.Next(2) == 0);
         AssertMirrored(a, b);
         stats.Handshakes++;
+        stats.DecidedByMissedWrites += a.Log.Any(l => l.Contains("missed writes")) ? 1 : 0;
         stats.Rules.Add(a.Comparison.Rule);
         stats.Actions.Add((a.Action, a.FullSync));
         stats.Resolutions.Add(a.SplitBrain);
@@ -181,12 +189,14 @@ public class MirrorPropertyTests
         target.Disk = DiskState.UpToDate;
         target.Bits = 0;
         target.Crashed = false;
+        target.MissedWrites = false;
         if (fate == 2)
         {
             return; // the source missed the resync-finished event
         }
 
         source.Uuids = ResyncUuids.ResyncFinishedSource(source.Uuids);
+        source.MissedWrites = false;
         Connected(random, nodes);
     }
 

@@ -42,6 +42,41 @@ public class SyncHandshakeTests
     }
 
     [Fact]
+    public void A_disk_that_missed_writes_is_the_target_at_equal_generations_even_as_the_crashed_primary()
+    {
+        // Seed 35679 --slow-disks: the Primary's disk failed under a write the peer acknowledged; the peer
+        // restarted before it heard of it. The old disk, back with crashed-primary, met the peer's only copy.
+        var pair = Run(Node("a", new UuidSet(X, 0), disk: DiskState.Consistent, bits: 8, crashed: true, missedWrites: true),
+            Node("b", new UuidSet(X, 0), disk: DiskState.Consistent));
+        AssertPair(pair, HandshakeAction.SyncTarget);
+        Assert.Equal(40, pair.A.Comparison.Rule);
+        Assert.Contains("Equal generations, but this node's disk missed writes the other holds: becoming sync target.", pair.A.Log);
+        Assert.Contains("Equal generations, but the peer's disk missed writes the other holds: becoming sync source.", pair.B.Log);
+
+        // Also with no crash at all (rule 40's link hiccup), and against an Outdated peer.
+        AssertPair(Run(Node("a", new UuidSet(X, 0), missedWrites: true), Node("b", new UuidSet(X, 0))), HandshakeAction.SyncTarget);
+        AssertPair(Run(Node("a", new UuidSet(X, 0), missedWrites: true), Node("b", new UuidSet(X, 0), disk: DiskState.Outdated)), HandshakeAction.SyncTarget);
+
+        // The current Primary (rule 41) attaching its disk while connected is the target too; with its disk
+        // exposed already, rr-conflict refuses as for any Primary SyncTarget.
+        var primary = Node("a", new UuidSet(X, 0), Role.Primary, crashed: true, missedWrites: true);
+        AssertPair(Run(primary with { Negotiating = true }, Node("b", new UuidSet(X, 0))), HandshakeAction.SyncTarget);
+        Assert.Equal(41, Run(primary with { Negotiating = true }, Node("b", new UuidSet(X, 0))).A.Comparison.Rule);
+        Assert.Equal(DisconnectReason.PrimarySyncTarget, Run(primary, Node("b", new UuidSet(X, 0))).A.Reason);
+    }
+
+    [Fact]
+    public void Missed_writes_decide_nothing_when_both_missed_some_the_other_is_inconsistent_or_the_generations_differ()
+    {
+        // Both: the crashed Primary is the source, as before.
+        AssertPair(Run(Node("a", new UuidSet(X, 0), crashed: true, missedWrites: true), Node("b", new UuidSet(X, 0), missedWrites: true)), HandshakeAction.SyncSource);
+        // The peer is Inconsistent: it cannot be the source; the disk states decide.
+        AssertPair(Run(Node("a", new UuidSet(X, 0), missedWrites: true), Node("b", new UuidSet(X, 0), disk: DiskState.Inconsistent)), HandshakeAction.SyncSource);
+        // Different generations: the UUIDs know the direction (rule 70, a's bitmap UUID is b's current).
+        AssertPair(Run(Node("a", new UuidSet(Ca, X), missedWrites: true), Node("b", new UuidSet(X, 0))), HandshakeAction.SyncSource);
+    }
+
+    [Fact]
     public void Inconsistent_side_against_a_full_sync_rule_keeps_the_full_sync_in_the_disk_state_direction()
     {
         // UUIDs say a is the full-sync source (rule 30), but a is Inconsistent: it becomes full target.

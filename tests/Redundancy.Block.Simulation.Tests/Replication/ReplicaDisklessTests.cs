@@ -36,6 +36,8 @@ public class ReplicaDisklessTests
                 && pair.Beta.Replica.Links[0].PeerDisks[0] == DiskState.Diskless, 10_000), pair.Logs);
             Assert.NotEqual(before, pair.Beta.Replica.Volume(0).Ids.Current); // beta moved on, alone with the data
             Assert.Equal(before & ~1UL, pair.Beta.Replica.Volume(0).Ids.Bitmap[0] & ~1UL);
+            // Alpha remembers that its disk missed a write of that generation (told to peers as UUID flag MissedWrites).
+            Assert.Equal(before & ~1UL, pair.Alpha.Replica.Volume(0).MissedWritesGeneration & ~1UL);
 
             var whileDiskless = Enumerable.Range(0, 30).Select(_ => random.NextInt64(0, Blocks)).Where(b => b != failedBlock).Distinct().ToArray();
             WriteAll(pair, model, whileDiskless, random, seed);
@@ -54,6 +56,7 @@ public class ReplicaDisklessTests
             Assert.Equal(pair.Alpha.Replica.Volume(0).Ids.Current & ~1UL, pair.Beta.Replica.Volume(0).Ids.Current & ~1UL);
             Assert.True(pair.Alpha.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: alpha's disk is the model after the resync");
             Assert.True(pair.Beta.Disks[0].Contents.SequenceEqual(model), $"seed {seed}: beta's disk is the model");
+            Assert.Equal(0UL, pair.Alpha.Replica.Volume(0).MissedWritesGeneration); // the resync rewrote what it missed
             AssertReads(pair, model, [failedBlock, whileDiskless[0]], seed);
         }
     }

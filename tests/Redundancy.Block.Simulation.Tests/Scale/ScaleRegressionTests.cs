@@ -298,6 +298,10 @@ public class ScaleRegressionTests
     // acknowledged-write: the resolve-conflicts node answered Superseded on the strength of its covering write,
     // which had no local part (the node was Diskless when it began) and then failed on the peer's failing disk.
     [InlineData(29229, true)]
+    // acknowledged-write: the Primary's disk failed under a write the peer acknowledged; the peer restarted
+    // before it heard so. The old disk came back with crashed-primary and equal UUIDs, and rule 40 made it
+    // the sync source over the peer's only copy. A disk that missed writes is now the target there.
+    [InlineData(35679, false)]
     public void Slow_disk_seed_passes(int seed, bool dualPrimary)
     {
         var result = ScaleRun.Run(seed, dualPrimary: dualPrimary, slowDisks: true);

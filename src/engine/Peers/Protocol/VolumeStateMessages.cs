@@ -96,6 +96,12 @@ public enum UuidFlags : uint
     /// since (DRBD 9's UUID_FLAG_RECONNECT): it did not crash, so it holds every write it acknowledged.
     /// </summary>
     Reconnect = 16,
+    /// <summary>
+    /// The sender's disk failed under writes that completed through a peer, and no resync has
+    /// rewritten it since: its copy of those blocks is older than the peer's, so with equal
+    /// generations it is the sync target, whatever crashed-primary says (our extension).
+    /// </summary>
+    MissedWrites = 32,
 }
 
 /// <summary>Generation identifiers of one volume, for the receiver's decision table. 32 + 8 per history UUID.</summary>
@@ -109,7 +115,7 @@ public readonly record struct UuidsMessage(ulong Current, ulong Bitmap, Immutabl
 {
     public const int MinSize = 32;
     public const int MaxSize = MinSize + 8 * Superblock.MaxHistoryUuids;
-    private const uint KnownFlags = 0x1F;
+    private const uint KnownFlags = 0x3F;
 
     public static MessageType Type => MessageType.Uuids;
     public int EncodedLength => MinSize + 8 * History.Length;

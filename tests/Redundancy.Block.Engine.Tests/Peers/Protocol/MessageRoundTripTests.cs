@@ -103,7 +103,7 @@ public class MessageRoundTripTests
         RoundTrip(new SizesMessage(0, 0, 0, 4096, 1 << 20)); // Diskless: its current size is the one it learnt
         RoundTrip(new UuidsMessage(0xABCDEF01, 0x1234, [], UuidFlags.None, 0));
         RoundTrip(new UuidsMessage(0xABCDEF01, 0, [.. Enumerable.Range(1, 32).Select(i => (ulong)i * 1000)],
-            UuidFlags.CrashedPrimary | UuidFlags.Consistent | UuidFlags.WasUpToDate | UuidFlags.SkipInitialSync | UuidFlags.Reconnect, 12345));
+            UuidFlags.CrashedPrimary | UuidFlags.Consistent | UuidFlags.WasUpToDate | UuidFlags.SkipInitialSync | UuidFlags.Reconnect | UuidFlags.MissedWrites, 12345));
         RoundTrip(new StateMessage(Role.Primary, DiskState.UpToDate, DiskState.Inconsistent, ReplicationState.SyncSource,
             StateFlags.DiscardMyData | StateFlags.ResolveConflicts | StateFlags.SyncPausedByUser | StateFlags.SyncPausedByDependency | StateFlags.Suspended));
         RoundTrip(new StateMessage(Role.Secondary, DiskState.Diskless, DiskState.DUnknown, ReplicationState.Off, StateFlags.None));

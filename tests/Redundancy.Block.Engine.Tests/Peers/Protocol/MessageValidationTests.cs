@@ -88,7 +88,7 @@ public class MessageValidationTests
         var uuids = new UuidsMessage(11, 12, [13, 14], UuidFlags.Consistent, 5);
         Refused(uuids, U16(28, 33), "history count 33");
         Refused(uuids, U16(28, 3), "must be 56 bytes, got 48");
-        Refused(uuids, U32(24, 0x20), "unknown flags");
+        Refused(uuids, U32(24, 0x40), "unknown flags");
         Refused(uuids, U16(30, 1), "reserved");
         Refused(uuids, U64(40, 0), "history[1] is 0");
         Refused(uuids, U64(16, ulong.MaxValue), "dirty bit count");
