@@ -17,8 +17,7 @@ public sealed partial class PeerLink
     public bool CanSendProtocolUpdate => State == ConnectionState.Connected && SpeaksProtocolUpdate;
 
     /// <summary>The connection's agreed protocol version has ProtocolUpdate.</summary>
-    private bool SpeaksProtocolUpdate =>
-        handshake?.Negotiated is { } negotiated && negotiated.ProtocolVersion >= FeaturesMessage.ProtocolUpdateVersion;
+    private bool SpeaksProtocolUpdate => Speaks(FeaturesMessage.ProtocolUpdateVersion);
 
     /// <summary>Takes <paramref name="wanted"/> (a <see cref="SettingsChange.ProtocolUpdate"/> away) and sends its protocol settings to the peer.</summary>
     public void SendProtocolUpdate(PeerLinkSettings wanted)

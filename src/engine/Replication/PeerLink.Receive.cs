@@ -205,7 +205,7 @@ public sealed partial class PeerLink
             | (volume.Flags.HasFlag(MetadataFlags.Consistent) ? UuidFlags.Consistent : 0)
             | (volume.Flags.HasFlag(MetadataFlags.WasUpToDate) ? UuidFlags.WasUpToDate : 0)
             | (replicatedVolumes.Contains(volume.Volume) ? UuidFlags.Reconnect : 0)
-            | (volume.MissedWrites && handshake?.Negotiated is { ProtocolVersion: >= FeaturesMessage.MissedWritesVersion } ? UuidFlags.MissedWrites : 0);
+            | (volume.MissedWrites && Speaks(FeaturesMessage.MissedWritesVersion) ? UuidFlags.MissedWrites : 0);
         return new UuidsMessage(volume.Uuids.Current, volume.Uuids.Bitmap, volume.Uuids.History, flags, (ulong)volume.OutOfSyncBits);
     }
 

@@ -299,6 +299,9 @@ public sealed partial class PeerLink
         ForgetConnection();
     }
 
+    /// <summary>The connection agreed on protocol <paramref name="version"/> or a later one.</summary>
+    private bool Speaks(ushort version) => handshake?.Negotiated is { } negotiated && negotiated.ProtocolVersion >= version;
+
     /// <summary>Drops everything learned over the connection that just ended.</summary>
     private void ForgetConnection()
     {
