@@ -32,6 +32,18 @@ public sealed partial class PeerConnection : IBatchedSender
     /// <summary>Bytes handed to the pipe and not yet sent by the loop (guarded by _lock).</summary>
     private long _queuedBytes;
 
+    /// <summary>Bytes handed to the send pipe and not yet sent; while any are, every frame queues behind them.</summary>
+    internal long QueuedBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queuedBytes;
+            }
+        }
+    }
+
     /// <summary>Largest segment the send pipe is asked for when a large block is copied into it.</summary>
     private const int MaxSegmentBytes = 1 << 20;
 
@@ -314,6 +326,11 @@ public sealed partial class PeerConnection : IBatchedSender
                 }
 
                 ReadOnlySequence<byte> buffer = result.Buffer;
+                // Read before AdvanceTo: after it the buffer's segments go back to the pipe, a writer
+                // may reuse them at once, and a length computed from them then is garbage. It was:
+                // the count drifted after the first large frame, and every later frame went through
+                // this loop on the thread pool instead of straight to the socket.
+                long sentBytes = buffer.Length;
                 if (!buffer.IsEmpty)
                 {
                     await SendAsync(buffer).ConfigureAwait(false);
@@ -322,7 +339,7 @@ public sealed partial class PeerConnection : IBatchedSender
                 reader.AdvanceTo(buffer.End);
                 lock (_lock)
                 {
-                    _queuedBytes -= buffer.Length;
+                    _queuedBytes -= sentBytes;
                 }
                 if (result.IsCompleted)
                 {

@@ -88,6 +88,45 @@ public sealed class PeerConnectionTests
         }
     }
 
+    [Fact]
+    public async Task Once_large_frames_have_left_nothing_counts_as_queued_so_small_frames_go_straight_to_the_socket()
+    {
+        // Large frames go through the send pipe; while it holds anything every frame queues behind
+        // it. Senders on two threads keep writing while the send loop drains, as the NBD session and
+        // the receive loop of a busy Primary do.
+        var (a, b, sink) = await PeerTestSupport.SendingPairAsync();
+        await using var _ = a;
+        await using var __ = b;
+        const int FramesPerSender = 48;
+        const int PayloadBytes = 1 << 20;
+        byte[] block = PeerTestSupport.Pattern(PayloadBytes, 7);
+
+        Task Sender(int sender) => Task.Run(() =>
+        {
+            byte[] head = new byte[FrameHeader.Size + DataMessage.Size];
+            byte[] barrier = new byte[FrameHeader.Size + BarrierMessage.Size];
+            for (int i = 0; i < FramesPerSender; i++)
+            {
+                ulong id = (ulong)(sender * FramesPerSender + i);
+                FrameWriter.Write(head, 0, new DataMessage(id * PayloadBytes, PayloadBytes, id, 1, DataFlags.None), PayloadBytes);
+                Assert.True(a.SendRaw(head, block));
+                FrameWriter.Write(barrier, 0, new BarrierMessage(id), 0);
+                Assert.True(a.SendRaw(barrier));
+            }
+        });
+        await Task.WhenAll(Sender(0), Sender(1));
+        await sink.WaitForAsync(4 * FramesPerSender);
+        Assert.Equal(a.BytesSent, b.BytesReceived);
+
+        // Everything arrived, so the send loop has sent it all: within moments it counts nothing queued.
+        var deadline = DateTime.UtcNow + PeerTestSupport.Patience;
+        while (a.QueuedBytes != 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Assert.Equal(0, a.QueuedBytes);
+    }
+
     [Theory]
     [InlineData(4 << 10)] // joined into one buffer, sent by the direct path
     [InlineData(1 << 20)] // copied into the send pipe piece by piece
