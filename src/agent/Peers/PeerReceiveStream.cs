@@ -3,19 +3,24 @@
 // waits for comes from the peer within a disk write's time: its Data and Barrier on the Secondary,
 // its WriteAck and BarrierAck on the Primary. Without the poll each of them wakes a receive thread
 // from sleep, and on a virtual machine that wake-up, not the network, was most of what protocol C
-// added to a queue-depth-1 write.
+// added to a queue-depth-1 write. Only on a quiet node, though (Polling/DiskRequestsInFlight.cs):
+// under a deep queue the frames come back to back and the poll would only spin between them.
 using System.Net.Sockets;
 using Redundancy.Block.Agent.Polling;
 
 namespace Redundancy.Block.Agent.Peers;
 
-internal sealed class PeerReceiveStream(Socket socket) : Stream
+/// <param name="socket">The connection's socket (non-blocking once the connection is set up).</param>
+/// <param name="pollMicroseconds">The poll budget of one read.</param>
+/// <param name="mayPoll">Asked before each read's poll; by default, whether the node is quiet.</param>
+internal sealed class PeerReceiveStream(Socket socket, int pollMicroseconds = PeerReceiveStream.PollMicroseconds, Func<bool>? mayPoll = null) : Stream
 {
     /// <summary>About one disk write on the machines measured: the peer's answer usually comes within it.</summary>
-    private const int PollMicroseconds = 300;
+    public const int PollMicroseconds = 300;
 
     private readonly NetworkStream inner = new(socket, ownsSocket: false);
-    private readonly BusyPoll budget = new(PollMicroseconds);
+    private readonly BusyPoll budget = new(pollMicroseconds);
+    private readonly Func<bool> mayPoll = mayPoll ?? (static () => DiskRequestsInFlight.QuietEnoughToPoll);
 
     public override bool CanRead => true;
     public override bool CanSeek => false;
@@ -25,7 +30,7 @@ internal sealed class PeerReceiveStream(Socket socket) : Stream
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (budget.Begin(out long deadline))
+        if (mayPoll() && budget.Begin(out long deadline))
         {
             bool answered = false;
             try

@@ -163,8 +163,10 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         // Counted before stopping is read, so the reaper, which leaves only when stopping is set and
         // nothing is in the kernel, cannot leave between this check and the submission.
         Interlocked.Increment(ref inKernel);
+        DiskRequestsInFlight.Started();
         if (stopping)
         {
+            DiskRequestsInFlight.Finished();
             Interlocked.Decrement(ref inKernel);
             ReleaseBounce(operation);
             Recycle(operation);
@@ -358,6 +360,7 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         }
 
         ReleaseBounce(operation);
+        DiskRequestsInFlight.Finished();
         Interlocked.Decrement(ref inKernel);
         if (error is null)
         {
