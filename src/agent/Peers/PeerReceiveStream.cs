@@ -16,7 +16,7 @@ namespace Redundancy.Block.Agent.Peers;
 internal sealed class PeerReceiveStream(Socket socket, int pollMicroseconds = PeerReceiveStream.PollMicroseconds, Func<bool>? mayPoll = null) : Stream
 {
     /// <summary>About one disk write on the machines measured: the peer's answer usually comes within it.</summary>
-    public const int PollMicroseconds = 300;
+    private const int PollMicroseconds = 300;
 
     private readonly NetworkStream inner = new(socket, ownsSocket: false);
     private readonly BusyPoll budget = new(pollMicroseconds);

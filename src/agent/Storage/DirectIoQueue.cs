@@ -162,12 +162,10 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         ValueTask started = operation.AsValueTask();
         // Counted before stopping is read, so the reaper, which leaves only when stopping is set and
         // nothing is in the kernel, cannot leave between this check and the submission.
-        Interlocked.Increment(ref inKernel);
-        DiskRequestsInFlight.Started();
+        EnterKernel();
         if (stopping)
         {
-            DiskRequestsInFlight.Finished();
-            Interlocked.Decrement(ref inKernel);
+            LeaveKernel();
             ReleaseBounce(operation);
             Recycle(operation);
             return null;
@@ -184,6 +182,20 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         }
 
         return started;
+    }
+
+    /// <summary>Counts a request as in the kernel: for this queue's reaper, and for the node's (DiskRequestsInFlight).</summary>
+    private void EnterKernel()
+    {
+        Interlocked.Increment(ref inKernel);
+        DiskRequestsInFlight.Started();
+    }
+
+    /// <summary>Undoes <see cref="EnterKernel"/>: the request completed, or never went in.</summary>
+    private void LeaveKernel()
+    {
+        DiskRequestsInFlight.Finished();
+        Interlocked.Decrement(ref inKernel);
     }
 
     private void AddToBatch(DirectIoOperation operation)
@@ -360,8 +372,7 @@ internal sealed unsafe class DirectIoQueue : IDisposable, IBatchedSender
         }
 
         ReleaseBounce(operation);
-        DiskRequestsInFlight.Finished();
-        Interlocked.Decrement(ref inKernel);
+        LeaveKernel();
         if (error is null)
         {
             operation.Succeed();
