@@ -119,12 +119,7 @@ public sealed class PeerConnectionTests
         Assert.Equal(a.BytesSent, b.BytesReceived);
 
         // Everything arrived, so the send loop has sent it all: within moments it counts nothing queued.
-        var deadline = DateTime.UtcNow + PeerTestSupport.Patience;
-        while (a.QueuedBytes != 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(10);
-        }
-        Assert.Equal(0, a.QueuedBytes);
+        await PeerTestSupport.WaitUntilAsync(() => a.QueuedBytes == 0, () => $"{a.QueuedBytes} bytes still counted as queued");
     }
 
     [Theory]

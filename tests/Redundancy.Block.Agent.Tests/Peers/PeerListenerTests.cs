@@ -126,12 +126,7 @@ public sealed class PeerListenerTests
         await using PeerConnection dialled = await DialAndStartAsync(new PeerDialer(new PeerConnectionOptions(), logs), listener.LocalEndPoint!.ToString(), closed);
         // Wait until the listener has accepted it (a fixed sleep was not always enough under load:
         // a connection still in the accept backlog is reset when the listening socket closes).
-        var deadline = DateTime.UtcNow + PeerTestSupport.Patience;
-        while (listener.HandshakesInProgress == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the listener never accepted the connection");
-            await Task.Delay(5);
-        }
+        await PeerTestSupport.WaitUntilAsync(() => listener.HandshakesInProgress > 0, () => "the listener never accepted the connection");
 
         await listener.DisposeAsync();
         Assert.Equal(PeerCloseKind.PeerClosed, (await closed.FirstAsync()).Kind);

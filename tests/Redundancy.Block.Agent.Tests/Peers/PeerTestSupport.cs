@@ -47,6 +47,17 @@ internal static class PeerTestSupport
         return (a, b, sink);
     }
 
+    /// <summary>Waits (polling every 10 ms) until <paramref name="condition"/> holds; fails with <paramref name="failure"/> after <see cref="Patience"/>.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition, Func<string> failure)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure());
+            await Task.Delay(10);
+        }
+    }
+
     public static byte[] Pattern(int lengthBytes, int seed)
     {
         var bytes = new byte[lengthBytes];
@@ -115,15 +126,9 @@ internal sealed class CollectingLoggerFactory : ILoggerFactory, ILogger
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
         _messages.Enqueue(formatter(state, exception));
 
-    public async Task WaitForAsync(string fragment)
-    {
-        var deadline = DateTime.UtcNow + PeerTestSupport.Patience;
-        while (!_messages.Any(message => message.Contains(fragment, StringComparison.Ordinal)))
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"no log line contains '{fragment}'; got: {string.Join(" | ", _messages)}");
-            await Task.Delay(10);
-        }
-    }
+    public Task WaitForAsync(string fragment) => PeerTestSupport.WaitUntilAsync(
+        () => _messages.Any(message => message.Contains(fragment, StringComparison.Ordinal)),
+        () => $"no log line contains '{fragment}'; got: {string.Join(" | ", _messages)}");
 
     public void Dispose()
     {
