@@ -216,6 +216,7 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
 
     private void OnFrame(int peer, PeerConnection connection, in FrameHeader header, in ReadOnlySequence<byte> payload)
     {
+        List<Action>? effectsToRun;
         lock (gate)
         {
             if (connections.TryGetValue(peer, out var current) && ReferenceEquals(current, connection))
@@ -223,8 +224,9 @@ public sealed partial class ReplicaHost : IReplicaIo, IAsyncDisposable
                 Replica.Receive(peer, header, payload, NowMs);
                 RaiseFrameLimit(peer, connection);
             }
+            effectsToRun = TakeEffects();
         }
-        RunEffects();
+        RunEffects(effectsToRun);
     }
 
     private void OnClosed(int peer, PeerConnection connection, PeerCloseReason reason)
