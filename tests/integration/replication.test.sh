@@ -217,11 +217,19 @@ rp_resync_handlers() {
     grep -qx "DRBD_MY_NODE_ID=1" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target ran on the wrong node"
     grep -qx "DRBD_VOLUME=0" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target: DRBD_VOLUME missing"
     grep -q "^DRBD_BACKING_DEV=$TEST_DIR/beta.img" "$TEST_DIR/after-resync-target.env" || fail "after-resync-target: DRBD_BACKING_DEV is not beta's disk"
+    # What drbdadm also sets, and DRBD's own scripts read (snapshot-resync-target-lvm.sh: DRBD_LL_DISK).
+    grep -qx "DRBD_LL_DISK=$TEST_DIR/beta.img" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target: DRBD_LL_DISK is not beta's disk"
+    grep -qx "DRBD_MINOR=0" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target: DRBD_MINOR missing"
+    grep -qx "DRBD_CONF=$RB_CONFIG" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target: DRBD_CONF is not the configuration file"
+    grep -qx "DRBD_NODE_ID_0=alpha" "$TEST_DIR/before-resync-target.env" || fail "before-resync-target: DRBD_NODE_ID_0 missing"
     # A Primary that loses its peer calls fence-peer (fencing resource-only).
     write_on "$URI_A" 0 1M fence-1
     kill -KILL "${AGENT_PID[beta]}"
     wait_for "[[ -s '$TEST_DIR/fence-peer.env' ]]" 20 || fail "fence-peer did not run on the Primary"
     grep -qx "DRBD_PEER_NODE_ID=1" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_PEER_NODE_ID is not beta's"
+    # A resource's handler: the lists of all volumes (one here), as drbdadm passes them.
+    grep -qx "DRBD_VOLUME=0" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_VOLUME missing"
+    grep -qx "DRBD_LL_DISK=$TEST_DIR/alpha.img" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_LL_DISK is not alpha's disk"
     verify_on "$URI_A" 0 1M fence-1
 }
 

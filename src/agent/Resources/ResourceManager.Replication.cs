@@ -1,4 +1,3 @@
-using System.Globalization;
 using Redundancy.Block.Agent.Peers;
 using Redundancy.Block.Agent.Replication;
 using Redundancy.Block.Engine.ActivityLog;
@@ -361,30 +360,9 @@ internal sealed partial class ResourceManager
         {
             return null;
         }
-        var environment = volume >= 0 ? HandlerEnvironment(runtime, volume) : new Dictionary<string, string>
-        {
-            ["DRBD_RESOURCE"] = runtime.Name,
-            ["DRBD_MY_NODE_ID"] = runtime.Node.NodeId.ToString(CultureInfo.InvariantCulture),
-        };
-        if (runtime.Definition.Nodes.FirstOrDefault(n => n.NodeId == peerNodeId) is { } peer)
-        {
-            environment["DRBD_PEER_NODE_ID"] = peer.NodeId.ToString(CultureInfo.InvariantCulture);
-            environment["DRBD_PEER_ADDRESS"] = HostOf(peer.Address);
-            environment["DRBD_PEER_AF"] = peer.AddressFamily;
-            environment["DRBD_PEERS"] = peer.Name;
-        }
-        environment["DRBD_MY_ADDRESS"] = HostOf(runtime.Node.Address);
-        environment["DRBD_MY_AF"] = runtime.Node.AddressFamily;
-        foreach (var node in runtime.Definition.Nodes)
-        {
-            environment[$"DRBD_NODE_ID_{node.NodeId}"] = node.Name;
-        }
+        var environment = HandlerEnvironment.For(runtime.Definition, runtime.Node, volume, peerNodeId);
         return HandlerRunner.RunAsync(handler, command, environment, logger, CancellationToken.None);
     }
-
-    /// <summary>"127.0.0.1:7789" → "127.0.0.1" (DRBD passes the address without the port).</summary>
-    private static string HostOf(string? address) =>
-        address is null ? string.Empty : address.LastIndexOf(':') is int colon and > 0 ? address[..colon].Trim('[', ']') : address;
 
     /// <summary>The resource side of a <see cref="ReplicaHost"/>: it calls back into the manager for one resource.</summary>
     private sealed class ReplicaCallbacks(ResourceManager manager, ResourceRuntime runtime) : IReplicaResource

@@ -440,7 +440,7 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
                 Publish(runtime);
                 if (policy == "call-local-io-error" && runtime.Definition.Handlers.TryGetValue("local-io-error", out string? command))
                 {
-                    await HandlerRunner.RunAsync("local-io-error", command, HandlerEnvironment(runtime, number), logger, CancellationToken.None).ConfigureAwait(false);
+                    await HandlerRunner.RunAsync("local-io-error", command, HandlerEnvironment.For(runtime.Definition, runtime.Node, number, peerNodeId: -1), logger, CancellationToken.None).ConfigureAwait(false);
                 }
                 await CloseVolumeAsync(runtime, number, CancellationToken.None).ConfigureAwait(false);
             }
@@ -478,15 +478,6 @@ internal sealed partial class ResourceManager : IHostedService, INbdExportCatalo
             return true;
         });
     }
-
-    private static Dictionary<string, string> HandlerEnvironment(ResourceRuntime runtime, int number) => new()
-    {
-        ["DRBD_RESOURCE"] = runtime.Name,
-        ["DRBD_VOLUME"] = number.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["DRBD_MINOR"] = number.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["DRBD_BACKING_DEV"] = runtime.Node.Volumes.First(v => v.Number == number).Disk ?? "none",
-        ["DRBD_MY_NODE_ID"] = runtime.Node.NodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-    };
 
     /// <summary>Writes every superblock the engine changed. False when a write failed (the disk is then treated as failed).</summary>
     private async Task<bool> PersistAsync(ResourceRuntime runtime, CancellationToken cancellationToken)

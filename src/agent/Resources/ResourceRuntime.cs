@@ -282,18 +282,6 @@ internal sealed class ResourceRuntime
         };
     }
 
-    /// <summary>`device minor N` or /dev/nbdN gives the minor; otherwise the volume number.</summary>
-    private int MinorOf(int volume)
-    {
-        string? device = Node.Volumes.FirstOrDefault(v => v.Number == volume)?.Device;
-        if (device is not null)
-        {
-            string digits = new([.. device.Reverse().TakeWhile(char.IsAsciiDigit).Reverse()]);
-            if (digits.Length > 0 && int.TryParse(digits, out int minor))
-            {
-                return minor;
-            }
-        }
-        return volume;
-    }
+    /// <summary>The volume's minor (<see cref="VolumeDefinition.Minor"/>); the volume number for one the node does not define.</summary>
+    private int MinorOf(int volume) => Node.Volumes.FirstOrDefault(v => v.Number == volume)?.Minor ?? volume;
 }

@@ -16,8 +16,9 @@ public static class ConfigParser
         {
             throw new ConfigException(path, $"cannot read configuration file: {e.Message}");
         }
-        var raw = ConfigGrammar.Read(text, path, Path.GetFullPath(path), new DiskIncludeSource());
-        return ConfigResolver.Resolve(raw, path);
+        string fullPath = Path.GetFullPath(path);
+        var raw = ConfigGrammar.Read(text, path, fullPath, new DiskIncludeSource());
+        return ConfigResolver.Resolve(raw, path, configFile: fullPath);
     }
 
     /// <summary>

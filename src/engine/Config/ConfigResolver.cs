@@ -5,7 +5,7 @@ namespace Redundancy.Block.Engine.Config;
 
 internal static partial class ConfigResolver
 {
-    public static ConfigFile Resolve(RawConfig raw, string fileName)
+    public static ConfigFile Resolve(RawConfig raw, string fileName, string? configFile = null)
     {
         var ignored = new List<IgnoredKeyword>(raw.Ignored);
         var global = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -18,7 +18,7 @@ internal static partial class ConfigResolver
         {
             ignored.AddRange(raw.Common.Ignored);
         }
-        var resources = raw.Resources.Select(r => ResolveResource(r, raw.Common)).ToList();
+        var resources = raw.Resources.Select(r => ResolveResource(r, raw.Common) with { ConfigFile = configFile }).ToList();
         return new ConfigFile(fileName, resources, global, ignored);
     }
 

@@ -28,6 +28,9 @@ public sealed record ResourceDefinition
     /// <summary>`handlers { }`: handler name → command line.</summary>
     public IReadOnlyDictionary<string, string> Handlers { get; init; } = Empty;
 
+    /// <summary>Full path of the configuration file the resource was read from (a handler's DRBD_CONF); null when read from text.</summary>
+    public string? ConfigFile { get; init; }
+
     /// <summary>Keywords accepted for DRBD compatibility that have no effect here, with where they were.</summary>
     public IReadOnlyList<IgnoredKeyword> Ignored { get; init; } = [];
 
@@ -91,6 +94,25 @@ public sealed record VolumeDefinition
             return at >= 0 && at + 1 < words.Length && int.TryParse(words[at + 1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int minor)
                 ? minor
                 : null;
+        }
+    }
+
+    /// <summary>
+    /// The device's minor number, as status and handlers (DRBD_MINOR) show it: `minor N`, or the
+    /// number a device path ends in (/dev/nbd3, /dev/drbd3), or else the volume number.
+    /// </summary>
+    public int Minor
+    {
+        get
+        {
+            if (DeviceMinor is int minor)
+            {
+                return minor;
+            }
+            string digits = new([.. (DevicePath ?? string.Empty).Reverse().TakeWhile(char.IsAsciiDigit).Reverse()]);
+            return digits.Length > 0 && int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fromPath)
+                ? fromPath
+                : Number;
         }
     }
 
