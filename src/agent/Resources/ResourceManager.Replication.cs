@@ -209,8 +209,11 @@ internal sealed partial class ResourceManager
             return Task.FromResult(ControlResponse.Success());
         }, cancellationToken);
 
-    /// <summary>invalidate (this node is resynced from its peer) or invalidate-remote (the peer from this node).</summary>
-    public Task<ControlResponse> InvalidateAsync(string name, int? volume, bool remote, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// invalidate (this node is resynced from its peer) or invalidate-remote (the peer from this node):
+    /// every block, or with --reset-bitmap=no (<paramref name="resetBitmap"/> false) the blocks already marked out-of-sync.
+    /// </summary>
+    public Task<ControlResponse> InvalidateAsync(string name, int? volume, bool remote, bool resetBitmap, CancellationToken cancellationToken) =>
         WithResource(name, runtime =>
         {
             if (runtime.Replication is not { } host)
@@ -224,7 +227,7 @@ internal sealed partial class ResourceManager
                 {
                     foreach (var (peer, link) in replica.Links.Where(l => l.Value.State == ConnectionState.Connected))
                     {
-                        result = remote ? replica.StartFullSyncAsSource(peer, number) : replica.Invalidate(peer, number);
+                        result = remote ? replica.StartSyncAsSource(peer, number, resetBitmap) : replica.Invalidate(peer, number, resetBitmap);
                     }
                 }
             });

@@ -46,9 +46,22 @@ internal static class AgentCommands
 
     public static Command Disconnect() => Simple("disconnect", "Disconnect from the peers; the resource stays StandAlone", withDefinition: false);
 
-    public static Command Invalidate() => Simple("invalidate", "Discard this node's copy: a full resync from the peer follows", withDefinition: false);
+    public static Command Invalidate() => InvalidateCommand("invalidate", "Discard this node's copy: a full resync from the peer follows");
 
-    public static Command InvalidateRemote() => Simple("invalidate-remote", "Discard the peer's copy: a full resync from this node follows", withDefinition: false);
+    public static Command InvalidateRemote() => InvalidateCommand("invalidate-remote", "Discard the peer's copy: a full resync from this node follows");
+
+    /// <summary>invalidate and invalidate-remote; `--reset-bitmap=no` resyncs only what is already marked out-of-sync (as after verify).</summary>
+    private static Command InvalidateCommand(string name, string description)
+    {
+        var resetBitmap = new Option<string>("--reset-bitmap")
+        {
+            Description = "no: keep the bitmap, resync only the blocks already marked out-of-sync (those verify found)",
+            DefaultValueFactory = _ => "yes",
+        };
+        resetBitmap.AcceptOnlyFromAmong("yes", "no");
+        return Simple(name, description, withDefinition: false, [],
+            (parse, request) => request with { KeepBitmap = parse.GetValue(resetBitmap) == "no" }, resetBitmap);
+    }
 
     public static Command NewCurrentUuid()
     {

@@ -33,6 +33,9 @@ public sealed record ControlRequest
     /// <summary>`new-current-uuid --clear-bitmap`: skip the initial sync of a freshly created pair.</summary>
     public bool ClearBitmap { get; init; }
 
+    /// <summary>`invalidate` / `invalidate-remote` `--reset-bitmap=no`: resync only the blocks the bitmaps already mark out-of-sync.</summary>
+    public bool KeepBitmap { get; init; }
+
     /// <summary>`resize --assume-clean`: the area the device grows by is not resynced (it is known to be equal, e.g. zeroes).</summary>
     public bool AssumeClean { get; init; }
 

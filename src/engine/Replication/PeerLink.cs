@@ -299,6 +299,9 @@ public sealed partial class PeerLink
         ForgetConnection();
     }
 
+    /// <summary>The peer takes invalidate's --reset-bitmap=no (<see cref="StateChangeRequestFlags.KeepBitmap"/>).</summary>
+    public bool SpeaksKeepBitmap => Speaks(FeaturesMessage.KeepBitmapVersion);
+
     /// <summary>The connection agreed on protocol <paramref name="version"/> or a later one.</summary>
     private bool Speaks(ushort version) => handshake?.Negotiated is { } negotiated && negotiated.ProtocolVersion >= version;
 

@@ -58,7 +58,14 @@ public sealed partial class Replica
     /// invalidate-remote (and a forced promotion over an Inconsistent peer): this node becomes the
     /// full sync source of <paramref name="peerNodeId"/>. Needs a connection and UpToDate data here.
     /// </summary>
-    public StateChangeResult StartFullSyncAsSource(int peerNodeId, int volumeNumber)
+    public StateChangeResult StartFullSyncAsSource(int peerNodeId, int volumeNumber) => StartSyncAsSource(peerNodeId, volumeNumber, resetBitmap: true);
+
+    /// <summary>
+    /// invalidate-remote: this node becomes the sync source of <paramref name="peerNodeId"/>, of every
+    /// block (<paramref name="resetBitmap"/>) or, with --reset-bitmap=no, of the blocks the two
+    /// bitmaps already mark out-of-sync (those an online verify found, say).
+    /// </summary>
+    public StateChangeResult StartSyncAsSource(int peerNodeId, int volumeNumber, bool resetBitmap)
     {
         var volume = volumes[volumeNumber];
         if (!connected.Contains(peerNodeId))
@@ -73,11 +80,15 @@ public sealed partial class Replica
         {
             return StateChangeResult.ResyncRunning;
         }
+        if (!resetBitmap && !links[peerNodeId].SpeaksKeepBitmap)
+        {
+            return StateChangeResult.NotSupported;
+        }
         // The target ends the resync with the source's UUIDs as they are now: send them first.
         links[peerNodeId].AnnounceUuids(volumeNumber);
-        links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidatePeer, StateChangeRequestFlags.None, 0));
+        links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidatePeer, KeepBitmapFlag(resetBitmap), 0));
         Drain(peerNodeId); // the link's queued UUIDs and request go out before the bitmap StartSync sends directly
-        StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: true, ConnectedPeerUuids(peerNodeId, volumeNumber));
+        StartSync(peerNodeId, volume, ReplicationState.WFBitMapS, fullSync: resetBitmap, ConnectedPeerUuids(peerNodeId, volumeNumber));
         return StateChangeResult.Success;
     }
 
@@ -93,7 +104,14 @@ public sealed partial class Replica
     /// discarded at once, even when the peer's data was already gone (both invalidated across a
     /// partition, or the peer's disk had failed unseen): no UpToDate copy was left.
     /// </summary>
-    public StateChangeResult Invalidate(int peerNodeId, int volumeNumber)
+    public StateChangeResult Invalidate(int peerNodeId, int volumeNumber) => Invalidate(peerNodeId, volumeNumber, resetBitmap: true);
+
+    /// <summary>
+    /// invalidate, as <see cref="Invalidate(int, int)"/>; with --reset-bitmap=no (<paramref name="resetBitmap"/>
+    /// false) only the blocks the bitmaps already mark out-of-sync are resynced (DRBD's way to repair
+    /// what an online verify found without a full sync).
+    /// </summary>
+    public StateChangeResult Invalidate(int peerNodeId, int volumeNumber, bool resetBitmap)
     {
         var volume = volumes[volumeNumber];
         if (!connected.Contains(peerNodeId))
@@ -116,11 +134,17 @@ public sealed partial class Replica
         {
             return StateChangeResult.ResyncRunning;
         }
+        if (!resetBitmap && !links[peerNodeId].SpeaksKeepBitmap)
+        {
+            return StateChangeResult.NotSupported;
+        }
         invalidateRequested.Add((peerNodeId, volumeNumber));
-        links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidateSelf, StateChangeRequestFlags.None, 0));
+        links[peerNodeId].SendMessage(volumeNumber, new StateChangeRequestMessage(0, StateChangeKind.InvalidateSelf, KeepBitmapFlag(resetBitmap), 0));
         Drain(peerNodeId);
         return StateChangeResult.Success;
     }
+
+    private static StateChangeRequestFlags KeepBitmapFlag(bool resetBitmap) => resetBitmap ? StateChangeRequestFlags.None : StateChangeRequestFlags.KeepBitmap;
 
     /// <summary>pause-sync / resume-sync: holds a resync with the peer (either side may), or lets it go on.</summary>
     public StateChangeResult PauseSync(int peerNodeId, int volumeNumber, bool pause)
@@ -252,10 +276,12 @@ public sealed partial class Replica
         }
         var result = request.Kind switch
         {
-            StateChangeKind.InvalidatePeer => BecomeSyncTarget(peer, volume, fullSync: true),
+            StateChangeKind.InvalidatePeer => BecomeSyncTarget(peer, volume, fullSync: (request.Flags & StateChangeRequestFlags.KeepBitmap) == 0),
             StateChangeKind.ResyncAfterGrow => BecomeSyncTarget(peer, volume, fullSync: false),
             // Both invalidating at once: neither copy may be the source (DRBD serialises the two changes).
-            StateChangeKind.InvalidateSelf => invalidateRequested.Contains((peer, volume.Number)) ? StateChangeResult.NoUpToDateDisk : StartFullSyncAsSource(peer, volume.Number),
+            StateChangeKind.InvalidateSelf => invalidateRequested.Contains((peer, volume.Number))
+                ? StateChangeResult.NoUpToDateDisk
+                : StartSyncAsSource(peer, volume.Number, resetBitmap: (request.Flags & StateChangeRequestFlags.KeepBitmap) == 0),
             StateChangeKind.PauseSync or StateChangeKind.ResumeSync => PausedByPeer(peer, volume, request.Kind == StateChangeKind.PauseSync),
             StateChangeKind.StartVerify => BecomeVerifyTarget(peer, volume, request.Argument),
             StateChangeKind.BecomePrimary => AnswerPromotionRequest(peer, request),
@@ -274,7 +300,8 @@ public sealed partial class Replica
 
     /// <summary>
     /// The peer is going to be our sync source: a full sync (it was invalidated-remote, or we were
-    /// invalidated), or a bitmap resync of the area the device grew by.
+    /// invalidated), or a bitmap resync: of the area the device grew by, or of the blocks the bitmaps
+    /// already mark (invalidate with --reset-bitmap=no).
     /// </summary>
     private StateChangeResult BecomeSyncTarget(int peer, ReplicaVolume volume, bool fullSync)
     {

@@ -44,6 +44,8 @@ public enum StateChangeResult
     Timeout = -22,
     /// <summary>ERR_DATA_NOT_CURRENT (150): a Primary may only attach the disk whose data it serves, unless a peer has UpToDate data.</summary>
     DataNotCurrent = -23,
+    /// <summary>SS_NOT_SUPPORTED (DRBD's -17): the peer's protocol version does not know the change asked for.</summary>
+    NotSupported = -24,
 }
 
 public static class StateChangeResults
@@ -71,6 +73,7 @@ public static class StateChangeResults
         StateChangeResult.ConcurrentStateChange => "State change failed: (-19) Concurrent state changes detected and aborted",
         StateChangeResult.Timeout => "State change failed: (-23) Timeout in operation",
         StateChangeResult.DataNotCurrent => "(150) Can only attach to the data we lost last (see kernel log).",
+        StateChangeResult.NotSupported => "State change failed: (-17) Protocol version of the peer too old (not supported)",
         _ => result.ToString(),
     };
 

@@ -43,13 +43,15 @@ public readonly record struct FeaturesMessage(
 {
     public const int Size = 16;
     /// <summary>The newest protocol version this build speaks.</summary>
-    public const ushort CurrentProtocolVersion = 3;
+    public const ushort CurrentProtocolVersion = 4;
     /// <summary>The oldest protocol version this build still speaks (1: no ProtocolUpdate).</summary>
     public const ushort MinSupportedProtocolVersion = 1;
     /// <summary>From this version on a connection takes ProtocolUpdate (DRBD's agreed_pro_version >= 100 for P_PROTOCOL_UPDATE).</summary>
     public const ushort ProtocolUpdateVersion = 2;
     /// <summary>From this version on Uuids may carry <see cref="UuidFlags.MissedWrites"/> (a version-2 peer refuses unknown flags).</summary>
     public const ushort MissedWritesVersion = 3;
+    /// <summary>From this version on a StateChangeRequest may carry <see cref="StateChangeRequestFlags.KeepBitmap"/> (a version-3 peer refuses unknown flags).</summary>
+    public const ushort KeepBitmapVersion = 4;
     /// <summary>Largest frame payload anyone may offer (64 MiB).</summary>
     public const uint MaxFramePayloadLimitBytes = 64 << 20;
     public const FeatureFlags KnownFlags = FeatureFlags.Lz4Compression | FeatureFlags.ChecksummedResync |

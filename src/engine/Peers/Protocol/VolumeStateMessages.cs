@@ -272,6 +272,9 @@ public enum StateChangeRequestFlags : byte
     None = 0,
     /// <summary>--force.</summary>
     Force = 1,
+
+    /// <summary>invalidate / invalidate-remote with --reset-bitmap=no: resync only what the bitmaps already mark out-of-sync.</summary>
+    KeepBitmap = 2,
 }
 
 /// <summary>A state change the receiver must agree to. Size 16.</summary>
@@ -304,7 +307,7 @@ public readonly record struct StateChangeRequestMessage(uint RequestId, StateCha
         var m = new StateChangeRequestMessage(BinaryPrimitives.ReadUInt32BigEndian(source), (StateChangeKind)source[4],
             (StateChangeRequestFlags)source[5], BinaryPrimitives.ReadUInt64BigEndian(source[8..]));
         error = m.Kind is < StateChangeKind.BecomePrimary or > StateChangeKind.ResyncAfterGrow ? $"StateChangeRequest kind {source[4]} is unknown"
-            : WireFields.UnknownFlags(Type, (byte)m.Flags, (byte)StateChangeRequestFlags.Force)
+            : WireFields.UnknownFlags(Type, (byte)m.Flags, (byte)(StateChangeRequestFlags.Force | StateChangeRequestFlags.KeepBitmap))
             ?? WireFields.Reserved(Type, BinaryPrimitives.ReadUInt16BigEndian(source[6..]))
             ?? (m.Kind == StateChangeKind.StartVerify
                 ? (m.Argument % MetadataLayout.BytesPerBit != 0 || m.Argument > WireFields.MaxDeviceBytes ? $"StateChangeRequest verify start {m.Argument} is not a 4 KiB block offset" : null)

@@ -105,7 +105,7 @@ public class MessageValidationTests
         var request = new StateChangeRequestMessage(1, StateChangeKind.BecomePrimary, 0, 0);
         Refused(request, Byte(4, 0), "kind 0");
         Refused(request, Byte(4, 10), "kind 10");
-        Refused(request, Byte(5, 2), "unknown flags");
+        Refused(request, Byte(5, 4), "unknown flags");
         Refused(request, U16(6, 1), "reserved");
         Refused(request, U64(8, 1), "reserved");
         Refused(new StateChangeRequestMessage(1, StateChangeKind.StartVerify, 0, 4096), U64(8, 4097), "verify start 4097");
