@@ -230,6 +230,9 @@ rp_resync_handlers() {
     # A resource's handler: the lists of all volumes (one here), as drbdadm passes them.
     grep -qx "DRBD_VOLUME=0" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_VOLUME missing"
     grep -qx "DRBD_LL_DISK=$TEST_DIR/alpha.img" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_LL_DISK is not alpha's disk"
+    # What the kernel adds for crm-fence-peer.9.sh: only alpha (node 0) has UpToDate data now.
+    grep -qx "UP_TO_DATE_NODES=0x00000001" "$TEST_DIR/fence-peer.env" || fail "fence-peer: UP_TO_DATE_NODES: $(grep UP_TO_DATE "$TEST_DIR/fence-peer.env")"
+    grep -Eqx "DRBD_CSTATE=[A-Za-z]+" "$TEST_DIR/fence-peer.env" || fail "fence-peer: DRBD_CSTATE missing"
     verify_on "$URI_A" 0 1M fence-1
 }
 

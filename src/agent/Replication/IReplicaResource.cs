@@ -16,8 +16,11 @@ public interface IReplicaResource
     /// </summary>
     void PersistVolume(ReplicaVolume volume, IReadOnlyCollection<int> connectedPeers);
 
-    /// <summary>Starts the handler if the resource configures it (DRBD's environment); null when it does not.</summary>
-    Task<int>? StartHandler(string handler, int peerNodeId, int volume);
+    /// <summary>
+    /// Starts the handler if the resource configures it (DRBD's environment, plus <paramref name="state"/>:
+    /// the replica's DRBD_CSTATE and UP_TO_DATE_NODES); null when it does not.
+    /// </summary>
+    Task<int>? StartHandler(string handler, int peerNodeId, int volume, IReadOnlyDictionary<string, string> state);
 
     /// <summary>Demotes if nothing holds the device open (called under the replica lock). True when Secondary now.</summary>
     bool TryBecomeSecondary();

@@ -115,7 +115,17 @@ public sealed partial class ReplicaHost
 
     public bool RunHandler(string handler, int peerNodeId, int volume, long token)
     {
-        var running = resource.StartHandler(handler, peerNodeId, volume);
+        // What the kernel adds for its helpers: the connection's state and who has UpToDate data
+        // (crm-fence-peer.9.sh reads both).
+        var state = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["UP_TO_DATE_NODES"] = $"0x{Replica.UpToDateNodes(volume):X8}",
+        };
+        if (Replica.Links.TryGetValue(peerNodeId, out var link))
+        {
+            state["DRBD_CSTATE"] = link.State.ToString();
+        }
+        var running = resource.StartHandler(handler, peerNodeId, volume, state);
         if (running is null)
         {
             return false;

@@ -357,13 +357,17 @@ internal sealed partial class ResourceManager
     }
 
     /// <summary>A configured handler, run with DRBD's environment for the peer and volume (-1: the resource).</summary>
-    private Task<int>? StartHandler(ResourceRuntime runtime, string handler, int peerNodeId, int volume)
+    private Task<int>? StartHandler(ResourceRuntime runtime, string handler, int peerNodeId, int volume, IReadOnlyDictionary<string, string> state)
     {
         if (!runtime.Definition.Handlers.TryGetValue(handler, out string? command))
         {
             return null;
         }
         var environment = HandlerEnvironment.For(runtime.Definition, runtime.Node, volume, peerNodeId);
+        foreach (var (name, value) in state)
+        {
+            environment[name] = value;
+        }
         return HandlerRunner.RunAsync(handler, command, environment, logger, CancellationToken.None);
     }
 
@@ -372,7 +376,8 @@ internal sealed partial class ResourceManager
     {
         public void PersistVolume(ReplicaVolume volume, IReadOnlyCollection<int> connectedPeers) => manager.PersistReplicaVolume(runtime, volume, connectedPeers);
 
-        public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => manager.StartHandler(runtime, handler, peerNodeId, volume);
+        public Task<int>? StartHandler(string handler, int peerNodeId, int volume, IReadOnlyDictionary<string, string> state) =>
+            manager.StartHandler(runtime, handler, peerNodeId, volume, state);
 
         public bool TryBecomeSecondary() => manager.TryDemoteAfterSplitBrain(runtime);
 

@@ -57,6 +57,28 @@ public sealed partial class Replica : IPeerLinkHost
 
     public ReplicaVolume Volume(int number) => volumes[number];
 
+    /// <summary>
+    /// DRBD's UP_TO_DATE_NODES for a handler: a mask of the node ids (this one and connected peers)
+    /// whose copy of <paramref name="volume"/> is UpToDate, or of every volume for -1 (a resource's handler).
+    /// </summary>
+    public ulong UpToDateNodes(int volume)
+    {
+        var numbers = volume >= 0 ? [volume] : volumes.Keys.ToList();
+        ulong mask = 0;
+        if (numbers.All(v => volumes[v].Disk == DiskState.UpToDate))
+        {
+            mask |= 1UL << links.Values.First().Settings.LocalNodeId;
+        }
+        foreach (var (peer, link) in links.Where(l => l.Value.State == ConnectionState.Connected))
+        {
+            if (numbers.All(v => link.PeerDisks.GetValueOrDefault(v) == DiskState.UpToDate))
+            {
+                mask |= 1UL << peer;
+            }
+        }
+        return mask;
+    }
+
     public ReplicationState ReplicationOf(int peerNodeId, int volume) =>
         replication.TryGetValue((peerNodeId, volume), out var state) ? state : ReplicationState.Off;
 

@@ -193,7 +193,7 @@ public sealed class ReplicaHostTests : IAsyncLifetime
         {
         }
 
-        public Task<int>? StartHandler(string handler, int peerNodeId, int volume) => null;
+        public Task<int>? StartHandler(string handler, int peerNodeId, int volume, IReadOnlyDictionary<string, string> state) => null;
 
         public bool TryBecomeSecondary() => true;
 
