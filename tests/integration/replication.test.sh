@@ -139,15 +139,48 @@ rp_failover_after_sigkill() {
     verify_on "$URI_A" 0 6M acked-1
 }
 
+# rp_damage FILE BLOCK... — overwrite 4 KiB blocks of a backing file behind its agent's back (no bitmap marks them).
+rp_damage() {
+    local file=$1 block
+    shift
+    for block in "$@"; do
+        dd if=/dev/urandom of="$file" bs=4096 seek="$block" count=1 conv=notrunc,fsync status=none || fail "dd into $file failed"
+    done
+}
+
+# rp_same_disks WHAT — the two backing files hold the same bytes over the device's size (the metadata after it differs).
+rp_same_disks() {
+    local size_kib
+    size_kib=$(json_field alpha '.[0].devices[0].size')
+    cmp -n $((size_kib * 1024)) "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" > "$TEST_DIR/cmp.out" 2>&1 \
+        || fail "the replicas differ after $1: $(head -c 200 "$TEST_DIR/cmp.out")"
+}
+
+# rp_full_resync NODE VERB — runs `VERB r0` on NODE and waits for the full resync it starts (a new
+# "full resync" line in NODE's log: the initial sync logged one already) and for its end.
+rp_full_resync() {
+    local node=$1 verb=$2 before
+    before=$(grep -c "full resync" "$TEST_DIR/agent-$node.log")
+    expect_ok rbadm "$node" "$verb" r0
+    wait_for "[[ \$(grep -c 'full resync' '$TEST_DIR/agent-$node.log') -gt $before ]]" 20 || fail "$verb did not start a full resync"
+    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    expect_ok rbadm beta wait-sync r0 --timeout 20
+}
+
+# drbd.md §8 item 18: invalidate and invalidate-remote resync the whole device in the asked
+# direction. Beta's copy is damaged where no bitmap knows of it, in written data and in zero space:
+# only a full resync from alpha repairs that.
 rp_invalidate() {
     rp_synced
     write_on "$URI_A" 0 4M inv-1
-    expect_ok rbadm beta invalidate r0
-    expect_ok rbadm beta wait-sync r0 --timeout 60
-    grep -q "full resync" "$TEST_DIR/agent-beta.log" || fail "invalidate did not start a full resync"
+    rp_damage "$TEST_DIR/beta.img" 100 5000
+    rp_full_resync beta invalidate
     assert_eq "$(rbadm beta dstate r0)" "UpToDate/UpToDate" "beta after invalidate"
-    expect_ok rbadm alpha invalidate-remote r0
-    expect_ok rbadm alpha wait-sync r0 --timeout 60
+    rp_same_disks "invalidate on beta"
+    rp_damage "$TEST_DIR/beta.img" 200 6000
+    rp_full_resync alpha invalidate-remote
+    assert_eq "$(rbadm alpha dstate r0)" "UpToDate/UpToDate" "alpha after invalidate-remote"
+    rp_same_disks "invalidate-remote on alpha"
     switch_to beta alpha
     wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
     verify_on "$URI_B" 0 4M inv-1
