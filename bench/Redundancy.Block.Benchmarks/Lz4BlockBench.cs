@@ -1,4 +1,4 @@
-// Measures our hand-written LZ4 block codec (`net { compression lz4; }`) on a write's payload:
+// Measures the LZ4 block codec (`net { compression lz4; }`, K4os underneath) on a write's payload:
 // compress and decompress 4 KiB and 1 MiB of text-like (compressible) and random (incompressible)
 // data. Throughput = Size / Mean. Compress into Size - 1 bytes, as the sender does: incompressible
 // data gives up as soon as the output would not be smaller. [MemoryDiagnoser] must show 0 B.

@@ -4,7 +4,7 @@ using Redundancy.Block.Engine.Compression;
 
 namespace Redundancy.Block.Engine.Tests.Compression;
 
-/// <summary>Our LZ4 block compressor and decompressor round-trip every kind and size of data a write carries.</summary>
+/// <summary>Lz4Block (K4os underneath) round-trips every kind and size of data a write carries, within its bounds.</summary>
 public class Lz4BlockTests
 {
     private static byte[] Random(int length, int seed)
@@ -38,13 +38,14 @@ public class Lz4BlockTests
     }
 
     [Fact]
-    public void Empty_input_is_the_single_zero_token()
+    public void An_empty_input_is_not_compressed_and_an_empty_block_or_output_is_refused()
     {
-        var compressed = new byte[16];
-        Assert.True(Lz4Block.TryCompress([], compressed, out int written));
-        Assert.Equal([0], compressed[..written]);
-        Assert.True(Lz4Block.TryDecompress([0], [], out string? error), error);
-        Assert.False(Lz4Block.TryCompress([], [], out _), "not even the token fits in nothing");
+        Assert.False(Lz4Block.TryCompress([], new byte[16], out int written), "nothing to gain: the caller sends it as it is");
+        Assert.Equal(0, written);
+        Assert.False(Lz4Block.TryDecompress([], new byte[16], out string? error));
+        Assert.Contains("empty", error, StringComparison.Ordinal);
+        Assert.False(Lz4Block.TryDecompress([0], [], out error));
+        Assert.Contains("empty output", error, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -65,15 +66,29 @@ public class Lz4BlockTests
     }
 
     [Fact]
-    public void Blocks_shorter_than_13_bytes_are_all_literals()
+    public void Into_fewer_bytes_than_the_source_a_block_is_either_refused_or_smaller_and_exact()
     {
-        // A match needs a literal before it and 12 bytes after its start: 12 zeroes stay literals.
-        var compressed = new byte[32];
-        Assert.True(Lz4Block.TryCompress(new byte[12], compressed, out int written));
-        Assert.Equal(1 + 12, written);
-        Assert.Equal(0xC0, compressed[0]);
-        Assert.True(Lz4Block.TryCompress(new byte[13], compressed, out written));
-        Assert.True(written < 13, "13 zeroes compress");
+        // The sender's use: a destination of length - 1 bytes. Whatever comes out must round-trip.
+        for (int length = 2; length <= 300; length++)
+        {
+            foreach (byte[] data in new[] { Random(length, length), new byte[length], Text(length) })
+            {
+                var compressed = new byte[length - 1];
+                if (Lz4Block.TryCompress(data, compressed, out int written))
+                {
+                    Assert.InRange(written, 1, length - 1);
+                    var output = new byte[length];
+                    Assert.True(Lz4Block.TryDecompress(compressed.AsSpan(0, written), output, out string? error), error);
+                    Assert.Equal(data, output);
+                }
+                else
+                {
+                    Assert.Equal(0, written);
+                }
+            }
+        }
+        Assert.True(Lz4Block.TryCompress(new byte[300], new byte[299], out _), "300 zeroes shrink");
+        Assert.False(Lz4Block.TryCompress(Random(300, 1), new byte[299], out _), "300 random bytes do not");
     }
 
     [Theory]
@@ -142,7 +157,7 @@ public class Lz4BlockTests
     }
 
     [Fact]
-    public void Long_literal_runs_and_long_matches_use_255_continuation_bytes()
+    public void Long_literal_runs_and_long_matches_round_trip()
     {
         // 15 + 255 + 255 + n: literal and match lengths whose extra bytes end in 0, 254 and 255 boundaries.
         foreach (int length in new[] { 15, 269, 270, 524, 525, 526, 100_000 })
@@ -154,7 +169,7 @@ public class Lz4BlockTests
     [Fact]
     public void Every_repetition_period_from_1_to_40_round_trips()
     {
-        // Overlapping matches (offset shorter than the match) copy in doubling chunks.
+        // Overlapping matches: an offset shorter than the match repeats the last period.
         for (int period = 1; period <= 40; period++)
         {
             byte[] pattern = Random(period, period);

@@ -67,7 +67,7 @@ public class PooledBuffersTests
         Assert.Null(PooledBlock.Decompress(new ReadOnlySequence<byte>([0x00]), uint.MaxValue, 1 << 20, out string? error));
         Assert.Contains($"declares {uint.MaxValue} bytes, more than one frame", error, StringComparison.Ordinal);
         Assert.Null(PooledBlock.Decompress(new ReadOnlySequence<byte>([0x10, 1, 0, 0]), 16, 1 << 20, out error));
-        Assert.Contains("offset 0", error, StringComparison.Ordinal);
+        Assert.Contains("malformed", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -147,7 +147,7 @@ public class ReplicaCompressionTests
         // 1 literal, then a match at offset 2 (before the start of the output); 1024 bytes declared,
         // which 10 bytes of LZ4 could decode to (more is refused before any buffer is rented).
         pair.DeliverDataToBeta(new DataMessage(0, 1024, 77, 1, DataFlags.Compressed | DataFlags.SendWriteAck), [0x10, (byte)'a', 0x02, 0x00, 0x50, 1, 2, 3, 4, 5]);
-        Assert.Contains(pair.Beta.Log, l => l.Contains("protocol error: a malformed LZ4 payload: LZ4 match offset 2 reaches before the start", StringComparison.Ordinal));
+        Assert.Contains(pair.Beta.Log, l => l.Contains("protocol error: a malformed LZ4 payload: the LZ4 block (10 bytes) is malformed", StringComparison.Ordinal));
         Assert.True(pair.Beta.Disks[0].Contents[..4096].SequenceEqual(new byte[4096]), "nothing was written");
     }
 }
