@@ -6,7 +6,6 @@
 // allocations per input stay bounded (a frame claiming 2 GiB allocates nothing for it).
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Numerics;
 using Redundancy.Block.Engine.Metadata;
 using Redundancy.Block.Engine.Peers.Protocol;
 using Redundancy.Block.Engine.Replication;
@@ -50,12 +49,7 @@ public sealed class PeerFramesTarget : IFuzzTarget
     }
 
     /// <summary>CRC32C of header bytes 0..15, as FrameHeader computes it.</summary>
-    public static uint HeaderChecksum(ReadOnlySpan<byte> header)
-    {
-        uint crc = BitOperations.Crc32C(~0u, BinaryPrimitives.ReadUInt64LittleEndian(header));
-        crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(header[8..]));
-        return ~crc;
-    }
+    public static uint HeaderChecksum(ReadOnlySpan<byte> header) => Crc32C.Compute(header[..16]);
 
     public string Execute(byte[] input)
     {
