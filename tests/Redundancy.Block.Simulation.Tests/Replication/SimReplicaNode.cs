@@ -131,6 +131,14 @@ public sealed class SimReplicaNode : IReplicaIo
         Replica.ClientWrite(token, volume, offsetBytes, data, fua);
     }
 
+    /// <summary>Issues a client TRIM (<paramref name="trim"/>) or WRITE_ZEROES; <paramref name="done"/> runs with the outcome.</summary>
+    public void Zero(int volume, long offsetBytes, long lengthBytes, bool trim, Action<bool> done)
+    {
+        long token = nextClientToken++;
+        clientCallbacks[token] = done;
+        Replica.ClientZero(token, volume, offsetBytes, lengthBytes, trim);
+    }
+
     /// <summary>
     /// Issues a client write; <paramref name="done"/> gets the outcome and the volume's current
     /// generation UUID when the completion reaches the application (the generation the ack belongs to).
