@@ -359,6 +359,12 @@ public sealed partial class PeerLink
         CloseTransport(closeReason);
     }
 
+    /// <summary>
+    /// The host found the split brain unresolved after the handshake connected (a losing Primary that
+    /// could not demote): tell the peer, close, StandAlone, as an unresolved handshake does.
+    /// </summary>
+    public void RefuseUnresolvedSplitBrain(string text) => GiveUp(WireDisconnectReason.SplitBrain, text);
+
     /// <summary>A failure retrying cannot fix: tell the peer why, close, StandAlone (but see <see cref="RetriedAfterAdjust"/>).</summary>
     private void GiveUp(WireDisconnectReason reason, string text)
     {

@@ -60,8 +60,8 @@ public sealed partial class Replica
     }
 
     /// <summary>
-    /// call-pri-lost-after-sb decided this Primary lost: give up the role if nothing holds the
-    /// device, otherwise call pri-lost-after-sb (DRBD expects that handler to reboot the node).
+    /// call-pri-lost-after-sb decided this Primary lost, and the host gave up the role already
+    /// (<see cref="OnConnected"/> asked it): the replica follows.
     /// </summary>
     private void DemoteAfterSplitBrain(int peer, int volume)
     {
@@ -69,15 +69,23 @@ public sealed partial class Replica
         {
             return;
         }
-        if (io.TryBecomeSecondary())
-        {
-            io.Log($"{Subject(peer)}/{volume}: Successfully gave up primary role.");
-            SetRole(Role.Secondary); // a demotion like any other: the last epoch closed, the primary indicator released
-        }
-        else
-        {
-            io.RunHandler("pri-lost-after-sb", peer, volume, 0);
-        }
+        io.Log($"{Subject(peer)}/{volume}: Successfully gave up primary role.");
+        SetRole(Role.Secondary); // a demotion like any other: the last epoch closed, the primary indicator released
+    }
+
+    /// <summary>
+    /// call-pri-lost-after-sb decided this Primary lost, but something holds the device: as DRBD's
+    /// drbd_asb_recover_1p/2p, `pri-lost-after-sb` runs (it is expected to reboot the node) and the
+    /// split brain stays unresolved (hg -100): the `split-brain` handler, no resync, StandAlone. Before,
+    /// the resync went ahead and overwrote the data under the Primary's users.
+    /// </summary>
+    private void SplitBrainLostWithoutDemotion(int peer, int volume)
+    {
+        io.RunHandler("pri-lost-after-sb", peer, volume, 0);
+        io.RunHandler("split-brain", peer, volume, 0);
+        io.Log($"{Subject(peer)}/{volume}: Split-Brain detected but unresolved, dropping connection!");
+        links[peer].RefuseUnresolvedSplitBrain($"volume {volume}: Split-Brain detected, dropping connection!");
+        Drain(peer);
     }
 
     /// <summary>

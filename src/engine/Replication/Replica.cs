@@ -268,6 +268,11 @@ public sealed partial class Replica : IPeerLinkHost
 
     private void OnConnected(int peerNodeId, IReadOnlyList<VolumeDecision> decisions)
     {
+        if (decisions.FirstOrDefault(d => d.Outcome.Demote) is { } lost && Role == Role.Primary && !io.TryBecomeSecondary())
+        {
+            SplitBrainLostWithoutDemotion(peerNodeId, lost.Volume);
+            return;
+        }
         connected.Add(peerNodeId);
         discardMyData.Remove(peerNodeId); // DRBD's flag is for one handshake
         receivers[peerNodeId] = new PeerWriteReceiver(links[peerNodeId].Settings.DiskFlushes);
