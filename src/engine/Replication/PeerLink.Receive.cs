@@ -377,12 +377,14 @@ public sealed partial class PeerLink
     /// <summary>
     /// DRBD refuses to connect two Primaries without allow-two-primaries (SS_TWO_PRIMARIES for the
     /// change to Connected): StandAlone, or with rr-conflict retry-connect a later try. Not when the
-    /// split-brain policies make one of them give up its role (call-pri-lost-after-sb).
+    /// split-brain policies make one of them give up its role (call-pri-lost-after-sb). A policy that
+    /// leaves both Primary (after-sb-2pri violently-as0p with rr-conflict violently) is refused, as
+    /// DRBD's is_valid_state refuses it: before, any policy-resolved split brain let two Primaries connect.
     /// </summary>
     private bool RefuseTwoPrimaries(Role peerRole, List<VolumeDecision> decisions)
     {
         if (host.Role != Role.Primary || peerRole != Role.Primary || settings.Protocol.AllowTwoPrimaries
-            || decisions.Any(d => d.Outcome.Demote || d.Outcome.SplitBrain == SplitBrainResolution.AfterSbPolicy))
+            || decisions.Any(d => d.Outcome.Demote || d.Outcome.PeerDemotes))
         {
             return false;
         }

@@ -87,6 +87,9 @@ public sealed record HandshakeOutcome(
     /// <summary>Both nodes had data, so the UUIDs were compared (not "No sync handshake": a side without a disk).</summary>
     public bool ComparedData { get; init; }
 
+    /// <summary>call-pri-lost-after-sb: the peer lost and is Primary, so it gives up its role (this node keeps its data).</summary>
+    public bool PeerDemotes { get; init; }
+
     /// <summary>The connection state to move to: Connected, or StandAlone / Connecting after a disconnect.</summary>
     public ConnectionState NextConnectionState => Action != HandshakeAction.Disconnect
         ? ConnectionState.Connected

@@ -266,7 +266,7 @@ public static class SyncHandshake
         {
             var action = Hg > 0 ? HandshakeAction.SyncSource : Hg < 0 ? HandshakeAction.SyncTarget : HandshakeAction.NoSync;
             return new HandshakeOutcome(action, Math.Abs(Hg) >= 2, DisconnectReason.None, false, Handlers, Demote,
-                SplitBrain, Comparison, Hg, [.. Log]) { ComparedData = ComparedData };
+                SplitBrain, Comparison, Hg, [.. Log]) { ComparedData = ComparedData, PeerDemotes = PeerDemotes };
         }
     }
 }
