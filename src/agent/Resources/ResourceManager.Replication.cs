@@ -278,7 +278,9 @@ internal sealed partial class ResourceManager
                 }
             });
             Publish(runtime);
-            return Task.FromResult(result.IsSuccess() ? ControlResponse.Success()
+            // NothingToDo (no resync, or not paused/resumed here already) is a refusal, as DRBD's
+            // "Sync-pause flag is already set/cleared": IsSuccess() would count it as done.
+            return Task.FromResult(result == StateChangeResult.Success ? ControlResponse.Success()
                 : ControlResponse.Failure($"{name}: no resync to {(pause ? "pause" : "resume")}", ExitCodes.StateChangeFailed));
         }, cancellationToken);
 
