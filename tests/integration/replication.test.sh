@@ -58,6 +58,44 @@ switch_to() {
 # json_field NODE JQ — one value from `status --json`.
 json_field() { rbadm "$1" status r0 --json | jq -r "$2"; }
 
+rp_oos()  { json_field "$1" '.[0].connections[0]["peer_devices"][0]["out-of-sync"]'; }       # NODE -> KiB
+rp_repl() { json_field "$1" '.[0].connections[0]["peer_devices"][0]["replication-state"]'; } # NODE -> state
+
+# zero_on_disk FILE OFFSET_MIB LENGTH_MIB — that range of a backing disk holds only zeroes.
+zero_on_disk() {
+    cmp -s -i "$(($2 << 20)):0" -n "$(($3 << 20))" "$1" /dev/zero || fail "$(basename "$1") holds data at ${2}M+${3}M, want zeroes"
+}
+
+# rp_same_disks WHAT — both nodes Secondary and down, then the backing files are byte-equal over the device.
+rp_same_disks() {
+    local size_kib
+    size_kib=$(json_field alpha '.[0].devices[0].size')
+    (( size_kib > 0 )) || fail "alpha's device size is '$size_kib' KiB"
+    # An NBD client that just exited may still be let go by the server for a moment ("held open").
+    wait_for "rbadm alpha secondary r0" 10 || expect_ok rbadm alpha secondary r0
+    wait_for "rbadm beta secondary r0" 10 || expect_ok rbadm beta secondary r0
+    expect_ok rbadm alpha down r0
+    expect_ok rbadm beta down r0
+    cmp -n $((size_kib * 1024)) "$TEST_DIR/alpha.img" "$TEST_DIR/beta.img" > "$TEST_DIR/cmp.out" 2>&1 \
+        || fail "the replicas differ after $1: $(head -c 200 "$TEST_DIR/cmp.out")"
+}
+
+# rp_synced_skipped — rp_pair, create-md and up on both, the initial sync skipped (both disks are
+# zero-filled: new-current-uuid --clear-bitmap), alpha Primary. For a case that throttles the
+# resync and must not wait for a full initial sync at that rate.
+rp_synced_skipped() {
+    rp_pair
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha up r0
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm alpha new-current-uuid --clear-bitmap r0
+    wait_for "[[ \$(rbadm beta dstate r0) == UpToDate/UpToDate ]]" 10 || fail "beta is $(rbadm beta dstate r0) after new-current-uuid --clear-bitmap"
+    expect_ok rbadm alpha primary r0
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable after primary"
+}
+
 # --- cases ---------------------------------------------------------------------------------------
 
 rp_initial_sync_and_switchover() {
@@ -215,6 +253,158 @@ rp_split_brain_discard_my_data() {
     verify_on "$URI_B" 8M 1M zero
 }
 
+# rp_tz_check URI — the layout rp_trim_and_write_zeroes leaves: its pattern, with zeroes where it
+# trimmed (1M+1M), wrote zeroes (4M+1M) and wrote 5000 unaligned zero bytes (6M+100).
+rp_tz_check() {
+    verify_on "$1" 0 1M tz-data
+    verify_on "$1" 1M 1M zero
+    verify_on "$1" 2M 2M tz-data
+    verify_on "$1" 4M 1M zero
+    verify_on "$1" 5M $(((1 << 20) + 100)) tz-data
+    verify_on "$1" $(((6 << 20) + 100)) 5000 zero
+    verify_on "$1" $(((6 << 20) + 5100)) $(((2 << 20) - 5100)) tz-data
+}
+
+# TRIM and WRITE_ZEROES from an NBD client on the Primary are replicated like writes (nothing is
+# left out of sync for a later resync): the ranges read back as zeroes on both nodes, the data
+# around them stays, and the backing files end byte-equal.
+rp_trim_and_write_zeroes() {
+    rp_synced
+    write_on "$URI_A" 0 8M tz-data
+    expect_ok nbdsh -u "$URI_A" -c 'h.trim(1 << 20, 1 << 20)' -c 'h.zero(1 << 20, 4 << 20)' \
+        -c 'h.zero(5000, (6 << 20) + 100)' -c 'h.flush()'
+    assert_eq "$(rp_oos alpha)" 0 "alpha's out-of-sync KiB after TRIM and WRITE_ZEROES"
+    rp_tz_check "$URI_A"
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable after the switch-over"
+    rp_tz_check "$URI_B"
+    rp_same_disks "TRIM and WRITE_ZEROES"
+    zero_on_disk "$TEST_DIR/beta.img" 1 1
+    zero_on_disk "$TEST_DIR/beta.img" 4 1
+}
+
+# rp_progress NODE — "OUT_OF_SYNC_KIB PERCENT_IN_SYNC" towards the peer, from `status --json`.
+rp_progress() { json_field "$1" '.[0].connections[0]["peer_devices"][0] | "\(.["out-of-sync"]) \(.["percent-in-sync"])"'; }
+
+# pause-sync on the SyncSource holds a running resync on both sides (PausedSyncS / PausedSyncT,
+# nothing moves); the other side cannot resume what it did not pause; resume-sync lets it finish,
+# and beta holds what alpha wrote while it was away.
+rp_pause_resume_sync() {
+    # 16 MiB at 4 MiB/s: about 4 s of resync, the pause comes well before its end.
+    RB_RESOURCE_EXTRA=${RB_TWO_NODE_OPTIONS/resync-rate 400M/resync-rate 4M}
+    rp_synced_skipped
+    write_on "$URI_A" 0 2M ps-common
+    expect_ok rbadm beta disconnect r0
+    write_on "$URI_A" 4M 16M ps-apart
+    expect_ok rbadm beta connect r0
+    wait_for "[[ \$(rp_repl beta) == SyncTarget ]]" 20 || fail "beta did not become SyncTarget: $(rbadm beta status r0 | tr '\n' ' ')"
+    expect_ok rbadm alpha pause-sync r0
+    assert_eq "$(rp_repl alpha)" PausedSyncS "alpha's replication state after pause-sync"
+    wait_for "[[ \$(rp_repl beta) == PausedSyncT ]]" 10 || fail "beta is $(rp_repl beta) after alpha's pause-sync, want PausedSyncT"
+    expect_ok rbadm alpha status r0 --verbose
+    assert_match "$OUTPUT" "replication:PausedSyncS peer-disk:Inconsistent done:[0-9]{1,2}\.[0-9]{2} resync-suspended:user out-of-sync:[1-9]" "alpha's status while paused"
+    expect_ok rbadm beta status r0
+    assert_match "$OUTPUT" "^    replication:PausedSyncT peer-disk:UpToDate done:[0-9]{1,2}\.[0-9]{2}$" "beta's status while paused"
+    # Nothing moves while paused (requests already in flight had a moment to land first).
+    sleep 0.3
+    local before after left
+    before="$(rp_progress alpha) / $(rp_progress beta)"
+    sleep 1.5
+    after="$(rp_progress alpha) / $(rp_progress beta)"
+    assert_eq "$after" "$before" "out-of-sync KiB and percent-in-sync (alpha / beta) 1.5 s into the pause"
+    left=${before%% *}
+    (( left > 0 )) || fail "nothing left to resync while paused: $before"
+    # Only the side that paused may resume (DRBD: "Sync-pause flag is already cleared").
+    expect_fail rbadm beta resume-sync r0
+    assert_match "$OUTPUT" "no resync to resume" "beta's resume-sync of alpha's pause"
+    assert_eq "$(rp_repl beta)" PausedSyncT "beta after its refused resume-sync"
+    expect_ok rbadm alpha resume-sync r0
+    wait_for "(( \$(rp_oos alpha) < $left ))" 10 || fail "the resync did not go on after resume-sync: $(rp_progress alpha) ($(rp_repl alpha))"
+    expect_ok rbadm alpha wait-sync r0 --timeout 30
+    expect_ok rbadm beta wait-sync r0 --timeout 20
+    assert_eq "$(rp_repl alpha)/$(rp_oos alpha)" Established/0 "alpha's replication state and out-of-sync KiB after the resync"
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable after the switch-over"
+    verify_on "$URI_B" 0 2M ps-common
+    verify_on "$URI_B" 4M 16M ps-apart
+    rp_same_disks "a paused and resumed resync"
+}
+
+# primary --overwrite-data-of-peer (the old name of --force) on a fresh pair starts the initial full
+# sync as --force does. While it runs (throttled): status shows DRBD's done: on both nodes, the JSON's
+# out-of-sync falls, wait-sync on a terminal draws its progress bar and without one draws none, both
+# exit 0 at the end; then done: is gone and beta holds alpha's data (put on alpha's disk before up).
+rp_overwrite_data_of_peer_progress() {
+    # About 64 MiB at 10 MiB/s: a 6 s initial sync (the checks below take a few seconds on a busy host).
+    RB_RESOURCE_EXTRA=${RB_TWO_NODE_OPTIONS/resync-rate 400M/resync-rate 10M}
+    rp_pair
+    dd if=/dev/urandom of="$TEST_DIR/alpha.img" bs=1M seek=16 count=8 conv=notrunc status=none || fail "dd into alpha.img failed"
+    expect_ok rbadm alpha create-md r0
+    expect_ok rbadm beta create-md r0
+    expect_ok rbadm alpha up r0
+    expect_ok rbadm beta up r0
+    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    expect_ok rbadm alpha primary r0 --overwrite-data-of-peer
+    wait_for "[[ \$(rp_repl beta) == SyncTarget ]]" 10 || fail "beta did not become SyncTarget: $(rbadm beta status r0 | tr '\n' ' ')"
+    local size_kib
+    size_kib=$(json_field alpha '.[0].devices[0].size')
+    grep -q "full resync, $size_kib KiB to sync" "$TEST_DIR/agent-alpha.log" \
+        || fail "alpha did not start a full sync of its $size_kib KiB: $(grep -E 'resync' "$TEST_DIR/agent-alpha.log" | tail -n 2 | tr '\n' ' ')"
+    # The JSON's out-of-sync falls and percent-in-sync rises, sample after sample.
+    local _ prev now
+    prev=$(rp_progress alpha)
+    for _ in 1 2; do
+        sleep 0.5
+        now=$(rp_progress alpha)
+        (( ${now%% *} < ${prev%% *} )) || fail "alpha's out-of-sync KiB did not fall in 0.5 s: '$prev' -> '$now' (out-of-sync, percent-in-sync)"
+        awk -v a="${prev#* }" -v b="${now#* }" 'BEGIN { exit !(b > a) }' || fail "alpha's percent-in-sync did not rise: '$prev' -> '$now'"
+        prev=$now
+    done
+    # wait-sync twice at once: beta's on a pseudo-terminal (script), alpha's into a file.
+    local cmd tty_pid plain_pid rc
+    cmd=$(printf '%q ' "$RB_OUT/rbadm" -c "$RB_CONFIG" --node beta --control "$(control_path beta)" wait-sync r0 --timeout 30)
+    script -qec "$cmd" /dev/null > "$TEST_DIR/wait-tty.out" 2>&1 &
+    tty_pid=$!
+    track_pid "$tty_pid"
+    rbadm alpha wait-sync r0 --timeout 30 > "$TEST_DIR/wait-plain.out" 2>&1 &
+    plain_pid=$!
+    track_pid "$plain_pid"
+    expect_ok rbadm alpha status r0
+    assert_match "$OUTPUT" "^    replication:SyncSource peer-disk:Inconsistent done:[0-9]{1,2}\.[0-9]{2}$" "alpha's status during the initial sync"
+    expect_ok rbadm beta status r0
+    assert_match "$OUTPUT" "^  disk:Inconsistent$" "beta's disk during the initial sync"
+    assert_match "$OUTPUT" "^    replication:SyncTarget peer-disk:UpToDate done:[0-9]{1,2}\.[0-9]{2}$" "beta's status during the initial sync"
+    rc=0; wait "$tty_pid" || rc=$?
+    [[ $rc -eq 0 ]] || fail "wait-sync on a terminal exited $rc: $(tr '\r' '\n' < "$TEST_DIR/wait-tty.out" | tail -n 2 | tr '\n' ' ')"
+    rc=0; wait "$plain_pid" || rc=$?
+    [[ $rc -eq 0 ]] || fail "wait-sync into a file exited $rc: $(tail -n 2 "$TEST_DIR/wait-plain.out" | tr '\n' ' ')"
+    local bar
+    bar=$(tr '\r' '\n' < "$TEST_DIR/wait-tty.out")
+    assert_match "$bar" "^\[[=>.]{40}\] done: [0-9]{1,3}\.[0-9]{2}%  out-of-sync: [0-9]+ KiB" "wait-sync's progress bar on a terminal"
+    printf '%s\n' "$bar" | grep -oE 'done: [0-9]+\.[0-9]{2}%' | grep -vq 'done: 100.00%' \
+        || fail "wait-sync's bar never showed a resync still under way: $(printf '%s' "$bar" | tail -n 3 | tr '\n' ' ')"
+    if grep -qE 'done:|\[[=>.]+\]|'$'\r' "$TEST_DIR/wait-plain.out"; then
+        fail "wait-sync drew a progress bar into a file: $(head -c 200 "$TEST_DIR/wait-plain.out" | tr '\r\n' '  ')"
+    fi
+    expect_ok rbadm alpha wait-sync r0 --timeout 10
+    expect_ok rbadm beta wait-sync r0 --timeout 10
+    assert_eq "$(rbadm alpha dstate r0)/$(rbadm beta dstate r0)" UpToDate/UpToDate/UpToDate/UpToDate "disk states after the initial sync"
+    expect_ok rbadm alpha status r0
+    if [[ $OUTPUT == *done:* || $OUTPUT == *replication:* ]]; then fail "alpha's status after the sync still shows it: $(tr '\n' ' ' <<< "$OUTPUT")"; fi
+    expect_ok rbadm beta status r0
+    if [[ $OUTPUT == *done:* || $OUTPUT == *replication:* ]]; then fail "beta's status after the sync still shows it: $(tr '\n' ' ' <<< "$OUTPUT")"; fi
+    wait_nbd "$URI_A" 20 || fail "alpha's export not reachable"
+    write_on "$URI_A" 40M 2M odp-after
+    switch_to beta alpha
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable after the switch-over"
+    verify_on "$URI_B" 40M 2M odp-after
+    # The sync carried alpha's disk, random bytes at 16M among them, to beta.
+    rp_same_disks "the initial sync started by primary --overwrite-data-of-peer"
+    if cmp -s -n $((8 << 20)) -i $((16 << 20)):0 "$TEST_DIR/beta.img" /dev/zero; then
+        fail "beta's disk is zero where alpha's held data before the sync"
+    fi
+}
+
 REPLICATION_CASES=(
     initial-sync-and-switchover:rp_initial_sync_and_switchover
     status-shows-peer:rp_status_shows_peer
@@ -222,6 +412,9 @@ REPLICATION_CASES=(
     failover-after-sigkill:rp_failover_after_sigkill
     invalidate:rp_invalidate
     split-brain-discard-my-data:rp_split_brain_discard_my_data
+    trim-and-write-zeroes:rp_trim_and_write_zeroes:60
+    pause-resume-sync:rp_pause_resume_sync:60
+    overwrite-data-of-peer-progress:rp_overwrite_data_of_peer_progress:60
 )
 
 it_suite replication/two-node setup_replication_suite 900 "${REPLICATION_CASES[@]}"

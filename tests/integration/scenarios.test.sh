@@ -56,11 +56,6 @@ sc_logs_say() {
     done
 }
 
-# zero_on_disk FILE OFFSET_MIB LENGTH_MIB — that range of a backing disk holds only zeroes.
-zero_on_disk() {
-    cmp -s -i "$(($2 << 20)):0" -n "$(($3 << 20))" "$1" /dev/zero || fail "$(basename "$1") holds data at ${2}M+${3}M, want zeroes"
-}
-
 # sc_no_data_crosses — after a refused connection: alpha, forced Primary, writes; it stays
 # StandAlone, and nothing of it reaches beta (still Inconsistent, its disk still zero there).
 sc_no_data_crosses() {
@@ -148,6 +143,37 @@ sc_two_primaries_reject() {
     wait_nbd "$URI_B" 20 || fail "beta's export not reachable after the switch-over"
     verify_on "$URI_B" 0 2M tp-1
     verify_on "$URI_B" 4M 2M tp-2
+}
+
+# drbd.md §8 item 8, the other way in: both nodes became Primary while apart (no allow-two-primaries)
+# and each wrote; connecting them is refused (the two new generations are a split brain that
+# after-sb-2pri disconnect does not resolve): both StandAlone, the reason logged, both still
+# Primary, and nothing crossed: each disk holds its own write and not the other's.
+sc_two_primaries_connect() {
+    rp_synced
+    write_on "$URI_A" 0 2M tpc-common
+    sc_apart
+    write_on "$URI_A" 4M 1M tpc-alpha
+    expect_ok sc_adm beta primary r0
+    wait_nbd "$URI_B" 20 || fail "beta's export not reachable"
+    write_on "$URI_B" 8M 1M tpc-beta
+    assert_eq "$(sc_adm alpha role r0)/$(sc_adm beta role r0)" Primary/Primary "roles while apart"
+    local resyncs
+    resyncs=$(awk '/resync/ { n++ } END { print n + 0 }' "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log")
+    expect_ok sc_adm alpha connect r0
+    expect_ok sc_adm beta connect r0
+    sc_wait_standalone
+    sc_logs_say "Split-Brain detected but unresolved, dropping connection|Multiple primaries not allowed by config" "why the connection was refused"
+    sleep 2 # several connect-int periods: a node that retried would have connected by now
+    assert_eq "$(sc_adm alpha cstate r0)/$(sc_adm beta cstate r0)" StandAlone/StandAlone "connections 2 s after the refusal"
+    assert_eq "$(sc_adm alpha role r0)/$(sc_adm beta role r0)" Primary/Primary "roles after the refused connection"
+    assert_eq "$(awk '/resync/ { n++ } END { print n + 0 }' "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log")" "$resyncs" "log lines about a resync since the connect"
+    verify_on "$URI_A" 0 2M tpc-common
+    verify_on "$URI_A" 4M 1M tpc-alpha
+    verify_on "$URI_A" 8M 1M zero
+    verify_on "$URI_B" 0 2M tpc-common
+    verify_on "$URI_B" 8M 1M tpc-beta
+    verify_on "$URI_B" 4M 1M zero
 }
 
 # sc_apart — both disconnect (a split in the making).
@@ -355,6 +381,7 @@ SCENARIOS_CASES=(
     mismatched-after-sb:sc_mismatched_after_sb:60
     unrelated-data:sc_unrelated_data:60
     two-primaries-reject:sc_two_primaries_reject:60
+    two-primaries-connect:sc_two_primaries_connect:60
     discard-zero-changes:sc_discard_zero_changes:60
     discard-zero-changes-two-writers:sc_discard_zero_changes_two_writers:60
     may-promote:sc_may_promote:60
