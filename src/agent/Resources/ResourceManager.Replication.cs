@@ -264,12 +264,15 @@ internal sealed partial class ResourceManager
         WithResource(name, runtime =>
         {
             var result = StateChangeResult.NothingToDo;
+            bool resyncing = false;
             runtime.Replication?.Locked(replica =>
             {
                 foreach (int number in SelectVolumes(runtime, volume))
                 {
                     foreach (int peer in replica.Links.Keys)
                     {
+                        resyncing |= replica.ReplicationOf(peer, number) is ReplicationState.SyncSource or ReplicationState.SyncTarget
+                            or ReplicationState.PausedSyncS or ReplicationState.PausedSyncT;
                         if (replica.PauseSync(peer, number, pause) == StateChangeResult.Success)
                         {
                             result = StateChangeResult.Success;
@@ -278,10 +281,12 @@ internal sealed partial class ResourceManager
                 }
             });
             Publish(runtime);
-            // NothingToDo (no resync, or not paused/resumed here already) is a refusal, as DRBD's
-            // "Sync-pause flag is already set/cleared": IsSuccess() would count it as done.
+            // NothingToDo is a refusal, with DRBD's words when a resync runs but this node's pause
+            // flag is already as asked: IsSuccess() would count it as done.
+            string refusal = !resyncing ? $"{name}: no resync to {(pause ? "pause" : "resume")}"
+                : pause ? $"{name}: Sync-pause flag is already set" : $"{name}: Sync-pause flag is already cleared";
             return Task.FromResult(result == StateChangeResult.Success ? ControlResponse.Success()
-                : ControlResponse.Failure($"{name}: no resync to {(pause ? "pause" : "resume")}", ExitCodes.StateChangeFailed));
+                : ControlResponse.Failure(refusal, ExitCodes.StateChangeFailed));
         }, cancellationToken);
 
     /// <summary>The replica moved a volume on: the resource adopts it and the superblock is written before the replica goes on.</summary>
