@@ -89,10 +89,9 @@ rp_same_bytes() {
         || fail "the replicas differ after $1: $(head -c 200 "$TEST_DIR/cmp.out")"
 }
 
-# rp_synced_skipped — rp_pair, create-md and up on both, the initial sync skipped (both disks are
-# zero-filled: new-current-uuid --clear-bitmap), alpha Primary. For a case that throttles the
-# resync and must not wait for a full initial sync at that rate.
-rp_synced_skipped() {
+# rp_up_cleared — rp_pair, create-md and up on both, connected, the initial sync skipped (both disks
+# are zero-filled: new-current-uuid --clear-bitmap), beta UpToDate; both still Secondary.
+rp_up_cleared() {
     rp_pair
     expect_ok rbadm alpha create-md r0
     expect_ok rbadm beta create-md r0
@@ -101,6 +100,12 @@ rp_synced_skipped() {
     expect_ok rbadm alpha wait-connect r0 --timeout 20
     expect_ok rbadm alpha new-current-uuid --clear-bitmap r0
     wait_for "[[ \$(rbadm beta dstate r0) == UpToDate/UpToDate ]]" 10 || fail "beta is $(rbadm beta dstate r0) after new-current-uuid --clear-bitmap"
+}
+
+# rp_synced_skipped — rp_up_cleared, then alpha Primary. For a case that throttles the resync and
+# must not wait for a full initial sync at that rate.
+rp_synced_skipped() {
+    rp_up_cleared
     expect_ok rbadm alpha primary r0
     wait_nbd "$URI_A" 20 || fail "alpha's export not reachable after primary"
 }
@@ -483,14 +488,7 @@ rp_split_brain_handler() {
 }
 
 rp_skip_initial_sync() {
-    rp_pair
-    expect_ok rbadm alpha create-md r0
-    expect_ok rbadm beta create-md r0
-    expect_ok rbadm alpha up r0
-    expect_ok rbadm beta up r0
-    expect_ok rbadm alpha wait-connect r0 --timeout 20
-    expect_ok rbadm alpha new-current-uuid --clear-bitmap r0
-    wait_for "[[ \$(rbadm beta dstate r0) == UpToDate/UpToDate ]]" 10 || fail "beta is $(rbadm beta dstate r0) after new-current-uuid --clear-bitmap"
+    rp_up_cleared
     assert_eq "$(rbadm alpha dstate r0)" "UpToDate/UpToDate" "alpha after new-current-uuid --clear-bitmap"
     grep -q "resync" "$TEST_DIR/agent-alpha.log" "$TEST_DIR/agent-beta.log" && fail "a resync ran: $(grep -h resync "$TEST_DIR"/agent-*.log | head -n 2 | tr '\n' ' ')"
     # Both are a valid copy: write on alpha, read on beta.
