@@ -296,12 +296,12 @@ rp_progress() { json_field "$1" '.[0].connections[0]["peer_devices"][0] | "\(.["
 # nothing moves); the other side cannot resume what it did not pause; resume-sync lets it finish,
 # and beta holds what alpha wrote while it was away.
 rp_pause_resume_sync() {
-    # 16 MiB at 4 MiB/s: about 4 s of resync, the pause comes well before its end.
+    # 24 MiB at 4 MiB/s: about 6 s of resync, the pause comes well before its end even on a busy host.
     RB_RESOURCE_EXTRA=${RB_TWO_NODE_OPTIONS/resync-rate 400M/resync-rate 4M}
     rp_synced_skipped
     write_on "$URI_A" 0 2M ps-common
     expect_ok rbadm beta disconnect r0
-    write_on "$URI_A" 4M 16M ps-apart
+    write_on "$URI_A" 4M 24M ps-apart
     expect_ok rbadm beta connect r0
     wait_for "[[ \$(rp_repl beta) == SyncTarget ]]" 20 || fail "beta did not become SyncTarget: $(rbadm beta status r0 | tr '\n' ' ')"
     expect_ok rbadm alpha pause-sync r0
@@ -332,7 +332,7 @@ rp_pause_resume_sync() {
     switch_to beta alpha
     wait_nbd "$URI_B" 20 || fail "beta's export not reachable after the switch-over"
     verify_on "$URI_B" 0 2M ps-common
-    verify_on "$URI_B" 4M 16M ps-apart
+    verify_on "$URI_B" 4M 24M ps-apart
     rp_same_disks "a paused and resumed resync"
 }
 
@@ -341,8 +341,8 @@ rp_pause_resume_sync() {
 # out-of-sync falls, wait-sync on a terminal draws its progress bar and without one draws none, both
 # exit 0 at the end; then done: is gone and beta holds alpha's data (put on alpha's disk before up).
 rp_overwrite_data_of_peer_progress() {
-    # About 64 MiB at 10 MiB/s: a 6 s initial sync (the checks below take a few seconds on a busy host).
-    RB_RESOURCE_EXTRA=${RB_TWO_NODE_OPTIONS/resync-rate 400M/resync-rate 10M}
+    # About 64 MiB at 8 MiB/s: an 8 s initial sync (the checks below take a few seconds on a busy host).
+    RB_RESOURCE_EXTRA=${RB_TWO_NODE_OPTIONS/resync-rate 400M/resync-rate 8M}
     rp_pair
     dd if=/dev/urandom of="$TEST_DIR/alpha.img" bs=1M seek=16 count=8 conv=notrunc status=none || fail "dd into alpha.img failed"
     expect_ok rbadm alpha create-md r0
