@@ -271,8 +271,7 @@ internal sealed partial class ResourceManager
                 {
                     foreach (int peer in replica.Links.Keys)
                     {
-                        resyncing |= replica.ReplicationOf(peer, number) is ReplicationState.SyncSource or ReplicationState.SyncTarget
-                            or ReplicationState.PausedSyncS or ReplicationState.PausedSyncT;
+                        resyncing |= replica.Resyncing(peer, number);
                         if (replica.PauseSync(peer, number, pause) == StateChangeResult.Success)
                         {
                             result = StateChangeResult.Success;

@@ -80,7 +80,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.ResyncRunning;
         }
-        if (!resetBitmap && !links[peerNodeId].SpeaksKeepBitmap)
+        if (KeepBitmapUnsupported(peerNodeId, resetBitmap))
         {
             return StateChangeResult.NotSupported;
         }
@@ -104,14 +104,12 @@ public sealed partial class Replica
     /// discarded at once, even when the peer's data was already gone (both invalidated across a
     /// partition, or the peer's disk had failed unseen): no UpToDate copy was left.
     /// </summary>
-    public StateChangeResult Invalidate(int peerNodeId, int volumeNumber) => Invalidate(peerNodeId, volumeNumber, resetBitmap: true);
-
-    /// <summary>
-    /// invalidate, as <see cref="Invalidate(int, int)"/>; with --reset-bitmap=no (<paramref name="resetBitmap"/>
-    /// false) only the blocks the bitmaps already mark out-of-sync are resynced (DRBD's way to repair
-    /// what an online verify found without a full sync).
-    /// </summary>
-    public StateChangeResult Invalidate(int peerNodeId, int volumeNumber, bool resetBitmap)
+    /// <remarks>
+    /// With --reset-bitmap=no (<paramref name="resetBitmap"/> false) only the blocks the bitmaps
+    /// already mark out-of-sync are resynced (DRBD's way to repair what an online verify found
+    /// without a full sync).
+    /// </remarks>
+    public StateChangeResult Invalidate(int peerNodeId, int volumeNumber, bool resetBitmap = true)
     {
         var volume = volumes[volumeNumber];
         if (!connected.Contains(peerNodeId))
@@ -134,7 +132,7 @@ public sealed partial class Replica
         {
             return StateChangeResult.ResyncRunning;
         }
-        if (!resetBitmap && !links[peerNodeId].SpeaksKeepBitmap)
+        if (KeepBitmapUnsupported(peerNodeId, resetBitmap))
         {
             return StateChangeResult.NotSupported;
         }
@@ -144,7 +142,13 @@ public sealed partial class Replica
         return StateChangeResult.Success;
     }
 
+    /// <summary>--reset-bitmap=no asked of a peer whose protocol version cannot carry it.</summary>
+    private bool KeepBitmapUnsupported(int peerNodeId, bool resetBitmap) => !resetBitmap && !links[peerNodeId].SpeaksKeepBitmap;
+
     private static StateChangeRequestFlags KeepBitmapFlag(bool resetBitmap) => resetBitmap ? StateChangeRequestFlags.None : StateChangeRequestFlags.KeepBitmap;
+
+    /// <summary>A resync with the peer is under way (from the bitmap exchange to its end, paused or not).</summary>
+    public bool Resyncing(int peerNodeId, int volumeNumber) => syncs.ContainsKey((peerNodeId, volumeNumber));
 
     /// <summary>pause-sync / resume-sync: holds a resync with the peer (either side may), or lets it go on.</summary>
     public StateChangeResult PauseSync(int peerNodeId, int volumeNumber, bool pause)
