@@ -30,14 +30,19 @@ rp_pair() {
     start_agent beta
 }
 
-# rp_synced — rp_pair, create-md and up on both, primary --force on alpha, initial sync done.
-rp_synced() {
+# rp_connected — rp_pair, create-md and up on both, connected; both Secondary, nothing synced yet.
+rp_connected() {
     rp_pair
     expect_ok rbadm alpha create-md r0
     expect_ok rbadm beta create-md r0
     expect_ok rbadm alpha up r0
     expect_ok rbadm beta up r0
     expect_ok rbadm alpha wait-connect r0 --timeout 20
+}
+
+# rp_synced — rp_connected, primary --force on alpha, initial sync done.
+rp_synced() {
+    rp_connected
     expect_ok rbadm alpha primary r0 --force
     expect_ok rbadm alpha wait-sync r0 --timeout 60
     expect_ok rbadm beta wait-sync r0 --timeout 20
@@ -89,15 +94,10 @@ rp_same_bytes() {
         || fail "the replicas differ after $1: $(head -c 200 "$TEST_DIR/cmp.out")"
 }
 
-# rp_up_cleared — rp_pair, create-md and up on both, connected, the initial sync skipped (both disks
+# rp_up_cleared — rp_connected, the initial sync skipped (both disks
 # are zero-filled: new-current-uuid --clear-bitmap), beta UpToDate; both still Secondary.
 rp_up_cleared() {
-    rp_pair
-    expect_ok rbadm alpha create-md r0
-    expect_ok rbadm beta create-md r0
-    expect_ok rbadm alpha up r0
-    expect_ok rbadm beta up r0
-    expect_ok rbadm alpha wait-connect r0 --timeout 20
+    rp_connected
     expect_ok rbadm alpha new-current-uuid --clear-bitmap r0
     wait_for "[[ \$(rbadm beta dstate r0) == UpToDate/UpToDate ]]" 10 || fail "beta is $(rbadm beta dstate r0) after new-current-uuid --clear-bitmap"
 }
